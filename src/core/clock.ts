@@ -1,0 +1,89 @@
+/**
+ * Time, injected. Every policy that reads time or waits takes a {@link Clock}; production code never calls
+ * `setTimeout`, `performance.now` or `Date.now` outside this module (a test scans `src/` to enforce it).
+ *
+ * @module
+ */
+
+/** An opaque handle returned by {@link Clock.setTimeout}; pass it back to {@link Clock.clearTimeout}. */
+export type TimerHandle = unknown;
+
+/**
+ * A monotonic clock with timers. Policies use it for backoff delays, timeouts, queue waits and breaker windows.
+ *
+ * @example
+ * ```ts
+ * import { FakeClock } from 'bulwark/testing';
+ * const clock = new FakeClock();
+ * const policy = retry({ clock });
+ * ```
+ */
+export interface Clock {
+  /** Monotonic milliseconds since an arbitrary origin. Never goes backwards; not wall-clock time. */
+  now(): number;
+  /**
+   * Calls `callback` once, after `delayMs`. Delays above 2^31-1 ms must be honoured (not fire early).
+   * `unref` asks the clock not to keep the process alive for this timer alone.
+   */
+  setTimeout(callback: () => void, delayMs: number, unref?: boolean): TimerHandle;
+  /** Cancels a timer; a handle that already fired or was cleared is ignored. */
+  clearTimeout(handle: TimerHandle): void;
+}
+
+/** The largest delay Node's own timers accept; longer delays are chunked, never shortened. */
+export const MAX_TIMER_DELAY_MS = 2_147_483_647;
+
+/**
+ * Node's timers overflow above 2^31-1 ms and fire after 1 ms instead, which turns a long break duration or a
+ * `Retry-After` of a month into a hot loop. A long delay is therefore run as a chain of maximal timers.
+ */
+class LongTimer {
+  handle: NodeJS.Timeout | undefined;
+  readonly #callback: () => void;
+  readonly #unref: boolean;
+  #remaining: number;
+
+  constructor(callback: () => void, delayMs: number, unref: boolean) {
+    this.#callback = callback;
+    this.#unref = unref;
+    this.#remaining = delayMs;
+    this.#arm();
+  }
+
+  #arm(): void {
+    const step = Math.min(this.#remaining, MAX_TIMER_DELAY_MS);
+    this.#remaining -= step;
+    this.handle = setTimeout(() => {
+      if (this.#remaining > 0) this.#arm();
+      else this.#callback();
+    }, step);
+    if (this.#unref) this.handle.unref();
+  }
+
+  clear(): void {
+    if (this.handle !== undefined) clearTimeout(this.handle);
+    this.handle = undefined;
+  }
+}
+
+/**
+ * The real clock: `performance.now()` and Node's timers. The default of every policy.
+ *
+ * @example
+ * ```ts
+ * const t0 = systemClock.now();
+ * ```
+ */
+export const systemClock: Clock = Object.freeze({
+  now: () => performance.now(),
+  setTimeout(callback: () => void, delayMs: number, unref?: boolean): TimerHandle {
+    if (delayMs > MAX_TIMER_DELAY_MS) return new LongTimer(callback, delayMs, unref === true);
+    const handle = setTimeout(callback, delayMs);
+    if (unref === true) handle.unref();
+    return handle;
+  },
+  clearTimeout(handle: TimerHandle): void {
+    if (handle instanceof LongTimer) handle.clear();
+    else clearTimeout(handle as NodeJS.Timeout);
+  },
+});

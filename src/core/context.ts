@@ -1,0 +1,230 @@
+import { DeadlineEntry } from './deadline-queue.js';
+import { Properties } from './properties.js';
+
+/**
+ * What an operation receives when a policy runs it.
+ *
+ * @example
+ * ```ts
+ * await policy.execute(({ signal, attempt }) => fetch(url, { signal, headers: { 'x-attempt': String(attempt) } }));
+ * ```
+ */
+export interface Context {
+  /**
+   * Aborts when this attempt should stop: the caller aborted (reason: the caller's `signal.reason`), a timeout
+   * fired (reason: a `TimeoutError`). Created on first read, so an operation that never reads it costs nothing.
+   */
+  readonly signal: AbortSignal;
+  /** The attempt number, 1 for the first call; a retry policy increments it. */
+  readonly attempt: number;
+  /** The low-cardinality operation name given to `execute` (default `'default'`); used in events and metrics. */
+  readonly operation: string;
+  /** A typed property bag shared by every policy and attempt of this execution. */
+  readonly properties: Properties;
+}
+
+/** Something that wants to know when a context aborts. Implements `handleEvent` so it can sit on an AbortSignal. */
+export interface AbortListener {
+  _onAbort(reason: unknown): void;
+  handleEvent(event: Event): void;
+}
+
+/**
+ * A never-aborted signal shared by every call that has no caller signal and no cancelling policy.
+ * Why shared: creating an AbortController per call costs more than everything else on the happy path.
+ */
+const NEVER_ABORTED: AbortSignal = new AbortController().signal;
+
+/**
+ * A work item a timeout stopped waiting for while it keeps running. Bulkheads look at these to keep their slot
+ * until the real work ends.
+ * @internal
+ */
+export class Orphan {
+  done = false;
+  waiters: (() => void)[] | undefined = undefined;
+
+  finish(): void {
+    this.done = true;
+    const w = this.waiters;
+    this.waiters = undefined;
+    if (w !== undefined) for (const fn of w) fn();
+  }
+}
+
+/**
+ * The cancellation scope of one attempt under a timeout. It aborts when its own deadline passes or when its
+ * parent (the caller's signal or an enclosing scope) aborts. Its AbortController is created only when someone
+ * reads the signal.
+ * @internal
+ */
+export abstract class CancelScope extends DeadlineEntry implements AbortListener {
+  aborted = false;
+  reason: unknown = undefined;
+  #ac: AbortController | undefined = undefined;
+  #listeners: Set<AbortListener> | undefined = undefined;
+
+  get signal(): AbortSignal {
+    if (this.#ac === undefined) {
+      this.#ac = new AbortController();
+      if (this.aborted) this.#ac.abort(this.reason);
+    }
+    return this.#ac.signal;
+  }
+
+  /** Aborts the scope: its signal (if created) and every listener, once. */
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.#ac?.abort(reason);
+    const listeners = this.#listeners;
+    this.#listeners = undefined;
+    if (listeners !== undefined) for (const l of listeners) l._onAbort(reason);
+  }
+
+  addListener(l: AbortListener): void {
+    (this.#listeners ??= new Set()).add(l);
+  }
+
+  removeListener(l: AbortListener): void {
+    this.#listeners?.delete(l);
+  }
+
+  abstract _onAbort(reason: unknown): void;
+
+  handleEvent(event: Event): void {
+    this._onAbort((event.target as AbortSignal).reason);
+  }
+}
+
+/**
+ * The context of one execution. The root is created once per `execute`; a timeout or a retry after the first
+ * attempt derives a view with its own scope or attempt number. Per-call state (caller signal, properties,
+ * orphans) lives on the root and is shared by every view.
+ * @internal
+ */
+export class ExecutionContext implements Context {
+  readonly attempt: number;
+  readonly operation: string;
+  readonly _root: ExecutionContext;
+  readonly _caller: AbortSignal | undefined;
+  readonly _scope: CancelScope | undefined;
+  _props: Properties | undefined;
+  _orphans: Orphan[] | undefined = undefined;
+
+  constructor(
+    caller: AbortSignal | undefined,
+    operation: string,
+    props: Properties | undefined,
+    attempt = 1,
+    scope: CancelScope | undefined = undefined,
+    root?: ExecutionContext,
+  ) {
+    this._caller = caller;
+    this.operation = operation;
+    this._props = props;
+    this.attempt = attempt;
+    this._scope = scope;
+    this._root = root ?? this;
+  }
+
+  get signal(): AbortSignal {
+    if (this._scope !== undefined) return this._scope.signal;
+    return this._caller ?? NEVER_ABORTED;
+  }
+
+  get properties(): Properties {
+    const root = this._root;
+    if (root._props === undefined) root._props = new Properties();
+    return root._props;
+  }
+
+  /** Whether this view is cancelled: its scope aborted or, with no scope, the caller aborted. */
+  get _aborted(): boolean {
+    if (this._scope !== undefined) return this._scope.aborted;
+    return this._caller?.aborted === true;
+  }
+
+  /** The abort reason of this view; only meaningful when `_aborted`. */
+  get _reason(): unknown {
+    if (this._scope !== undefined) return this._scope.reason;
+    return this._caller?.reason;
+  }
+
+  /** A view with another attempt number or scope; the root's per-call state is shared. */
+  _derive(attempt: number, scope: CancelScope | undefined): ExecutionContext {
+    return new ExecutionContext(this._caller, this.operation, undefined, attempt, scope, this._root);
+  }
+
+  /** Subscribes to this view's abort. Returns whether it subscribed (false when nothing can abort it). */
+  _subscribe(l: AbortListener): boolean {
+    if (this._scope !== undefined) {
+      this._scope.addListener(l);
+      return true;
+    }
+    if (this._caller !== undefined) {
+      this._caller.addEventListener('abort', l);
+      return true;
+    }
+    return false;
+  }
+
+  _unsubscribe(l: AbortListener): void {
+    if (this._scope !== undefined) this._scope.removeListener(l);
+    else this._caller?.removeEventListener('abort', l);
+  }
+
+  /** Records work that keeps running after a timeout gave up on it. */
+  _addOrphan(): Orphan {
+    const o = new Orphan();
+    const root = this._root;
+    (root._orphans ??= []).push(o);
+    return o;
+  }
+
+  /** Number of orphans recorded so far in this execution; a mark for {@link _whenOrphansDone}. */
+  get _orphanMark(): number {
+    const list = this._root._orphans;
+    return list === undefined ? 0 : list.length;
+  }
+
+  /**
+   * Calls `fn` once every orphan recorded since `mark` has settled (at once if none is pending).
+   * Returns false and does not call `fn` when none is pending, so the caller can take its fast path.
+   */
+  _whenOrphansDone(mark: number, fn: () => void): boolean {
+    const list = this._root._orphans;
+    if (list === undefined) return false;
+    let pending = 0;
+    for (let i = mark; i < list.length; i++) if (!(list[i] as Orphan).done) pending++;
+    if (pending === 0) return false;
+    const onDone = (): void => {
+      if (--pending === 0) fn();
+    };
+    for (let i = mark; i < list.length; i++) {
+      const o = list[i] as Orphan;
+      if (!o.done) (o.waiters ??= []).push(onDone);
+    }
+    return true;
+  }
+}
+
+/** Options of one `execute` call. */
+export interface ExecuteOptions {
+  /** The caller's signal. A pre-aborted signal rejects at once with its reason, without running the operation. */
+  signal?: AbortSignal | undefined;
+  /**
+   * A low-cardinality operation name for events and metrics, such as `'GET /users/:id'` (never a raw URL).
+   * @defaultValue `'default'`
+   */
+  operation?: string | undefined;
+  /** A property bag visible to the operation as `ctx.properties`. */
+  properties?: Properties | undefined;
+}
+
+/** @internal */
+export function rootContext(options: ExecuteOptions | undefined): ExecutionContext {
+  if (options === undefined) return new ExecutionContext(undefined, 'default', undefined);
+  return new ExecutionContext(options.signal, options.operation ?? 'default', options.properties);
+}

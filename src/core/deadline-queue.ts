@@ -1,0 +1,104 @@
+import type { Clock, TimerHandle } from './clock.js';
+
+/**
+ * An entry of a {@link DeadlineQueue}: intrusive links, so adding and removing allocates nothing.
+ * @internal
+ */
+export abstract class DeadlineEntry {
+  _deadline = 0;
+  _prev: DeadlineEntry | undefined = undefined;
+  _next: DeadlineEntry | undefined = undefined;
+  _queue: DeadlineQueue | undefined = undefined;
+  /** Called once when the entry's deadline passes while it is still queued. */
+  abstract _expire(): void;
+}
+
+/**
+ * One timer for many deadlines of the same length.
+ *
+ * Why: a timeout or a queue wait has a fixed length per policy, so deadlines are added in increasing order and
+ * a FIFO list stays sorted. One clock timer, armed for the head, serves every pending call; a call that settles
+ * unlinks itself in O(1) and never touches the timer. When the timer fires it expires what is due and re-arms
+ * for the new head, or stays disarmed when the list is empty, so an idle process keeps no timer.
+ * @internal
+ */
+export class DeadlineQueue {
+  readonly #clock: Clock;
+  readonly #delayMs: number;
+  readonly #unref: boolean;
+  #head: DeadlineEntry | undefined = undefined;
+  #tail: DeadlineEntry | undefined = undefined;
+  #timer: TimerHandle = undefined;
+  #armed = false;
+  #size = 0;
+  readonly #onTimer = (): void => this.#fire();
+
+  constructor(clock: Clock, delayMs: number, unref: boolean) {
+    this.#clock = clock;
+    this.#delayMs = delayMs;
+    this.#unref = unref;
+  }
+
+  /** Entries waiting for their deadline. */
+  get size(): number {
+    return this.#size;
+  }
+
+  add(entry: DeadlineEntry): void {
+    entry._deadline = this.#clock.now() + this.#delayMs;
+    entry._queue = this;
+    entry._prev = this.#tail;
+    entry._next = undefined;
+    if (this.#tail === undefined) this.#head = entry;
+    else this.#tail._next = entry;
+    this.#tail = entry;
+    this.#size++;
+    if (!this.#armed) this.#arm(this.#delayMs);
+  }
+
+  remove(entry: DeadlineEntry): void {
+    if (entry._queue !== this) return;
+    const { _prev: prev, _next: next } = entry;
+    if (prev === undefined) this.#head = next;
+    else prev._next = next;
+    if (next === undefined) this.#tail = prev;
+    else next._prev = prev;
+    entry._prev = entry._next = entry._queue = undefined;
+    this.#size--;
+    // The timer stays armed: clearing and re-arming per call is the cost this queue exists to avoid. When it
+    // fires on an empty list it simply does not re-arm.
+  }
+
+  /** Clears the timer and forgets every entry without expiring it. */
+  clear(): void {
+    let e = this.#head;
+    while (e !== undefined) {
+      const next = e._next;
+      e._prev = e._next = e._queue = undefined;
+      e = next;
+    }
+    this.#head = this.#tail = undefined;
+    this.#size = 0;
+    if (this.#armed) this.#clock.clearTimeout(this.#timer);
+    this.#armed = false;
+    this.#timer = undefined;
+  }
+
+  #arm(delayMs: number): void {
+    this.#armed = true;
+    this.#timer = this.#clock.setTimeout(this.#onTimer, delayMs, this.#unref);
+  }
+
+  #fire(): void {
+    this.#armed = false;
+    this.#timer = undefined;
+    const now = this.#clock.now();
+    let head = this.#head;
+    while (head !== undefined && head._deadline <= now) {
+      this.remove(head);
+      head._expire();
+      head = this.#head;
+    }
+    if (head !== undefined && !this.#armed) this.#arm(Math.max(1, Math.ceil(head._deadline - now)));
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * The errors bulwark itself raises. The operation's own errors are never wrapped (unless retry is asked to).
+ *
+ * `instanceof` works across two copies of the package (an ESM and a CJS build loaded side by side): every error
+ * carries a brand under a registry symbol and each class checks the brand and its `code`, not the prototype.
+ *
+ * @module
+ */
+
+const BRAND: unique symbol = Symbol.for('bulwark.error') as never;
+
+/** The stable codes of bulwark's errors. */
+export type ErrorCode =
+  | 'ERR_CIRCUIT_OPEN'
+  | 'ERR_TIMEOUT'
+  | 'ERR_BULKHEAD_REJECTED'
+  | 'ERR_INVALID_OPTIONS'
+  | 'ERR_RETRY_EXHAUSTED';
+
+function hasCode(value: unknown, code: string | undefined): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as { [BRAND]?: unknown; code?: unknown };
+  return v[BRAND] === true && (code === undefined || v.code === code);
+}
+
+/**
+ * Why fail-fast errors carry no stack: capturing one costs microseconds, and a breaker that is open may reject
+ * thousands of calls a second. The message and fields say everything; the stack would only point into bulwark.
+ */
+function withoutStack<T>(make: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/**
+ * Base class of every error bulwark raises, with a stable `code`.
+ *
+ * @example
+ * ```ts
+ * try { await policy.execute(op); } catch (e) {
+ *   if (e instanceof ResilienceError) log.warn({ code: e.code }, e.message);
+ * }
+ * ```
+ */
+export class ResilienceError extends Error {
+  /** A stable, machine-readable code such as `ERR_CIRCUIT_OPEN`. */
+  readonly code: ErrorCode;
+  /** The name of the policy that raised it. */
+  readonly policy: string;
+
+  constructor(code: ErrorCode, policy: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.policy = policy;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the subclass `instanceof` was asked about.
+    return hasCode(value, (this as { CODE?: string }).CODE);
+  }
+}
+
+Object.defineProperty(ResilienceError.prototype, 'name', { value: 'ResilienceError', writable: true });
+
+/** Which state of the breaker rejected the call. */
+export type CircuitRejectionState = 'open' | 'half_open' | 'isolated';
+
+/**
+ * A circuit breaker rejected the call without running it. Carries no stack (see the docs on errors).
+ *
+ * @example
+ * ```ts
+ * if (isCircuitOpenError(e)) res.setHeader('retry-after', Math.ceil(e.retryAfterMs / 1000));
+ * ```
+ */
+export class CircuitOpenError extends ResilienceError {
+  static readonly CODE = 'ERR_CIRCUIT_OPEN';
+  /** Milliseconds until the breaker may admit a call again; `Infinity` while isolated. */
+  readonly retryAfterMs: number;
+  /** The state that rejected the call. */
+  readonly state: CircuitRejectionState;
+
+  constructor(policy: string, retryAfterMs: number, state: CircuitRejectionState) {
+    super(
+      'ERR_CIRCUIT_OPEN',
+      policy,
+      state === 'isolated'
+        ? `circuit breaker "${policy}" is isolated: calls are refused until it is reset`
+        : `circuit breaker "${policy}" is ${state === 'open' ? 'open' : 'half-open with every probe slot taken'}: call not attempted, retry after ${Math.ceil(retryAfterMs)} ms`,
+    );
+    this.retryAfterMs = retryAfterMs;
+    this.state = state;
+  }
+
+  /** @internal Builds the error without capturing a stack. */
+  static fast(policy: string, retryAfterMs: number, state: CircuitRejectionState): CircuitOpenError {
+    return withoutStack(() => new CircuitOpenError(policy, retryAfterMs, state));
+  }
+}
+Object.defineProperty(CircuitOpenError.prototype, 'name', { value: 'CircuitOpenError', writable: true });
+
+/**
+ * A timeout policy gave up waiting. It is also the `reason` of the attempt's aborted signal.
+ *
+ * @example
+ * ```ts
+ * if (isTimeoutError(e)) metrics.timeouts.inc();
+ * ```
+ */
+export class TimeoutError extends ResilienceError {
+  static readonly CODE = 'ERR_TIMEOUT';
+  /** The timeout that passed, in milliseconds. */
+  readonly timeoutMs: number;
+
+  constructor(policy: string, timeoutMs: number) {
+    super('ERR_TIMEOUT', policy, `timeout "${policy}": the operation did not settle within ${timeoutMs} ms`);
+    this.timeoutMs = timeoutMs;
+  }
+}
+Object.defineProperty(TimeoutError.prototype, 'name', { value: 'TimeoutError', writable: true });
+
+/** Why a bulkhead refused a call. */
+export type BulkheadRejectionReason = 'full' | 'queue_timeout' | 'disposed';
+
+/**
+ * A bulkhead refused the call: every slot and queue place was taken, the call waited longer than
+ * `queueTimeoutMs`, or the bulkhead was disposed. Carries no stack.
+ *
+ * @example
+ * ```ts
+ * if (isBulkheadRejectedError(e)) reply.code(503).send();
+ * ```
+ */
+export class BulkheadRejectedError extends ResilienceError {
+  static readonly CODE = 'ERR_BULKHEAD_REJECTED';
+  /** Why the call was refused. */
+  readonly reason: BulkheadRejectionReason;
+
+  constructor(policy: string, reason: BulkheadRejectionReason, limit: number, queue: number) {
+    super(
+      'ERR_BULKHEAD_REJECTED',
+      policy,
+      reason === 'full'
+        ? `bulkhead "${policy}" is full (${limit} running, ${queue} queued): call rejected`
+        : reason === 'queue_timeout'
+          ? `bulkhead "${policy}": call waited in the queue longer than its queueTimeoutMs and was rejected`
+          : `bulkhead "${policy}" is disposed: call rejected`,
+    );
+    this.reason = reason;
+  }
+
+  /** @internal Builds the error without capturing a stack. */
+  static fast(policy: string, reason: BulkheadRejectionReason, limit: number, queue: number): BulkheadRejectedError {
+    return withoutStack(() => new BulkheadRejectedError(policy, reason, limit, queue));
+  }
+}
+Object.defineProperty(BulkheadRejectedError.prototype, 'name', { value: 'BulkheadRejectedError', writable: true });
+
+/**
+ * A retry policy used up its attempts and was asked (`onExhausted: 'wrap'`) to say so; `cause` is the last error.
+ *
+ * @example
+ * ```ts
+ * if (isRetryExhaustedError(e)) console.error(`gave up after ${e.attempts} attempts`, e.cause);
+ * ```
+ */
+export class RetryExhaustedError extends ResilienceError {
+  static readonly CODE = 'ERR_RETRY_EXHAUSTED';
+  /** How many attempts ran. */
+  readonly attempts: number;
+
+  constructor(policy: string, attempts: number, cause: unknown) {
+    super('ERR_RETRY_EXHAUSTED', policy, `retry "${policy}" gave up after ${attempts} attempts`, { cause });
+    this.attempts = attempts;
+  }
+}
+Object.defineProperty(RetryExhaustedError.prototype, 'name', { value: 'RetryExhaustedError', writable: true });
+
+/** One problem found in a policy's options. */
+export interface OptionProblem {
+  /** The option's path, such as `window.size`. */
+  readonly option: string;
+  /** What was given, printed for humans. */
+  readonly received: string;
+  /** What is allowed. */
+  readonly expected: string;
+}
+
+/**
+ * A policy's options were invalid. Thrown by the factory, never at call time. A `TypeError`, and also a
+ * `ResilienceError` by `instanceof`. Lists every problem at once.
+ *
+ * @example
+ * ```ts
+ * retry({ attempts: 3 }); // InvalidOptionsError: retry: invalid options
+ *                        //   - attempts: unknown option (allowed: maxAttempts, backoff, ...)
+ * ```
+ */
+export class InvalidOptionsError extends TypeError {
+  static readonly CODE = 'ERR_INVALID_OPTIONS';
+  readonly code = 'ERR_INVALID_OPTIONS' as const;
+  /** The kind of policy whose options were checked, such as `retry`. */
+  readonly policy: string;
+  /** Every problem found. */
+  readonly problems: readonly OptionProblem[];
+
+  constructor(policy: string, problems: readonly OptionProblem[]) {
+    super(
+      `${policy}: invalid options\n${problems.map((p) => `  - ${p.option}: expected ${p.expected}, got ${p.received}`).join('\n')}`,
+    );
+    this.policy = policy;
+    this.problems = problems;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return hasCode(value, 'ERR_INVALID_OPTIONS');
+  }
+}
+Object.defineProperty(InvalidOptionsError.prototype, 'name', { value: 'InvalidOptionsError', writable: true });
+
+/** Whether `e` is any bulwark error (across package copies). @example `if (isResilienceError(e)) e.code;` */
+export const isResilienceError = (e: unknown): e is ResilienceError | InvalidOptionsError => hasCode(e, undefined);
+/** Whether `e` is a {@link CircuitOpenError}. @example `if (isCircuitOpenError(e)) wait(e.retryAfterMs);` */
+export const isCircuitOpenError = (e: unknown): e is CircuitOpenError => hasCode(e, CircuitOpenError.CODE);
+/** Whether `e` is a {@link TimeoutError}. @example `if (isTimeoutError(e)) count();` */
+export const isTimeoutError = (e: unknown): e is TimeoutError => hasCode(e, TimeoutError.CODE);
+/** Whether `e` is a {@link BulkheadRejectedError}. @example `if (isBulkheadRejectedError(e)) shed();` */
+export const isBulkheadRejectedError = (e: unknown): e is BulkheadRejectedError =>
+  hasCode(e, BulkheadRejectedError.CODE);
+/** Whether `e` is a {@link RetryExhaustedError}. @example `if (isRetryExhaustedError(e)) e.cause;` */
+export const isRetryExhaustedError = (e: unknown): e is RetryExhaustedError => hasCode(e, RetryExhaustedError.CODE);
+/** Whether `e` is an {@link InvalidOptionsError}. @example `if (isInvalidOptionsError(e)) e.problems;` */
+export const isInvalidOptionsError = (e: unknown): e is InvalidOptionsError => hasCode(e, InvalidOptionsError.CODE);

@@ -1,0 +1,95 @@
+import { type Channel, channel } from 'node:diagnostics_channel';
+import { EVENT_TYPES, type EventOf, type EventType, type Listener, type ResilienceEvent } from './types.js';
+
+/**
+ * The `node:diagnostics_channel` name an event type is published on: `'retry.attempt'` goes to
+ * `'bulwark:retry:attempt'`. Channels are process-wide, so APM tools see every policy of every copy of bulwark.
+ *
+ * @example
+ * ```ts
+ * import { subscribe } from 'node:diagnostics_channel';
+ * subscribe(channelName('circuit.opened'), (e) => console.warn('breaker opened', e));
+ * ```
+ */
+export function channelName(type: EventType): string {
+  return `bulwark:${type.replace('.', ':')}`;
+}
+
+const CHANNELS = new Map<EventType, Channel>(EVENT_TYPES.map((t) => [t, channel(channelName(t))]));
+
+/** @internal */
+export function channelOf(type: EventType): Channel {
+  return CHANNELS.get(type) as Channel;
+}
+
+const warned = new WeakSet<object>();
+
+/**
+ * A listener that throws must not change the call's outcome, nor become an unhandled error. It is reported once
+ * per listener as a process warning, so the mistake is visible without flooding the log.
+ */
+function reportListenerError(listener: object, type: EventType, error: unknown): void {
+  if (warned.has(listener)) return;
+  warned.add(listener);
+  process.emitWarning(
+    `a bulwark "${type}" listener threw (${error instanceof Error ? error.message : String(error)}); the call was not affected, and further throws of this listener are not reported`,
+    { type: 'BulwarkListenerWarning', code: 'BULWARK_LISTENER_THREW' },
+  );
+}
+
+/**
+ * Per-policy listeners plus the process-wide diagnostics channels.
+ *
+ * Why `wants()` first: a policy asks before it builds an event or reads the clock for one, so with no listener
+ * and no channel subscriber an event costs one property read and one `hasSubscribers` check.
+ * @internal
+ */
+export class Emitter {
+  readonly #listeners = new Map<EventType, Listener<EventType>[]>();
+
+  wants(type: EventType): boolean {
+    return this.#listeners.has(type) || channelOf(type).hasSubscribers;
+  }
+
+  emit(event: ResilienceEvent): void {
+    const list = this.#listeners.get(event.type);
+    if (list !== undefined) {
+      for (const fn of list) {
+        try {
+          (fn as (e: ResilienceEvent) => void)(event);
+        } catch (error) {
+          reportListenerError(fn, event.type, error);
+        }
+      }
+    }
+    const ch = channelOf(event.type);
+    if (ch.hasSubscribers) {
+      try {
+        ch.publish(event);
+      } catch (error) {
+        reportListenerError(ch, event.type, error);
+      }
+    }
+  }
+
+  on<K extends EventType>(type: K, listener: Listener<K>): () => void {
+    const fn = listener as unknown as Listener<EventType>;
+    const list = this.#listeners.get(type);
+    this.#listeners.set(type, list === undefined ? [fn] : [...list, fn]);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const current = this.#listeners.get(type);
+      if (current === undefined) return;
+      const i = current.indexOf(fn);
+      if (i < 0) return;
+      const next = current.filter((_, j) => j !== i);
+      if (next.length === 0) this.#listeners.delete(type);
+      else this.#listeners.set(type, next);
+    };
+  }
+}
+
+/** @internal */
+export type { EventOf };

@@ -1,0 +1,152 @@
+import type { Outcome } from '../core/outcome.js';
+
+/** Fields every event carries. */
+export interface EventBase {
+  /** The name of the policy that emitted the event (its `name` option). */
+  readonly policy: string;
+  /** The low-cardinality operation name given to `execute`. */
+  readonly operation: string;
+  /** The attempt number the event is about (1 for the first). */
+  readonly attempt: number;
+}
+
+/** A retry policy will run another attempt after `delayMs`. */
+export interface RetryAttemptEvent extends EventBase {
+  readonly type: 'retry.attempt';
+  /** The delay before the next attempt, in ms. */
+  readonly delayMs: number;
+  /** The outcome of the attempt that failed (`attempt`). */
+  readonly outcome: Outcome<unknown>;
+}
+
+/** A retry policy gave up: no attempts left, the backoff said stop, or an open circuit would not reopen in time. */
+export interface RetryExhaustedEvent extends EventBase {
+  readonly type: 'retry.exhausted';
+  readonly reason: 'attempts' | 'stopped' | 'circuit_open';
+  readonly outcome: Outcome<unknown>;
+}
+
+/** A breaker opened. */
+export interface CircuitOpenedEvent extends EventBase {
+  readonly type: 'circuit.opened';
+  /** How long it stays open before a probe is admitted, in ms. */
+  readonly breakDurationMs: number;
+  /** The state it opened from. */
+  readonly from: 'closed' | 'half_open';
+  /** The failure rate (0..1) or, for the consecutive window, the consecutive failure count at opening. */
+  readonly failureRate: number;
+  readonly slowCallRate: number;
+}
+
+/** A breaker entered half-open and admits probes. */
+export interface CircuitHalfOpenedEvent extends EventBase {
+  readonly type: 'circuit.half_opened';
+}
+
+/** A breaker closed again (probes succeeded, or `reset()`). */
+export interface CircuitClosedEvent extends EventBase {
+  readonly type: 'circuit.closed';
+  readonly from: 'half_open' | 'open' | 'isolated' | 'closed';
+}
+
+/** A breaker was isolated by hand. */
+export interface CircuitIsolatedEvent extends EventBase {
+  readonly type: 'circuit.isolated';
+}
+
+/** A breaker rejected a call. */
+export interface CircuitRejectedEvent extends EventBase {
+  readonly type: 'circuit.rejected';
+  readonly state: 'open' | 'half_open' | 'isolated';
+  readonly retryAfterMs: number;
+}
+
+/** Half-open probes held their slots longer than the break duration; their slots were taken back. */
+export interface CircuitProbeExpiredEvent extends EventBase {
+  readonly type: 'circuit.probe_expired';
+  /** How many probes were still running. */
+  readonly probes: number;
+}
+
+/** A timeout fired: the attempt's signal was aborted and the call rejected with `TimeoutError`. */
+export interface TimeoutFiredEvent extends EventBase {
+  readonly type: 'timeout.fired';
+  readonly timeoutMs: number;
+}
+
+/** Work abandoned by a timeout (or a caller abort under a timeout) settled later; its outcome was discarded. */
+export interface TimeoutLateOutcomeEvent extends EventBase {
+  readonly type: 'timeout.late_outcome';
+  readonly outcome: Outcome<unknown>;
+}
+
+/** A bulkhead refused a call. */
+export interface BulkheadRejectedEvent extends EventBase {
+  readonly type: 'bulkhead.rejected';
+  readonly reason: 'full' | 'queue_timeout' | 'disposed';
+  readonly active: number;
+  readonly queued: number;
+}
+
+/** A fallback replaced a handled failure. */
+export interface FallbackUsedEvent extends EventBase {
+  readonly type: 'fallback.used';
+  readonly outcome: Outcome<unknown>;
+}
+
+/** A call through a policy (or pipeline) the user called `execute` on has settled. */
+export interface ExecutionCompletedEvent extends EventBase {
+  readonly type: 'execution.completed';
+  readonly durationMs: number;
+  /** `'success'` (resolved), `'failure'` (rejected) or `'aborted'` (rejected after the caller aborted). */
+  readonly result: 'success' | 'failure' | 'aborted';
+}
+
+/**
+ * Every event bulwark emits: one discriminated union on `type`.
+ *
+ * @example
+ * ```ts
+ * policy.on('retry.attempt', (e) => log.info({ attempt: e.attempt, delayMs: e.delayMs }, 'retrying'));
+ * ```
+ */
+export type ResilienceEvent =
+  | RetryAttemptEvent
+  | RetryExhaustedEvent
+  | CircuitOpenedEvent
+  | CircuitHalfOpenedEvent
+  | CircuitClosedEvent
+  | CircuitIsolatedEvent
+  | CircuitRejectedEvent
+  | CircuitProbeExpiredEvent
+  | TimeoutFiredEvent
+  | TimeoutLateOutcomeEvent
+  | BulkheadRejectedEvent
+  | FallbackUsedEvent
+  | ExecutionCompletedEvent;
+
+/** The `type` of any event. */
+export type EventType = ResilienceEvent['type'];
+
+/** The event of a given type. */
+export type EventOf<K extends EventType> = Extract<ResilienceEvent, { type: K }>;
+
+/** A listener of events of type `K`. */
+export type Listener<K extends EventType> = (event: EventOf<K>) => void;
+
+/** Every event type, in a stable order. */
+export const EVENT_TYPES: readonly EventType[] = [
+  'retry.attempt',
+  'retry.exhausted',
+  'circuit.opened',
+  'circuit.half_opened',
+  'circuit.closed',
+  'circuit.isolated',
+  'circuit.rejected',
+  'circuit.probe_expired',
+  'timeout.fired',
+  'timeout.late_outcome',
+  'bulkhead.rejected',
+  'fallback.used',
+  'execution.completed',
+];

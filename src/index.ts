@@ -1,0 +1,81 @@
+/**
+ * bulwark: composable resilience policies for Node.js.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, retry, circuitBreaker, timeout, bulkhead, fallback } from 'bulwark';
+ * ```
+ * @module
+ */
+
+// Core
+export { type Clock, MAX_TIMER_DELAY_MS, systemClock, type TimerHandle } from './core/clock.js';
+export type { Context, ExecuteOptions } from './core/context.js';
+export type { HandlePredicate, Outcome } from './core/outcome.js';
+export type { Operation, Policy } from './core/policy.js';
+export { Properties, PropertyKey } from './core/properties.js';
+export { type Random, systemRandom } from './core/random.js';
+// Errors
+export {
+  BulkheadRejectedError,
+  type BulkheadRejectionReason,
+  CircuitOpenError,
+  type CircuitRejectionState,
+  type ErrorCode,
+  InvalidOptionsError,
+  isBulkheadRejectedError,
+  isCircuitOpenError,
+  isInvalidOptionsError,
+  isResilienceError,
+  isRetryExhaustedError,
+  isTimeoutError,
+  type OptionProblem,
+  ResilienceError,
+  RetryExhaustedError,
+  TimeoutError,
+} from './errors/errors.js';
+// Events
+export { channelName } from './events/emitter.js';
+export type * from './events/types.js';
+export { EVENT_TYPES } from './events/types.js';
+// Policies
+export { type BulkheadEvent, type BulkheadOptions, BulkheadPolicy, bulkhead } from './policies/bulkhead/index.js';
+export {
+  type CircuitBreakerEvent,
+  type CircuitBreakerOptions,
+  CircuitBreakerPolicy,
+  type CircuitSnapshot,
+  type CircuitState,
+  type ConsecutiveWindowOptions,
+  type CountWindowOptions,
+  circuitBreaker,
+  type TimeWindowOptions,
+  type WindowOptions,
+  type WindowSnapshot,
+} from './policies/circuit-breaker/index.js';
+export {
+  type FallbackEvent,
+  type FallbackOptions,
+  FallbackPolicy,
+  type FallbackValue,
+  fallback,
+} from './policies/fallback/index.js';
+export { handleAllErrors, handleErrors, handleResults } from './policies/handle.js';
+export { type KeyedOptions, KeyedPolicy, keyed } from './policies/keyed/index.js';
+export { PipelinePolicy, pipeline } from './policies/pipeline.js';
+export type { ObservablePolicy } from './policies/policy-base.js';
+export {
+  type Backoff,
+  type BackoffFunction,
+  constant,
+  type ExponentialOptions,
+  exponential,
+  type Jitter,
+  type LinearOptions,
+  linear,
+  type RetryEvent,
+  type RetryOptions,
+  RetryPolicy,
+  retry,
+} from './policies/retry/index.js';
+export { type TimeoutEvent, type TimeoutOptions, TimeoutPolicy, timeout } from './policies/timeout/index.js';

@@ -1,0 +1,231 @@
+import { systemClock } from '../../core/clock.js';
+import type { AbortListener, ExecutionContext } from '../../core/context.js';
+import { DeadlineEntry, DeadlineQueue } from '../../core/deadline-queue.js';
+import type { Next, Operation } from '../../core/policy.js';
+import { BulkheadRejectedError, type BulkheadRejectionReason } from '../../errors/errors.js';
+import { Checker } from '../../errors/validate.js';
+import { PolicyBase } from '../policy-base.js';
+import { BULKHEAD_OPTION_NAMES, type BulkheadOptions } from './options.js';
+
+/** A call waiting for a slot: a node of the FIFO list, an abort listener and a queue-timeout entry at once. */
+class Waiter extends DeadlineEntry implements AbortListener {
+  prev: Waiter | undefined = undefined;
+  next: Waiter | undefined = undefined;
+  subscribed = false;
+  readonly ctx: ExecutionContext;
+  readonly resolve: () => void;
+  readonly reject: (reason: unknown) => void;
+  readonly #owner: BulkheadPolicy;
+
+  constructor(owner: BulkheadPolicy, ctx: ExecutionContext, resolve: () => void, reject: (reason: unknown) => void) {
+    super();
+    this.#owner = owner;
+    this.ctx = ctx;
+    this.resolve = resolve;
+    this.reject = reject;
+  }
+
+  _expire(): void {
+    this.#owner._leave(this, 'queue_timeout');
+  }
+
+  _onAbort(reason: unknown): void {
+    this.#owner._leave(this, reason);
+  }
+
+  handleEvent(event: Event): void {
+    this._onAbort((event.target as AbortSignal).reason);
+  }
+}
+
+/**
+ * A bulkhead policy. See {@link bulkhead}.
+ */
+export class BulkheadPolicy extends PolicyBase {
+  #limit: number;
+  readonly #maxQueue: number;
+  readonly #timeouts: DeadlineQueue | undefined;
+  #active = 0;
+  #queued = 0;
+  #head: Waiter | undefined = undefined;
+  #tail: Waiter | undefined = undefined;
+  #disposed = false;
+
+  /** @internal Use {@link bulkhead}. */
+  constructor(options: BulkheadOptions) {
+    super(options.name ?? 'bulkhead', options.clock ?? systemClock);
+    this.#limit = options.limit;
+    this.#maxQueue = options.queue ?? 0;
+    this.#timeouts =
+      options.queueTimeoutMs === undefined ? undefined : new DeadlineQueue(this._clock, options.queueTimeoutMs, true);
+  }
+
+  /** Calls running now (holding a slot). */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Calls waiting in the queue now. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /** Slots free now: `limit - active`, never below 0. */
+  get available(): number {
+    return Math.max(0, this.#limit - this.#active);
+  }
+
+  /** Whether `dispose()` was called. */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /**
+   * The concurrency limit. Setting it takes effect at once: raising it starts queued calls; lowering it lets
+   * running calls finish and admits no new one until `active` is below the new limit.
+   */
+  get limit(): number {
+    return this.#limit;
+  }
+
+  set limit(value: number) {
+    const check = new Checker('bulkhead');
+    if (value === undefined) check.fail('limit', value, 'an integer >= 1');
+    check.number('limit', value, { min: 1, integer: true });
+    check.done();
+    this.#limit = value;
+    this.#drain();
+  }
+
+  /**
+   * Rejects every queued call with `BulkheadRejectedError` (reason `'disposed'`) and refuses new calls. Running
+   * calls finish normally. Idempotent.
+   */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    while (this.#head !== undefined) this._leave(this.#head, 'disposed');
+    this.#timeouts?.clear();
+  }
+
+  /** @internal */
+  _run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+    if (this.#active < this.#limit && this.#head === undefined && !this.#disposed) {
+      this.#active++;
+      return this.#hold(ctx, op, next);
+    }
+    return this.#enqueue(ctx, op, next);
+  }
+
+  async #hold<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+    const mark = ctx._orphanMark;
+    try {
+      return await next(ctx, op);
+    } finally {
+      // Work a timeout inside this bulkhead abandoned is still running: keep the slot until it ends.
+      if (!ctx._whenOrphansDone(mark, () => this.#release())) this.#release();
+    }
+  }
+
+  #release(): void {
+    this.#active--;
+    this.#drain();
+  }
+
+  #drain(): void {
+    while (this.#head !== undefined && this.#active < this.#limit) {
+      const w = this.#head;
+      this.#unlink(w);
+      this.#active++;
+      w.resolve();
+    }
+  }
+
+  async #enqueue<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+    if (this.#disposed || this.#queued >= this.#maxQueue) {
+      throw this.#rejection(ctx, this.#disposed ? 'disposed' : 'full');
+    }
+    if (ctx._aborted) throw ctx._reason;
+    await new Promise<void>((resolve, reject) => {
+      const w = new Waiter(this, ctx, resolve, reject);
+      w.prev = this.#tail;
+      if (this.#tail === undefined) this.#head = w;
+      else this.#tail.next = w;
+      this.#tail = w;
+      this.#queued++;
+      w.subscribed = ctx._subscribe(w);
+      this.#timeouts?.add(w);
+    });
+    // The slot was counted as taken when the waiter was dequeued.
+    return this.#hold(ctx, op, next);
+  }
+
+  #unlink(w: Waiter): void {
+    if (w.prev === undefined) this.#head = w.next;
+    else w.prev.next = w.next;
+    if (w.next === undefined) this.#tail = w.prev;
+    else w.next.prev = w.prev;
+    w.prev = w.next = undefined;
+    this.#queued--;
+    this.#timeouts?.remove(w);
+    if (w.subscribed) {
+      w.subscribed = false;
+      w.ctx._unsubscribe(w);
+    }
+  }
+
+  /** @internal A waiter leaves the queue without a slot: queue timeout, abort (reason) or dispose. */
+  _leave(w: Waiter, why: BulkheadRejectionReason | unknown): void {
+    if (w.prev === undefined && this.#head !== w) return; // already dequeued
+    this.#unlink(w);
+    if (why === 'queue_timeout' || why === 'disposed') w.reject(this.#rejection(w.ctx, why));
+    else w.reject(why);
+  }
+
+  #rejection(ctx: ExecutionContext, reason: BulkheadRejectionReason): BulkheadRejectedError {
+    if (this._events.wants('bulkhead.rejected')) {
+      this._events.emit({
+        type: 'bulkhead.rejected',
+        policy: this.name,
+        operation: ctx.operation,
+        attempt: ctx.attempt,
+        reason,
+        active: this.#active,
+        queued: this.#queued,
+      });
+    }
+    return BulkheadRejectedError.fast(this.name, reason, this.#limit, this.#queued);
+  }
+}
+
+/**
+ * Limits concurrency: at most `limit` calls run at once, up to `queue` more wait in FIFO order (for at most
+ * `queueTimeoutMs`), and the rest are rejected at once with `BulkheadRejectedError`.
+ *
+ * - A queued call whose signal aborts leaves the queue at once and rejects with the caller's reason.
+ * - `active` and `queued` are live counters; `limit` can be changed at run time; `dispose()` rejects the queue.
+ * - Work abandoned by a timeout inside the bulkhead keeps its slot until it really settles, so the limit bounds
+ *   the work actually running.
+ *
+ * @throws InvalidOptionsError listing every invalid option.
+ * @example
+ * ```ts
+ * const db = bulkhead({ limit: 16, queue: 64, queueTimeoutMs: 1_000 });
+ * const rows = await db.execute(() => pool.query(sql));
+ * ```
+ */
+export function bulkhead(options: BulkheadOptions): BulkheadPolicy {
+  const check = new Checker('bulkhead');
+  if (check.object('', options, BULKHEAD_OPTION_NAMES)) {
+    if (options.limit === undefined) check.fail('limit', undefined, 'an integer >= 1 (required)');
+    check.number('limit', options.limit, { min: 1, integer: true });
+    check.number('queue', options.queue, { min: 0, integer: true, infinity: true });
+    check.number('queueTimeoutMs', options.queueTimeoutMs, { min: 0, exclusiveMin: true });
+    check.string('name', options.name);
+    check.clock('clock', options.clock);
+  } else if (options === undefined) {
+    check.fail('limit', undefined, 'an integer >= 1 (required)');
+  }
+  check.done();
+  return new BulkheadPolicy(options);
+}

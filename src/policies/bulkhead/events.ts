@@ -1,0 +1,4 @@
+import type { BulkheadRejectedEvent } from '../../events/types.js';
+
+/** The events a bulkhead emits. */
+export type BulkheadEvent = BulkheadRejectedEvent;

@@ -1,0 +1,362 @@
+import { systemClock } from '../../core/clock.js';
+import type { ExecutionContext } from '../../core/context.js';
+import type { HandlePredicate } from '../../core/outcome.js';
+import type { Next, Operation } from '../../core/policy.js';
+import { type Random, systemRandom } from '../../core/random.js';
+import { CircuitOpenError } from '../../errors/errors.js';
+import { classifiesResults, handleAllErrors } from '../handle.js';
+import { PolicyBase } from '../policy-base.js';
+import type { Backoff } from '../retry/backoff.js';
+import type { CircuitBreakerOptions } from './options.js';
+import { validateCircuitBreakerOptions } from './validate.js';
+import { type CircuitSnapshot, ConsecutiveWindow, CountWindow, TimeWindow, type Window } from './window.js';
+
+/** A breaker's state. */
+export type CircuitState = 'closed' | 'open' | 'half_open' | 'isolated';
+
+const CLOSED = 0;
+const OPEN = 1;
+const HALF_OPEN = 2;
+const ISOLATED = 3;
+const STATE_NAMES: readonly CircuitState[] = ['closed', 'open', 'half_open', 'isolated'];
+
+/**
+ * A circuit breaker. See {@link circuitBreaker}.
+ *
+ * Every state change bumps a generation number. A call remembers the generation it was admitted under, and its
+ * outcome is recorded only if the generation is unchanged: a success of a call admitted while closed cannot close
+ * a breaker that opened meanwhile, and concurrent failures open it once.
+ */
+export class CircuitBreakerPolicy extends PolicyBase {
+  #state = CLOSED;
+  #gen = 0;
+  #openUntil = 0;
+  #opens = 0;
+  #lastBreakMs = 0;
+  #probes = 0;
+  #successes = 0;
+  #leaseUntil = 0;
+  #isolations = 0;
+  #isolationEpoch = 0;
+  readonly #window: Window;
+  readonly #handle: HandlePredicate<unknown>;
+  readonly #classifyResults: boolean;
+  readonly #slowCallMs: number;
+  readonly #timed: boolean;
+  readonly #breakMs: number | Backoff;
+  readonly #maxProbes: number;
+  readonly #needed: number;
+  readonly #random: Random;
+
+  /** @internal Use {@link circuitBreaker}. */
+  constructor(options: CircuitBreakerOptions) {
+    super(options.name ?? 'circuit-breaker', options.clock ?? systemClock);
+    const w = options.window ?? { kind: 'count' };
+    const rates = {
+      failureRate: options.failureRate ?? 0.5,
+      slowCallRate: options.slowCallMs === undefined ? Number.POSITIVE_INFINITY : (options.slowCallRate ?? 1),
+      minimumCalls: options.minimumCalls ?? (w.kind === 'count' ? Math.min(20, w.size ?? 100) : 20),
+    };
+    this.#window =
+      w.kind === 'consecutive'
+        ? new ConsecutiveWindow(w.threshold ?? 5)
+        : w.kind === 'count'
+          ? new CountWindow(w.size ?? 100, rates)
+          : new TimeWindow(w.sizeMs ?? 60_000, w.buckets ?? 10, rates);
+    this.#handle = (options.handle ?? handleAllErrors) as HandlePredicate<unknown>;
+    this.#classifyResults = classifiesResults(this.#handle);
+    this.#slowCallMs = options.slowCallMs ?? Number.POSITIVE_INFINITY;
+    this.#timed = options.slowCallMs !== undefined || w.kind === 'time';
+    this.#breakMs = options.halfOpenAfterMs ?? 10_000;
+    this.#maxProbes = options.halfOpenProbes ?? 1;
+    this.#needed = options.halfOpenSuccesses ?? 1;
+    this.#random = options.random ?? systemRandom;
+    if (options.initialState !== undefined) this.#restore(options.initialState);
+  }
+
+  /** The current state. An open breaker whose break has passed reports `'half_open'`. */
+  get state(): CircuitState {
+    if (this.#state === OPEN && this._clock.now() >= this.#openUntil) return 'half_open';
+    return STATE_NAMES[this.#state] as CircuitState;
+  }
+
+  /** @internal */
+  _run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+    if (this.#state !== CLOSED) {
+      const rejection = this.#admit(ctx);
+      if (rejection !== undefined) return Promise.reject(rejection);
+    }
+    return this.#track(ctx, op, next, this.#gen);
+  }
+
+  /** Admission outside the closed state: undefined to admit (taking a probe slot), or the rejection. */
+  #admit(ctx: ExecutionContext): CircuitOpenError | undefined {
+    if (this.#state === ISOLATED) return this.#reject(ctx, Number.POSITIVE_INFINITY, 'isolated');
+    const now = this._clock.now();
+    if (this.#state === OPEN) {
+      if (now < this.#openUntil) return this.#reject(ctx, this.#openUntil - now, 'open');
+      this.#toHalfOpen(ctx);
+    }
+    if (this.#probes >= this.#maxProbes) {
+      if (now < this.#leaseUntil) return this.#reject(ctx, this.#leaseUntil - now, 'half_open');
+      // Every probe slot is held past its lease: the probes hung. Start a new half-open generation, so their
+      // late outcomes are ignored, and admit this call as a fresh probe.
+      const hung = this.#probes;
+      this.#gen++;
+      this.#probes = 0;
+      this.#successes = 0;
+      if (this._events.wants('circuit.probe_expired')) {
+        this._events.emit({
+          type: 'circuit.probe_expired',
+          policy: this.name,
+          operation: ctx.operation,
+          attempt: ctx.attempt,
+          probes: hung,
+        });
+      }
+    }
+    this.#probes++;
+    this.#leaseUntil = now + this.#lastBreakMs;
+    return undefined;
+  }
+
+  #reject(ctx: ExecutionContext, retryAfterMs: number, state: 'open' | 'half_open' | 'isolated'): CircuitOpenError {
+    if (this._events.wants('circuit.rejected')) {
+      this._events.emit({
+        type: 'circuit.rejected',
+        policy: this.name,
+        operation: ctx.operation,
+        attempt: ctx.attempt,
+        state,
+        retryAfterMs,
+      });
+    }
+    return CircuitOpenError.fast(this.name, retryAfterMs, state);
+  }
+
+  async #track<T>(ctx: ExecutionContext, op: Operation<T>, next: Next, gen: number): Promise<T> {
+    const start = this.#timed ? this._clock.now() : 0;
+    let value: T;
+    try {
+      value = await next(ctx, op);
+    } catch (error) {
+      if (ctx._aborted) {
+        // The caller gave up: this says nothing about the dependency. Free the probe slot, count nothing.
+        this.#neutral(gen);
+        throw error;
+      }
+      this.#classify(gen, start, ctx, false, error);
+      throw error;
+    }
+    if (this.#classifyResults || this.#timed || this.#state !== CLOSED || gen !== this.#gen) {
+      this.#classify(gen, start, ctx, true, value);
+    } else {
+      this.#window.record(false, false, 0);
+    }
+    return value;
+  }
+
+  #classify(gen: number, start: number, ctx: ExecutionContext, ok: boolean, valueOrError: unknown): void {
+    let failed: boolean;
+    try {
+      failed = ok
+        ? this.#classifyResults && this.#handle({ ok: true, value: valueOrError })
+        : this.#handle({ ok: false, error: valueOrError });
+    } catch (predicateError) {
+      // A throwing predicate must not leak a probe slot or wedge the state; the caller gets its error.
+      this.#neutral(gen);
+      throw predicateError;
+    }
+    const now = this.#timed ? this._clock.now() : 0;
+    this.#record(gen, failed, now - start >= this.#slowCallMs, now, ctx);
+  }
+
+  /** An outcome that counts neither way: only a probe slot is given back. */
+  #neutral(gen: number): void {
+    if (gen === this.#gen && this.#state === HALF_OPEN) this.#probes--;
+  }
+
+  #record(gen: number, failed: boolean, slow: boolean, now: number, ctx: ExecutionContext): void {
+    if (gen !== this.#gen) return; // admitted under an older state: its outcome cannot change the new one
+    if (this.#state === CLOSED) {
+      if (this.#window.record(failed, slow, now)) this.#toOpen(ctx, 'closed');
+      return;
+    }
+    if (this.#state !== HALF_OPEN) return;
+    this.#probes--;
+    if (failed || slow) this.#toOpen(ctx, 'half_open');
+    else if (++this.#successes >= this.#needed) this.#toClosed(ctx, 'half_open');
+  }
+
+  #toOpen(ctx: ExecutionContext, from: 'closed' | 'half_open'): void {
+    const now = this._clock.now();
+    const snapshot = this.#window.snapshot(now);
+    this.#gen++;
+    this.#state = OPEN;
+    this.#opens++;
+    const b = this.#breakMs;
+    this.#lastBreakMs = typeof b === 'number' ? b : b.delay(this.#opens, this.#lastBreakMs, this.#random);
+    this.#openUntil = now + this.#lastBreakMs;
+    this.#probes = 0;
+    this.#successes = 0;
+    if (this._events.wants('circuit.opened')) {
+      const rate = rates(snapshot);
+      this._events.emit({
+        type: 'circuit.opened',
+        policy: this.name,
+        operation: ctx.operation,
+        attempt: ctx.attempt,
+        breakDurationMs: this.#lastBreakMs,
+        from,
+        failureRate: rate[0],
+        slowCallRate: rate[1],
+      });
+    }
+  }
+
+  #toHalfOpen(ctx: ExecutionContext): void {
+    this.#gen++;
+    this.#state = HALF_OPEN;
+    this.#probes = 0;
+    this.#successes = 0;
+    if (this._events.wants('circuit.half_opened')) {
+      this._events.emit({
+        type: 'circuit.half_opened',
+        policy: this.name,
+        operation: ctx.operation,
+        attempt: ctx.attempt,
+      });
+    }
+  }
+
+  #toClosed(ctx: { operation: string; attempt: number }, from: CircuitState): void {
+    this.#gen++;
+    this.#state = CLOSED;
+    this.#opens = 0;
+    this.#probes = 0;
+    this.#successes = 0;
+    this.#window.reset();
+    if (this._events.wants('circuit.closed')) {
+      this._events.emit({
+        type: 'circuit.closed',
+        policy: this.name,
+        operation: ctx.operation,
+        attempt: ctx.attempt,
+        from,
+      });
+    }
+  }
+
+  /**
+   * Holds the breaker open by hand (every call is rejected with `CircuitOpenError`, `retryAfterMs: Infinity`)
+   * until the returned function is called. Isolations nest: the breaker stays isolated until every one is
+   * released, then closes with a fresh window. `reset()` ends every isolation at once.
+   *
+   * @example
+   * ```ts
+   * const release = breaker.isolate(); // during a maintenance window
+   * release();
+   * ```
+   */
+  isolate(): () => void {
+    this.#isolations++;
+    if (this.#state !== ISOLATED) {
+      this.#gen++;
+      this.#state = ISOLATED;
+      this.#probes = 0;
+      if (this._events.wants('circuit.isolated')) {
+        this._events.emit({ type: 'circuit.isolated', policy: this.name, operation: 'default', attempt: 0 });
+      }
+    }
+    const epoch = this.#isolationEpoch;
+    let released = false;
+    return () => {
+      if (released || epoch !== this.#isolationEpoch) return;
+      released = true;
+      if (--this.#isolations === 0) this.#toClosed({ operation: 'default', attempt: 0 }, 'isolated');
+    };
+  }
+
+  /** Closes the breaker now, with a fresh window, and ends every isolation. */
+  reset(): void {
+    const from = STATE_NAMES[this.#state] as CircuitState;
+    this.#isolations = 0;
+    this.#isolationEpoch++;
+    this.#toClosed({ operation: 'default', attempt: 0 }, from);
+  }
+
+  /** The state as plain JSON, to persist and pass back as `initialState`. */
+  snapshot(): CircuitSnapshot {
+    const now = this._clock.now();
+    return {
+      version: 1,
+      state: STATE_NAMES[this.#state] as CircuitState,
+      openRemainingMs: this.#state === OPEN ? Math.max(0, this.#openUntil - now) : 0,
+      consecutiveOpens: this.#opens,
+      lastBreakMs: this.#lastBreakMs,
+      window: this.#window.snapshot(now),
+    };
+  }
+
+  #restore(s: CircuitSnapshot): void {
+    const now = this._clock.now();
+    this.#state = STATE_NAMES.indexOf(s.state);
+    this.#opens = s.consecutiveOpens;
+    this.#lastBreakMs = s.lastBreakMs;
+    this.#openUntil = now + s.openRemainingMs;
+    if (this.#state === ISOLATED) this.#isolations = 1;
+    this.#window.restore(s.window, now);
+  }
+}
+
+function rates(s: ReturnType<Window['snapshot']>): [number, number] {
+  if (s.kind === 'consecutive') return [s.failures, 0];
+  let calls = 0;
+  let failures = 0;
+  let slow = 0;
+  if (s.kind === 'count') {
+    for (const o of s.outcomes) {
+      calls++;
+      if (o & 1) failures++;
+      if (o & 2) slow++;
+    }
+  } else {
+    for (const b of s.buckets) {
+      calls += b.calls;
+      failures += b.failures;
+      slow += b.slow;
+    }
+  }
+  return calls === 0 ? [0, 0] : [failures / calls, slow / calls];
+}
+
+/**
+ * Stops calling a dependency that keeps failing, and probes it again after a break.
+ *
+ * - Windows: `consecutive` failures, or failure and slow-call rates over the last `size` calls (`count`) or the
+ *   last `sizeMs` (`time`, buckets rotating lazily: no timers); rates are judged once `minimumCalls` are in.
+ * - Open: calls are rejected at once with a stack-free `CircuitOpenError` carrying `retryAfterMs`.
+ * - Half-open (after `halfOpenAfterMs`, fixed or a growing backoff): `halfOpenProbes` calls at a time are let
+ *   through; `halfOpenSuccesses` successes close it, any failure opens it again. A probe that hangs loses its slot
+ *   after the break duration, so the breaker is never wedged.
+ * - Outcomes of calls admitted before a state change are ignored; a caller's abort is never counted.
+ * - `isolate()`, `reset()`, `state`, `snapshot()` and `initialState`.
+ *
+ * Place it inside retry and outside timeout; see docs/concepts.md for the order.
+ *
+ * @throws InvalidOptionsError listing every invalid option.
+ * @example
+ * ```ts
+ * const breaker = circuitBreaker({
+ *   window: { kind: 'count', size: 100 },
+ *   failureRate: 0.5,
+ *   minimumCalls: 20,
+ *   halfOpenAfterMs: 10_000,
+ * });
+ * await breaker.execute(() => callInventory());
+ * ```
+ */
+export function circuitBreaker(options: CircuitBreakerOptions = {}): CircuitBreakerPolicy {
+  validateCircuitBreakerOptions(options);
+  return new CircuitBreakerPolicy(options);
+}

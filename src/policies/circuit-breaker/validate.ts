@@ -1,0 +1,85 @@
+import { Checker } from '../../errors/validate.js';
+import { isBackoff } from '../retry/backoff.js';
+import { CIRCUIT_OPTION_NAMES, type CircuitBreakerOptions } from './options.js';
+
+const STATES = ['closed', 'open', 'half_open', 'isolated'];
+
+/** @internal Checks every option of a circuit breaker and throws one error listing all problems. */
+export function validateCircuitBreakerOptions(options: CircuitBreakerOptions): void {
+  const check = new Checker('circuitBreaker');
+  if (!check.object('', options, CIRCUIT_OPTION_NAMES)) {
+    check.done();
+    return;
+  }
+  check.string('name', options.name);
+  let kind: string | undefined = 'count';
+  let countSize = 100;
+  const w = options.window as unknown as Record<string, unknown> | undefined;
+  if (w !== undefined) {
+    if (typeof w !== 'object' || w === null) {
+      check.fail('window', w, "an object such as { kind: 'count', size: 100 }");
+      kind = undefined;
+    } else {
+      kind = typeof w.kind === 'string' ? w.kind : undefined;
+      if (kind === 'consecutive') {
+        check.object('window', w, ['kind', 'threshold']);
+        check.number('window.threshold', w.threshold, { min: 1, integer: true });
+      } else if (kind === 'count') {
+        check.object('window', w, ['kind', 'size']);
+        check.number('window.size', w.size, { min: 1, integer: true });
+        if (typeof w.size === 'number') countSize = w.size;
+      } else if (kind === 'time') {
+        check.object('window', w, ['kind', 'sizeMs', 'buckets']);
+        check.number('window.sizeMs', w.sizeMs, { min: 0, exclusiveMin: true });
+        check.number('window.buckets', w.buckets, { min: 1, max: 1000, integer: true });
+      } else {
+        check.fail('window.kind', w.kind, "one of 'consecutive', 'count', 'time'");
+      }
+    }
+  }
+  if (kind === 'consecutive') {
+    // Rates mean nothing to a consecutive window; accepting them silently would hide a misconfiguration.
+    for (const name of ['failureRate', 'minimumCalls', 'slowCallMs', 'slowCallRate'] as const) {
+      if (options[name] !== undefined) {
+        check.fail(name, options[name], "no value: it applies to 'count' and 'time' windows only");
+      }
+    }
+  } else {
+    check.number('failureRate', options.failureRate, { min: 0, max: 1, exclusiveMin: true });
+    if (check.number('minimumCalls', options.minimumCalls, { min: 1, integer: true })) {
+      if (kind === 'count' && (options.minimumCalls as number) > countSize) {
+        check.fail('minimumCalls', options.minimumCalls, `an integer <= window.size (${countSize})`);
+      }
+    }
+    check.number('slowCallMs', options.slowCallMs, { min: 0, exclusiveMin: true });
+    check.number('slowCallRate', options.slowCallRate, { min: 0, max: 1, exclusiveMin: true });
+    if (options.slowCallRate !== undefined && options.slowCallMs === undefined) {
+      check.fail('slowCallRate', options.slowCallRate, 'slowCallMs to be set too (what is a slow call?)');
+    }
+  }
+  const h = options.halfOpenAfterMs;
+  if (h !== undefined && !isBackoff(h)) {
+    check.number('halfOpenAfterMs', h, { min: 0 });
+  }
+  check.number('halfOpenProbes', options.halfOpenProbes, { min: 1, integer: true });
+  check.number('halfOpenSuccesses', options.halfOpenSuccesses, { min: 1, integer: true });
+  check.fn('handle', options.handle);
+  check.clock('clock', options.clock);
+  check.fn('random', options.random);
+  const s = options.initialState as unknown as Record<string, unknown> | undefined;
+  if (s !== undefined) {
+    if (typeof s !== 'object' || s === null || s.version !== 1) {
+      check.fail('initialState', s, 'a snapshot from snapshot() (version 1)');
+    } else {
+      check.oneOf('initialState.state', s.state, STATES);
+      check.number('initialState.openRemainingMs', s.openRemainingMs, { min: 0 });
+      check.number('initialState.consecutiveOpens', s.consecutiveOpens, { min: 0, integer: true });
+      check.number('initialState.lastBreakMs', s.lastBreakMs, { min: 0 });
+      const sw = s.window as Record<string, unknown> | undefined;
+      if (typeof sw !== 'object' || sw === null || sw.kind !== kind) {
+        check.fail('initialState.window', sw, `a window snapshot of kind '${kind ?? 'count'}' (the breaker's window)`);
+      }
+    }
+  }
+  check.done();
+}

@@ -1,0 +1,4 @@
+import type { FallbackUsedEvent } from '../../events/types.js';
+
+/** The events a fallback policy emits. */
+export type FallbackEvent = FallbackUsedEvent;

@@ -1,0 +1,83 @@
+import { systemClock } from '../../core/clock.js';
+import type { ExecutionContext } from '../../core/context.js';
+import type { HandlePredicate, Outcome } from '../../core/outcome.js';
+import type { Next, Operation } from '../../core/policy.js';
+import { Checker } from '../../errors/validate.js';
+import { classifiesResults, handleAllErrors } from '../handle.js';
+import { PolicyBase } from '../policy-base.js';
+import { FALLBACK_OPTION_NAMES, type FallbackOptions, type FallbackValue } from './options.js';
+
+/**
+ * A fallback policy. See {@link fallback}. `T` is the type of the replacement value.
+ */
+export class FallbackPolicy<R = unknown> extends PolicyBase {
+  readonly #value: FallbackValue<R>;
+  readonly #handle: HandlePredicate<unknown>;
+  readonly #classifyResults: boolean;
+
+  /** @internal Use {@link fallback}. */
+  constructor(options: FallbackOptions<R>) {
+    super(options.name ?? 'fallback', systemClock);
+    this.#value = options.value;
+    this.#handle = (options.handle ?? handleAllErrors) as HandlePredicate<unknown>;
+    this.#classifyResults = classifiesResults(this.#handle);
+  }
+
+  /** @internal */
+  async _run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+    let outcome: Outcome<T>;
+    try {
+      const value = await next(ctx, op);
+      if (!this.#classifyResults) return value;
+      outcome = { ok: true, value };
+    } catch (error) {
+      // Never replace the caller's own abort: they asked to stop, not for a default.
+      if (ctx._aborted) throw error;
+      outcome = { ok: false, error };
+    }
+    if (!this.#handle(outcome)) {
+      if (outcome.ok) return outcome.value;
+      throw outcome.error;
+    }
+    if (this._events.wants('fallback.used')) {
+      this._events.emit({
+        type: 'fallback.used',
+        policy: this.name,
+        operation: ctx.operation,
+        attempt: ctx.attempt,
+        outcome,
+      });
+    }
+    const v = this.#value;
+    // The pipeline's result type is the union of the operation's and the fallback's; inside, T stands for it.
+    return (
+      typeof v === 'function' ? await (v as (f: Outcome<unknown>, c: ExecutionContext) => T)(outcome, ctx) : v
+    ) as T;
+  }
+}
+
+/**
+ * Replaces a handled failure with a value, or the result of a function of the failure. Never used for a caller's
+ * abort. Place it outermost; see docs/concepts.md for the order.
+ *
+ * @throws InvalidOptionsError when `value` is missing or an option is invalid.
+ * @example
+ * ```ts
+ * const quote = pipeline(
+ *   fallback({ value: () => CACHED_QUOTE }),
+ *   retry(),
+ * );
+ * ```
+ */
+export function fallback<R>(options: FallbackOptions<R>): FallbackPolicy<R> {
+  const check = new Checker('fallback');
+  if (check.object('', options, FALLBACK_OPTION_NAMES)) {
+    if (!('value' in options)) check.fail('value', undefined, 'a value or a function (required)');
+    check.fn('handle', options.handle);
+    check.string('name', options.name);
+  } else if (options === undefined) {
+    check.fail('value', undefined, 'a value or a function (required)');
+  }
+  check.done();
+  return new FallbackPolicy<R>(options);
+}

@@ -1,0 +1,3 @@
+export type { FallbackEvent } from './events.js';
+export { FallbackPolicy, fallback } from './fallback.js';
+export type { FallbackOptions, FallbackValue } from './options.js';

@@ -1,0 +1,21 @@
+import type { Context } from '../../core/context.js';
+import type { HandlePredicate, Outcome } from '../../core/outcome.js';
+
+/**
+ * The replacement: a plain value, or a function of the failure and the context (which may be async). To fall
+ * back to a function value, return it from a function: `value: () => myFunction`.
+ */
+export type FallbackValue<T> = T | ((failure: Outcome<unknown>, ctx: Context) => T | PromiseLike<T>);
+
+/** Options of {@link fallback}. */
+export interface FallbackOptions<T> {
+  /** What to return instead of a handled failure. Required. */
+  value: FallbackValue<T>;
+  /** Which outcomes are replaced. @defaultValue every error except the caller's abort; no result */
+  handle?: HandlePredicate<never>;
+  /** Name used in events and metrics. @defaultValue `'fallback'` */
+  name?: string;
+}
+
+/** @internal */
+export const FALLBACK_OPTION_NAMES = ['value', 'handle', 'name'] as const;

@@ -1,0 +1,1 @@
+export { type KeyedOptions, KeyedPolicy, keyed } from './keyed.js';

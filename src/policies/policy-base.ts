@@ -1,0 +1,81 @@
+import type { Clock } from '../core/clock.js';
+import { type ExecuteOptions, type ExecutionContext, rootContext } from '../core/context.js';
+import { invoke, type Next, type Operation, type Policy } from '../core/policy.js';
+import { Emitter } from '../events/emitter.js';
+import type { EventType, Listener } from '../events/types.js';
+
+/**
+ * What every policy and pipeline offers beyond `execute`: typed event subscription.
+ *
+ * @example
+ * ```ts
+ * const off = policy.on('execution.completed', (e) => histogram.record(e.durationMs, { result: e.result }));
+ * off(); // unsubscribe
+ * ```
+ */
+export interface ObservablePolicy extends Policy {
+  /**
+   * Subscribes to events of `type` emitted by this policy (a pipeline: by itself and every policy in it).
+   * Returns a function that unsubscribes. A listener that throws never changes a call's outcome.
+   */
+  on<K extends EventType>(type: K, listener: Listener<K>): () => void;
+}
+
+/**
+ * The shared part of every policy: the public `execute` (root context, pre-abort check, optional
+ * `execution.completed` event) around the policy's own `_run`.
+ * @internal
+ */
+export abstract class PolicyBase implements ObservablePolicy {
+  readonly name: string;
+  /** @internal */
+  readonly _events = new Emitter();
+  /** @internal */
+  readonly _clock: Clock;
+
+  constructor(name: string, clock: Clock) {
+    this.name = name;
+    this._clock = clock;
+  }
+
+  /** @internal Runs this policy around `next`. */
+  abstract _run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T>;
+
+  /** @internal The policies a pipeline is built from; a plain policy is its own only member. */
+  _members(): readonly PolicyBase[] {
+    return [this];
+  }
+
+  execute<T>(op: Operation<T>, options?: ExecuteOptions): Promise<T> {
+    const ctx = rootContext(options);
+    if (ctx._caller?.aborted) return Promise.reject(ctx._caller.reason);
+    if (!this._events.wants('execution.completed')) return this._run(ctx, op, invoke);
+    return this.#observed(ctx, op);
+  }
+
+  async #observed<T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> {
+    const start = this._clock.now();
+    let result: 'success' | 'failure' | 'aborted' = 'failure';
+    try {
+      const value = await this._run(ctx, op, invoke);
+      result = 'success';
+      return value;
+    } catch (error) {
+      if (ctx._caller?.aborted) result = 'aborted';
+      throw error;
+    } finally {
+      this._events.emit({
+        type: 'execution.completed',
+        policy: this.name,
+        operation: ctx.operation,
+        attempt: ctx.attempt,
+        durationMs: this._clock.now() - start,
+        result,
+      });
+    }
+  }
+
+  on<K extends EventType>(type: K, listener: Listener<K>): () => void {
+    return this._events.on(type, listener);
+  }
+}

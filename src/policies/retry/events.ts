@@ -1,0 +1,4 @@
+import type { RetryAttemptEvent, RetryExhaustedEvent } from '../../events/types.js';
+
+/** The events a retry policy emits. */
+export type RetryEvent = RetryAttemptEvent | RetryExhaustedEvent;

@@ -1,0 +1,157 @@
+import { systemClock } from '../../core/clock.js';
+import type { ExecutionContext } from '../../core/context.js';
+import type { HandlePredicate, Outcome } from '../../core/outcome.js';
+import type { Next, Operation } from '../../core/policy.js';
+import { type Random, systemRandom } from '../../core/random.js';
+import { sleep } from '../../core/sleep.js';
+import { isCircuitOpenError, RetryExhaustedError } from '../../errors/errors.js';
+import { Checker, describe } from '../../errors/validate.js';
+import { classifiesResults, handleAllErrors } from '../handle.js';
+import { PolicyBase } from '../policy-base.js';
+import { type Backoff, type BackoffFunction, exponential, isBackoff } from './backoff.js';
+import { RETRY_OPTION_NAMES, type RetryOptions } from './options.js';
+
+/**
+ * A retry policy. See {@link retry}.
+ */
+export class RetryPolicy extends PolicyBase {
+  /** The attempt limit, the first attempt included. */
+  readonly maxAttempts: number;
+  readonly #backoff: Backoff | BackoffFunction;
+  readonly #handle: HandlePredicate<unknown>;
+  readonly #classifyResults: boolean;
+  readonly #circuitWaitMs: number;
+  readonly #wrap: boolean;
+  readonly #random: Random;
+
+  /** @internal Use {@link retry}. */
+  constructor(options: RetryOptions) {
+    super(options.name ?? 'retry', options.clock ?? systemClock);
+    this.maxAttempts = options.maxAttempts ?? 3;
+    this.#backoff = options.backoff ?? exponential();
+    this.#handle = (options.handle ?? handleAllErrors) as HandlePredicate<unknown>;
+    this.#classifyResults = classifiesResults(this.#handle);
+    this.#circuitWaitMs = options.circuitOpenMaxWaitMs ?? 30_000;
+    this.#wrap = options.onExhausted === 'wrap';
+    this.#random = options.random ?? systemRandom;
+  }
+
+  /** @internal */
+  async _run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+    let current = ctx;
+    let attempt = 1;
+    let previousMs = 0;
+    for (;;) {
+      let outcome: Outcome<T>;
+      try {
+        const value = await next(current, op);
+        if (!this.#classifyResults) return value;
+        outcome = { ok: true, value };
+      } catch (error) {
+        // A caller's abort (or an enclosing timeout's) is never retried and never classified.
+        if (ctx._aborted) throw error;
+        outcome = { ok: false, error };
+      }
+      // Outside the try: a predicate that throws rejects the call with its own error.
+      if (!this.#handle(outcome)) return settle(outcome);
+      const delayMs = this.#delay(attempt, previousMs, outcome, current);
+      if (delayMs < 0) return this.#giveUp(delayMs, attempt, outcome, current);
+      if (this._events.wants('retry.attempt')) {
+        this._events.emit({
+          type: 'retry.attempt',
+          policy: this.name,
+          operation: ctx.operation,
+          attempt,
+          delayMs,
+          outcome,
+        });
+      }
+      await sleep(this._clock, delayMs, ctx);
+      previousMs = delayMs;
+      attempt++;
+      current = ctx._derive(attempt, ctx._scope);
+    }
+  }
+
+  /** The delay before the next attempt, or a negative code: -1 attempts used up, -2 stop, -3 open circuit. */
+  #delay(attempt: number, previousMs: number, outcome: Outcome<unknown>, ctx: ExecutionContext): number {
+    if (attempt >= this.maxAttempts) return -1;
+    let delayMs: number;
+    const backoff = this.#backoff;
+    if (typeof backoff === 'function') {
+      const d = backoff(attempt, outcome, ctx);
+      if (d === 'stop') return -2;
+      if (typeof d !== 'number' || !Number.isFinite(d) || d < 0) {
+        throw new TypeError(
+          `retry "${this.name}": the backoff function returned ${describe(d)} after attempt ${attempt}; expected a finite number >= 0 or 'stop'`,
+          { cause: outcome.ok ? undefined : outcome.error },
+        );
+      }
+      delayMs = d;
+    } else {
+      delayMs = backoff.delay(attempt, previousMs, this.#random);
+    }
+    if (!outcome.ok && isCircuitOpenError(outcome.error)) {
+      const wait = outcome.error.retryAfterMs;
+      if (!(wait <= this.#circuitWaitMs)) return -3;
+      if (wait > delayMs) delayMs = wait;
+    }
+    return delayMs;
+  }
+
+  #giveUp<T>(code: number, attempt: number, outcome: Outcome<T>, ctx: ExecutionContext): T {
+    if (this._events.wants('retry.exhausted')) {
+      this._events.emit({
+        type: 'retry.exhausted',
+        policy: this.name,
+        operation: ctx.operation,
+        attempt,
+        reason: code === -1 ? 'attempts' : code === -2 ? 'stopped' : 'circuit_open',
+        outcome,
+      });
+    }
+    if (outcome.ok) return outcome.value;
+    if (this.#wrap) throw new RetryExhaustedError(this.name, attempt, outcome.error);
+    throw outcome.error;
+  }
+}
+
+function settle<T>(outcome: Outcome<T>): T {
+  if (outcome.ok) return outcome.value;
+  throw outcome.error;
+}
+
+/**
+ * Retries handled failures with a backoff. `maxAttempts` counts every attempt, the first included.
+ *
+ * - A caller's abort is never retried; an abort during a backoff rejects at once with the caller's reason.
+ * - A `CircuitOpenError` from an inner breaker is retried only after its `retryAfterMs`, or not at all when that
+ *   is longer than `circuitOpenMaxWaitMs`.
+ * - Once attempts run out, the last error is rethrown unchanged (or the last handled result is returned).
+ *
+ * Place it outside the circuit breaker and the timeout; see docs/concepts.md for the order.
+ *
+ * @throws InvalidOptionsError listing every invalid option.
+ * @example
+ * ```ts
+ * const policy = retry({ maxAttempts: 4, backoff: exponential({ initialMs: 200, maxMs: 5_000 }) });
+ * const body = await policy.execute(({ signal }) => fetch(url, { signal }).then((r) => r.json()));
+ * ```
+ */
+export function retry(options: RetryOptions = {}): RetryPolicy {
+  const check = new Checker('retry');
+  if (check.object('', options, RETRY_OPTION_NAMES)) {
+    check.string('name', options.name);
+    check.number('maxAttempts', options.maxAttempts, { min: 1, integer: true, infinity: true });
+    if (options.backoff !== undefined && typeof options.backoff !== 'function' && !isBackoff(options.backoff)) {
+      check.fail('backoff', options.backoff, 'a backoff (constant(), linear(), exponential()) or a function');
+    }
+    check.fn('handle', options.handle);
+    check.number('circuitOpenMaxWaitMs', options.circuitOpenMaxWaitMs, { min: 0, infinity: true });
+    check.oneOf('onExhausted', options.onExhausted, ['rethrow', 'wrap']);
+    check.clock('clock', options.clock);
+    check.fn('random', options.random);
+  }
+  check.done();
+  return new RetryPolicy(options);
+}

@@ -1,0 +1,168 @@
+import { systemClock } from '../../core/clock.js';
+import { CancelScope, type ExecutionContext, type Orphan } from '../../core/context.js';
+import { DeadlineQueue } from '../../core/deadline-queue.js';
+import type { Next, Operation } from '../../core/policy.js';
+import { TimeoutError } from '../../errors/errors.js';
+import { Checker } from '../../errors/validate.js';
+import { PolicyBase } from '../policy-base.js';
+import { TIMEOUT_OPTION_NAMES, type TimeoutOptions } from './options.js';
+
+/**
+ * The state of one attempt under a timeout: its cancel scope, its place in the deadline queue, and the promise
+ * the caller waits on. One object per attempt, with no closures but the two settle callbacks.
+ */
+class TimeoutAttempt<T> extends CancelScope {
+  readonly #policy: TimeoutPolicy;
+  readonly #parent: ExecutionContext;
+  readonly #resolve: (value: T) => void;
+  readonly #reject: (reason: unknown) => void;
+  #subscribed = false;
+  #settled = false;
+  #orphan: Orphan | undefined = undefined;
+
+  constructor(
+    policy: TimeoutPolicy,
+    parent: ExecutionContext,
+    resolve: (value: T) => void,
+    reject: (reason: unknown) => void,
+  ) {
+    super();
+    this.#policy = policy;
+    this.#parent = parent;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  start(op: Operation<T>, next: Next): void {
+    const parent = this.#parent;
+    this.#subscribed = parent._subscribe(this);
+    this.#policy._queue.add(this);
+    next(parent._derive(parent.attempt, this), op).then(
+      (value) => this.#onValue(value),
+      (error: unknown) => this.#onError(error),
+    );
+  }
+
+  #finish(): void {
+    this.#settled = true;
+    this.#policy._queue.remove(this);
+    if (this.#subscribed) this.#parent._unsubscribe(this);
+  }
+
+  #onValue(value: T): void {
+    if (!this.#settled) {
+      this.#finish();
+      this.#resolve(value);
+    } else this.#late({ ok: true, value });
+  }
+
+  #onError(error: unknown): void {
+    if (!this.#settled) {
+      this.#finish();
+      this.#reject(error);
+    } else this.#late({ ok: false, error });
+  }
+
+  #late(outcome: { ok: true; value: T } | { ok: false; error: unknown }): void {
+    this.#orphan?.finish();
+    const events = this.#policy._events;
+    if (events.wants('timeout.late_outcome')) {
+      events.emit({
+        type: 'timeout.late_outcome',
+        policy: this.#policy.name,
+        operation: this.#parent.operation,
+        attempt: this.#parent.attempt,
+        outcome,
+      });
+    }
+  }
+
+  /** The deadline passed: abort the attempt's signal with a TimeoutError and reject with the same error. */
+  _expire(): void {
+    if (this.#settled) return;
+    const policy = this.#policy;
+    const error = new TimeoutError(policy.name, policy.ms);
+    this.#abandon(error);
+    if (policy._events.wants('timeout.fired')) {
+      policy._events.emit({
+        type: 'timeout.fired',
+        policy: policy.name,
+        operation: this.#parent.operation,
+        attempt: this.#parent.attempt,
+        timeoutMs: policy.ms,
+      });
+    }
+  }
+
+  /** The caller (or an enclosing timeout) aborted: reject with its reason, not as a timeout. */
+  _onAbort(reason: unknown): void {
+    if (!this.#settled) this.#abandon(reason);
+  }
+
+  #abandon(reason: unknown): void {
+    this.#finish();
+    // Record the still-running work before anyone sees the rejection, so a bulkhead around this timeout keeps
+    // its slot until the work really ends.
+    this.#orphan = this.#parent._addOrphan();
+    this.abort(reason);
+    this.#reject(reason);
+  }
+}
+
+/**
+ * A timeout policy. See {@link timeout}.
+ */
+export class TimeoutPolicy extends PolicyBase {
+  /** The time limit of each attempt, in ms. */
+  readonly ms: number;
+  /** @internal One timer for every pending attempt (deadlines of one length arrive in order). */
+  readonly _queue: DeadlineQueue;
+
+  /** @internal Use {@link timeout}. */
+  constructor(options: TimeoutOptions) {
+    super(options.name ?? 'timeout', options.clock ?? systemClock);
+    this.ms = options.ms;
+    // Unref'd: the work under the timeout keeps the process alive if it needs to; the timer alone must not.
+    this._queue = new DeadlineQueue(this._clock, this.ms, true);
+  }
+
+  /** @internal */
+  _run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+    if (ctx._aborted) return Promise.reject(ctx._reason);
+    return new Promise<T>((resolve, reject) => {
+      new TimeoutAttempt<T>(this, ctx, resolve, reject).start(op, next);
+    });
+  }
+}
+
+/**
+ * Limits each attempt to `ms`. When the time passes, the attempt's `ctx.signal` aborts with a `TimeoutError` as
+ * its reason and the call rejects with that `TimeoutError`.
+ *
+ * - It never aborts the caller's signal; a caller's abort is reported as the caller's abort, not a timeout.
+ * - On success nothing is aborted and no timer is left behind (one shared timer serves every attempt).
+ * - Work that ignores its signal and runs on after the timeout still holds the slot of a bulkhead around it until
+ *   it settles; its late result or rejection is discarded and reported as a `timeout.late_outcome` event.
+ *
+ * @param msOrOptions - the limit in ms, or {@link TimeoutOptions}.
+ * @throws InvalidOptionsError when `ms` is not a number > 0, or an option is unknown.
+ * @example
+ * ```ts
+ * const policy = timeout(2_000);
+ * await policy.execute(({ signal }) => fetch(url, { signal }));
+ * ```
+ */
+export function timeout(msOrOptions: number | TimeoutOptions): TimeoutPolicy {
+  const options: TimeoutOptions = typeof msOrOptions === 'number' ? { ms: msOrOptions } : msOrOptions;
+  const check = new Checker('timeout');
+  if (check.object('', options, TIMEOUT_OPTION_NAMES)) {
+    if (options.ms === undefined) check.fail('ms', undefined, 'a number > 0 (required)');
+    check.number('ms', options.ms, { min: 0, exclusiveMin: true });
+    check.string('name', options.name);
+    check.clock('clock', options.clock);
+  } else if (options === undefined) {
+    check.fail('ms', undefined, 'a number > 0 (required)');
+  }
+  check.done();
+  return new TimeoutPolicy(options);
+}
