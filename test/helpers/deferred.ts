@@ -1,0 +1,47 @@
+/** A promise with its resolve and reject exposed, to hold an operation open in a test. */
+export interface Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve(value: T): void;
+  reject(reason: unknown): void;
+}
+
+export function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (reason: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** Captures a promise's rejection reason (fails if it resolves). */
+export async function rejectionOf(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a rejection, got a resolution');
+}
+
+/** Tracks whether a promise has settled, without awaiting it. */
+export function track<T>(p: Promise<T>): {
+  settled: boolean;
+  value?: T;
+  error?: unknown;
+  readonly promise: Promise<T>;
+} {
+  const state: { settled: boolean; value?: T; error?: unknown; promise: Promise<T> } = { settled: false, promise: p };
+  p.then(
+    (v) => {
+      state.settled = true;
+      state.value = v;
+    },
+    (e: unknown) => {
+      state.settled = true;
+      state.error = e;
+    },
+  );
+  return state;
+}
