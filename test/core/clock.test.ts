@@ -1,0 +1,52 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { MAX_TIMER_DELAY_MS, systemClock } from '../../src/index.js';
+
+describe('systemClock', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('is monotonic', () => {
+    const a = systemClock.now();
+    const b = systemClock.now();
+    expect(b).toBeGreaterThanOrEqual(a);
+  });
+
+  it('runs and clears ordinary timers, ref or unref', async () => {
+    const fired: string[] = [];
+    const h = systemClock.setTimeout(() => fired.push('cleared'), 1);
+    systemClock.clearTimeout(h);
+    await new Promise<void>((resolve) => {
+      systemClock.setTimeout(
+        () => {
+          fired.push('ran');
+          resolve();
+        },
+        1,
+        true,
+      );
+    });
+    expect(fired).toEqual(['ran']);
+  });
+
+  it('chunks delays above 2^31-1 ms instead of firing after 1 ms', () => {
+    // Node's own timers are what is under test here, so vitest's fake timers stand in for them.
+    vi.useFakeTimers();
+    let fired = 0;
+    systemClock.setTimeout(() => fired++, MAX_TIMER_DELAY_MS * 2 + 5, true);
+    vi.advanceTimersByTime(MAX_TIMER_DELAY_MS);
+    expect(fired).toBe(0);
+    vi.advanceTimersByTime(MAX_TIMER_DELAY_MS);
+    expect(fired).toBe(0);
+    vi.advanceTimersByTime(4);
+    expect(fired).toBe(0);
+    vi.advanceTimersByTime(1);
+    expect(fired).toBe(1);
+    const h = systemClock.setTimeout(() => fired++, MAX_TIMER_DELAY_MS + 1);
+    vi.advanceTimersByTime(MAX_TIMER_DELAY_MS);
+    systemClock.clearTimeout(h);
+    vi.advanceTimersByTime(10);
+    expect(fired).toBe(1);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { DeadlineEntry, DeadlineQueue } from '../../src/core/deadline-queue.js';
+import { FakeClock } from '../../src/testing/index.js';
+
+class Entry extends DeadlineEntry {
+  constructor(
+    readonly id: string,
+    readonly log: string[],
+  ) {
+    super();
+  }
+  _expire(): void {
+    this.log.push(`${this.id}@`);
+  }
+}
+
+describe('DeadlineQueue', () => {
+  it('expires entries in order at their own deadlines with one timer', async () => {
+    const clock = new FakeClock();
+    const q = new DeadlineQueue(clock, 100, true);
+    const log: string[] = [];
+    const a = new Entry('a', log);
+    const b = new Entry('b', log);
+    const c = new Entry('c', log);
+    q.add(a);
+    await clock.advance(30);
+    q.add(b);
+    q.add(c);
+    expect(q.size).toBe(3);
+    expect(clock.pendingTimers).toBe(1);
+    q.remove(b);
+    q.remove(b); // idempotent
+    await clock.advance(69);
+    expect(log).toEqual([]);
+    await clock.advance(1);
+    expect(log).toEqual(['a@']);
+    expect(clock.nextTimerAt).toBe(130);
+    await clock.advance(30);
+    expect(log).toEqual(['a@', 'c@']);
+    expect(q.size).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('does not re-arm when the list is empty at fire time, and re-arms on the next add', async () => {
+    const clock = new FakeClock();
+    const q = new DeadlineQueue(clock, 50, false);
+    const log: string[] = [];
+    const a = new Entry('a', log);
+    q.add(a);
+    q.remove(a);
+    expect(clock.pendingTimers).toBe(1);
+    await clock.advance(50);
+    expect(clock.pendingTimers).toBe(0);
+    q.add(new Entry('b', log));
+    expect(clock.pendingTimers).toBe(1);
+    await clock.advance(50);
+    expect(log).toEqual(['b@']);
+  });
+
+  it('removes the head, the tail and a middle entry, and clear() forgets everything', async () => {
+    const clock = new FakeClock();
+    const q = new DeadlineQueue(clock, 10, true);
+    const log: string[] = [];
+    const es = ['a', 'b', 'c', 'd'].map((id) => new Entry(id, log));
+    for (const e of es) q.add(e);
+    q.remove(es[0] as Entry);
+    q.remove(es[3] as Entry);
+    q.remove(es[1] as Entry);
+    expect(q.size).toBe(1);
+    q.clear();
+    expect(q.size).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
+    await clock.advance(100);
+    expect(log).toEqual([]);
+    q.clear();
+  });
+});

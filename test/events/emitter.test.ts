@@ -1,0 +1,81 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { describe, expect, it } from 'vitest';
+import { Emitter } from '../../src/events/emitter.js';
+import { channelName, circuitBreaker, EVENT_TYPES, type ResilienceEvent, retry } from '../../src/index.js';
+
+describe('events', () => {
+  it('maps every event type to a bulwark diagnostics channel', () => {
+    expect(channelName('retry.attempt')).toBe('bulwark:retry:attempt');
+    expect(channelName('circuit.half_opened')).toBe('bulwark:circuit:half_opened');
+    expect(channelName('execution.completed')).toBe('bulwark:execution:completed');
+    expect(new Set(EVENT_TYPES.map(channelName)).size).toBe(EVENT_TYPES.length);
+  });
+
+  it('publishes on diagnostics_channel only while someone subscribes', async () => {
+    const seen: unknown[] = [];
+    const onMessage = (m: unknown) => seen.push(m);
+    const cb = circuitBreaker({ name: 'dc', window: { kind: 'consecutive', threshold: 1 } });
+    const e = new Emitter();
+    expect(e.wants('circuit.opened')).toBe(false);
+    subscribe(channelName('circuit.opened'), onMessage);
+    try {
+      expect(e.wants('circuit.opened')).toBe(true);
+      await cb.execute(() => Promise.reject(new Error('x'))).catch(() => undefined);
+    } finally {
+      unsubscribe(channelName('circuit.opened'), onMessage);
+    }
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ type: 'circuit.opened', policy: 'dc' });
+    expect(e.wants('circuit.opened')).toBe(false);
+  });
+
+  it('unsubscribes exactly the listener, once', () => {
+    const e = new Emitter();
+    const got: string[] = [];
+    const offA = e.on('fallback.used', () => got.push('a'));
+    const offB = e.on('fallback.used', () => got.push('b'));
+    const event = {
+      type: 'fallback.used',
+      policy: 'f',
+      operation: 'o',
+      attempt: 1,
+      outcome: { ok: false, error: 1 },
+    } as const satisfies ResilienceEvent;
+    e.emit(event);
+    offA();
+    offA();
+    e.emit(event);
+    offB();
+    expect(e.wants('fallback.used')).toBe(false);
+    e.emit(event);
+    expect(got).toEqual(['a', 'b', 'b']);
+  });
+
+  it('a throwing listener never changes the outcome and is reported once as a warning', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const policy = retry({ maxAttempts: 3, backoff: () => 0 });
+      const thrower = () => {
+        throw new Error('listener bug');
+      };
+      policy.on('retry.attempt', thrower);
+      let n = 0;
+      await expect(
+        policy.execute(() => {
+          if (++n < 3) throw new Error('flaky');
+          return 'fine';
+        }),
+      ).resolves.toBe('fine');
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    const ours = warnings.filter((w) => w.name === 'BulwarkListenerWarning');
+    expect(ours).toHaveLength(1);
+    expect(ours[0]?.message).toMatch(
+      /a bulwark "retry.attempt" listener threw \(listener bug\); the call was not affected/,
+    );
+  });
+});
