@@ -136,7 +136,8 @@ class ExponentialBackoff implements Backoff {
       case 'full':
         return random() * base;
       default:
-        return base / 2 + (random() * base) / 2;
+        // Math.min: the halves can round one ulp above base.
+        return Math.min(base, base / 2 + (random() * base) / 2);
     }
   }
 }
