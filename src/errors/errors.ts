@@ -91,7 +91,7 @@ export class CircuitOpenError extends ResilienceError {
       'ERR_CIRCUIT_OPEN',
       policy,
       state === 'isolated'
-        ? `circuit breaker "${policy}" is isolated: calls are refused until it is reset`
+        ? `circuit breaker "${policy}" is isolated: calls are refused until reset() or until every isolate() is released`
         : `circuit breaker "${policy}" is ${state === 'open' ? 'open' : 'half-open with every probe slot taken'}: call not attempted, retry after ${Math.ceil(retryAfterMs)} ms`,
     );
     this.retryAfterMs = retryAfterMs;
@@ -142,12 +142,12 @@ export class BulkheadRejectedError extends ResilienceError {
   /** Why the call was refused. */
   readonly reason: BulkheadRejectionReason;
 
-  constructor(policy: string, reason: BulkheadRejectionReason, limit: number, queue: number) {
+  constructor(policy: string, reason: BulkheadRejectionReason, active: number, queued: number) {
     super(
       'ERR_BULKHEAD_REJECTED',
       policy,
       reason === 'full'
-        ? `bulkhead "${policy}" is full (${limit} running, ${queue} queued): call rejected`
+        ? `bulkhead "${policy}" is full (${active} running, ${queued} queued): call rejected`
         : reason === 'queue_timeout'
           ? `bulkhead "${policy}": call waited in the queue longer than its queueTimeoutMs and was rejected`
           : `bulkhead "${policy}" is disposed: call rejected`,
@@ -156,8 +156,8 @@ export class BulkheadRejectedError extends ResilienceError {
   }
 
   /** @internal Builds the error without capturing a stack. */
-  static fast(policy: string, reason: BulkheadRejectionReason, limit: number, queue: number): BulkheadRejectedError {
-    return withoutStack(() => new BulkheadRejectedError(policy, reason, limit, queue));
+  static fast(policy: string, reason: BulkheadRejectionReason, active: number, queued: number): BulkheadRejectedError {
+    return withoutStack(() => new BulkheadRejectedError(policy, reason, active, queued));
   }
 }
 Object.defineProperty(BulkheadRejectedError.prototype, 'name', { value: 'BulkheadRejectedError', writable: true });
@@ -198,8 +198,9 @@ export interface OptionProblem {
  *
  * @example
  * ```ts
- * retry({ attempts: 3 }); // InvalidOptionsError: retry: invalid options
- *                        //   - attempts: unknown option (allowed: maxAttempts, backoff, ...)
+ * retry({ attempts: 3 } as never);
+ * // InvalidOptionsError: retry: invalid options
+ * //   - attempts: expected a known option (unknown name; allowed: name, maxAttempts, ...), got 3
  * ```
  */
 export class InvalidOptionsError extends TypeError {

@@ -63,13 +63,9 @@ export class Emitter {
       }
     }
     const ch = channelOf(event.type);
-    if (ch.hasSubscribers) {
-      try {
-        ch.publish(event);
-      } catch (error) {
-        reportListenerError(ch, event.type, error);
-      }
-    }
+    // No try/catch: diagnostics_channel catches a throwing subscriber itself and rethrows it on the next tick,
+    // as it does for every publisher in the process. The call's outcome is unaffected either way.
+    if (ch.hasSubscribers) ch.publish(event);
   }
 
   on<K extends EventType>(type: K, listener: Listener<K>): () => void {

@@ -21,7 +21,12 @@ export class PipelinePolicy extends PolicyBase {
   readonly #second: Next;
 
   constructor(policies: readonly PolicyBase[]) {
-    super(policies.length === 0 ? 'pipeline' : policies.map((p) => p.name).join('>'), systemClock);
+    // The pipeline times execution.completed on the clock of its outermost member, so a FakeClock shared by the
+    // members drives the pipeline's durations too.
+    super(
+      policies.length === 0 ? 'pipeline' : policies.map((p) => p.name).join('>'),
+      policies[0]?._clock ?? systemClock,
+    );
     this.policies = policies;
     // Why linked here: each layer's continuation is built once, so a call allocates no closure per layer.
     let next: Next = invoke;

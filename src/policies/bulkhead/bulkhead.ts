@@ -194,7 +194,7 @@ export class BulkheadPolicy extends PolicyBase {
         queued: this.#queued,
       });
     }
-    return BulkheadRejectedError.fast(this.name, reason, this.#limit, this.#queued);
+    return BulkheadRejectedError.fast(this.name, reason, this.#active, this.#queued);
   }
 }
 

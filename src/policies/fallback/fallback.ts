@@ -8,7 +8,8 @@ import { PolicyBase } from '../policy-base.js';
 import { FALLBACK_OPTION_NAMES, type FallbackOptions, type FallbackValue } from './options.js';
 
 /**
- * A fallback policy. See {@link fallback}. `T` is the type of the replacement value.
+ * A fallback policy. See {@link fallback}. `R` is the type of the replacement value; `execute` is typed by the
+ * operation, so give the operation a result type that includes the replacement's.
  */
 export class FallbackPolicy<R = unknown> extends PolicyBase {
   readonly #value: FallbackValue<R>;
@@ -17,7 +18,7 @@ export class FallbackPolicy<R = unknown> extends PolicyBase {
 
   /** @internal Use {@link fallback}. */
   constructor(options: FallbackOptions<R>) {
-    super(options.name ?? 'fallback', systemClock);
+    super(options.name ?? 'fallback', options.clock ?? systemClock);
     this.#value = options.value;
     this.#handle = (options.handle ?? handleAllErrors) as HandlePredicate<unknown>;
     this.#classifyResults = classifiesResults(this.#handle);
@@ -75,6 +76,7 @@ export function fallback<R>(options: FallbackOptions<R>): FallbackPolicy<R> {
     if (!('value' in options)) check.fail('value', undefined, 'a value or a function (required)');
     check.fn('handle', options.handle);
     check.string('name', options.name);
+    check.clock('clock', options.clock);
   } else if (options === undefined) {
     check.fail('value', undefined, 'a value or a function (required)');
   }

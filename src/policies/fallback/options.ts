@@ -1,3 +1,4 @@
+import type { Clock } from '../../core/clock.js';
 import type { Context } from '../../core/context.js';
 import type { HandlePredicate, Outcome } from '../../core/outcome.js';
 
@@ -15,7 +16,9 @@ export interface FallbackOptions<T> {
   handle?: HandlePredicate<never>;
   /** Name used in events and metrics. @defaultValue `'fallback'` */
   name?: string;
+  /** Times `execution.completed`. @defaultValue `systemClock` */
+  clock?: Clock;
 }
 
 /** @internal */
-export const FALLBACK_OPTION_NAMES = ['value', 'handle', 'name'] as const;
+export const FALLBACK_OPTION_NAMES = ['value', 'handle', 'name', 'clock'] as const;

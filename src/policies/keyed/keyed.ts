@@ -1,4 +1,4 @@
-import { systemClock } from '../../core/clock.js';
+import { type Clock, systemClock } from '../../core/clock.js';
 import type { Context, ExecutionContext } from '../../core/context.js';
 import type { Next, Operation } from '../../core/policy.js';
 import { Checker } from '../../errors/validate.js';
@@ -16,6 +16,8 @@ export interface KeyedOptions<P extends PolicyBase> {
   onEvict?: (key: string, policy: P) => void;
   /** Name used in events and metrics. @defaultValue `'keyed'` */
   name?: string;
+  /** Times `execution.completed` of calls made through the keyed policy itself. @defaultValue `systemClock` */
+  clock?: Clock;
 }
 
 /**
@@ -27,11 +29,11 @@ export class KeyedPolicy<P extends PolicyBase> extends PolicyBase {
   readonly #maxKeys: number;
   readonly #onEvict: ((key: string, policy: P) => void) | undefined;
   readonly #policies = new Map<string, P>();
-  readonly #subscriptions = new Set<{ type: EventType; listener: Listener<EventType> }>();
+  readonly #subscriptions = new Set<{ type: EventType; listener: Listener<EventType>; offs: (() => void)[] }>();
 
   /** @internal Use {@link keyed}. */
   constructor(keyOf: (ctx: Context) => string, factory: (key: string) => P, options: KeyedOptions<P>) {
-    super(options.name ?? 'keyed', systemClock);
+    super(options.name ?? 'keyed', options.clock ?? systemClock);
     this.#keyOf = keyOf;
     this.#factory = factory;
     this.#maxKeys = options.maxKeys ?? 1_000;
@@ -57,7 +59,7 @@ export class KeyedPolicy<P extends PolicyBase> extends PolicyBase {
     if (!(p instanceof PolicyBase)) {
       throw new TypeError(`keyed "${this.name}": the factory returned ${typeof p} for key "${key}", not a policy`);
     }
-    for (const s of this.#subscriptions) p.on(s.type, s.listener);
+    for (const s of this.#subscriptions) s.offs.push(p.on(s.type, s.listener));
     map.set(key, p);
     if (map.size > this.#maxKeys) {
       const [oldKey, oldPolicy] = map.entries().next().value as [string, P];
@@ -79,23 +81,24 @@ export class KeyedPolicy<P extends PolicyBase> extends PolicyBase {
 
   /** @internal */
   _run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
-    let key: string;
+    let policy: P;
     try {
-      key = this.#keyOf(ctx);
+      policy = this.get(this.#keyOf(ctx));
     } catch (error) {
+      // A throwing key function or factory rejects the call: execute() never throws synchronously.
       return Promise.reject(error);
     }
-    return this.get(key)._run(ctx, op, next);
+    return policy._run(ctx, op, next);
   }
 
   /** Subscribes to events of every policy of this keyed set, present and future. */
   override on<K extends EventType>(type: K, listener: Listener<K>): () => void {
-    const sub = { type, listener: listener as unknown as Listener<EventType> };
-    this.#subscriptions.add(sub);
     const offs = [this._events.on(type, listener), ...[...this.#policies.values()].map((p) => p.on(type, listener))];
+    const sub = { type, listener: listener as unknown as Listener<EventType>, offs };
+    this.#subscriptions.add(sub);
     return () => {
       this.#subscriptions.delete(sub);
-      for (const off of offs) off();
+      for (const off of sub.offs) off();
     };
   }
 }
@@ -123,7 +126,8 @@ export function keyed<P extends PolicyBase>(
   const check = new Checker('keyed');
   if (typeof keyOf !== 'function') check.fail('keyOf', keyOf, 'a function of the context returning a string');
   if (typeof factory !== 'function') check.fail('factory', factory, 'a function of the key returning a policy');
-  if (check.object('', options, ['maxKeys', 'onEvict', 'name'])) {
+  if (check.object('', options, ['maxKeys', 'onEvict', 'name', 'clock'])) {
+    check.clock('clock', options.clock);
     check.number('maxKeys', options.maxKeys, { min: 1, integer: true });
     check.fn('onEvict', options.onEvict);
     check.string('name', options.name);

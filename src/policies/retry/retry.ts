@@ -93,7 +93,8 @@ export class RetryPolicy extends PolicyBase {
     }
     if (!outcome.ok && isCircuitOpenError(outcome.error)) {
       const wait = outcome.error.retryAfterMs;
-      if (!(wait <= this.#circuitWaitMs)) return -3;
+      // An isolated breaker (retryAfterMs Infinity) never reopens by itself: give up even with an unlimited wait.
+      if (!(Number.isFinite(wait) && wait <= this.#circuitWaitMs)) return -3;
       if (wait > delayMs) delayMs = wait;
     }
     return delayMs;

@@ -383,7 +383,7 @@ describe('fallback: options', () => {
   it('reports every problem at once', () => {
     const e = invalidOptions(() => fallback({ handle: 5, name: '', valu: 1 } as never));
     expect(e.problems).toEqual([
-      { option: 'valu', received: '1', expected: 'a known option (unknown name; allowed: value, handle, name)' },
+      { option: 'valu', received: '1', expected: 'a known option (unknown name; allowed: value, handle, name, clock)' },
       { option: 'value', received: 'undefined', expected: 'a value or a function (required)' },
       { option: 'handle', received: '5', expected: 'a function' },
       { option: 'name', received: '""', expected: 'a non-empty string' },

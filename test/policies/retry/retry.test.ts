@@ -334,6 +334,15 @@ describe('retry', () => {
       expect(reasons).toEqual(['circuit_open']);
       expect(clock.pendingTimers).toBe(0);
     });
+    it('gives up on an isolated breaker even when circuitOpenMaxWaitMs is Infinity', async () => {
+      const clock = new FakeClock();
+      const breaker = circuitBreaker({ clock });
+      breaker.isolate();
+      const policy = retry({ backoff: constant(10), circuitOpenMaxWaitMs: Number.POSITIVE_INFINITY, clock });
+      const error = await rejectionOf(pipeline(policy, breaker).execute(() => 'never'));
+      expect(error).toMatchObject({ code: 'ERR_CIRCUIT_OPEN', state: 'isolated' });
+      expect(clock.pendingTimers).toBe(0);
+    });
   });
 
   describe('options', () => {
