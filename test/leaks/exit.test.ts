@@ -1,0 +1,144 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const DIST = new URL('../../dist/index.js', import.meta.url);
+
+interface ChildResult {
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  /** Milliseconds between the child printing 'done' and its exit. */
+  readonly exitAfterDoneMs: number;
+}
+
+/**
+ * Runs an ES module source in a fresh `node` and waits for it to print 'done' and then exit by itself. Kills it
+ * and rejects when it does not print 'done' within `doneWithinMs`, or does not exit within `exitWithinMs` of it.
+ */
+function runChild(source: string, { doneWithinMs = 15_000, exitWithinMs = 5_000 } = {}): Promise<ChildResult> {
+  return new Promise<ChildResult>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '--eval', source], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let doneAt: number | undefined;
+    let exitTimer: NodeJS.Timeout | undefined;
+    const fail = (message: string): void => {
+      child.kill('SIGKILL');
+      reject(new Error(`${message}\nstdout: ${stdout}\nstderr: ${stderr}`));
+    };
+    const doneTimer = setTimeout(() => fail(`the child did not print 'done' within ${doneWithinMs} ms`), doneWithinMs);
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      stdout += chunk;
+      if (doneAt === undefined && /^done\b/m.test(stdout)) {
+        doneAt = performance.now();
+        clearTimeout(doneTimer);
+        exitTimer = setTimeout(
+          () => fail(`the child printed 'done' but was still alive ${exitWithinMs} ms later`),
+          exitWithinMs,
+        );
+      }
+    });
+    child.stderr.on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on('error', (error) => {
+      clearTimeout(doneTimer);
+      clearTimeout(exitTimer);
+      reject(error);
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(doneTimer);
+      clearTimeout(exitTimer);
+      if (doneAt === undefined) {
+        reject(
+          new Error(`the child exited (code ${code}, signal ${signal}) without printing 'done'\n${stdout}\n${stderr}`),
+        );
+        return;
+      }
+      resolve({ stdout, stderr, code, signal, exitAfterDoneMs: performance.now() - doneAt });
+    });
+  });
+}
+
+describe('process exit', () => {
+  it('dist/ is built (npm test runs tsup first)', () => {
+    expect(existsSync(fileURLToPath(DIST)), `${fileURLToPath(DIST)} exists`).toBe(true);
+  });
+
+  it('exits by itself after 10,000 executions through retry > breaker > timeout(60s) > bulkhead', async () => {
+    const source = `
+      import { pipeline, retry, circuitBreaker, timeout, bulkhead } from ${JSON.stringify(DIST.href)};
+      const policy = pipeline(retry(), circuitBreaker(), timeout(60_000), bulkhead({ limit: 100 }));
+      let sum = 0;
+      for (let batch = 0; batch < 100; batch++) {
+        const calls = [];
+        for (let i = 0; i < 100; i++) calls.push(policy.execute(async () => 1));
+        for (const v of await Promise.all(calls)) sum += v;
+      }
+      console.log('done ' + sum);
+    `;
+    const r = await runChild(source);
+    expect(r.stdout).toContain('done 10000');
+    expect(r.stderr).toBe('');
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(0);
+    expect(r.exitAfterDoneMs).toBeLessThan(5_000);
+  });
+
+  it('exits promptly after a call timed out around a never-settling promise', async () => {
+    // The interval keeps the process alive while the call is pending (a never-settling promise holds no handle);
+    // once it is cleared, nothing bulwark left behind may keep the process running.
+    const source = `
+      import { timeout, isTimeoutError } from ${JSON.stringify(DIST.href)};
+      const keepAlive = setInterval(() => {}, 1_000);
+      let result;
+      try {
+        await timeout(50).execute(() => new Promise(() => {}));
+        result = 'resolved';
+      } catch (e) {
+        result = isTimeoutError(e) ? 'timeout' : 'other ' + String(e);
+      }
+      clearInterval(keepAlive);
+      console.log('done ' + result);
+    `;
+    const r = await runChild(source);
+    expect(r.stdout).toContain('done timeout');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.exitAfterDoneMs).toBeLessThan(5_000);
+  });
+
+  it('exits promptly after retried attempts timed out under the full pipeline', async () => {
+    const source = `
+      import { pipeline, retry, circuitBreaker, timeout, bulkhead, constant, isTimeoutError } from ${JSON.stringify(DIST.href)};
+      const keepAlive = setInterval(() => {}, 1_000);
+      const policy = pipeline(
+        retry({ maxAttempts: 2, backoff: constant(10) }),
+        circuitBreaker(),
+        timeout(50),
+        bulkhead({ limit: 1, queue: 1 }),
+      );
+      let result;
+      try {
+        await policy.execute(() => new Promise(() => {}));
+        result = 'resolved';
+      } catch (e) {
+        result = isTimeoutError(e) ? 'timeout' : 'other ' + String(e);
+      }
+      clearInterval(keepAlive);
+      console.log('done ' + result);
+    `;
+    const r = await runChild(source);
+    expect(r.stdout).toContain('done timeout');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.exitAfterDoneMs).toBeLessThan(5_000);
+  });
+});
