@@ -23,17 +23,55 @@ export interface Context {
   readonly properties: Properties;
 }
 
-/** Something that wants to know when a context aborts. Implements `handleEvent` so it can sit on an AbortSignal. */
+/** Something that wants to know when a context aborts. */
 export interface AbortListener {
   _onAbort(reason: unknown): void;
-  handleEvent(event: Event): void;
 }
 
 /**
- * A never-aborted signal shared by every call that has no caller signal and no cancelling policy.
- * Why shared: creating an AbortController per call costs more than everything else on the happy path.
+ * Every bulwark listener of one caller signal, behind a single `abort` listener on it.
+ *
+ * Why: a service often shares one signal (its shutdown signal, say) across many concurrent calls, and each call
+ * may wait under a timeout, a retry backoff or a bulkhead queue. One listener per waiter would pile up on the
+ * signal and trip Node's MaxListenersExceededWarning past 10. With a fan-out, bulwark holds at most one listener
+ * per signal, added when the first waiter subscribes and removed when the last one leaves.
  */
-const NEVER_ABORTED: AbortSignal = new AbortController().signal;
+class SignalFanout {
+  readonly #signal: AbortSignal;
+  readonly #listeners = new Set<AbortListener>();
+
+  constructor(signal: AbortSignal) {
+    this.#signal = signal;
+  }
+
+  add(l: AbortListener): void {
+    if (this.#listeners.size === 0) this.#signal.addEventListener('abort', this);
+    this.#listeners.add(l);
+  }
+
+  delete(l: AbortListener): void {
+    if (this.#listeners.delete(l) && this.#listeners.size === 0) this.#signal.removeEventListener('abort', this);
+  }
+
+  handleEvent(): void {
+    const reason = this.#signal.reason;
+    const listeners = [...this.#listeners];
+    this.#listeners.clear();
+    this.#signal.removeEventListener('abort', this);
+    for (const l of listeners) l._onAbort(reason);
+  }
+}
+
+const FANOUTS = new WeakMap<AbortSignal, SignalFanout>();
+
+function fanoutOf(signal: AbortSignal): SignalFanout {
+  let f = FANOUTS.get(signal);
+  if (f === undefined) {
+    f = new SignalFanout(signal);
+    FANOUTS.set(signal, f);
+  }
+  return f;
+}
 
 /**
  * A work item a timeout stopped waiting for while it keeps running. Bulkheads look at these to keep their slot
@@ -92,10 +130,6 @@ export abstract class CancelScope extends DeadlineEntry implements AbortListener
   }
 
   abstract _onAbort(reason: unknown): void;
-
-  handleEvent(event: Event): void {
-    this._onAbort((event.target as AbortSignal).reason);
-  }
 }
 
 /**
@@ -112,6 +146,10 @@ export class ExecutionContext implements Context {
   readonly _scope: CancelScope | undefined;
   _props: Properties | undefined;
   _orphans: Orphan[] | undefined = undefined;
+  /** Root only: the signal handed out when there is no caller signal and no scope, created on first read. */
+  _own: AbortController | undefined = undefined;
+  /** Root only: the fan-out of the caller's signal, once looked up. */
+  _fanout: SignalFanout | undefined = undefined;
 
   constructor(
     caller: AbortSignal | undefined,
@@ -131,7 +169,12 @@ export class ExecutionContext implements Context {
 
   get signal(): AbortSignal {
     if (this._scope !== undefined) return this._scope.signal;
-    return this._caller ?? NEVER_ABORTED;
+    if (this._caller !== undefined) return this._caller;
+    // One never-aborted signal per call, not one shared by the process: operations add listeners to it, and a
+    // shared one would collect them from every concurrent call (and keep those never removed forever).
+    const root = this._root;
+    if (root._own === undefined) root._own = new AbortController();
+    return root._own.signal;
   }
 
   get properties(): Properties {
@@ -164,7 +207,9 @@ export class ExecutionContext implements Context {
       return true;
     }
     if (this._caller !== undefined) {
-      this._caller.addEventListener('abort', l);
+      const root = this._root;
+      if (root._fanout === undefined) root._fanout = fanoutOf(this._caller);
+      root._fanout.add(l);
       return true;
     }
     return false;
@@ -172,7 +217,7 @@ export class ExecutionContext implements Context {
 
   _unsubscribe(l: AbortListener): void {
     if (this._scope !== undefined) this._scope.removeListener(l);
-    else this._caller?.removeEventListener('abort', l);
+    else this._root._fanout?.delete(l);
   }
 
   /** Records work that keeps running after a timeout gave up on it. */

@@ -31,10 +31,6 @@ class Sleep implements AbortListener {
     if (this.#subscribed) this.#ctx._unsubscribe(this);
     this.#reject(reason);
   }
-
-  handleEvent(event: Event): void {
-    this._onAbort((event.target as AbortSignal).reason);
-  }
 }
 
 /**

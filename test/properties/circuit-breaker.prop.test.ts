@@ -304,7 +304,9 @@ class Harness {
       if (before !== 'isolated') this.fail(`isolated rejection while the state was ${before}`);
       return;
     }
-    if (!(r > 0 && r <= this.lastBreakMs)) {
+    // Open: at most the break. Half-open: at most the probe lease (the break, floored at 1_000 ms).
+    const bound = e.state === 'open' ? this.lastBreakMs : Math.max(this.lastBreakMs, 1_000);
+    if (!(r > 0 && r <= bound)) {
       this.fail(`${e.state} rejection with retryAfterMs ${r}, break duration ${this.lastBreakMs}`);
     }
     if (e.state === 'open') {

@@ -32,10 +32,6 @@ class Waiter extends DeadlineEntry implements AbortListener {
   _onAbort(reason: unknown): void {
     this.#owner._leave(this, reason);
   }
-
-  handleEvent(event: Event): void {
-    this._onAbort((event.target as AbortSignal).reason);
-  }
 }
 
 /**

@@ -46,6 +46,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
   readonly #breakMs: number | Backoff;
   readonly #maxProbes: number;
   readonly #needed: number;
+  readonly #leaseMs: number | undefined;
   readonly #random: Random;
 
   /** @internal Use {@link circuitBreaker}. */
@@ -70,6 +71,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
     this.#breakMs = options.halfOpenAfterMs ?? 10_000;
     this.#maxProbes = options.halfOpenProbes ?? 1;
     this.#needed = options.halfOpenSuccesses ?? 1;
+    this.#leaseMs = options.halfOpenLeaseMs;
     this.#random = options.random ?? systemRandom;
     if (options.initialState !== undefined) this.#restore(options.initialState);
   }
@@ -116,7 +118,8 @@ export class CircuitBreakerPolicy extends PolicyBase {
       }
     }
     this.#probes++;
-    this.#leaseUntil = now + this.#lastBreakMs;
+    // The floor: a probe that has run for no time is not hung, even when the break is 0 or jitter drew 0.
+    this.#leaseUntil = now + (this.#leaseMs ?? Math.max(this.#lastBreakMs, 1_000));
     return undefined;
   }
 

@@ -56,6 +56,11 @@ export interface CircuitBreakerOptions {
   halfOpenProbes?: number;
   /** Successful probes needed to close: an integer >= 1. @defaultValue 1 */
   halfOpenSuccesses?: number;
+  /**
+   * How long a half-open probe may hold its slot before it counts as hung and another probe is admitted, in ms
+   * (> 0). @defaultValue the current break duration, but at least 1_000
+   */
+  halfOpenLeaseMs?: number;
   /** Which outcomes count as failures. @defaultValue every error except the caller's abort; no result */
   handle?: HandlePredicate<never>;
   /** A state saved by `snapshot()` to start from. */
@@ -77,6 +82,7 @@ export const CIRCUIT_OPTION_NAMES = [
   'halfOpenAfterMs',
   'halfOpenProbes',
   'halfOpenSuccesses',
+  'halfOpenLeaseMs',
   'handle',
   'initialState',
   'clock',

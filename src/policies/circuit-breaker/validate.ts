@@ -63,6 +63,7 @@ export function validateCircuitBreakerOptions(options: CircuitBreakerOptions): v
   }
   check.number('halfOpenProbes', options.halfOpenProbes, { min: 1, integer: true });
   check.number('halfOpenSuccesses', options.halfOpenSuccesses, { min: 1, integer: true });
+  check.number('halfOpenLeaseMs', options.halfOpenLeaseMs, { min: 0, exclusiveMin: true });
   check.fn('handle', options.handle);
   check.clock('clock', options.clock);
   check.fn('random', options.random);
