@@ -112,7 +112,7 @@ export abstract class CancelScope extends DeadlineEntry implements AbortListener
 
   /** Aborts the scope: its signal (if created) and every listener, once. */
   abort(reason: unknown): void {
-    if (this.aborted) return;
+    // Called once: a timeout attempt abandons itself at most once.
     this.aborted = true;
     this.reason = reason;
     this.#ac?.abort(reason);

@@ -28,7 +28,7 @@ class Sleep implements AbortListener {
 
   _onAbort(reason: unknown): void {
     this.#clock.clearTimeout(this.#timer);
-    if (this.#subscribed) this.#ctx._unsubscribe(this);
+    this.#ctx._unsubscribe(this);
     this.#reject(reason);
   }
 }

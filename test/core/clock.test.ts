@@ -45,6 +45,7 @@ describe('systemClock', () => {
     const h = systemClock.setTimeout(() => fired++, MAX_TIMER_DELAY_MS + 1);
     vi.advanceTimersByTime(MAX_TIMER_DELAY_MS);
     systemClock.clearTimeout(h);
+    systemClock.clearTimeout(h); // clearing twice is harmless
     vi.advanceTimersByTime(10);
     expect(fired).toBe(1);
     expect(vi.getTimerCount()).toBe(0);

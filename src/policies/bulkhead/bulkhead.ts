@@ -172,7 +172,7 @@ export class BulkheadPolicy extends PolicyBase {
 
   /** @internal A waiter leaves the queue without a slot: queue timeout, abort (reason) or dispose. */
   _leave(w: Waiter, why: BulkheadRejectionReason | unknown): void {
-    if (w.prev === undefined && this.#head !== w) return; // already dequeued
+    // Only queued waiters get here: unlinking cancels a waiter's queue timeout and abort subscription at once.
     this.#unlink(w);
     if (why === 'queue_timeout' || why === 'disposed') w.reject(this.#rejection(w.ctx, why));
     else w.reject(why);

@@ -185,7 +185,8 @@ export class CircuitBreakerPolicy extends PolicyBase {
       if (this.#window.record(failed, slow, now)) this.#toOpen(ctx, 'closed');
       return;
     }
-    if (this.#state !== HALF_OPEN) return;
+    // Same generation and not closed: this is a probe of the current half-open state (open and isolated
+    // admit nothing, and every transition bumps the generation).
     this.#probes--;
     if (failed || slow) this.#toOpen(ctx, 'half_open');
     else if (++this.#successes >= this.#needed) this.#toClosed(ctx, 'half_open');
@@ -193,7 +194,6 @@ export class CircuitBreakerPolicy extends PolicyBase {
 
   #toOpen(ctx: ExecutionContext, from: 'closed' | 'half_open'): void {
     const now = this._clock.now();
-    const snapshot = this.#window.snapshot(now);
     this.#gen++;
     this.#state = OPEN;
     this.#opens++;
@@ -203,7 +203,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
     this.#probes = 0;
     this.#successes = 0;
     if (this._events.wants('circuit.opened')) {
-      const rate = rates(snapshot);
+      const rate = this.#window.rates(now);
       this._events.emit({
         type: 'circuit.opened',
         policy: this.name,
@@ -310,27 +310,6 @@ export class CircuitBreakerPolicy extends PolicyBase {
     if (this.#state === ISOLATED) this.#isolations = 1;
     this.#window.restore(s.window, now);
   }
-}
-
-function rates(s: ReturnType<Window['snapshot']>): [number, number] {
-  if (s.kind === 'consecutive') return [s.failures, 0];
-  let calls = 0;
-  let failures = 0;
-  let slow = 0;
-  if (s.kind === 'count') {
-    for (const o of s.outcomes) {
-      calls++;
-      if (o & 1) failures++;
-      if (o & 2) slow++;
-    }
-  } else {
-    for (const b of s.buckets) {
-      calls += b.calls;
-      failures += b.failures;
-      slow += b.slow;
-    }
-  }
-  return calls === 0 ? [0, 0] : [failures / calls, slow / calls];
 }
 
 /**

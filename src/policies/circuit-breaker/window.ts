@@ -47,6 +47,14 @@ export interface Window {
   reset(): void;
   snapshot(now: number): WindowSnapshot;
   restore(snapshot: WindowSnapshot, now: number): void;
+  /** [failure rate, slow-call rate]; the consecutive window reports [consecutive failures, 0]. */
+  rates(now: number): [number, number];
+}
+
+type Snap<K extends WindowSnapshot['kind']> = Extract<WindowSnapshot, { kind: K }>;
+
+function ratesOf(t: WindowTotals): [number, number] {
+  return t.calls === 0 ? [0, 0] : [t.failures / t.calls, t.slow / t.calls];
 }
 
 /** @internal */
@@ -71,7 +79,12 @@ export class ConsecutiveWindow implements Window {
   }
 
   restore(s: WindowSnapshot): void {
-    if (s.kind === 'consecutive') this.failures = s.failures;
+    // The snapshot's kind was checked against the window when the options were validated.
+    this.failures = (s as Snap<'consecutive'>).failures;
+  }
+
+  rates(): [number, number] {
+    return [this.failures, 0];
   }
 }
 
@@ -95,7 +108,7 @@ export class CountWindow implements Window {
 
   constructor(
     readonly size: number,
-    readonly rates: Rates,
+    readonly thresholds: Rates,
   ) {
     this.#ring = new Uint8Array(size);
   }
@@ -112,7 +125,7 @@ export class CountWindow implements Window {
     if (failed) t.failures++;
     if (slow) t.slow++;
     this.#next = i + 1 === this.size ? 0 : i + 1;
-    return (failed || slow) && exceeds(t, this.rates);
+    return (failed || slow) && exceeds(t, this.thresholds);
   }
 
   reset(): void {
@@ -130,10 +143,13 @@ export class CountWindow implements Window {
   }
 
   restore(s: WindowSnapshot): void {
-    if (s.kind !== 'count') return;
     this.reset();
-    const list = s.outcomes.slice(-this.size);
+    const list = (s as Snap<'count'>).outcomes.slice(-this.size);
     for (const code of list) this.record((code & 1) !== 0, (code & 2) !== 0);
+  }
+
+  rates(): [number, number] {
+    return ratesOf(this.totals);
   }
 }
 
@@ -151,7 +167,7 @@ export class TimeWindow implements Window {
   constructor(
     readonly sizeMs: number,
     readonly buckets: number,
-    readonly rates: Rates,
+    readonly thresholds: Rates,
   ) {
     this.#bucketMs = sizeMs / buckets;
     this.#epochs = new Float64Array(buckets).fill(Number.NaN);
@@ -189,7 +205,7 @@ export class TimeWindow implements Window {
     this.#calls[slot] = (this.#calls[slot] as number) + 1;
     if (failed) this.#failures[slot] = (this.#failures[slot] as number) + 1;
     if (slow) this.#slow[slot] = (this.#slow[slot] as number) + 1;
-    return (failed || slow) && exceeds(this.totals(now), this.rates);
+    return (failed || slow) && exceeds(this.totals(now), this.thresholds);
   }
 
   reset(): void {
@@ -215,14 +231,17 @@ export class TimeWindow implements Window {
   }
 
   restore(s: WindowSnapshot, now: number): void {
-    if (s.kind !== 'time') return;
     this.reset();
-    for (const b of s.buckets) {
+    for (const b of (s as Snap<'time'>).buckets) {
       if (!(b.ageMs >= 0 && b.ageMs < this.sizeMs)) continue;
       const slot = this.#slot(now - b.ageMs);
       this.#calls[slot] = (this.#calls[slot] as number) + b.calls;
       this.#failures[slot] = (this.#failures[slot] as number) + b.failures;
       this.#slow[slot] = (this.#slow[slot] as number) + b.slow;
     }
+  }
+
+  rates(now: number): [number, number] {
+    return ratesOf(this.totals(now));
   }
 }

@@ -79,7 +79,7 @@ class TimeoutAttempt<T> extends CancelScope {
 
   /** The deadline passed: abort the attempt's signal with a TimeoutError and reject with the same error. */
   _expire(): void {
-    if (this.#settled) return;
+    // Only an unsettled attempt is still in the deadline queue: settling removes it.
     const policy = this.#policy;
     const error = new TimeoutError(policy.name, policy.ms);
     this.#abandon(error);

@@ -143,6 +143,14 @@ describe('retry', () => {
     }
   });
 
+  it('reports a bad backoff after a handled result with no cause', async () => {
+    const error = await rejectionOf(
+      retry({ handle: handleResults<number>(() => true), backoff: () => -5 }).execute(() => 1),
+    );
+    expect(error).toBeInstanceOf(TypeError);
+    expect((error as Error).cause).toBeUndefined();
+  });
+
   it('chunks delays above 2^31-1 ms instead of firing early', async () => {
     const clock = new FakeClock();
     const f = flaky(1);
@@ -318,6 +326,23 @@ describe('retry', () => {
       expect(t.value).toBe('up');
     });
 
+    it('keeps the longer backoff when it exceeds retryAfterMs', async () => {
+      const clock = new FakeClock();
+      const breaker = circuitBreaker({ window: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 100, clock });
+      const delays: number[] = [];
+      const policy = retry({ maxAttempts: 3, backoff: constant(500), clock });
+      policy.on('retry.attempt', (e) => delays.push(e.delayMs));
+      const t = track(
+        pipeline(policy, breaker).execute(({ attempt }) => {
+          if (attempt === 1) throw new Error('down');
+          return 'up';
+        }),
+      );
+      await clock.runAll();
+      expect(t.value).toBe('up');
+      expect(delays).toEqual([500]);
+    });
+
     it('gives up at once when retryAfterMs exceeds circuitOpenMaxWaitMs', async () => {
       const clock = new FakeClock();
       const breaker = circuitBreaker({ window: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 60_000, clock });
@@ -374,6 +399,7 @@ describe('retry', () => {
     });
 
     it('validates backoff factories', () => {
+      expect(() => constant(undefined as never)).toThrow(/delayMs: expected a number >= 0, got undefined/);
       expect(() => constant(-1)).toThrow(/constant: invalid options\n {2}- delayMs: expected a number >= 0, got -1/);
       expect(() => exponential({ initialMs: 0 })).toThrow(/initialMs: expected a number > 0, got 0/);
       expect(() => exponential({ initialMs: 100, maxMs: 10 })).toThrow(/maxMs: expected a number >= initialMs \(100\)/);

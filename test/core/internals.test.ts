@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { rootContext } from '../../src/core/context.js';
+import { invoke } from '../../src/core/policy.js';
+import { bulkhead, constant, retry, timeout } from '../../src/index.js';
+
+// The guards below protect compositions where a policy is entered with an already-cancelled context (possible for
+// any policy inside another that cancels). They are exercised directly through the internal `_run`.
+describe('policies entered with an aborted context', () => {
+  const aborted = () => {
+    const ac = new AbortController();
+    ac.abort('cancelled');
+    return rootContext({ signal: ac.signal });
+  };
+
+  it('timeout rejects with the reason without running the operation', async () => {
+    let ran = false;
+    await expect(
+      timeout(100)._run(
+        aborted(),
+        () => {
+          ran = true;
+        },
+        invoke,
+      ),
+    ).rejects.toBe('cancelled');
+    expect(ran).toBe(false);
+  });
+
+  it('a bulkhead with no free slot does not queue an aborted call', async () => {
+    const b = bulkhead({ limit: 1, queue: 5 });
+    const hold = b.execute(() => new Promise<void>((r) => setImmediate(r)));
+    await expect(b._run(aborted(), () => 1, invoke)).rejects.toBe('cancelled');
+    expect(b.queued).toBe(0);
+    await hold;
+  });
+});
+
+describe('context', () => {
+  it('hands out one never-aborted signal per call, the same for every read and attempt', async () => {
+    const signals: AbortSignal[] = [];
+    await retry({ backoff: constant(0) }).execute(({ signal, attempt }) => {
+      signals.push(signal, signal);
+      if (attempt < 2) throw new Error('again');
+    });
+    expect(signals).toHaveLength(4);
+    expect(new Set(signals).size).toBe(1);
+    expect(signals[0]?.aborted).toBe(false);
+    const other: AbortSignal[] = [];
+    await retry().execute(({ signal }) => {
+      other.push(signal);
+    });
+    expect(other[0]).not.toBe(signals[0]);
+  });
+
+  it('retry stops at once when the caller aborts between an attempt and its backoff', async () => {
+    const ac = new AbortController();
+    const policy = retry({ backoff: constant(1_000) });
+    policy.on('retry.attempt', () => ac.abort('stop now'));
+    let n = 0;
+    await expect(
+      policy.execute(
+        () => {
+          n++;
+          throw new Error('x');
+        },
+        { signal: ac.signal },
+      ),
+    ).rejects.toBe('stop now');
+    expect(n).toBe(1);
+  });
+});
