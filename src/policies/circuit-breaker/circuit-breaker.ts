@@ -320,7 +320,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
  * - Open: calls are rejected at once with a stack-free `CircuitOpenError` carrying `retryAfterMs`.
  * - Half-open (after `halfOpenAfterMs`, fixed or a growing backoff): `halfOpenProbes` calls at a time are let
  *   through; `halfOpenSuccesses` successes close it, any failure opens it again. A probe that hangs loses its slot
- *   after the break duration, so the breaker is never wedged.
+ *   after `halfOpenLeaseMs` (the break duration, at least 1 s), so the breaker is never wedged.
  * - Outcomes of calls admitted before a state change are ignored; a caller's abort is never counted.
  * - `isolate()`, `reset()`, `state`, `snapshot()` and `initialState`.
  *
