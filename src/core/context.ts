@@ -132,6 +132,20 @@ export abstract class CancelScope extends DeadlineEntry implements AbortListener
   abstract _onAbort(reason: unknown): void;
 }
 
+/** Per-call state that most calls never touch. @internal */
+class CallExtras {
+  props: Properties | undefined;
+  orphans: Orphan[] | undefined = undefined;
+  /** The signal handed out when there is no caller signal and no scope, created on first read. */
+  own: AbortController | undefined = undefined;
+  /** The fan-out of the caller's signal, once looked up. */
+  fanout: SignalFanout | undefined = undefined;
+
+  constructor(props: Properties | undefined) {
+    this.props = props;
+  }
+}
+
 /**
  * The context of one execution. The root is created once per `execute`; a timeout or a retry after the first
  * attempt derives a view with its own scope or attempt number. Per-call state (caller signal, properties,
@@ -144,12 +158,11 @@ export class ExecutionContext implements Context {
   readonly _root: ExecutionContext;
   readonly _caller: AbortSignal | undefined;
   readonly _scope: CancelScope | undefined;
-  _props: Properties | undefined;
-  _orphans: Orphan[] | undefined = undefined;
-  /** Root only: the signal handed out when there is no caller signal and no scope, created on first read. */
-  _own: AbortController | undefined = undefined;
-  /** Root only: the fan-out of the caller's signal, once looked up. */
-  _fanout: SignalFanout | undefined = undefined;
+  /**
+   * Root only: per-call state most calls never need, allocated on first use. Why apart: every field of this
+   * class is paid for by every context, root and view alike, on every call.
+   */
+  _extra: CallExtras | undefined;
 
   constructor(
     caller: AbortSignal | undefined,
@@ -161,7 +174,7 @@ export class ExecutionContext implements Context {
   ) {
     this._caller = caller;
     this.operation = operation;
-    this._props = props;
+    this._extra = props === undefined ? undefined : new CallExtras(props);
     this.attempt = attempt;
     this._scope = scope;
     this._root = root ?? this;
@@ -172,15 +185,21 @@ export class ExecutionContext implements Context {
     if (this._caller !== undefined) return this._caller;
     // One never-aborted signal per call, not one shared by the process: operations add listeners to it, and a
     // shared one would collect them from every concurrent call (and keep those never removed forever).
-    const root = this._root;
-    if (root._own === undefined) root._own = new AbortController();
-    return root._own.signal;
+    const extra = this._root._extras();
+    if (extra.own === undefined) extra.own = new AbortController();
+    return extra.own.signal;
   }
 
   get properties(): Properties {
-    const root = this._root;
-    if (root._props === undefined) root._props = new Properties();
-    return root._props;
+    const extra = this._root._extras();
+    if (extra.props === undefined) extra.props = new Properties();
+    return extra.props;
+  }
+
+  /** The root's extras, created on first use. */
+  _extras(): CallExtras {
+    if (this._extra === undefined) this._extra = new CallExtras(undefined);
+    return this._extra;
   }
 
   /** Whether this view is cancelled: its scope aborted or, with no scope, the caller aborted. */
@@ -207,9 +226,9 @@ export class ExecutionContext implements Context {
       return true;
     }
     if (this._caller !== undefined) {
-      const root = this._root;
-      if (root._fanout === undefined) root._fanout = fanoutOf(this._caller);
-      root._fanout.add(l);
+      const extra = this._root._extras();
+      if (extra.fanout === undefined) extra.fanout = fanoutOf(this._caller);
+      extra.fanout.add(l);
       return true;
     }
     return false;
@@ -217,20 +236,20 @@ export class ExecutionContext implements Context {
 
   _unsubscribe(l: AbortListener): void {
     if (this._scope !== undefined) this._scope.removeListener(l);
-    else this._root._fanout?.delete(l);
+    else this._root._extra?.fanout?.delete(l);
   }
 
   /** Records work that keeps running after a timeout gave up on it. */
   _addOrphan(): Orphan {
     const o = new Orphan();
-    const root = this._root;
-    (root._orphans ??= []).push(o);
+    const extra = this._root._extras();
+    (extra.orphans ??= []).push(o);
     return o;
   }
 
   /** Number of orphans recorded so far in this execution; a mark for {@link _whenOrphansDone}. */
   get _orphanMark(): number {
-    const list = this._root._orphans;
+    const list = this._root._extra?.orphans;
     return list === undefined ? 0 : list.length;
   }
 
@@ -239,7 +258,7 @@ export class ExecutionContext implements Context {
    * Returns false and does not call `fn` when none is pending, so the caller can take its fast path.
    */
   _whenOrphansDone(mark: number, fn: () => void): boolean {
-    const list = this._root._orphans;
+    const list = this._root._extra?.orphans;
     if (list === undefined) return false;
     let pending = 0;
     for (let i = mark; i < list.length; i++) if (!(list[i] as Orphan).done) pending++;

@@ -113,14 +113,23 @@ export class BulkheadPolicy extends PolicyBase {
     return this.#enqueue(ctx, op, next);
   }
 
-  async #hold<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+  #hold<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
     const mark = ctx._orphanMark;
-    try {
-      return await next(ctx, op);
-    } finally {
-      // Work a timeout inside this bulkhead abandoned is still running: keep the slot until it ends.
-      if (!ctx._whenOrphansDone(mark, () => this.#release())) this.#release();
-    }
+    return next(ctx, op).then(
+      (value) => {
+        this.#settled(ctx, mark);
+        return value;
+      },
+      (error: unknown) => {
+        this.#settled(ctx, mark);
+        throw error;
+      },
+    );
+  }
+
+  #settled(ctx: ExecutionContext, mark: number): void {
+    // Work a timeout inside this bulkhead abandoned is still running: keep the slot until it ends.
+    if (!ctx._whenOrphansDone(mark, () => this.#release())) this.#release();
   }
 
   #release(): void {

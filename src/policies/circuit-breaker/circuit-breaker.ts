@@ -137,26 +137,31 @@ export class CircuitBreakerPolicy extends PolicyBase {
     return CircuitOpenError.fast(this.name, retryAfterMs, state);
   }
 
-  async #track<T>(ctx: ExecutionContext, op: Operation<T>, next: Next, gen: number): Promise<T> {
+  /**
+   * Runs an admitted call and records its outcome. `.then` with two closures instead of an async frame: it is
+   * the per-call cost of every breaker, and measurably cheaper.
+   */
+  #track<T>(ctx: ExecutionContext, op: Operation<T>, next: Next, gen: number): Promise<T> {
     const start = this.#timed ? this._clock.now() : 0;
-    let value: T;
-    try {
-      value = await next(ctx, op);
-    } catch (error) {
-      if (ctx._aborted) {
-        // The caller gave up: this says nothing about the dependency. Free the probe slot, count nothing.
-        this.#neutral(gen);
+    return next(ctx, op).then(
+      (value) => {
+        if (this.#classifyResults || this.#timed || this.#state !== CLOSED || gen !== this.#gen) {
+          this.#classify(gen, start, ctx, true, value);
+        } else {
+          this.#window.record(false, false, 0);
+        }
+        return value;
+      },
+      (error: unknown) => {
+        if (ctx._aborted) {
+          // The caller gave up: this says nothing about the dependency. Free the probe slot, count nothing.
+          this.#neutral(gen);
+        } else {
+          this.#classify(gen, start, ctx, false, error);
+        }
         throw error;
-      }
-      this.#classify(gen, start, ctx, false, error);
-      throw error;
-    }
-    if (this.#classifyResults || this.#timed || this.#state !== CLOSED || gen !== this.#gen) {
-      this.#classify(gen, start, ctx, true, value);
-    } else {
-      this.#window.record(false, false, 0);
-    }
-    return value;
+      },
+    );
   }
 
   #classify(gen: number, start: number, ctx: ExecutionContext, ok: boolean, valueOrError: unknown): void {

@@ -37,22 +37,34 @@ export class RetryPolicy extends PolicyBase {
   }
 
   /** @internal */
-  async _run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+  _run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+    // The first attempt runs without an async frame: on the happy path (no result classification) a success
+    // passes straight through, and only a failure enters the retry loop. `.then` with one closure is measurably
+    // cheaper per call than an async function awaiting the same promise.
+    const first = next(ctx, op);
+    if (this.#classifyResults) {
+      return first.then(
+        (value) => this.#loop<T>(ctx, op, next, { ok: true, value }),
+        (error: unknown) => this.#loop<T>(ctx, op, next, this.#failure(ctx, error)),
+      );
+    }
+    return first.then(undefined, (error: unknown) => this.#loop<T>(ctx, op, next, this.#failure(ctx, error)));
+  }
+
+  /** The outcome of a failed attempt; a caller's abort (or an enclosing timeout's) is rethrown, never retried. */
+  #failure(ctx: ExecutionContext, error: unknown): Outcome<never> {
+    if (ctx._aborted) throw error;
+    return { ok: false, error };
+  }
+
+  /** Classifies attempt 1's outcome and runs attempts 2.. until one is not handled or retry gives up. */
+  async #loop<T>(ctx: ExecutionContext, op: Operation<T>, next: Next, firstOutcome: Outcome<T>): Promise<T> {
+    let outcome = firstOutcome;
     let current = ctx;
     let attempt = 1;
     let previousMs = 0;
     for (;;) {
-      let outcome: Outcome<T>;
-      try {
-        const value = await next(current, op);
-        if (!this.#classifyResults) return value;
-        outcome = { ok: true, value };
-      } catch (error) {
-        // A caller's abort (or an enclosing timeout's) is never retried and never classified.
-        if (ctx._aborted) throw error;
-        outcome = { ok: false, error };
-      }
-      // Outside the try: a predicate that throws rejects the call with its own error.
+      // A predicate that throws rejects the call with its own error.
       if (!this.#handle(outcome)) return settle(outcome);
       const delayMs = this.#delay(attempt, previousMs, outcome, current);
       if (delayMs < 0) return this.#giveUp(delayMs, attempt, outcome, current);
@@ -70,6 +82,13 @@ export class RetryPolicy extends PolicyBase {
       previousMs = delayMs;
       attempt++;
       current = ctx._derive(attempt, ctx._scope);
+      try {
+        const value = await next(current, op);
+        if (!this.#classifyResults) return value;
+        outcome = { ok: true, value };
+      } catch (error) {
+        outcome = this.#failure(ctx, error);
+      }
     }
   }
 

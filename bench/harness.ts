@@ -1,0 +1,129 @@
+/**
+ * Measurement helpers shared by the suites: rounds in alternating order, robust statistics, progress and tables.
+ */
+import { measure } from 'mitata';
+
+/** Run settings; `--quick` shrinks every knob so the whole run fits in under two minutes. */
+export interface Settings {
+  readonly quick: boolean;
+  /** Rounds per suite; contenders alternate order between rounds. */
+  readonly rounds: number;
+  /** mitata's minimum CPU time per measurement, in ns. */
+  readonly minCpuNs: number;
+  /** Calls in flight in the concurrency suite. */
+  readonly inFlight: number;
+  /** Requests per contender per round in the HTTP suite. */
+  readonly httpRequests: number;
+  /** Upper bound of one HTTP run, in ms. */
+  readonly httpMaxMs: number;
+  /** Breaker counts in the many-breakers suite. */
+  readonly breakerCounts: readonly number[];
+  /** How long idle CPU is sampled, in ms. */
+  readonly idleMs: number;
+}
+
+export function settings(quick: boolean): Settings {
+  return quick
+    ? {
+        quick,
+        rounds: 2,
+        minCpuNs: 150e6,
+        inFlight: 10_000,
+        httpRequests: 2_000,
+        httpMaxMs: 4_000,
+        breakerCounts: [1, 100, 10_000],
+        idleMs: 250,
+      }
+    : {
+        quick,
+        rounds: 5,
+        minCpuNs: 400e6,
+        inFlight: 10_000,
+        httpRequests: 20_000,
+        httpMaxMs: 15_000,
+        breakerCounts: [1, 100, 10_000],
+        idleMs: 1_000,
+      };
+}
+
+/** The order of round `r`: forward on even rounds, reversed on odd ones, so no contender always goes first. */
+export function roundOrder<T>(items: readonly T[], round: number): T[] {
+  return round % 2 === 0 ? [...items] : [...items].reverse();
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return (s[lo] as number) + ((s[hi] as number) - (s[lo] as number)) * (pos - lo);
+}
+
+/** ns per call of an async function: the median of mitata's samples. */
+export async function nsPerCall(
+  fn: () => Promise<unknown>,
+  s: Settings,
+): Promise<{ p50: number; p25: number; p75: number }> {
+  // Every contender is measured through the same async wrapper, so mitata sees one kind of function throughout.
+  const wrapped = async () => {
+    await fn();
+  };
+  // Start from a clean heap: garbage left by the previous contender must not be collected on this one's time.
+  gc();
+  const stats = await measure(wrapped, { min_cpu_time: s.minCpuNs, warmup_samples: 256 });
+  return { p50: stats.p50, p25: stats.p25, p75: stats.p75 };
+}
+
+/** Forces a full collection (the runner starts node with --expose-gc). */
+export function gc(): void {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g === undefined) throw new Error('run the bench with node --expose-gc (npm run bench does)');
+  g();
+  g();
+}
+
+export function heapUsed(): number {
+  return process.memoryUsage().heapUsed;
+}
+
+let progressLine = '';
+/** One progress line on stderr, rewritten in place on a terminal. */
+export function progress(text: string): void {
+  if (process.stderr.isTTY) {
+    process.stderr.write(`\r${text.padEnd(progressLine.length)}`);
+    progressLine = text;
+  } else {
+    process.stderr.write(`${text}\n`);
+  }
+}
+
+export function endProgress(): void {
+  if (process.stderr.isTTY && progressLine) process.stderr.write(`\r${' '.repeat(progressLine.length)}\r`);
+  progressLine = '';
+}
+
+/** A plain text table for the terminal. */
+export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export const fmt = {
+  ns: (v: number) =>
+    Number.isFinite(v) ? (v >= 10_000 ? `${(v / 1000).toFixed(1)} µs` : `${v.toFixed(0)} ns`) : 'n/a',
+  ratio: (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}x` : 'n/a'),
+  signedNs: (v: number) => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(0)} ns` : 'n/a'),
+  int: (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a'),
+  bytes: (v: number) => (Number.isFinite(v) ? `${Math.round(v).toLocaleString('en-US')} B` : 'n/a'),
+  ms: (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)} ms` : 'n/a'),
+};

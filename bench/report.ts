@@ -1,0 +1,317 @@
+/** Turns a results JSON into terminal tables, docs/benchmarks.md and an SVG chart. No hand edits in the output. */
+import { fmt, table } from './harness.js';
+import type { BreakersRow } from './suites/breakers.js';
+import type { EventsRow } from './suites/events.js';
+import type { FailFastRow } from './suites/fail-fast.js';
+import type { HttpRow } from './suites/http.js';
+import type { InFlightRow } from './suites/in-flight.js';
+import type { OverheadResult } from './suites/overhead.js';
+
+export interface Target {
+  readonly what: string;
+  readonly limit: string;
+  readonly measured: string;
+  readonly met: boolean;
+  /** How far off, when missed. */
+  readonly by: string;
+}
+
+export interface Results {
+  readonly date: string;
+  readonly quick: boolean;
+  readonly durationSec: number;
+  readonly machine: Record<string, string | number>;
+  readonly versions: Record<string, string>;
+  readonly settings: Record<string, unknown>;
+  readonly overhead?: OverheadResult[];
+  readonly inFlight?: InFlightRow[];
+  readonly failFast?: FailFastRow[];
+  readonly events?: EventsRow[];
+  readonly breakers?: BreakersRow[];
+  readonly http?: HttpRow[];
+  targets: Target[];
+}
+
+export function evaluateTargets(r: Results): Target[] {
+  const t: Target[] = [];
+  const over = r.overhead?.[0]?.rows;
+  const row = (name: string) => over?.find((x) => x.contender === name);
+  const ns = (what: string, name: string, limit: number) => {
+    const x = row(name);
+    if (!x) return;
+    t.push({
+      what,
+      limit: `<= +${limit} ns`,
+      measured: fmt.signedNs(x.overheadNs),
+      met: x.overheadNs <= limit,
+      by: x.overheadNs <= limit ? '' : `${(x.overheadNs - limit).toFixed(0)} ns over`,
+    });
+  };
+  ns('retry alone, per call over bare', 'bulwark retry', 100);
+  ns('circuitBreaker alone, per call over bare', 'bulwark circuitBreaker', 100);
+  ns('bulkhead alone, per call over bare', 'bulwark bulkhead', 100);
+  ns('timeout alone, per call over bare', 'bulwark timeout', 300);
+  ns('pipeline(retry, circuitBreaker, timeout, bulkhead), per call over bare', 'bulwark pipeline(4)', 500);
+  const ff = r.failFast?.find((x) => x.case === 'bulwark circuitBreaker, open');
+  if (ff) {
+    t.push({
+      what: 'fail-fast of an open breaker, over a bare throw',
+      limit: '<= +500 ns',
+      measured: fmt.signedNs(ff.overBareNs),
+      met: ff.overBareNs <= 500,
+      by: ff.overBareNs <= 500 ? '' : `${(ff.overBareNs - 500).toFixed(0)} ns over`,
+    });
+  }
+  const inf = r.inFlight?.find((x) => x.contender === 'bulwark pipeline(4)');
+  if (inf) {
+    t.push({
+      what: '10,000 in flight through the full pipeline, heap per call over bare',
+      limit: '<= 300 B',
+      measured: fmt.bytes(inf.bytesOverBare),
+      met: inf.bytesOverBare <= 300,
+      by: inf.bytesOverBare <= 300 ? '' : `${(inf.bytesOverBare - 300).toFixed(0)} B over`,
+    });
+  }
+  const http = r.http?.find((x) => x.contender === 'bulwark pipeline(4)');
+  if (http) {
+    t.push({
+      what: 'HTTP: full pipeline req/s, ratio to bare undici',
+      limit: '>= 0.97',
+      measured: http.throughputRatio.toFixed(3),
+      met: http.throughputRatio >= 0.97,
+      by: http.throughputRatio >= 0.97 ? '' : `${(0.97 - http.throughputRatio).toFixed(3)} under`,
+    });
+    t.push({
+      what: 'HTTP: full pipeline p99, ratio to bare undici',
+      limit: '<= 1.05',
+      measured: http.p99Ratio.toFixed(3),
+      met: http.p99Ratio <= 1.05,
+      by: http.p99Ratio <= 1.05 ? '' : `${(http.p99Ratio - 1.05).toFixed(3)} over`,
+    });
+  }
+  return t;
+}
+
+type Tables = { title: string; headers: string[]; rows: string[][]; note?: string }[];
+
+export function tables(r: Results): Tables {
+  const out: Tables = [];
+  for (const o of r.overhead ?? []) {
+    out.push({
+      title: `Per-call overhead: ${o.op}`,
+      headers: ['contender', 'median', 'spread (round medians)', 'over bare', 'ratio to bare'],
+      rows: o.rows.map((x) => [
+        x.contender,
+        fmt.ns(x.ns),
+        `${fmt.ns(x.nsMin)} .. ${fmt.ns(x.nsMax)}`,
+        x.contender === 'bare' ? '' : fmt.signedNs(x.overheadNs),
+        fmt.ratio(x.ratio),
+      ]),
+    });
+  }
+  if (r.inFlight) {
+    out.push({
+      title: `${Number(r.settings.inFlight ?? 10_000).toLocaleString('en-US')} calls in flight (limiters at 1,000)`,
+      headers: ['contender', 'calls/s', 'time ratio to bare', 'heap per call', 'over bare', 'GCs'],
+      rows: r.inFlight.map((x) => [
+        x.contender,
+        fmt.int(x.callsPerSec),
+        fmt.ratio(x.timeRatio),
+        fmt.bytes(x.bytesPerCall),
+        x.contender === 'bare' ? '' : fmt.bytes(x.bytesOverBare),
+        fmt.int(x.gcCount),
+      ]),
+    });
+  }
+  if (r.failFast) {
+    out.push({
+      title: 'Fail-fast: cost of a rejected call',
+      headers: ['case', 'median', 'over a bare throw'],
+      rows: r.failFast.map((x, i) => [x.case, fmt.ns(x.ns), i === 0 ? '' : fmt.signedNs(x.overBareNs)]),
+    });
+  }
+  if (r.events) {
+    out.push({
+      title: 'Events: the full pipeline, observed',
+      headers: ['case', 'median', 'over no listener'],
+      rows: r.events.map((x, i) => [x.case, fmt.ns(x.ns), i === 0 ? '' : fmt.signedNs(x.overNoListenerNs)]),
+    });
+  }
+  if (r.breakers) {
+    out.push({
+      title: 'Many breakers: memory and idle CPU',
+      headers: ['library', 'breakers', 'heap per breaker', 'idle CPU (ms/s)', 'timers kept'],
+      rows: r.breakers.map((x) => [
+        x.library,
+        fmt.int(x.count),
+        fmt.bytes(x.bytesPerBreaker),
+        x.idleCpuMsPerSec.toFixed(2),
+        fmt.int(x.timers),
+      ]),
+    });
+  }
+  if (r.http) {
+    out.push({
+      title: 'HTTP end to end (undici Pool, 64 in flight, node:http server in a child process)',
+      headers: ['contender', 'requests', 'req/s', 'p50', 'p99', 'req/s ratio', 'p99 ratio'],
+      rows: r.http.map((x) => [
+        x.contender,
+        fmt.int(x.requests),
+        fmt.int(x.reqPerSec),
+        fmt.ms(x.p50Ms),
+        fmt.ms(x.p99Ms),
+        fmt.ratio(x.throughputRatio),
+        fmt.ratio(x.p99Ratio),
+      ]),
+    });
+  }
+  if (r.targets.length > 0) {
+    out.push({
+      title: 'Targets',
+      headers: ['target', 'limit', 'measured', 'met'],
+      rows: r.targets.map((x) => [x.what, x.limit, x.measured, x.met ? 'yes' : `NO (${x.by})`]),
+    });
+  }
+  return out;
+}
+
+export function terminalReport(r: Results): string {
+  return tables(r)
+    .map((t) => `\n${t.title}\n${table(t.headers, t.rows)}`)
+    .join('\n');
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** A horizontal bar chart of per-call overhead over bare (op `async () => 1`), log scale so all libraries fit. */
+export function overheadSvg(r: Results): string {
+  const rows = (r.overhead?.[0]?.rows ?? []).filter((x) => x.contender !== 'bare');
+  const width = 860;
+  const barH = 22;
+  const left = 230;
+  const top = 40;
+  const height = top + rows.length * (barH + 6) + 40;
+  const max = Math.max(10, ...rows.map((x) => x.overheadNs));
+  const scale = (v: number) => (Math.log10(Math.max(1, v)) / Math.log10(max)) * (width - left - 120);
+  const colours: Record<string, string> = {
+    bulwark: '#2b6cb0',
+    cockatiel: '#c05621',
+    opossum: '#6b46c1',
+    'p-limit': '#2f855a',
+    'p-retry': '#b7791f',
+  };
+  const bars = rows
+    .map((x, i) => {
+      const y = top + i * (barH + 6);
+      const w = Math.max(1, scale(x.overheadNs));
+      return [
+        `<text x="${left - 8}" y="${y + 15}" text-anchor="end" font-size="13">${escapeXml(x.contender)}</text>`,
+        `<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${colours[x.library] ?? '#555'}"/>`,
+        `<text x="${left + w + 6}" y="${y + 15}" font-size="12">${escapeXml(fmt.signedNs(x.overheadNs))}</text>`,
+      ].join('');
+    })
+    .join('\n');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="${left}" y="22" font-size="15" font-weight="bold">Per-call overhead over a bare call (async () => 1), median, log scale</text>
+${bars}
+<text x="${left}" y="${height - 12}" font-size="11" fill="#555">${escapeXml(`${r.date}, Node ${r.machine.node}, ${r.machine.cpus} cores: ${r.machine.cpuModel}`)}</text>
+</svg>
+`;
+}
+
+export function markdown(r: Results): string {
+  const md: string[] = [];
+  md.push('# Benchmarks');
+  md.push('');
+  md.push(
+    '<!-- Generated by `npm run bench` from bench/results/' +
+      `${r.date.slice(0, 10)}.json. Do not edit by hand: change bench/report.ts and re-run. -->`,
+  );
+  md.push('');
+  md.push(
+    'What bulwark costs per call, measured side by side with cockatiel, opossum, p-limit and p-retry in the same ' +
+      'process run, on the same operation, with the same settings, in alternating order.',
+  );
+  md.push('');
+  md.push(
+    '**Read the ratios, not the absolute times.** The machine is shared and noisy; every ratio and every "over bare" ' +
+      'figure compares two numbers measured in the same round, which cancels most of the noise. Absolute times ' +
+      'across runs or machines are not comparable.',
+  );
+  md.push('');
+  md.push('## This run');
+  md.push('');
+  md.push(`- Date: ${r.date}${r.quick ? ' (quick mode)' : ''}, ${r.durationSec.toFixed(0)} s`);
+  md.push(`- Machine: ${r.machine.cpuModel}, ${r.machine.cpus} cores, ${r.machine.memoryGiB} GiB, ${r.machine.os}`);
+  md.push(`- Node ${r.machine.node}, V8 ${r.machine.v8}`);
+  md.push(
+    `- Versions: ${Object.entries(r.versions)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
+  md.push(`- Rounds per suite: ${String(r.settings.rounds)}`);
+  md.push('');
+  md.push('![Per-call overhead over a bare call](benchmarks-overhead.svg)');
+  md.push('');
+  for (const t of tables(r)) {
+    md.push(`## ${t.title}`);
+    md.push('');
+    md.push(`| ${t.headers.join(' | ')} |`);
+    md.push(`|${t.headers.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`);
+    for (const row of t.rows) md.push(`| ${row.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`);
+    md.push('');
+  }
+  md.push(HOW_TO);
+  return `${md.join('\n')}\n`;
+}
+
+const HOW_TO = `## How to run
+
+\`\`\`sh
+npm ci && npm run bench          # every suite, about 6 to 9 minutes on 2 cores; rewrites this page
+npm run bench -- --quick         # every suite, fewer rounds and samples, under 2 minutes; prints and saves JSON only
+npm run bench -- --suites=overhead,fail-fast   # some suites only
+npm run bench -- --report bench/results/<date>.json   # regenerate this page from saved results, no measuring
+\`\`\`
+
+\`npm run bench\` bundles \`bench/run.ts\` with esbuild (bulwark from \`src/\`, the contenders from \`node_modules\`) and runs
+it with \`node --expose-gc\`. Progress goes to stderr; tables to stdout; raw numbers to \`bench/results/<date>.json\`
+(\`<date>-quick.json\` in quick mode). Only a full run regenerates this page and \`benchmarks-overhead.svg\`.
+
+## How to read the numbers
+
+- **Per-call overhead**: mitata measures each contender; a round measures every contender once, in forward order on
+  even rounds and reverse order on odd ones. "median" is the median over rounds of each round's median ns per call;
+  "spread" the lowest and highest round median; "over bare" and "ratio" compare with the bare call *in the same round*,
+  then take the median over rounds. Three operations: an \`async () => 1\`, one that awaits a resolved promise, and one
+  that crosses the event loop with \`setImmediate\` (where fixed costs drown in the loop's).
+- **In flight**: 10,000 calls started at once through each contender, their operations waiting on one gate. After a
+  full GC with every call pending, the heap growth divided by 10,000 is the memory one in-flight call holds. Then the
+  gate opens and everything settles; calls/s covers start to last settlement. Limiters run 1,000 at a time and queue
+  the rest. GCs are counted with a \`gc\` PerformanceObserver.
+- **Fail-fast**: the cost of a call rejected by an open breaker or a full bulkhead, over an async function that throws a
+  preallocated error. bulwark's fail-fast errors carry no stack; opossum's and cockatiel's capture one.
+- **Events**: the full pipeline with no listener, with one \`policy.on('execution.completed')\` listener, and with a
+  \`node:diagnostics_channel\` subscriber on \`bulwark:execution:completed\`.
+- **Many breakers**: heap per breaker after a full GC, the CPU the process spends per second while idle with them
+  alive, and the timers they keep. bulwark rotates windows lazily and keeps none.
+- **HTTP**: a \`node:http\` server in a child process on 127.0.0.1, an undici \`Pool\` with 64 connections and 64
+  requests in flight, a fixed number of requests per contender and round (bounded in time). Latency percentiles come
+  from an HDR histogram (hdr-histogram-js). The bulwark contender wraps \`pool.request\` in the core pipeline and passes
+  \`ctx.signal\`; it will move to the undici interceptor when that lands.
+
+Settings shared by all contenders: 3 attempts in all (cockatiel \`maxAttempts: 2\` and p-retry \`retries: 2\` count
+retries), a count window of 100 calls at a 50 % failure rate (cockatiel \`CountBreaker\`), a 10 s break, a 60 s
+cooperative timeout, a limit of 1,000 concurrent calls. opossum is measured with its defaults and with a minimal set
+(no timeout, no percentiles, no snapshots, no cache).
+
+## How to add a contender
+
+Add an entry to \`CONTENDERS\` in \`bench/contenders.ts\`: a \`name\`, its \`library\`, whether it is a \`limiter\`, and
+\`make(op, inFlight)\` returning \`{ call, dispose }\`, where \`call()\` runs \`op\` once through the contender and
+\`dispose()\` releases its timers. Pin its version in \`devDependencies\`, and add its version to \`VERSIONED\` in
+\`bench/run.ts\` so the report names it. The fail-fast and HTTP suites list their cases in their own files.
+`;

@@ -1,0 +1,164 @@
+/**
+ * Suite 6: HTTP end to end. A node:http server in a child process on 127.0.0.1, an undici Pool with 64 requests in
+ * flight, a fixed number of requests bounded in time. The bulwark contender is the core pipeline around
+ * `pool.request` until the undici interceptor lands.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import {
+  CountBreaker,
+  bulkhead as cBulkhead,
+  circuitBreaker as cCircuitBreaker,
+  retry as cRetry,
+  timeout as cTimeout,
+  ExponentialBackoff,
+  handleAll,
+  TimeoutStrategy,
+  wrap,
+} from 'cockatiel';
+import * as hdr from 'hdr-histogram-js';
+import CircuitBreaker from 'opossum';
+import { Pool } from 'undici';
+import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../../src/index.js';
+import { median, progress, roundOrder, type Settings } from '../harness.js';
+
+export interface HttpRow {
+  readonly contender: string;
+  readonly requests: number;
+  readonly reqPerSec: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** Median over rounds of (contender req/s / bare req/s) in the same round. */
+  readonly throughputRatio: number;
+  /** Median over rounds of (contender p99 / bare p99) in the same round. */
+  readonly p99Ratio: number;
+}
+
+const CONCURRENCY = 64;
+
+async function startServer(): Promise<{ origin: string; child: ChildProcess }> {
+  const script = fileURLToPath(new URL('../http-server.mjs', import.meta.url));
+  const child = spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line) resolve(Number(line));
+    });
+    child.once('exit', (code) => reject(new Error(`bench http server exited early with code ${code}`)));
+  });
+  return { origin: `http://127.0.0.1:${port}`, child };
+}
+
+type Request = (signal: AbortSignal | undefined) => Promise<void>;
+
+function contenders(pool: Pool): { name: string; run: (req: Request) => Promise<void> }[] {
+  const bw = pipeline(
+    retry({ maxAttempts: 3 }),
+    circuitBreaker({ window: { kind: 'count', size: 100 } }),
+    timeout(60_000),
+    bulkhead({ limit: 1_000, queue: 1_000 }),
+  );
+  const ck = wrap(
+    cRetry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }),
+    cCircuitBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new CountBreaker({ threshold: 0.5, size: 100 }) }),
+    cTimeout(60_000, TimeoutStrategy.Cooperative),
+    cBulkhead(1_000, 1_000),
+  );
+  const op = new CircuitBreaker((req: Request) => req(undefined));
+  void pool;
+  return [
+    { name: 'bare undici', run: (req) => req(undefined) },
+    { name: 'bulwark pipeline(4)', run: (req) => bw.execute(({ signal }) => req(signal)) },
+    { name: 'cockatiel wrap(4)', run: (req) => ck.execute(({ signal }) => req(signal)) },
+    { name: 'opossum fire (defaults)', run: (req) => op.fire(req) },
+  ];
+}
+
+async function load(
+  run: (req: Request) => Promise<void>,
+  request: Request,
+  total: number,
+  maxMs: number,
+): Promise<{ done: number; seconds: number; p50: number; p99: number }> {
+  const histogram = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+  let started = 0;
+  let done = 0;
+  const t0 = process.hrtime.bigint();
+  const deadline = t0 + BigInt(maxMs) * 1_000_000n;
+  const worker = async () => {
+    while (started < total && process.hrtime.bigint() < deadline) {
+      started++;
+      const s = process.hrtime.bigint();
+      await run(request);
+      histogram.recordValue(Number((process.hrtime.bigint() - s) / 1_000n)); // µs
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const result = {
+    done,
+    seconds,
+    p50: histogram.getValueAtPercentile(50) / 1_000,
+    p99: histogram.getValueAtPercentile(99) / 1_000,
+  };
+  histogram.destroy();
+  return result;
+}
+
+export async function httpSuite(s: Settings, step: string): Promise<HttpRow[]> {
+  const { origin, child } = await startServer();
+  const pool = new Pool(origin, { connections: CONCURRENCY, pipelining: 1 });
+  try {
+    const request: Request = async (signal) => {
+      const res = await pool.request({ path: '/', method: 'GET', signal });
+      await res.body.text();
+      if (res.statusCode !== 200) throw new Error(`bench http server answered ${res.statusCode}`);
+    };
+    const list = contenders(pool);
+    // Warm the connections and the JIT.
+    for (const c of list) await load(c.run, request, Math.min(500, s.httpRequests), s.httpMaxMs);
+    const rps = new Map<string, number[]>(list.map((c) => [c.name, []]));
+    const p50 = new Map<string, number[]>(list.map((c) => [c.name, []]));
+    const p99 = new Map<string, number[]>(list.map((c) => [c.name, []]));
+    const tr = new Map<string, number[]>(list.map((c) => [c.name, []]));
+    const pr = new Map<string, number[]>(list.map((c) => [c.name, []]));
+    const reqs = new Map<string, number[]>(list.map((c) => [c.name, []]));
+    for (let r = 0; r < s.rounds; r++) {
+      const round = new Map<string, { rps: number; p50: number; p99: number; done: number }>();
+      for (const [ci, c] of roundOrder(list, r).entries()) {
+        progress(`${step} HTTP end to end: round ${r + 1}/${s.rounds}, ${ci + 1}/${list.length} ${c.name}`);
+        const x = await load(c.run, request, s.httpRequests, s.httpMaxMs);
+        round.set(c.name, { rps: x.done / x.seconds, p50: x.p50, p99: x.p99, done: x.done });
+      }
+      const bare = round.get('bare undici') as { rps: number; p99: number };
+      for (const [k, v] of round) {
+        rps.get(k)?.push(v.rps);
+        p50.get(k)?.push(v.p50);
+        p99.get(k)?.push(v.p99);
+        tr.get(k)?.push(v.rps / bare.rps);
+        pr.get(k)?.push(v.p99 / bare.p99);
+        reqs.get(k)?.push(v.done);
+      }
+    }
+    return list.map((c) => ({
+      contender: c.name,
+      requests: median(reqs.get(c.name) as number[]),
+      reqPerSec: median(rps.get(c.name) as number[]),
+      p50Ms: median(p50.get(c.name) as number[]),
+      p99Ms: median(p99.get(c.name) as number[]),
+      throughputRatio: median(tr.get(c.name) as number[]),
+      p99Ratio: median(pr.get(c.name) as number[]),
+    }));
+  } finally {
+    await pool.close();
+    child.stdin?.end();
+    child.kill();
+  }
+}
