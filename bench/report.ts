@@ -140,10 +140,11 @@ export function tables(r: Results): Tables {
   if (r.breakers) {
     out.push({
       title: 'Many breakers: memory and idle CPU',
-      headers: ['library', 'breakers', 'heap per breaker', 'idle CPU (ms/s)', 'timers kept'],
+      headers: ['library', 'breakers', 'heap held', 'heap per breaker', 'idle CPU over none (ms/s)', 'timers kept'],
       rows: r.breakers.map((x) => [
         x.library,
         fmt.int(x.count),
+        x.count < 100 ? 'below noise' : fmt.bytes(x.heapBytes),
         fmt.bytes(x.bytesPerBreaker),
         x.idleCpuMsPerSec.toFixed(2),
         fmt.int(x.timers),
@@ -296,8 +297,10 @@ it with \`node --expose-gc\`. Progress goes to stderr; tables to stdout; raw num
   preallocated error. bulwark's fail-fast errors carry no stack; opossum's and cockatiel's capture one.
 - **Events**: the full pipeline with no listener, with one \`policy.on('execution.completed')\` listener, and with a
   \`node:diagnostics_channel\` subscriber on \`bulwark:execution:completed\`.
-- **Many breakers**: heap per breaker after a full GC, the CPU the process spends per second while idle with them
-  alive, and the timers they keep. bulwark rotates windows lazily and keeps none.
+- **Many breakers**: the heap 1, 100 and 10,000 breakers hold after a full GC (one breaker is below the noise of a
+  heap measurement; "heap per breaker" comes from 10,000), the CPU the process spends per second while idle with them
+  alive over the same idle with none, and the timers they created and keep. bulwark rotates windows lazily and keeps
+  none.
 - **HTTP**: a \`node:http\` server in a child process on 127.0.0.1, an undici \`Pool\` with 64 connections and 64
   requests in flight, a fixed number of requests per contender and round (bounded in time). Latency percentiles come
   from an HDR histogram (hdr-histogram-js). The bulwark contender wraps \`pool.request\` in the core pipeline and passes

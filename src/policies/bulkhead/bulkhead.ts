@@ -7,20 +7,35 @@ import { Checker } from '../../errors/validate.js';
 import { PolicyBase } from '../policy-base.js';
 import { BULKHEAD_OPTION_NAMES, type BulkheadOptions } from './options.js';
 
-/** A call waiting for a slot: a node of the FIFO list, an abort listener and a queue-timeout entry at once. */
+/**
+ * A call waiting for a slot: a node of the FIFO list, an abort listener, a queue-timeout entry and the call's
+ * continuation at once. Why one object: a bulkhead under load holds thousands of these, so each queued call costs
+ * one allocation and one promise, and no async frame.
+ */
 class Waiter extends DeadlineEntry implements AbortListener {
   prev: Waiter | undefined = undefined;
   next: Waiter | undefined = undefined;
   subscribed = false;
   readonly ctx: ExecutionContext;
-  readonly resolve: () => void;
+  readonly op: Operation<unknown>;
+  readonly cont: Next;
+  readonly resolve: (value: unknown) => void;
   readonly reject: (reason: unknown) => void;
   readonly #owner: BulkheadPolicy;
 
-  constructor(owner: BulkheadPolicy, ctx: ExecutionContext, resolve: () => void, reject: (reason: unknown) => void) {
+  constructor(
+    owner: BulkheadPolicy,
+    ctx: ExecutionContext,
+    op: Operation<unknown>,
+    cont: Next,
+    resolve: (value: unknown) => void,
+    reject: (reason: unknown) => void,
+  ) {
     super();
     this.#owner = owner;
     this.ctx = ctx;
+    this.op = op;
+    this.cont = cont;
     this.resolve = resolve;
     this.reject = reject;
   }
@@ -110,7 +125,21 @@ export class BulkheadPolicy extends PolicyBase {
       this.#active++;
       return this.#hold(ctx, op, next);
     }
-    return this.#enqueue(ctx, op, next);
+    if (this.#disposed || this.#queued >= this.#maxQueue) {
+      return Promise.reject(this.#rejection(ctx, this.#disposed ? 'disposed' : 'full'));
+    }
+    if (ctx._aborted) return Promise.reject(ctx._reason);
+    return new Promise<T>((resolve, reject) => {
+      // The waiter is untyped inside: it hands the value of `op` straight to this promise's resolve.
+      const w = new Waiter(this, ctx, op, next, resolve as (value: unknown) => void, reject);
+      w.prev = this.#tail;
+      if (this.#tail === undefined) this.#head = w;
+      else this.#tail.next = w;
+      this.#tail = w;
+      this.#queued++;
+      w.subscribed = ctx._subscribe(w);
+      this.#timeouts?.add(w);
+    });
   }
 
   #hold<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
@@ -142,27 +171,9 @@ export class BulkheadPolicy extends PolicyBase {
       const w = this.#head;
       this.#unlink(w);
       this.#active++;
-      w.resolve();
+      // The slot is taken now; the call runs and settles the waiter's promise.
+      this.#hold(w.ctx, w.op, w.cont).then(w.resolve, w.reject);
     }
-  }
-
-  async #enqueue<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
-    if (this.#disposed || this.#queued >= this.#maxQueue) {
-      throw this.#rejection(ctx, this.#disposed ? 'disposed' : 'full');
-    }
-    if (ctx._aborted) throw ctx._reason;
-    await new Promise<void>((resolve, reject) => {
-      const w = new Waiter(this, ctx, resolve, reject);
-      w.prev = this.#tail;
-      if (this.#tail === undefined) this.#head = w;
-      else this.#tail.next = w;
-      this.#tail = w;
-      this.#queued++;
-      w.subscribed = ctx._subscribe(w);
-      this.#timeouts?.add(w);
-    });
-    // The slot was counted as taken when the waiter was dequeued.
-    return this.#hold(ctx, op, next);
   }
 
   #unlink(w: Waiter): void {
