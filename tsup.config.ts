@@ -13,4 +13,6 @@ export default defineConfig({
   splitting: false,
   target: 'node20',
   platform: 'node',
+  // Keep class names: errors print as `CircuitOpenError`, not an esbuild-renamed `_CircuitOpenError`.
+  keepNames: true,
 });

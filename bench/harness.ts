@@ -14,6 +14,8 @@ export interface Settings {
   readonly inFlight: number;
   /** Requests per contender per round in the HTTP suite. */
   readonly httpRequests: number;
+  /** Rounds of the HTTP suite: many short rounds, so machine drift hits every contender alike. */
+  readonly httpRounds: number;
   /** Upper bound of one HTTP run, in ms. */
   readonly httpMaxMs: number;
   /** Breaker counts in the many-breakers suite. */
@@ -29,7 +31,8 @@ export function settings(quick: boolean): Settings {
         rounds: 2,
         minCpuNs: 150e6,
         inFlight: 10_000,
-        httpRequests: 2_000,
+        httpRequests: 1_000,
+        httpRounds: 4,
         httpMaxMs: 4_000,
         breakerCounts: [1, 100, 10_000],
         idleMs: 250,
@@ -39,8 +42,9 @@ export function settings(quick: boolean): Settings {
         rounds: 5,
         minCpuNs: 400e6,
         inFlight: 10_000,
-        httpRequests: 20_000,
-        httpMaxMs: 15_000,
+        httpRequests: 4_000,
+        httpRounds: 12,
+        httpMaxMs: 10_000,
         breakerCounts: [1, 100, 10_000],
         idleMs: 1_000,
       };

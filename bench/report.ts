@@ -29,6 +29,8 @@ export interface Results {
   readonly events?: EventsRow[];
   readonly breakers?: BreakersRow[];
   readonly http?: HttpRow[];
+  /** Process warnings seen during the run, with the first frame outside node:internal that raised them. */
+  warnings?: string[];
   targets: Target[];
 }
 
@@ -263,6 +265,12 @@ export function markdown(r: Results): string {
     md.push(`| ${t.headers.join(' | ')} |`);
     md.push(`|${t.headers.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`);
     for (const row of t.rows) md.push(`| ${row.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`);
+    md.push('');
+  }
+  if (r.warnings && r.warnings.length > 0) {
+    md.push('## Warnings seen during the run');
+    md.push('');
+    for (const w of r.warnings) md.push(`- ${w}`);
     md.push('');
   }
   md.push(HOW_TO);

@@ -78,6 +78,20 @@ async function main(): Promise<void> {
     return;
   }
   const s = settings(args.quick);
+  // Record process warnings (a contender leaking listeners, say) with the frame that raised them.
+  const warnings = new Set<string>();
+  process.on('warning', (w) => {
+    const frame = (w.stack ?? '')
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim())
+      .find((l) => l.startsWith('at ') && !l.includes('node:internal'));
+    const where = frame
+      ?.replace(/^at /, '')
+      .replace(/\(.*node_modules\//, '(')
+      .replace(/\(\/.*\/(src|bench)\//, '($1/');
+    warnings.add(`${w.name}: ${w.message.split('. ')[0]}${where ? `, raised at ${where}` : ''}`);
+  });
   const started = process.hrtime.bigint();
   const cpu = cpus();
   const r: Results = {
@@ -114,6 +128,9 @@ async function main(): Promise<void> {
   endProgress();
   results.durationSec = Number(process.hrtime.bigint() - started) / 1e9;
   results.targets = evaluateTargets(r);
+  results.warnings = [...warnings];
+  if (warnings.size > 0)
+    console.log(`\nwarnings seen during the run:\n${[...warnings].map((w) => `- ${w}`).join('\n')}`);
   console.log(terminalReport(r));
   mkdirSync(`${ROOT}bench/results`, { recursive: true });
   const file = `${ROOT}bench/results/${r.date.slice(0, 10)}${s.quick ? '-quick' : ''}.json`;

@@ -130,10 +130,10 @@ export async function httpSuite(s: Settings, step: string): Promise<HttpRow[]> {
     const tr = new Map<string, number[]>(list.map((c) => [c.name, []]));
     const pr = new Map<string, number[]>(list.map((c) => [c.name, []]));
     const reqs = new Map<string, number[]>(list.map((c) => [c.name, []]));
-    for (let r = 0; r < s.rounds; r++) {
+    for (let r = 0; r < s.httpRounds; r++) {
       const round = new Map<string, { rps: number; p50: number; p99: number; done: number }>();
       for (const [ci, c] of roundOrder(list, r).entries()) {
-        progress(`${step} HTTP end to end: round ${r + 1}/${s.rounds}, ${ci + 1}/${list.length} ${c.name}`);
+        progress(`${step} HTTP end to end: round ${r + 1}/${s.httpRounds}, ${ci + 1}/${list.length} ${c.name}`);
         const x = await load(c.run, request, s.httpRequests, s.httpMaxMs);
         round.set(c.name, { rps: x.done / x.seconds, p50: x.p50, p99: x.p99, done: x.done });
       }

@@ -23,19 +23,12 @@ function hasCode(value: unknown, code: string | undefined): boolean {
   return v[BRAND] === true && (code === undefined || v.code === code);
 }
 
-/**
- * Why fail-fast errors carry no stack: capturing one costs microseconds, and a breaker that is open may reject
- * thousands of calls a second. The message and fields say everything; the stack would only point into bulwark.
+/*
+ * Why fail-fast errors carry no stack and build their message lazily: capturing a stack costs microseconds and
+ * formatting a message costs allocations, and a breaker that is open may reject thousands of calls a second. The
+ * fields say everything; the stack would only point into bulwark; the message is built when someone reads it.
+ * The `fast()` factories set Error.stackTraceLimit to 0 around the constructor (which cannot throw).
  */
-function withoutStack<T>(make: () => T): T {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return make();
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
-}
 
 /**
  * Base class of every error bulwark raises, with a stable `code`.
@@ -53,11 +46,11 @@ export class ResilienceError extends Error {
   /** The name of the policy that raised it. */
   readonly policy: string;
 
-  constructor(code: ErrorCode, policy: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, policy: string, message: string | undefined, options?: { cause?: unknown }) {
+    // An undefined message creates no own `message` property, so a subclass can compute it in a getter.
     super(message, options);
     this.code = code;
     this.policy = policy;
-    Object.defineProperty(this, BRAND, { value: true });
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
@@ -67,6 +60,23 @@ export class ResilienceError extends Error {
 }
 
 Object.defineProperty(ResilienceError.prototype, 'name', { value: 'ResilienceError', writable: true });
+// The brand lives on the prototype: every instance has it without a per-error property write.
+Object.defineProperty(ResilienceError.prototype, BRAND, { value: true });
+
+/**
+ * A fail-fast error is made with Object.create, not the Error constructor: V8's error construction costs several
+ * hundred ns even with no stack captured, which would be most of the cost of a rejected call. Such an error is
+ * `instanceof Error` and of its class, its `stack` is the one line `Name: message` (a prototype getter), and
+ * `util.types.isNativeError()` is false for it.
+ */
+function fastInstance<T extends object>(proto: T): T {
+  return Object.create(proto) as T;
+}
+
+/** The `stack` of a fail-fast error: its first line only, computed when read. */
+function oneLineStack(this: Error): string {
+  return `${this.name}: ${this.message}`;
+}
 
 /** Which state of the breaker rejected the call. */
 export type CircuitRejectionState = 'open' | 'half_open' | 'isolated';
@@ -87,23 +97,31 @@ export class CircuitOpenError extends ResilienceError {
   readonly state: CircuitRejectionState;
 
   constructor(policy: string, retryAfterMs: number, state: CircuitRejectionState) {
-    super(
-      'ERR_CIRCUIT_OPEN',
-      policy,
-      state === 'isolated'
-        ? `circuit breaker "${policy}" is isolated: calls are refused until reset() or until every isolate() is released`
-        : `circuit breaker "${policy}" is ${state === 'open' ? 'open' : 'half-open with every probe slot taken'}: call not attempted, retry after ${Math.ceil(retryAfterMs)} ms`,
-    );
+    super('ERR_CIRCUIT_OPEN', policy, undefined);
     this.retryAfterMs = retryAfterMs;
     this.state = state;
   }
 
-  /** @internal Builds the error without capturing a stack. */
+  override get message(): string {
+    return this.state === 'isolated'
+      ? `circuit breaker "${this.policy}" is isolated: calls are refused until reset() or until every isolate() is released`
+      : `circuit breaker "${this.policy}" is ${this.state === 'open' ? 'open' : 'half-open with every probe slot taken'}: call not attempted, retry after ${Math.ceil(this.retryAfterMs)} ms`;
+  }
+
+  /** @internal Builds the error without the Error constructor (see fastInstance). */
   static fast(policy: string, retryAfterMs: number, state: CircuitRejectionState): CircuitOpenError {
-    return withoutStack(() => new CircuitOpenError(policy, retryAfterMs, state));
+    const e = fastInstance(CircuitOpenError.prototype) as {
+      -readonly [K in keyof CircuitOpenError]: CircuitOpenError[K];
+    };
+    e.code = 'ERR_CIRCUIT_OPEN';
+    e.policy = policy;
+    e.retryAfterMs = retryAfterMs;
+    e.state = state;
+    return e as CircuitOpenError;
   }
 }
 Object.defineProperty(CircuitOpenError.prototype, 'name', { value: 'CircuitOpenError', writable: true });
+Object.defineProperty(CircuitOpenError.prototype, 'stack', { get: oneLineStack, configurable: true });
 
 /**
  * A timeout policy gave up waiting. It is also the `reason` of the attempt's aborted signal.
@@ -141,26 +159,41 @@ export class BulkheadRejectedError extends ResilienceError {
   static readonly CODE = 'ERR_BULKHEAD_REJECTED';
   /** Why the call was refused. */
   readonly reason: BulkheadRejectionReason;
+  /** Calls running when it was refused. */
+  readonly active: number;
+  /** Calls queued when it was refused. */
+  readonly queued: number;
 
   constructor(policy: string, reason: BulkheadRejectionReason, active: number, queued: number) {
-    super(
-      'ERR_BULKHEAD_REJECTED',
-      policy,
-      reason === 'full'
-        ? `bulkhead "${policy}" is full (${active} running, ${queued} queued): call rejected`
-        : reason === 'queue_timeout'
-          ? `bulkhead "${policy}": call waited in the queue longer than its queueTimeoutMs and was rejected`
-          : `bulkhead "${policy}" is disposed: call rejected`,
-    );
+    super('ERR_BULKHEAD_REJECTED', policy, undefined);
     this.reason = reason;
+    this.active = active;
+    this.queued = queued;
   }
 
-  /** @internal Builds the error without capturing a stack. */
+  override get message(): string {
+    return this.reason === 'full'
+      ? `bulkhead "${this.policy}" is full (${this.active} running, ${this.queued} queued): call rejected`
+      : this.reason === 'queue_timeout'
+        ? `bulkhead "${this.policy}": call waited in the queue longer than its queueTimeoutMs and was rejected`
+        : `bulkhead "${this.policy}" is disposed: call rejected`;
+  }
+
+  /** @internal Builds the error without the Error constructor (see fastInstance). */
   static fast(policy: string, reason: BulkheadRejectionReason, active: number, queued: number): BulkheadRejectedError {
-    return withoutStack(() => new BulkheadRejectedError(policy, reason, active, queued));
+    const e = fastInstance(BulkheadRejectedError.prototype) as {
+      -readonly [K in keyof BulkheadRejectedError]: BulkheadRejectedError[K];
+    };
+    e.code = 'ERR_BULKHEAD_REJECTED';
+    e.policy = policy;
+    e.reason = reason;
+    e.active = active;
+    e.queued = queued;
+    return e as BulkheadRejectedError;
   }
 }
 Object.defineProperty(BulkheadRejectedError.prototype, 'name', { value: 'BulkheadRejectedError', writable: true });
+Object.defineProperty(BulkheadRejectedError.prototype, 'stack', { get: oneLineStack, configurable: true });
 
 /**
  * A retry policy used up its attempts and was asked (`onExhausted: 'wrap'`) to say so; `cause` is the last error.
@@ -217,7 +250,6 @@ export class InvalidOptionsError extends TypeError {
     );
     this.policy = policy;
     this.problems = problems;
-    Object.defineProperty(this, BRAND, { value: true });
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
@@ -225,6 +257,7 @@ export class InvalidOptionsError extends TypeError {
   }
 }
 Object.defineProperty(InvalidOptionsError.prototype, 'name', { value: 'InvalidOptionsError', writable: true });
+Object.defineProperty(InvalidOptionsError.prototype, BRAND, { value: true });
 
 /** Whether `e` is any bulwark error (across package copies). @example `if (isResilienceError(e)) e.code;` */
 export const isResilienceError = (e: unknown): e is ResilienceError | InvalidOptionsError => hasCode(e, undefined);

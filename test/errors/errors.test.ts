@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import {
   BulkheadRejectedError,
@@ -103,5 +104,19 @@ describe('errors', () => {
     expect(e.stack ?? '').not.toMatch(/\n\s+at /);
     expect(BulkheadRejectedError.fast('b', 'full', 1, 0).stack ?? '').not.toMatch(/\n\s+at /);
     expect(new TimeoutError('t', 1).stack).toMatch(/\n\s+at /);
+    // The lazy message still heads the stack, and is a normal string for loggers.
+    expect(e.stack).toBe('CircuitOpenError: circuit breaker "p" is open: call not attempted, retry after 10 ms');
+    expect(String(e)).toBe('CircuitOpenError: circuit breaker "p" is open: call not attempted, retry after 10 ms');
+    expect(JSON.stringify({ m: e.message })).toContain('retry after 10 ms');
+    // Made without the Error constructor: an Error by instanceof, not a native error.
+    expect(e).toBeInstanceOf(Error);
+    expect(types.isNativeError(e)).toBe(false);
+    expect(Object.keys(e).sort()).toEqual(['code', 'policy', 'retryAfterMs', 'state']);
+    const full = BulkheadRejectedError.fast('b', 'full', 3, 4);
+    expect([full.message, full.active, full.queued]).toEqual([
+      'bulkhead "b" is full (3 running, 4 queued): call rejected',
+      3,
+      4,
+    ]);
   });
 });
