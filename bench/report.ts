@@ -216,7 +216,8 @@ export function overheadSvg(r: Results): string {
       ].join('');
     })
     .join('\n');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" role="img">
+<title>Per-call overhead of each contender over a bare call</title>
 <rect width="100%" height="100%" fill="#fff"/>
 <text x="${left}" y="22" font-size="15" font-weight="bold">Per-call overhead over a bare call (async () => 1), median, log scale</text>
 ${bars}

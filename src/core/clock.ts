@@ -87,3 +87,14 @@ export const systemClock: Clock = Object.freeze({
     else clearTimeout(handle as NodeJS.Timeout);
   },
 });
+
+/**
+ * Wall-clock milliseconds since the epoch, for the few places that must compare with a date from outside (an HTTP
+ * `Retry-After` date). Policies never use it for durations: those come from the monotonic {@link Clock}.
+ *
+ * @example
+ * ```ts
+ * const msUntil = Date.parse(retryAfter) - wallClockNow();
+ * ```
+ */
+export const wallClockNow = (): number => Date.now();

@@ -64,8 +64,9 @@ export class RetryPolicy extends PolicyBase {
     let attempt = 1;
     let previousMs = 0;
     for (;;) {
+      // An error that says it must not be retried (retryable: false) is rethrown at once, whatever `handle` says.
       // A predicate that throws rejects the call with its own error.
-      if (!this.#handle(outcome)) return settle(outcome);
+      if ((!outcome.ok && notRetryable(outcome.error)) || !this.#handle(outcome)) return settle(outcome);
       const delayMs = this.#delay(attempt, previousMs, outcome, current);
       if (delayMs < 0) return this.#giveUp(delayMs, attempt, outcome, current);
       if (this._events.wants('retry.attempt')) {
@@ -110,11 +111,18 @@ export class RetryPolicy extends PolicyBase {
     } else {
       delayMs = backoff.delay(attempt, previousMs, this.#random);
     }
-    if (!outcome.ok && isCircuitOpenError(outcome.error)) {
-      const wait = outcome.error.retryAfterMs;
-      // An isolated breaker (retryAfterMs Infinity) never reopens by itself: give up even with an unlimited wait.
-      if (!(Number.isFinite(wait) && wait <= this.#circuitWaitMs)) return -3;
-      if (wait > delayMs) delayMs = wait;
+    if (!outcome.ok) {
+      const error = outcome.error;
+      if (isCircuitOpenError(error)) {
+        const wait = error.retryAfterMs;
+        // An isolated breaker (retryAfterMs Infinity) never reopens by itself: give up even with an unlimited wait.
+        if (!(Number.isFinite(wait) && wait <= this.#circuitWaitMs)) return -3;
+        if (wait > delayMs) delayMs = wait;
+      } else {
+        // A server's own hint (HTTP Retry-After, gRPC pushback) carried by the error: wait at least that long.
+        const hint = retryAfterOf(error);
+        if (hint > delayMs) delayMs = hint;
+      }
     }
     return delayMs;
   }
@@ -136,6 +144,18 @@ export class RetryPolicy extends PolicyBase {
   }
 }
 
+/** Whether an error declares itself not retryable: an object whose own `retryable` property is `false`. */
+function notRetryable(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === false;
+}
+
+/** The `retryAfterMs` hint an error carries (a finite number >= 0), or -1. */
+function retryAfterOf(error: unknown): number {
+  if (typeof error !== 'object' || error === null) return -1;
+  const v = (error as { retryAfterMs?: unknown }).retryAfterMs;
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : -1;
+}
+
 function settle<T>(outcome: Outcome<T>): T {
   if (outcome.ok) return outcome.value;
   throw outcome.error;
@@ -146,7 +166,9 @@ function settle<T>(outcome: Outcome<T>): T {
  *
  * - A caller's abort is never retried; an abort during a backoff rejects at once with the caller's reason.
  * - A `CircuitOpenError` from an inner breaker is retried only after its `retryAfterMs`, or not at all when that
- *   is longer than `circuitOpenMaxWaitMs`.
+ *   is longer than `circuitOpenMaxWaitMs`. Any other error with a finite `retryAfterMs` >= 0 (an HTTP
+ *   `Retry-After`, gRPC pushback) makes the next delay at least that long.
+ * - An error whose `retryable` property is `false` is never retried, whatever `handle` says.
  * - Once attempts run out, the last error is rethrown unchanged (or the last handled result is returned).
  *
  * Place it outside the circuit breaker and the timeout; see docs/concepts.md for the order.

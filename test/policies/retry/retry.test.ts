@@ -292,6 +292,45 @@ describe('retry', () => {
     ]);
   });
 
+  it('never retries an error that says retryable: false', async () => {
+    let n = 0;
+    const final = Object.assign(new Error('do not repeat'), { retryable: false });
+    await expect(
+      retry({ backoff: constant(0) }).execute(() => {
+        n++;
+        throw final;
+      }),
+    ).rejects.toBe(final);
+    expect(n).toBe(1);
+    // Only `false` counts: retryable: true or a non-boolean is an ordinary error.
+    n = 0;
+    await rejectionOf(
+      retry({ backoff: constant(0) }).execute(() => {
+        n++;
+        throw Object.assign(new Error('again'), { retryable: 'no' });
+      }),
+    );
+    expect(n).toBe(3);
+  });
+
+  it("waits at least an error's retryAfterMs hint (Retry-After, pushback)", async () => {
+    const clock = new FakeClock();
+    const delays: number[] = [];
+    const policy = retry({ backoff: constant(100), clock });
+    policy.on('retry.attempt', (e) => delays.push(e.delayMs));
+    const hints = [2_500, 10, Number.NaN];
+    let n = 0;
+    const t = track(
+      policy.execute(() => {
+        const hint = hints[n++];
+        throw Object.assign(new Error('busy'), { retryAfterMs: hint });
+      }),
+    );
+    await clock.runAll();
+    expect(t.error).toMatchObject({ message: 'busy' });
+    expect(delays).toEqual([2_500, 100]);
+  });
+
   it('allows Infinity attempts only explicitly', async () => {
     let n = 0;
     const policy = retry({ maxAttempts: Number.POSITIVE_INFINITY, backoff: constant(0) });

@@ -1,0 +1,522 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { wallClockNow } from '../../core/clock.js';
+import type { Context } from '../../core/context.js';
+import type { Policy } from '../../core/policy.js';
+import { isRetryExhaustedError } from '../../errors/errors.js';
+import { Checker } from '../../errors/validate.js';
+import {
+  FAILURE_CODES,
+  FAILURE_STATUSES,
+  getHeader,
+  IDEMPOTENCY_KEY,
+  IDEMPOTENT_METHODS,
+  parseRetryAfter,
+  withHeader,
+} from './classify.js';
+
+/** A request body bulwark can send again on every attempt. */
+export type ReplayableBody = string | Buffer | Uint8Array;
+
+/** Per-request options, passed as `bulwark` in the request options (`agent.request({ ..., bulwark })`). */
+export interface BulwarkRequestOptions {
+  /** Another policy for this request, or `false` to send it without any. */
+  policy?: Policy | false;
+  /** The low-cardinality operation name for events and metrics. @defaultValue the method, e.g. `'GET'` */
+  operation?: string;
+  /**
+   * Makes a stream body retryable: called once per attempt (attempt 1 included) for a fresh body. Without it a
+   * stream or async-iterable body is sent once and the request is never retried.
+   */
+  body?: (attempt: number) => Dispatcher.DispatchOptions['body'];
+  /** Retry this request even if its method is not idempotent (you know the server deduplicates it). */
+  retryNonIdempotent?: boolean;
+}
+
+declare module 'undici' {
+  namespace Dispatcher {
+    interface DispatchOptions {
+      /** bulwark's per-request options; see `BulwarkRequestOptions`. */
+      bulwark?: BulwarkRequestOptions;
+    }
+  }
+}
+
+/** Options of {@link interceptor}. */
+export interface UndiciInterceptorOptions {
+  /**
+   * The policy every request runs under (usually a pipeline), or a function of the origin returning one, so each
+   * origin gets its own breaker and bulkhead (at most `maxOrigins`, least recently used evicted). Required.
+   */
+  policy: Policy | ((origin: string) => Policy);
+  /** With a per-origin `policy` function: the most origins kept. @defaultValue 256 */
+  maxOrigins?: number;
+  /** Methods retried without an Idempotency-Key. @defaultValue GET, HEAD, OPTIONS, PUT, DELETE, TRACE */
+  methods?: readonly string[];
+  /**
+   * Give every POST or PATCH without one an `Idempotency-Key` header (a random UUID, the same on every attempt of
+   * the request), which makes it retryable. @defaultValue false
+   */
+  idempotencyKey?: boolean;
+  /** Response statuses that are failures. @defaultValue 408, 429, 500, 502, 503, 504 */
+  failureStatuses?: readonly number[];
+  /** Error codes that are failures (network errors). Other errors pass through as they are. @defaultValue see docs */
+  failureCodes?: readonly string[];
+  /**
+   * The longest `Retry-After` bulwark waits for, in ms. A response asking for longer is returned to the caller at
+   * once instead. @defaultValue 60_000
+   */
+  maxRetryAfterMs?: number;
+  /** Wall-clock ms, to read `Retry-After` dates. @defaultValue `Date.now` */
+  wallClock?: () => number;
+}
+
+const OPTION_NAMES = [
+  'policy',
+  'maxOrigins',
+  'methods',
+  'idempotencyKey',
+  'failureStatuses',
+  'failureCodes',
+  'maxRetryAfterMs',
+  'wallClock',
+] as const;
+
+/**
+ * A response the policy counts as a failure (a 503, say). bulwark's retry retries it (honouring `Retry-After` as
+ * `retryAfterMs`); when the policy gives up, the caller receives the response itself, not this error. It is what a
+ * `handle` predicate or a fallback sees for a failed response.
+ *
+ * @example
+ * ```ts
+ * fallback({ handle: handleErrors((e) => e instanceof HttpStatusError && e.status === 503), value: CACHED });
+ * ```
+ */
+export class HttpStatusError extends Error {
+  /** The response status. */
+  readonly status: number;
+  /** The response headers. */
+  readonly headers: IncomingHttpHeaders;
+  /** The server's `Retry-After`, in ms, when it sent a usable one. */
+  readonly retryAfterMs: number | undefined;
+  /** False when this request must not be retried (non-idempotent method, one-shot body, Retry-After too long). */
+  readonly retryable: boolean;
+  /** @internal The attempt whose response this is. */
+  readonly _attempt: unknown;
+
+  constructor(
+    status: number,
+    headers: IncomingHttpHeaders,
+    retryAfterMs: number | undefined,
+    retryable: boolean,
+    attempt: unknown,
+  ) {
+    super(`HTTP ${status} response counted as a failure`);
+    this.name = 'HttpStatusError';
+    this.status = status;
+    this.headers = headers;
+    this.retryAfterMs = retryAfterMs;
+    this.retryable = retryable;
+    this._attempt = attempt;
+  }
+}
+
+/** A response the policy counts as a success, or an error that is not a failure: delivered as it is. */
+class Passed {
+  constructor(
+    readonly attempt: Attempt | undefined,
+    readonly error: unknown,
+  ) {}
+}
+
+/** Requests made by the fetch helper carry their replayable body here (fetch hides it behind a one-shot stream). */
+export const fetchStore = new AsyncLocalStorage<{
+  body: ReplayableBody | undefined;
+  request: BulwarkRequestOptions | undefined;
+}>();
+
+interface Config {
+  readonly policyOf: (origin: string) => Policy;
+  readonly methods: ReadonlySet<string>;
+  readonly idempotencyKey: boolean;
+  readonly failureStatuses: ReadonlySet<number>;
+  readonly failureCodes: ReadonlySet<string>;
+  readonly maxRetryAfterMs: number;
+  readonly wallClock: () => number;
+}
+
+/** The controller handed to the caller's handler: stable across attempts, forwarding to the delivered one. */
+class ProxyController implements Dispatcher.DispatchController {
+  #call: HttpCall;
+  #paused = false;
+  #reason: Error | null = null;
+  constructor(call: HttpCall) {
+    this.#call = call;
+  }
+  get aborted(): boolean {
+    return this.#reason !== null;
+  }
+  get paused(): boolean {
+    return this.#paused;
+  }
+  get reason(): Error | null {
+    return this.#reason;
+  }
+  abort(reason: Error): void {
+    if (this.#reason !== null) return;
+    this.#reason = reason;
+    this.#call.abort(reason);
+  }
+  pause(): void {
+    this.#paused = true;
+    this.#call.delivered?.controller?.pause();
+  }
+  resume(): void {
+    this.#paused = false;
+    this.#call.delivered?.controller?.resume();
+  }
+}
+
+const DISCARD_LIMIT = 1 << 20;
+
+/** One attempt: one dispatch, its response held until the policy decides, then forwarded or discarded. */
+class Attempt implements Dispatcher.DispatchHandler {
+  controller: Dispatcher.DispatchController | undefined;
+  status = 0;
+  headers: IncomingHttpHeaders = {};
+  statusMessage: string | undefined;
+  #mode: 'waiting' | 'held' | 'forward' | 'discard' = 'waiting';
+  #chunks: Buffer[] = [];
+  #ended = false;
+  #trailers: IncomingHttpHeaders = {};
+  #error: Error | undefined;
+  #discarded = 0;
+  #abortReason: Error | undefined;
+  readonly #call: HttpCall;
+  readonly #signal: AbortSignal;
+  readonly #onAbort = (): void => this.abort(this.#signal.reason as Error);
+  readonly #resolve: (value: Passed) => void;
+  readonly #reject: (error: unknown) => void;
+
+  constructor(call: HttpCall, signal: AbortSignal, resolve: (value: Passed) => void, reject: (error: unknown) => void) {
+    this.#call = call;
+    this.#signal = signal;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    // A per-attempt timeout aborts this attempt only; a caller abort aborts it too.
+    signal.addEventListener('abort', this.#onAbort);
+  }
+
+  abort(reason: Error): void {
+    if (this.controller !== undefined) this.controller.abort(reason);
+    else this.#abortReason = reason;
+  }
+
+  #unsubscribe(): void {
+    this.#signal.removeEventListener('abort', this.#onAbort);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.#abortReason !== undefined) controller.abort(this.#abortReason);
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    statusMessage?: string,
+  ): void {
+    if (status < 200) return; // 1xx: informational, not the response
+    this.status = status;
+    this.headers = headers;
+    this.statusMessage = statusMessage;
+    this.#mode = 'held';
+    const cfg = this.#call.cfg;
+    if (!cfg.failureStatuses.has(status)) {
+      this.#resolve(new Passed(this, undefined));
+      return;
+    }
+    // Hold the socket while the policy decides (a retry may wait out a backoff first).
+    controller.pause();
+    const retryAfter = parseRetryAfter(headers['retry-after'], cfg.wallClock());
+    const tooLong = retryAfter !== undefined && retryAfter > cfg.maxRetryAfterMs;
+    this.#reject(new HttpStatusError(status, headers, retryAfter, this.#call.retryable && !tooLong, this));
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#mode === 'forward') this.#call.handler.onResponseData?.(this.#call.proxy, chunk);
+    else if (this.#mode === 'discard') {
+      this.#discarded += chunk.length;
+      // Draining keeps the connection for reuse; past a limit it is cheaper to drop the socket.
+      if (this.#discarded > DISCARD_LIMIT) this.controller?.abort(new Error('bulwark: discarded response body'));
+    } else this.#chunks.push(chunk);
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.#unsubscribe();
+    if (this.#mode === 'forward')
+      this.#call.finish(() => this.#call.handler.onResponseEnd?.(this.#call.proxy, trailers));
+    else {
+      this.#ended = true;
+      this.#trailers = trailers;
+    }
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#unsubscribe();
+    if (this.#mode === 'waiting') {
+      const code = (error as { code?: unknown }).code;
+      if (typeof code === 'string' && this.#call.cfg.failureCodes.has(code)) {
+        if (!this.#call.retryable) Object.defineProperty(error, 'retryable', { value: false, configurable: true });
+        this.#reject(error);
+      } else if (this.#signal.aborted && error === this.#signal.reason) {
+        this.#reject(error); // our own abort (a timeout, the caller): the policy knows what it means
+      } else {
+        this.#resolve(new Passed(undefined, error)); // not a failure: delivered as it is, never retried
+      }
+    } else if (this.#mode === 'forward') {
+      this.#call.finish(() => this.#call.handler.onResponseError?.(this.#call.proxy, error));
+    } else if (this.#mode === 'held') {
+      this.#error = error;
+    }
+  }
+
+  /** Streams this response to the caller: what arrived while held, then the rest as it comes. */
+  deliver(): void {
+    const call = this.#call;
+    this.#mode = 'forward';
+    call.handler.onResponseStart?.(call.proxy, this.status, this.headers, this.statusMessage);
+    for (const chunk of this.#chunks) call.handler.onResponseData?.(call.proxy, chunk);
+    this.#chunks = [];
+    if (this.#error !== undefined) {
+      const error = this.#error;
+      call.finish(() => call.handler.onResponseError?.(call.proxy, error));
+    } else if (this.#ended) {
+      const trailers = this.#trailers;
+      call.finish(() => call.handler.onResponseEnd?.(call.proxy, trailers));
+    } else if (!call.proxy.paused) this.controller?.resume();
+  }
+
+  /** Drops this response: drains its body (or drops the socket past 1 MiB) so no connection leaks. */
+  discard(): void {
+    if (this.#mode === 'forward' || this.#mode === 'discard') return;
+    const waiting = this.#mode === 'waiting';
+    this.#mode = 'discard';
+    this.#chunks = [];
+    if (waiting) this.abort(new Error('bulwark: attempt abandoned'));
+    else if (!this.#ended && this.#error === undefined) this.controller?.resume();
+  }
+}
+
+/** One request through the policy: its attempts, the caller's handler and the stable controller. */
+class HttpCall {
+  readonly proxy: ProxyController;
+  readonly #ac = new AbortController();
+  delivered: Attempt | undefined;
+  #current: Attempt | undefined;
+  #done = false;
+  readonly retryable: boolean;
+  readonly #opts: Dispatcher.DispatchOptions;
+  readonly #replay: ReplayableBody | undefined;
+  readonly #bodyFactory: BulwarkRequestOptions['body'];
+
+  constructor(
+    readonly cfg: Config,
+    readonly dispatch: Dispatcher['dispatch'],
+    opts: Dispatcher.DispatchOptions,
+    readonly handler: Dispatcher.DispatchHandler,
+    request: BulwarkRequestOptions | undefined,
+    fetchBody: ReplayableBody | undefined,
+  ) {
+    this.proxy = new ProxyController(this);
+    const method = opts.method.toUpperCase();
+    let headers = opts.headers as Parameters<typeof getHeader>[0];
+    let keyed = getHeader(headers, IDEMPOTENCY_KEY) !== undefined;
+    if (!keyed && cfg.idempotencyKey && (method === 'POST' || method === 'PATCH')) {
+      headers = withHeader(headers, IDEMPOTENCY_KEY, randomUUID());
+      keyed = true;
+    }
+    this.#bodyFactory = request?.body;
+    const body = opts.body;
+    this.#replay =
+      fetchBody ??
+      (typeof body === 'string' || body instanceof Uint8Array || body == null ? (body ?? undefined) : undefined);
+    const replayable = this.#bodyFactory !== undefined || body == null || this.#replay !== undefined;
+    this.retryable = replayable && (cfg.methods.has(method) || keyed || request?.retryNonIdempotent === true);
+    this.#opts =
+      headers == null ? opts : { ...opts, headers: headers as NonNullable<Dispatcher.DispatchOptions['headers']> };
+  }
+
+  start(policy: Policy, operation: string): void {
+    // The caller's handler gets the stable controller now, so its abort reaches a backoff or a queued call too.
+    this.handler.onRequestStart?.(this.proxy, {});
+    if (this.proxy.aborted) return;
+    policy
+      .execute((ctx) => this.#attempt(ctx), { signal: this.#ac.signal, operation })
+      .then(
+        (result) => this.#settle(result),
+        (error: unknown) => this.#settle(error, true),
+      );
+  }
+
+  abort(reason: Error): void {
+    this.#ac.abort(reason);
+    this.delivered?.abort(reason);
+  }
+
+  #bodyFor(attempt: number): NonNullable<Dispatcher.DispatchOptions['body']> | null {
+    if (this.#bodyFactory !== undefined) return this.#bodyFactory(attempt) ?? null;
+    if (this.#replay !== undefined) return this.#replay;
+    return this.#opts.body ?? null;
+  }
+
+  #attempt(ctx: Context): Promise<Passed> {
+    this.#current?.discard();
+    return new Promise<Passed>((resolve, reject) => {
+      const attempt = new Attempt(this, ctx.signal, resolve, reject);
+      this.#current = attempt;
+      if (ctx.signal.aborted) {
+        reject(ctx.signal.reason);
+        return;
+      }
+      this.dispatch({ ...this.#opts, body: this.#bodyFor(ctx.attempt) }, attempt);
+    });
+  }
+
+  #settle(outcome: unknown, failed = false): void {
+    if (this.#done) return;
+    let value = outcome;
+    if (failed && isRetryExhaustedError(value) && value.cause instanceof HttpStatusError) value = value.cause;
+    const attempt =
+      value instanceof Passed
+        ? value.attempt
+        : value instanceof HttpStatusError && value._attempt instanceof Attempt
+          ? value._attempt
+          : undefined;
+    if (this.#current !== attempt) this.#current?.discard();
+    if (attempt !== undefined) {
+      this.delivered = attempt;
+      attempt.deliver();
+      return;
+    }
+    const error = value instanceof Passed ? value.error : value;
+    this.finish(() => this.handler.onResponseError?.(this.proxy, error as Error));
+  }
+
+  /** Ends the call once: the terminal callback of the caller's handler. */
+  finish(terminal: () => void): void {
+    if (this.#done) return;
+    this.#done = true;
+    terminal();
+  }
+}
+
+/**
+ * An undici interceptor that runs every request under a bulwark policy: `agent.compose(interceptor({ policy }))`.
+ * Each attempt is a fresh dispatch. Failed responses (408, 429, 5xx by default) and network errors are failures;
+ * other statuses are successes for the policy (a 404 never opens a breaker). Only idempotent methods, or requests
+ * with an `Idempotency-Key`, are retried; a stream body is never sent twice. The caller gets the final response
+ * streamed as it arrives, or bulwark's own error (an open circuit, a full bulkhead) when the policy refused it.
+ *
+ * @throws InvalidOptionsError listing every invalid option.
+ * @example
+ * ```ts
+ * import { Agent } from 'undici';
+ * import { pipeline, retry, circuitBreaker, timeout } from 'bulwark';
+ * import { interceptor } from 'bulwark/undici';
+ *
+ * const agent = new Agent().compose(
+ *   interceptor({ policy: (origin) => pipeline(retry(), circuitBreaker(), timeout(2_000)) }),
+ * );
+ * const res = await agent.request({ origin: 'http://127.0.0.1:8080', path: '/quote', method: 'GET' });
+ * ```
+ */
+export function interceptor(options: UndiciInterceptorOptions): Dispatcher.DispatcherComposeInterceptor {
+  const check = new Checker('undici interceptor');
+  if (check.object('', options, OPTION_NAMES)) {
+    const p = options.policy as unknown;
+    if (
+      typeof p !== 'function' &&
+      !(typeof p === 'object' && p !== null && typeof (p as Policy).execute === 'function')
+    ) {
+      check.fail('policy', p, 'a bulwark policy or a function of the origin returning one (required)');
+    }
+    check.number('maxOrigins', options.maxOrigins, { min: 1, integer: true });
+    if (
+      options.methods !== undefined &&
+      !(Array.isArray(options.methods) && options.methods.every((m) => typeof m === 'string'))
+    ) {
+      check.fail('methods', options.methods, 'an array of HTTP method names');
+    }
+    if (options.idempotencyKey !== undefined && typeof options.idempotencyKey !== 'boolean') {
+      check.fail('idempotencyKey', options.idempotencyKey, 'a boolean');
+    }
+    if (
+      options.failureStatuses !== undefined &&
+      !(
+        Array.isArray(options.failureStatuses) &&
+        options.failureStatuses.every((s) => Number.isInteger(s) && s >= 100 && s <= 599)
+      )
+    ) {
+      check.fail('failureStatuses', options.failureStatuses, 'an array of HTTP statuses (100..599)');
+    }
+    if (
+      options.failureCodes !== undefined &&
+      !(Array.isArray(options.failureCodes) && options.failureCodes.every((c) => typeof c === 'string'))
+    ) {
+      check.fail('failureCodes', options.failureCodes, 'an array of error codes');
+    }
+    check.number('maxRetryAfterMs', options.maxRetryAfterMs, { min: 0, infinity: true });
+    check.fn('wallClock', options.wallClock);
+  } else if (options === undefined) {
+    check.fail('policy', undefined, 'a bulwark policy or a function of the origin returning one (required)');
+  }
+  check.done();
+
+  const cfg: Config = {
+    policyOf: perOrigin(options.policy, options.maxOrigins ?? 256),
+    methods: new Set((options.methods ?? IDEMPOTENT_METHODS).map((m) => m.toUpperCase())),
+    idempotencyKey: options.idempotencyKey ?? false,
+    failureStatuses: new Set(options.failureStatuses ?? FAILURE_STATUSES),
+    failureCodes: new Set(options.failureCodes ?? FAILURE_CODES),
+    maxRetryAfterMs: options.maxRetryAfterMs ?? 60_000,
+    wallClock: options.wallClock ?? wallClockNow,
+  };
+
+  return (dispatch) =>
+    function bulwarkInterceptor(opts, handler) {
+      const fromFetch = fetchStore.getStore();
+      const request = opts.bulwark ?? fromFetch?.request;
+      const { bulwark: _omit, ...rest } = opts;
+      void _omit;
+      const policy =
+        request?.policy === false ? undefined : (request?.policy ?? cfg.policyOf(String(opts.origin ?? '')));
+      if (policy === undefined) return dispatch(rest, handler);
+      const body = rest.body != null ? fromFetch?.body : undefined;
+      const call = new HttpCall(cfg, dispatch, rest, handler, request, body);
+      call.start(policy, request?.operation ?? rest.method.toUpperCase());
+      return true;
+    };
+}
+
+/** One policy per origin, least recently used evicted past `max`. */
+function perOrigin(policy: UndiciInterceptorOptions['policy'], max: number): (origin: string) => Policy {
+  if (typeof policy !== 'function') return () => policy;
+  const make = policy;
+  const map = new Map<string, Policy>();
+  return (origin) => {
+    let p = map.get(origin);
+    if (p !== undefined) {
+      map.delete(origin);
+      map.set(origin, p);
+      return p;
+    }
+    p = make(origin);
+    map.set(origin, p);
+    if (map.size > max) map.delete(map.keys().next().value as string);
+    return p;
+  };
+}
