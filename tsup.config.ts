@@ -4,15 +4,18 @@ export default defineConfig({
   entry: {
     index: 'src/index.ts',
     testing: 'src/testing/index.ts',
+    undici: 'src/integrations/undici/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,
   clean: true,
   treeshake: true,
-  splitting: false,
+  // Shared chunks: the subpath entries (bulwark/undici, ...) use the same copy of the core as `bulwark` itself.
+  splitting: true,
   target: 'node20',
   platform: 'node',
+  external: ['undici'],
   // Keep class names: errors print as `CircuitOpenError`, not an esbuild-renamed `_CircuitOpenError`.
   keepNames: true,
 });

@@ -1,7 +1,8 @@
 /**
  * Suite 6: HTTP end to end. A node:http server in a child process on 127.0.0.1, an undici Pool with 64 requests in
- * flight, a fixed number of requests bounded in time. The bulwark contender is the core pipeline around
- * `pool.request` until the undici interceptor lands.
+ * flight, a fixed number of requests bounded in time. bulwark runs twice: as the undici interceptor composed on the
+ * pool (how users wire it), and as the core pipeline around `pool.request` passing `ctx.signal` (which shows what an
+ * AbortSignal per request costs inside undici).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -18,8 +19,9 @@ import {
 } from 'cockatiel';
 import * as hdr from 'hdr-histogram-js';
 import CircuitBreaker from 'opossum';
-import { Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../../src/index.js';
+import { interceptor } from '../../src/integrations/undici/index.js';
 import { median, progress, roundOrder, type Settings } from '../harness.js';
 
 export interface HttpRow {
@@ -51,15 +53,19 @@ async function startServer(): Promise<{ origin: string; child: ChildProcess }> {
   return { origin: `http://127.0.0.1:${port}`, child };
 }
 
-type Request = (signal: AbortSignal | undefined) => Promise<void>;
+type Request = (signal: AbortSignal | undefined, via?: Dispatcher) => Promise<void>;
 
-function contenders(pool: Pool): { name: string; run: (req: Request) => Promise<void> }[] {
-  const bw = pipeline(
+const fullPipeline = () =>
+  pipeline(
     retry({ maxAttempts: 3 }),
     circuitBreaker({ window: { kind: 'count', size: 100 } }),
     timeout(60_000),
     bulkhead({ limit: 1_000, queue: 1_000 }),
   );
+
+function contenders(pool: Pool): { name: string; run: (req: Request) => Promise<void> }[] {
+  const bw = fullPipeline();
+  const composed = pool.compose(interceptor({ policy: fullPipeline() }));
   const ck = wrap(
     cRetry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }),
     cCircuitBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new CountBreaker({ threshold: 0.5, size: 100 }) }),
@@ -70,7 +76,8 @@ function contenders(pool: Pool): { name: string; run: (req: Request) => Promise<
   void pool;
   return [
     { name: 'bare undici', run: (req) => req(undefined) },
-    { name: 'bulwark pipeline(4)', run: (req) => bw.execute(({ signal }) => req(signal)) },
+    { name: 'bulwark interceptor, pipeline(4)', run: (req) => req(undefined, composed) },
+    { name: 'bulwark pipeline(4) around request', run: (req) => bw.execute(({ signal }) => req(signal)) },
     { name: 'cockatiel wrap(4)', run: (req) => ck.execute(({ signal }) => req(signal)) },
     { name: 'opossum fire (defaults)', run: (req) => op.fire(req) },
   ];
@@ -116,8 +123,8 @@ export async function httpSuite(s: Settings, step: string): Promise<HttpRow[]> {
   const { origin, child } = await startServer();
   const pool = new Pool(origin, { connections: CONCURRENCY, pipelining: 1 });
   try {
-    const request: Request = async (signal) => {
-      const res = await pool.request({ path: '/', method: 'GET', signal });
+    const request: Request = async (signal, via) => {
+      const res = await (via ?? pool).request({ path: '/', method: 'GET', signal });
       await res.body.text();
       if (res.statusCode !== 200) throw new Error(`bench http server answered ${res.statusCode}`);
     };

@@ -49,6 +49,14 @@ export abstract class PolicyBase implements ObservablePolicy {
   execute<T>(op: Operation<T>, options?: ExecuteOptions): Promise<T> {
     const ctx = rootContext(options);
     if (ctx._caller?.aborted) return Promise.reject(ctx._caller.reason);
+    return this._execute(ctx, op);
+  }
+
+  /**
+   * @internal `execute` with a root context made by the caller (an integration that cancels through a scope of its
+   * own instead of an AbortSignal).
+   */
+  _execute<T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> {
     if (!this._events.wants('execution.completed')) return this._run(ctx, op, invoke);
     return this.#observed(ctx, op);
   }
@@ -61,7 +69,7 @@ export abstract class PolicyBase implements ObservablePolicy {
       result = 'success';
       return value;
     } catch (error) {
-      if (ctx._caller?.aborted) result = 'aborted';
+      if (ctx._aborted) result = 'aborted';
       throw error;
     } finally {
       this._events.emit({

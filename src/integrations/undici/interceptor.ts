@@ -3,10 +3,11 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { wallClockNow } from '../../core/clock.js';
-import type { Context } from '../../core/context.js';
+import { type AbortListener, CancelScope, type Context, ExecutionContext } from '../../core/context.js';
 import type { Policy } from '../../core/policy.js';
 import { isRetryExhaustedError } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
+import { PolicyBase } from '../../policies/policy-base.js';
 import {
   FAILURE_CODES,
   FAILURE_STATUSES,
@@ -167,7 +168,7 @@ class ProxyController implements Dispatcher.DispatchController {
   abort(reason: Error): void {
     if (this.#reason !== null) return;
     this.#reason = reason;
-    this.#call.abort(reason);
+    this.#call.cancel(reason);
   }
   pause(): void {
     this.#paused = true;
@@ -182,7 +183,7 @@ class ProxyController implements Dispatcher.DispatchController {
 const DISCARD_LIMIT = 1 << 20;
 
 /** One attempt: one dispatch, its response held until the policy decides, then forwarded or discarded. */
-class Attempt implements Dispatcher.DispatchHandler {
+class Attempt implements Dispatcher.DispatchHandler, AbortListener {
   controller: Dispatcher.DispatchController | undefined;
   status = 0;
   headers: IncomingHttpHeaders = {};
@@ -193,20 +194,32 @@ class Attempt implements Dispatcher.DispatchHandler {
   #trailers: IncomingHttpHeaders = {};
   #error: Error | undefined;
   #discarded = 0;
+  #pausedByUs = false;
   #abortReason: Error | undefined;
   readonly #call: HttpCall;
-  readonly #signal: AbortSignal;
-  readonly #onAbort = (): void => this.abort(this.#signal.reason as Error);
+  readonly #ctx: ExecutionContext;
+  #subscribed: boolean;
   readonly #resolve: (value: Passed) => void;
   readonly #reject: (error: unknown) => void;
 
-  constructor(call: HttpCall, signal: AbortSignal, resolve: (value: Passed) => void, reject: (error: unknown) => void) {
+  constructor(
+    call: HttpCall,
+    ctx: ExecutionContext,
+    resolve: (value: Passed) => void,
+    reject: (error: unknown) => void,
+  ) {
     this.#call = call;
-    this.#signal = signal;
+    this.#ctx = ctx;
     this.#resolve = resolve;
     this.#reject = reject;
-    // A per-attempt timeout aborts this attempt only; a caller abort aborts it too.
-    signal.addEventListener('abort', this.#onAbort);
+    // A per-attempt timeout aborts this attempt only; a caller abort aborts it too. Why not ctx.signal: an
+    // AbortSignal listener per request is a measurable cost here, a scope listener is a Set entry.
+    this.#subscribed = ctx._subscribe(this);
+  }
+
+  _onAbort(reason: unknown): void {
+    this.#subscribed = false;
+    this.abort(reason as Error);
   }
 
   abort(reason: Error): void {
@@ -215,7 +228,10 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   #unsubscribe(): void {
-    this.#signal.removeEventListener('abort', this.#onAbort);
+    if (this.#subscribed) {
+      this.#subscribed = false;
+      this.#ctx._unsubscribe(this);
+    }
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -241,6 +257,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
     // Hold the socket while the policy decides (a retry may wait out a backoff first).
     controller.pause();
+    this.#pausedByUs = true;
     const retryAfter = parseRetryAfter(headers['retry-after'], cfg.wallClock());
     const tooLong = retryAfter !== undefined && retryAfter > cfg.maxRetryAfterMs;
     this.#reject(new HttpStatusError(status, headers, retryAfter, this.#call.retryable && !tooLong, this));
@@ -272,7 +289,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       if (typeof code === 'string' && this.#call.cfg.failureCodes.has(code)) {
         if (!this.#call.retryable) Object.defineProperty(error, 'retryable', { value: false, configurable: true });
         this.#reject(error);
-      } else if (this.#signal.aborted && error === this.#signal.reason) {
+      } else if (this.#ctx._aborted && error === this.#ctx._reason) {
         this.#reject(error); // our own abort (a timeout, the caller): the policy knows what it means
       } else {
         this.#resolve(new Passed(undefined, error)); // not a failure: delivered as it is, never retried
@@ -297,7 +314,10 @@ class Attempt implements Dispatcher.DispatchHandler {
     } else if (this.#ended) {
       const trailers = this.#trailers;
       call.finish(() => call.handler.onResponseEnd?.(call.proxy, trailers));
-    } else if (!call.proxy.paused) this.controller?.resume();
+    } else if (this.#pausedByUs && !call.proxy.paused) {
+      this.#pausedByUs = false;
+      this.controller?.resume();
+    }
   }
 
   /** Drops this response: drains its body (or drops the socket past 1 MiB) so no connection leaks. */
@@ -307,14 +327,20 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.#mode = 'discard';
     this.#chunks = [];
     if (waiting) this.abort(new Error('bulwark: attempt abandoned'));
-    else if (!this.#ended && this.#error === undefined) this.controller?.resume();
+    else if (!this.#ended && this.#error === undefined && this.#pausedByUs) {
+      this.#pausedByUs = false;
+      this.controller?.resume();
+    }
   }
 }
 
-/** One request through the policy: its attempts, the caller's handler and the stable controller. */
-class HttpCall {
+/**
+ * One request through the policy: its attempts, the caller's handler and the stable controller. It is also the
+ * call's root cancel scope: the caller's abort reaches retry backoffs, bulkhead queues and timeouts through it,
+ * with no AbortController unless an operation reads `ctx.signal`.
+ */
+class HttpCall extends CancelScope {
   readonly proxy: ProxyController;
-  readonly #ac = new AbortController();
   delivered: Attempt | undefined;
   #current: Attempt | undefined;
   #done = false;
@@ -323,14 +349,22 @@ class HttpCall {
   readonly #replay: ReplayableBody | undefined;
   readonly #bodyFactory: BulwarkRequestOptions['body'];
 
+  readonly cfg: Config;
+  readonly dispatch: Dispatcher['dispatch'];
+  readonly handler: Dispatcher.DispatchHandler;
+
   constructor(
-    readonly cfg: Config,
-    readonly dispatch: Dispatcher['dispatch'],
+    cfg: Config,
+    dispatch: Dispatcher['dispatch'],
     opts: Dispatcher.DispatchOptions,
-    readonly handler: Dispatcher.DispatchHandler,
+    handler: Dispatcher.DispatchHandler,
     request: BulwarkRequestOptions | undefined,
     fetchBody: ReplayableBody | undefined,
   ) {
+    super();
+    this.cfg = cfg;
+    this.dispatch = dispatch;
+    this.handler = handler;
     this.proxy = new ProxyController(this);
     const method = opts.method.toUpperCase();
     let headers = opts.headers as Parameters<typeof getHeader>[0];
@@ -353,19 +387,37 @@ class HttpCall {
   start(policy: Policy, operation: string): void {
     // The caller's handler gets the stable controller now, so its abort reaches a backoff or a queued call too.
     this.handler.onRequestStart?.(this.proxy, {});
-    if (this.proxy.aborted) return;
-    policy
-      .execute((ctx) => this.#attempt(ctx), { signal: this.#ac.signal, operation })
-      .then(
-        (result) => this.#settle(result),
-        (error: unknown) => this.#settle(error, true),
-      );
+    if (this.proxy.aborted) {
+      this.finish(() => this.handler.onResponseError?.(this.proxy, this.proxy.reason as Error));
+      return;
+    }
+    const op = (ctx: Context) => this.#attempt(ctx as ExecutionContext);
+    let result: Promise<Passed>;
+    if (policy instanceof PolicyBase) {
+      result = policy._execute(new ExecutionContext(undefined, operation, undefined, 1, this), op);
+    } else {
+      // A policy from elsewhere only has the public API: give it a signal.
+      const ac = new AbortController();
+      this.addListener({ _onAbort: (reason) => ac.abort(reason) });
+      result = policy.execute(op, { signal: ac.signal, operation });
+    }
+    result.then(
+      (value) => this.#settle(value),
+      (error: unknown) => this.#settle(error, true),
+    );
   }
 
-  abort(reason: Error): void {
-    this.#ac.abort(reason);
+  /** The caller aborted (through the proxy controller): cancel everything of this call. */
+  cancel(reason: Error): void {
+    if (!this.aborted) this.abort(reason);
     this.delivered?.abort(reason);
   }
+
+  /** A root scope has no parent to hear from. */
+  _onAbort(): void {}
+
+  /** A root scope is never queued on a deadline. */
+  _expire(): void {}
 
   #bodyFor(attempt: number): NonNullable<Dispatcher.DispatchOptions['body']> | null {
     if (this.#bodyFactory !== undefined) return this.#bodyFactory(attempt) ?? null;
@@ -373,16 +425,15 @@ class HttpCall {
     return this.#opts.body ?? null;
   }
 
-  #attempt(ctx: Context): Promise<Passed> {
+  #attempt(ctx: ExecutionContext): Promise<Passed> {
     this.#current?.discard();
+    if (ctx._aborted) return Promise.reject(ctx._reason);
     return new Promise<Passed>((resolve, reject) => {
-      const attempt = new Attempt(this, ctx.signal, resolve, reject);
+      const attempt = new Attempt(this, ctx, resolve, reject);
       this.#current = attempt;
-      if (ctx.signal.aborted) {
-        reject(ctx.signal.reason);
-        return;
-      }
-      this.dispatch({ ...this.#opts, body: this.#bodyFor(ctx.attempt) }, attempt);
+      const body = this.#bodyFor(ctx.attempt);
+      // The options are copied only when the body differs: most attempts send the caller's options as they are.
+      this.dispatch(body === this.#opts.body ? this.#opts : { ...this.#opts, body }, attempt);
     });
   }
 
@@ -490,8 +541,12 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
     function bulwarkInterceptor(opts, handler) {
       const fromFetch = fetchStore.getStore();
       const request = opts.bulwark ?? fromFetch?.request;
-      const { bulwark: _omit, ...rest } = opts;
-      void _omit;
+      let rest = opts;
+      if (opts.bulwark !== undefined) {
+        const { bulwark: _omit, ...others } = opts;
+        void _omit;
+        rest = others;
+      }
       const policy =
         request?.policy === false ? undefined : (request?.policy ?? cfg.policyOf(String(opts.origin ?? '')));
       if (policy === undefined) return dispatch(rest, handler);
