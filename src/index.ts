@@ -13,7 +13,7 @@ export { type Clock, MAX_TIMER_DELAY_MS, systemClock, type TimerHandle } from '.
 export type { Context, ExecuteOptions } from './core/context.js';
 export type { HandlePredicate, Outcome } from './core/outcome.js';
 export type { Operation, Policy } from './core/policy.js';
-export { Properties, PropertyKey } from './core/properties.js';
+export { Properties, PropertyKey, RETRYABLE } from './core/properties.js';
 export { type Random, systemRandom } from './core/random.js';
 // Errors
 export {

@@ -65,3 +65,18 @@ export class Properties {
     return this.#map.size;
   }
 }
+
+/**
+ * Set to `false` in a call's properties to stop every retry policy of that call from starting another attempt,
+ * whatever failed (a timeout included). For work that must not run twice once it has started, such as a POST
+ * without an idempotency key; `bulwark/undici` sets it for such requests.
+ *
+ * @example
+ * ```ts
+ * await policy.execute((ctx) => {
+ *   ctx.properties.set(RETRYABLE, false); // from here on, a failure is final
+ *   return send(order);
+ * });
+ * ```
+ */
+export const RETRYABLE = new PropertyKey<boolean>('bulwark.retryable');

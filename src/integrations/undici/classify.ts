@@ -69,17 +69,25 @@ export function getHeader(headers: Headers, name: string): string | undefined {
   return undefined;
 }
 
-/** Returns headers with `name: value` added, in a new object (the caller's headers are never mutated). */
+/**
+ * Returns headers with `name: value` added, as a new object (names of an array or iterable lowercased; the caller's headers never
+ * mutated). A name repeated in a flat array or an iterable keeps every value, as an array.
+ */
 export function withHeader(headers: Headers, name: string, value: string): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
+  const add = (k: string, v: string | string[]) => {
+    const prev = out[k];
+    if (prev === undefined) out[k] = v;
+    else out[k] = [...(Array.isArray(prev) ? prev : [prev]), ...(Array.isArray(v) ? v : [v])];
+  };
   if (headers != null) {
     if (Array.isArray(headers)) {
-      for (let i = 0; i + 1 < headers.length; i += 2) out[String(headers[i]).toLowerCase()] = String(headers[i + 1]);
+      for (let i = 0; i + 1 < headers.length; i += 2) add(String(headers[i]).toLowerCase(), String(headers[i + 1]));
     } else if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
-      for (const [k, v] of headers as Iterable<[string, string]>) out[k.toLowerCase()] = v;
+      for (const [k, v] of headers as Iterable<[string, string]>) add(k.toLowerCase(), v);
     } else {
       for (const [k, v] of Object.entries(headers as Record<string, string | string[] | undefined>)) {
-        if (v !== undefined) out[k] = v;
+        if (v !== undefined) add(k, v);
       }
     }
   }

@@ -1,5 +1,6 @@
 import { Agent, type Dispatcher, fetch as undiciFetch } from 'undici';
 import { isResilienceError } from '../../errors/errors.js';
+import { Checker } from '../../errors/validate.js';
 import {
   type BulwarkRequestOptions,
   fetchStore,
@@ -18,10 +19,25 @@ export interface CreateFetchOptions extends UndiciInterceptorOptions {
 export type BulwarkRequestInit = NonNullable<Parameters<typeof undiciFetch>[1]> & { bulwark?: BulwarkRequestOptions };
 
 /** A fetch that runs every request under a bulwark policy. */
-export type BulwarkFetch = (
-  input: Parameters<typeof undiciFetch>[0],
-  init?: BulwarkRequestInit,
-) => ReturnType<typeof undiciFetch>;
+export interface BulwarkFetch {
+  (input: Parameters<typeof undiciFetch>[0], init?: BulwarkRequestInit): ReturnType<typeof undiciFetch>;
+  /** The composed dispatcher requests go through. */
+  readonly dispatcher: Dispatcher;
+  /** Closes the dispatcher (the one it created, or the one you passed): call it at shutdown. */
+  close(): Promise<void>;
+}
+
+const FETCH_OPTION_NAMES = [
+  'dispatcher',
+  'policy',
+  'maxOrigins',
+  'methods',
+  'idempotencyKey',
+  'failureStatuses',
+  'failureCodes',
+  'maxRetryAfterMs',
+  'wallClock',
+] as const;
 
 function replayable(body: unknown): ReplayableBody | undefined {
   if (typeof body === 'string' || body instanceof Uint8Array) return body;
@@ -45,20 +61,33 @@ function replayable(body: unknown): ReplayableBody | undefined {
  * ```
  */
 export function createFetch(options: CreateFetchOptions): BulwarkFetch {
+  const check = new Checker('createFetch');
+  if (check.object('', options, FETCH_OPTION_NAMES)) {
+    const d = options.dispatcher as unknown;
+    if (d !== undefined && (typeof d !== 'object' || d === null || typeof (d as Dispatcher).compose !== 'function')) {
+      check.fail('dispatcher', d, 'an undici Dispatcher (Agent, Pool, Client)');
+    }
+  }
+  check.done();
   const { dispatcher, ...rest } = options;
-  const composed = (dispatcher ?? new Agent()).compose(interceptor(rest));
-  return async (input, init) => {
+  const icpt = interceptor(rest); // validates the rest, before anything is created
+  const base = dispatcher ?? new Agent();
+  const composed = base.compose(icpt);
+  const fetch = async (input: Parameters<typeof undiciFetch>[0], init?: BulwarkRequestInit) => {
     const store = { body: replayable(init?.body), request: init?.bulwark };
     const { bulwark: _omit, ...plain } = init ?? {};
     void _omit;
     try {
       // Why AsyncLocalStorage: fetch hands the interceptor a one-shot stream for every body and drops unknown
       // options, so the replayable body and per-request options travel beside the request instead.
-      return await fetchStore.run(store, () => undiciFetch(input, { ...plain, dispatcher: composed }));
+      // A dispatcher given per call gets the same interceptor.
+      const via = plain.dispatcher !== undefined ? plain.dispatcher.compose(icpt) : composed;
+      return await fetchStore.run(store, () => undiciFetch(input, { ...plain, dispatcher: via }));
     } catch (error) {
       const cause = (error as { cause?: unknown }).cause;
       if (error instanceof TypeError && isResilienceError(cause)) throw cause;
       throw error;
     }
   };
+  return Object.assign(fetch, { dispatcher: composed, close: () => base.close() });
 }

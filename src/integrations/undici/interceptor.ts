@@ -5,6 +5,7 @@ import type { Dispatcher } from 'undici';
 import { wallClockNow } from '../../core/clock.js';
 import { type AbortListener, CancelScope, type Context, ExecutionContext } from '../../core/context.js';
 import type { Policy } from '../../core/policy.js';
+import { RETRYABLE } from '../../core/properties.js';
 import { isRetryExhaustedError } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
 import { PolicyBase } from '../../policies/policy-base.js';
@@ -95,6 +96,8 @@ const OPTION_NAMES = [
  * fallback({ handle: handleErrors((e) => e instanceof HttpStatusError && e.status === 503), value: CACHED });
  * ```
  */
+const HTTP_STATUS_BRAND = Symbol.for('bulwark.http-status-error');
+
 export class HttpStatusError extends Error {
   /** The response status. */
   readonly status: number;
@@ -122,7 +125,15 @@ export class HttpStatusError extends Error {
     this.retryable = retryable;
     this._attempt = attempt;
   }
+
+  /** `instanceof` across two copies of the package (ESM and CJS): checks a registry brand, not the prototype. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return (
+      typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[HTTP_STATUS_BRAND] === true
+    );
+  }
 }
+Object.defineProperty(HttpStatusError.prototype, HTTP_STATUS_BRAND, { value: true });
 
 /** A response the policy counts as a success, or an error that is not a failure: delivered as it is. */
 class Passed {
@@ -180,7 +191,10 @@ class ProxyController implements Dispatcher.DispatchController {
   }
 }
 
+/** Bytes of a discarded body drained before the socket is dropped instead. */
 const DISCARD_LIMIT = 1 << 20;
+/** Bytes of an undecided response kept in memory before its socket is paused. */
+const HOLD_LIMIT = 1 << 20;
 
 /** One attempt: one dispatch, its response held until the policy decides, then forwarded or discarded. */
 class Attempt implements Dispatcher.DispatchHandler, AbortListener {
@@ -194,6 +208,7 @@ class Attempt implements Dispatcher.DispatchHandler, AbortListener {
   #trailers: IncomingHttpHeaders = {};
   #error: Error | undefined;
   #discarded = 0;
+  #held = 0;
   #pausedByUs = false;
   #abortReason: Error | undefined;
   readonly #call: HttpCall;
@@ -240,7 +255,7 @@ class Attempt implements Dispatcher.DispatchHandler, AbortListener {
   }
 
   onResponseStart(
-    controller: Dispatcher.DispatchController,
+    _controller: Dispatcher.DispatchController,
     status: number,
     headers: IncomingHttpHeaders,
     statusMessage?: string,
@@ -255,9 +270,8 @@ class Attempt implements Dispatcher.DispatchHandler, AbortListener {
       this.#resolve(new Passed(this, undefined));
       return;
     }
-    // Hold the socket while the policy decides (a retry may wait out a backoff first).
-    controller.pause();
-    this.#pausedByUs = true;
+    // The body is kept in memory while the policy decides (error bodies are small), so the connection goes back
+    // to the pool when it ends even if a retry waits out a long backoff; past HOLD_LIMIT the socket is paused.
     const retryAfter = parseRetryAfter(headers['retry-after'], cfg.wallClock());
     const tooLong = retryAfter !== undefined && retryAfter > cfg.maxRetryAfterMs;
     this.#reject(new HttpStatusError(status, headers, retryAfter, this.#call.retryable && !tooLong, this));
@@ -269,7 +283,14 @@ class Attempt implements Dispatcher.DispatchHandler, AbortListener {
       this.#discarded += chunk.length;
       // Draining keeps the connection for reuse; past a limit it is cheaper to drop the socket.
       if (this.#discarded > DISCARD_LIMIT) this.controller?.abort(new Error('bulwark: discarded response body'));
-    } else this.#chunks.push(chunk);
+    } else {
+      this.#chunks.push(chunk);
+      this.#held += chunk.length;
+      if (this.#held > HOLD_LIMIT && !this.#pausedByUs) {
+        this.#pausedByUs = true;
+        this.controller?.pause();
+      }
+    }
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
@@ -428,6 +449,8 @@ class HttpCall extends CancelScope {
   #attempt(ctx: ExecutionContext): Promise<Passed> {
     this.#current?.discard();
     if (ctx._aborted) return Promise.reject(ctx._reason);
+    // A request that must not be sent twice: whatever fails from here on (a timeout too) is final.
+    if (!this.retryable && ctx.attempt === 1) ctx.properties.set(RETRYABLE, false);
     return new Promise<Passed>((resolve, reject) => {
       const attempt = new Attempt(this, ctx, resolve, reject);
       this.#current = attempt;
@@ -453,7 +476,12 @@ class HttpCall extends CancelScope {
       attempt.deliver();
       return;
     }
-    const error = value instanceof Passed ? value.error : value;
+    let error = value instanceof Passed ? value.error : value;
+    if (!failed && !(value instanceof Passed)) {
+      error = new TypeError(
+        "bulwark/undici: the policy resolved with a value that is not an HTTP response (a fallback inside the interceptor's policy?). Put fallbacks around your request call instead.",
+      );
+    }
     this.finish(() => this.handler.onResponseError?.(this.proxy, error as Error));
   }
 
@@ -547,14 +575,23 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
         void _omit;
         rest = others;
       }
+      // An upgrade or CONNECT hands the socket over: there is no response to classify or replay.
+      const tunnel = rest.upgrade != null || rest.method === 'CONNECT';
       const policy =
-        request?.policy === false ? undefined : (request?.policy ?? cfg.policyOf(String(opts.origin ?? '')));
+        request?.policy === false || tunnel ? undefined : (request?.policy ?? cfg.policyOf(originOf(opts.origin)));
       if (policy === undefined) return dispatch(rest, handler);
       const body = rest.body != null ? fromFetch?.body : undefined;
       const call = new HttpCall(cfg, dispatch, rest, handler, request, body);
       call.start(policy, request?.operation ?? rest.method.toUpperCase());
       return true;
     };
+}
+
+/** The origin as a key: a URL and its string form give the same key (`URL.origin` has no trailing slash). */
+function originOf(origin: string | URL | undefined): string {
+  if (origin === undefined) return '';
+  if (typeof origin !== 'string') return origin.origin;
+  return origin.endsWith('/') ? origin.slice(0, -1) : origin;
 }
 
 /** One policy per origin, least recently used evicted past `max`. */

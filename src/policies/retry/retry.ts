@@ -2,6 +2,7 @@ import { systemClock } from '../../core/clock.js';
 import type { ExecutionContext } from '../../core/context.js';
 import type { HandlePredicate, Outcome } from '../../core/outcome.js';
 import type { Next, Operation } from '../../core/policy.js';
+import { RETRYABLE } from '../../core/properties.js';
 import { type Random, systemRandom } from '../../core/random.js';
 import { sleep } from '../../core/sleep.js';
 import { isCircuitOpenError, RetryExhaustedError } from '../../errors/errors.js';
@@ -67,6 +68,8 @@ export class RetryPolicy extends PolicyBase {
       // An error that says it must not be retried (retryable: false) is rethrown at once, whatever `handle` says.
       // A predicate that throws rejects the call with its own error.
       if ((!outcome.ok && notRetryable(outcome.error)) || !this.#handle(outcome)) return settle(outcome);
+      // The call itself may have forbidden another attempt (RETRYABLE set to false), whatever failed.
+      if (ctx._root._extra?.props?.get(RETRYABLE) === false) return this.#giveUp(-2, attempt, outcome, current);
       const delayMs = this.#delay(attempt, previousMs, outcome, current);
       if (delayMs < 0) return this.#giveUp(delayMs, attempt, outcome, current);
       if (this._events.wants('retry.attempt')) {
@@ -168,7 +171,8 @@ function settle<T>(outcome: Outcome<T>): T {
  * - A `CircuitOpenError` from an inner breaker is retried only after its `retryAfterMs`, or not at all when that
  *   is longer than `circuitOpenMaxWaitMs`. Any other error with a finite `retryAfterMs` >= 0 (an HTTP
  *   `Retry-After`, gRPC pushback) makes the next delay at least that long.
- * - An error whose `retryable` property is `false` is never retried, whatever `handle` says.
+ * - An error whose `retryable` property is `false` is never retried, whatever `handle` says; nor is any failure of
+ *   a call whose properties set {@link RETRYABLE} to `false`.
  * - Once attempts run out, the last error is rethrown unchanged (or the last handled result is returned).
  *
  * Place it outside the circuit breaker and the timeout; see docs/concepts.md for the order.

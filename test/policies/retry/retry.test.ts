@@ -11,6 +11,7 @@ import {
   linear,
   type Outcome,
   pipeline,
+  RETRYABLE,
   type RetryAttemptEvent,
   retry,
 } from '../../../src/index.js';
@@ -311,6 +312,23 @@ describe('retry', () => {
       }),
     );
     expect(n).toBe(3);
+  });
+
+  it('starts no further attempt once the call sets RETRYABLE to false in its properties', async () => {
+    let n = 0;
+    const stopped: string[] = [];
+    const policy = retry({ backoff: constant(0), maxAttempts: 5 });
+    policy.on('retry.exhausted', (e) => stopped.push(e.reason));
+    const error = await rejectionOf(
+      policy.execute((ctx) => {
+        n++;
+        ctx.properties.set(RETRYABLE, false);
+        throw new Error('sent once');
+      }),
+    );
+    expect(error).toMatchObject({ message: 'sent once' });
+    expect(n).toBe(1);
+    expect(stopped).toEqual(['stopped']);
   });
 
   it("waits at least an error's retryAfterMs hint (Retry-After, pushback)", async () => {

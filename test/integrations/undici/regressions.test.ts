@@ -1,0 +1,173 @@
+import { Readable } from 'node:stream';
+import { Agent, type Dispatcher } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { constant, fallback, pipeline, retry, timeout } from '../../../src/index.js';
+import { IDEMPOTENCY_KEY, withHeader } from '../../../src/integrations/undici/classify.js';
+import {
+  createFetch,
+  HttpStatusError,
+  interceptor,
+  type UndiciInterceptorOptions,
+} from '../../../src/integrations/undici/index.js';
+import { FakeClock } from '../../../src/testing/index.js';
+import { advanceUntil, Resources, rejectionOf, reply, startServer, waitFor } from './helpers.js';
+
+const resources = new Resources();
+afterEach(() => resources.closeAll());
+
+function agentWith(options: UndiciInterceptorOptions, agentOptions?: Agent.Options): Dispatcher {
+  return resources.add(new Agent(agentOptions)).compose(interceptor(options));
+}
+
+/*
+ * Regressions: each test failed against an earlier version of src/integrations/undici.
+ */
+describe('undici interceptor: connections during a retry backoff', { timeout: 5_000 }, () => {
+  it('a failed response waiting out a long backoff does not pin its connection (connections: 1)', async () => {
+    const seen = new Map<string, number>();
+    const server = resources.add(
+      await startServer((req, res) => {
+        const n = (seen.get(req.url ?? '') ?? 0) + 1;
+        seen.set(req.url ?? '', n);
+        reply(res, req.url === '/slow' && n === 1 ? 503 : 200, `${req.url} #${n}`);
+      }),
+    );
+    const clock = new FakeClock();
+    const agent = agentWith({ policy: retry({ clock, backoff: constant(10_000) }) }, { connections: 1 });
+
+    const slow = agent.request({ origin: server.origin, path: '/slow', method: 'GET' });
+    slow.catch(() => {}); // judged below; no unhandled rejection if the test fails early
+    await waitFor(() => clock.pendingTimers === 1, 'the backoff timer');
+    let other: string | undefined;
+    const fast = agent.request({ origin: server.origin, path: '/fast', method: 'GET' }).then(async (res) => {
+      other = `${res.statusCode} ${await res.body.text()}`;
+    });
+    fast.catch(() => {});
+    // The clock does not move: /fast must not wait for /slow's 10 s backoff (the 503 is already fully received).
+    await waitFor(() => other !== undefined, '/fast to complete during /slow’s backoff');
+    expect(other).toBe('200 /fast #1');
+    await fast;
+
+    await advanceUntil(clock, 10_000, () => server.hits.length === 3, '3 hits');
+    const res = await slow;
+    expect(await res.body.text()).toBe('/slow #2');
+    expect(server.hits.map((h) => h.url)).toEqual(['/slow', '/fast', '/slow']);
+  });
+});
+
+describe('undici interceptor: repeated request headers with idempotencyKey: true', { timeout: 5_000 }, () => {
+  it('withHeader keeps every value of a header repeated in a flat array or an iterable', () => {
+    expect(withHeader(['Accept', 'a', 'accept', 'b', 'x', '1'], IDEMPOTENCY_KEY, 'k')).toEqual({
+      accept: ['a', 'b'],
+      x: '1',
+      [IDEMPOTENCY_KEY]: 'k',
+    });
+    const pairs: [string, string][] = [
+      ['Cookie', 'a=1'],
+      ['cookie', 'b=2'],
+    ];
+    expect(withHeader(pairs[Symbol.iterator](), IDEMPOTENCY_KEY, 'k')).toEqual({
+      cookie: ['a=1', 'b=2'],
+      [IDEMPOTENCY_KEY]: 'k',
+    });
+  });
+
+  it('a POST with a repeated header reaches the server with all its values when a key is generated', async () => {
+    const server = resources.add(await startServer((_req, res) => reply(res, 200, 'ok')));
+    const agent = agentWith({ policy: retry({ backoff: constant(0) }), idempotencyKey: true });
+    const headers = ['x-tag', 'a', 'x-tag', 'b'];
+
+    const plain = await agent.request({
+      origin: server.origin,
+      path: '/',
+      method: 'POST',
+      headers,
+      body: 'x',
+      bulwark: { policy: false },
+    });
+    await plain.body.dump();
+    const keyed = await agent.request({ origin: server.origin, path: '/', method: 'POST', headers, body: 'x' });
+    await keyed.body.dump();
+
+    expect(server.hits[0]?.headers['x-tag']).toBe('a, b');
+    expect(server.hits[1]?.headers[IDEMPOTENCY_KEY]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(server.hits[1]?.headers['x-tag']).toBe('a, b');
+  });
+});
+
+describe('undici interceptor: requests that must not be sent twice', { timeout: 5_000 }, () => {
+  it('a POST without a key that times out is not sent again', async () => {
+    const server = resources.add(
+      await startServer(() => {
+        // never answers
+      }),
+    );
+    const agent = agentWith({ policy: pipeline(retry({ backoff: constant(0) }), timeout(50)) });
+    const error = await rejectionOf(agent.request({ origin: server.origin, path: '/', method: 'POST', body: 'x' }));
+    expect(error).toMatchObject({ code: 'ERR_TIMEOUT' });
+    expect(server.hits).toHaveLength(1);
+  });
+
+  it('a PUT with a one-shot stream body that times out is not sent again (never an empty second body)', async () => {
+    const server = resources.add(
+      await startServer(() => {
+        // never answers
+      }),
+    );
+    const agent = agentWith({ policy: pipeline(retry({ backoff: constant(0) }), timeout(50)) });
+    const body = Readable.from([Buffer.from('abc')]);
+    const error = await rejectionOf(agent.request({ origin: server.origin, path: '/', method: 'PUT', body }));
+    expect(error).toMatchObject({ code: 'ERR_TIMEOUT' });
+    expect(server.hits.map((h) => h.body.toString())).toEqual(['abc']);
+  });
+});
+
+describe('undici interceptor: a policy that resolves with something else', () => {
+  it('a fallback inside the policy rejects with a clear TypeError, not with its value', async () => {
+    const server = resources.add(await startServer((_req, res) => reply(res, 503, 'down')));
+    const agent = agentWith({ policy: fallback({ value: 'CACHED' }) });
+    const error = await rejectionOf(agent.request({ origin: server.origin, path: '/', method: 'GET' }));
+    expect(error).toBeInstanceOf(TypeError);
+    expect((error as Error).message).toMatch(/not an HTTP response \(a fallback inside the interceptor's policy\?\)/);
+  });
+});
+
+describe('undici integration: odds and ends', () => {
+  it('HttpStatusError is recognised across copies by its brand', () => {
+    const foreign = Object.assign(new Error('x'), { [Symbol.for('bulwark.http-status-error')]: true });
+    expect(foreign).toBeInstanceOf(HttpStatusError);
+    expect(new Error('y')).not.toBeInstanceOf(HttpStatusError);
+    expect(new HttpStatusError(503, {}, undefined, true, undefined)).toBeInstanceOf(HttpStatusError);
+  });
+
+  it('a URL origin and its string form share one per-origin policy', async () => {
+    const server = resources.add(await startServer((_req, res) => reply(res, 200, 'ok')));
+    const origins: string[] = [];
+    const agent = agentWith({
+      policy: (origin) => {
+        origins.push(origin);
+        return retry();
+      },
+    });
+    for (const origin of [server.origin, `${server.origin}/`, new URL(server.origin)]) {
+      const res = await agent.request({ origin, path: '/', method: 'GET' });
+      await res.body.text();
+    }
+    expect(origins).toEqual([server.origin]);
+  });
+
+  it('createFetch names its own options, checks the dispatcher, and closes what it created', async () => {
+    expect(() => createFetch({ policy: retry(), dispatchr: 1 } as never)).toThrow(
+      /createFetch: invalid options\n {2}- dispatchr: expected a known option \(unknown name; allowed: dispatcher, policy,/,
+    );
+    expect(() => createFetch({ policy: retry(), dispatcher: {} as never })).toThrow(
+      /dispatcher: expected an undici Dispatcher/,
+    );
+    const server = resources.add(await startServer((_req, res) => reply(res, 200, 'ok')));
+    const fetch = createFetch({ policy: retry() });
+    const res = await fetch(server.origin);
+    expect(await res.text()).toBe('ok');
+    await fetch.close();
+    expect((fetch.dispatcher as unknown as { closed: boolean }).closed).toBe(true);
+  });
+});
