@@ -5,6 +5,7 @@ export default defineConfig({
     index: 'src/index.ts',
     testing: 'src/testing/index.ts',
     undici: 'src/integrations/undici/index.ts',
+    grpc: 'src/integrations/grpc/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
@@ -15,7 +16,7 @@ export default defineConfig({
   splitting: true,
   target: 'node20',
   platform: 'node',
-  external: ['undici'],
+  external: ['undici', '@grpc/grpc-js'],
   // Keep class names: errors print as `CircuitOpenError`, not an esbuild-renamed `_CircuitOpenError`.
   keepNames: true,
 });

@@ -314,9 +314,9 @@ it with \`node --expose-gc\`. Progress goes to stderr; tables to stdout; raw num
   requests in flight, a fixed number of requests per contender and round (bounded in time), many short rounds in
   alternating order. Latency percentiles come from an HDR histogram (hdr-histogram-js). bulwark runs twice: as the
   \`bulwark/undici\` interceptor composed on the pool (how it is meant to be used), and as the core pipeline around
-  \`pool.request\` passing \`ctx.signal\`. The second shows a cost of undici itself: any AbortSignal passed to
-  \`request()\` costs about 30 % of throughput here, which is why the interceptor cancels attempts through undici's
-  dispatch controller instead.
+  \`pool.request\` passing \`ctx.signal\`. The second includes a cost of undici itself: an AbortSignal passed to
+  \`request()\` adds a listener per request, which is why the interceptor cancels attempts through undici's dispatch
+  controller instead. Both share the machine with the server, so their ratios include the server's share of CPU.
 
 Settings shared by all contenders: 3 attempts in all (cockatiel \`maxAttempts: 2\` and p-retry \`retries: 2\` count
 retries), a count window of 100 calls at a 50 % failure rate (cockatiel \`CountBreaker\`), a 10 s break, a 60 s

@@ -67,7 +67,8 @@ export function createFetch(options: CreateFetchOptions): BulwarkFetch {
     if (d !== undefined && (typeof d !== 'object' || d === null || typeof (d as Dispatcher).compose !== 'function')) {
       check.fail('dispatcher', d, 'an undici Dispatcher (Agent, Pool, Client)');
     }
-  }
+  } else if (options === undefined)
+    check.fail('policy', undefined, 'a bulwark policy or a function of the origin returning one (required)');
   check.done();
   const { dispatcher, ...rest } = options;
   const icpt = interceptor(rest); // validates the rest, before anything is created

@@ -86,6 +86,8 @@ const OPTION_NAMES = [
   'wallClock',
 ] as const;
 
+const HTTP_STATUS_BRAND = Symbol.for('bulwark.http-status-error');
+
 /**
  * A response the policy counts as a failure (a 503, say). bulwark's retry retries it (honouring `Retry-After` as
  * `retryAfterMs`); when the policy gives up, the caller receives the response itself, not this error. It is what a
@@ -96,8 +98,6 @@ const OPTION_NAMES = [
  * fallback({ handle: handleErrors((e) => e instanceof HttpStatusError && e.status === 503), value: CACHED });
  * ```
  */
-const HTTP_STATUS_BRAND = Symbol.for('bulwark.http-status-error');
-
 export class HttpStatusError extends Error {
   /** The response status. */
   readonly status: number;
@@ -449,8 +449,10 @@ class HttpCall extends CancelScope {
   #attempt(ctx: ExecutionContext): Promise<Passed> {
     this.#current?.discard();
     if (ctx._aborted) return Promise.reject(ctx._reason);
-    // A request that must not be sent twice: whatever fails from here on (a timeout too) is final.
-    if (!this.retryable && ctx.attempt === 1) ctx.properties.set(RETRYABLE, false);
+    // A request that must not be sent twice: once an attempt is sent, whatever fails (a timeout too) is final.
+    // Set on the attempt that sends, not on attempt 1: an attempt turned away before sending (an open breaker,
+    // a full bulkhead) sent nothing.
+    if (!this.retryable) ctx.properties.set(RETRYABLE, false);
     return new Promise<Passed>((resolve, reject) => {
       const attempt = new Attempt(this, ctx, resolve, reject);
       this.#current = attempt;
@@ -576,7 +578,7 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
         rest = others;
       }
       // An upgrade or CONNECT hands the socket over: there is no response to classify or replay.
-      const tunnel = rest.upgrade != null || rest.method === 'CONNECT';
+      const tunnel = rest.upgrade != null || rest.method.toUpperCase() === 'CONNECT';
       const policy =
         request?.policy === false || tunnel ? undefined : (request?.policy ?? cfg.policyOf(originOf(opts.origin)));
       if (policy === undefined) return dispatch(rest, handler);
@@ -591,7 +593,11 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
 function originOf(origin: string | URL | undefined): string {
   if (origin === undefined) return '';
   if (typeof origin !== 'string') return origin.origin;
-  return origin.endsWith('/') ? origin.slice(0, -1) : origin;
+  try {
+    return new URL(origin).origin; // lowercased scheme and host, default port dropped, no trailing slash
+  } catch {
+    return origin;
+  }
 }
 
 /** One policy per origin, least recently used evicted past `max`. */

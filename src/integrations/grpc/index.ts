@@ -1,0 +1,17 @@
+/**
+ * bulwark for @grpc/grpc-js: a client interceptor that runs unary calls under a policy per method.
+ *
+ * @example
+ * ```ts
+ * import { grpcInterceptor } from 'bulwark/grpc';
+ * ```
+ * @module
+ */
+export {
+  type GrpcInterceptorOptions,
+  type GrpcMethodConfig,
+  GrpcStatusError,
+  grpcInterceptor,
+  pushbackOf,
+  statusOf,
+} from './interceptor.js';

@@ -1,0 +1,361 @@
+import {
+  InterceptingCall,
+  type InterceptingListener,
+  type Interceptor,
+  type InterceptorOptions,
+  Metadata,
+  type NextCall,
+  status as Status,
+  type StatusObject,
+} from '@grpc/grpc-js';
+import { type Clock, systemClock, type TimerHandle, wallClockNow } from '../../core/clock.js';
+import { CancelScope, type Context, ExecutionContext } from '../../core/context.js';
+import type { Policy } from '../../core/policy.js';
+import { RETRYABLE } from '../../core/properties.js';
+import {
+  isBulkheadRejectedError,
+  isCircuitOpenError,
+  isRetryExhaustedError,
+  isTimeoutError,
+} from '../../errors/errors.js';
+import { Checker } from '../../errors/validate.js';
+import { PolicyBase } from '../../policies/policy-base.js';
+
+/** How one method runs: its policy, and whether the server may safely run it twice. */
+export interface GrpcMethodConfig {
+  /** The policy the method's calls run under. */
+  policy: Policy;
+  /**
+   * False when running the call twice could do the work twice: it is then never retried, whatever failed.
+   * @defaultValue true
+   */
+  idempotent?: boolean;
+}
+
+/** Options of {@link grpcInterceptor}. */
+export interface GrpcInterceptorOptions {
+  /**
+   * The policy per method, by full path (`'/pkg.Service/Method'`): a map, or a function returning a policy, a
+   * config or `undefined`. Unlisted methods pass through untouched. Required.
+   */
+  methods:
+    | Readonly<Record<string, Policy | GrpcMethodConfig>>
+    | ((path: string) => Policy | GrpcMethodConfig | undefined);
+  /** Status codes that are failures. @defaultValue `[status.UNAVAILABLE]` (plus RESOURCE_EXHAUSTED with pushback) */
+  failureCodes?: readonly number[];
+  /** Measures the call's deadline. @defaultValue `systemClock` */
+  clock?: Clock;
+  /** Wall-clock ms, to turn a `Date` deadline into a duration. @defaultValue `Date.now` */
+  wallClock?: () => number;
+}
+
+const OPTION_NAMES = ['methods', 'failureCodes', 'clock', 'wallClock'] as const;
+
+/**
+ * A call that ended with a failure status. Retry retries it (honouring server pushback as `retryAfterMs`); when the
+ * policy gives up, the caller receives the status itself. It is what `handle` predicates and fallbacks see.
+ *
+ * @example
+ * ```ts
+ * retry({ handle: handleErrors((e) => !(e instanceof GrpcStatusError) || e.code === status.UNAVAILABLE) });
+ * ```
+ */
+export class GrpcStatusError extends Error {
+  /** The status code. */
+  readonly code: number;
+  /** The status details. */
+  readonly details: string;
+  /** The trailing metadata. */
+  readonly metadata: Metadata;
+  /** The server's pushback, in ms, when it sent a valid one. */
+  readonly retryAfterMs: number | undefined;
+  /** False when this call must not be retried (pushback said stop, or the method is not idempotent). */
+  readonly retryable: boolean;
+
+  constructor(s: StatusObject, retryAfterMs: number | undefined, retryable: boolean) {
+    super(`gRPC status ${Status[s.code] ?? s.code}: ${s.details}`);
+    this.name = 'GrpcStatusError';
+    this.code = s.code;
+    this.details = s.details;
+    this.metadata = s.metadata;
+    this.retryAfterMs = retryAfterMs;
+    this.retryable = retryable;
+  }
+}
+
+/** The outcome of an attempt that is not a failure: delivered to the caller as it is. */
+interface Reply {
+  readonly metadata: Metadata | undefined;
+  readonly messages: unknown[];
+  readonly status: StatusObject;
+}
+
+/** Parses `grpc-retry-pushback-ms`: ms, or -1 for "stop retrying", or undefined when absent. */
+export function pushbackOf(metadata: Metadata): number | undefined {
+  const values = metadata.get('grpc-retry-pushback-ms');
+  if (values.length === 0) return undefined;
+  const v = String(values[0]);
+  return /^\d+$/.test(v) ? Number(v) : -1;
+}
+
+/** A status the caller can act on, for an error raised by bulwark itself (or anything else). */
+export function statusOf(error: unknown): StatusObject {
+  const metadata = new Metadata();
+  if (error instanceof GrpcStatusError) return { code: error.code, details: error.details, metadata: error.metadata };
+  if (isCircuitOpenError(error)) {
+    if (Number.isFinite(error.retryAfterMs)) {
+      metadata.set('grpc-retry-pushback-ms', String(Math.ceil(error.retryAfterMs)));
+    }
+    return { code: Status.UNAVAILABLE, details: error.message, metadata };
+  }
+  if (isBulkheadRejectedError(error)) return { code: Status.RESOURCE_EXHAUSTED, details: error.message, metadata };
+  if (isTimeoutError(error)) return { code: Status.DEADLINE_EXCEEDED, details: error.message, metadata };
+  const details = error instanceof Error ? error.message : String(error);
+  return { code: Status.UNKNOWN, details: `bulwark: ${details}`, metadata };
+}
+
+type InterceptingCallInterface = ReturnType<NextCall>;
+
+/** The outer call handed to grpc-js: it forwards nothing; every attempt is a fresh call. */
+class Shell implements InterceptingCallInterface {
+  cancelWithStatus(): void {}
+  getPeer(): string {
+    return '';
+  }
+  start(): void {}
+  sendMessageWithContext(): void {}
+  sendMessage(): void {}
+  startRead(): void {}
+  halfClose(): void {}
+  getAuthContext(): ReturnType<InterceptingCallInterface['getAuthContext']> {
+    return null;
+  }
+}
+
+const SHELL = new Shell();
+
+/** Why the caller's deadline passed: delivered as DEADLINE_EXCEEDED. */
+class DeadlinePassed extends Error {
+  constructor() {
+    super('bulwark: the call deadline passed');
+    this.name = 'DeadlinePassed';
+  }
+}
+
+/** One unary call through the policy. Also its root cancel scope (caller cancel, deadline). */
+class GrpcCall extends CancelScope {
+  #listener: InterceptingListener | undefined;
+  #metadata = new Metadata();
+  #message: unknown;
+  #timer: TimerHandle = undefined;
+  #done = false;
+
+  constructor(
+    readonly options: InterceptorOptions,
+    readonly nextCall: NextCall,
+    readonly policy: Policy,
+    readonly idempotent: boolean,
+    readonly failures: ReadonlySet<number>,
+    readonly clock: Clock,
+    readonly wallClock: () => number,
+  ) {
+    super();
+  }
+
+  start(metadata: Metadata, listener: InterceptingListener): void {
+    this.#metadata = metadata;
+    this.#listener = listener;
+  }
+
+  sendMessage(message: unknown): void {
+    this.#message = message;
+  }
+
+  halfClose(): void {
+    const deadline = this.options.deadline;
+    if (deadline !== undefined && deadline !== Number.POSITIVE_INFINITY) {
+      const at = deadline instanceof Date ? deadline.getTime() : deadline;
+      const ms = Math.max(0, at - this.wallClock());
+      // The deadline covers every attempt and every backoff: when it passes, everything of the call stops.
+      this.#timer = this.clock.setTimeout(() => this.abort(new DeadlinePassed()), ms, true);
+    }
+    const op = (ctx: Context) => this.#attempt(ctx as ExecutionContext);
+    const operation = this.options.method_definition.path;
+    let result: Promise<Reply>;
+    if (this.policy instanceof PolicyBase) {
+      result = this.policy._execute(new ExecutionContext(undefined, operation, undefined, 1, this), op);
+    } else {
+      const ac = new AbortController();
+      this.addListener({ _onAbort: (reason) => ac.abort(reason) });
+      result = this.policy.execute(op, { signal: ac.signal, operation });
+    }
+    result.then(
+      (reply) => this.#finish(reply),
+      (error: unknown) => this.#finish(error, true),
+    );
+  }
+
+  cancel(): void {
+    if (!this.aborted)
+      this.abort(
+        new GrpcStatusError(
+          { code: Status.CANCELLED, details: 'Cancelled on client', metadata: new Metadata() },
+          undefined,
+          false,
+        ),
+      );
+  }
+
+  _onAbort(): void {}
+  _expire(): void {}
+
+  #attempt(ctx: ExecutionContext): Promise<Reply> {
+    if (ctx._aborted) return Promise.reject(ctx._reason);
+    if (!this.idempotent && ctx.attempt === 1) ctx.properties.set(RETRYABLE, false);
+    return new Promise<Reply>((resolve, reject) => {
+      const metadata = this.#metadata.clone();
+      if (ctx.attempt > 1) metadata.set('grpc-previous-rpc-attempts', String(ctx.attempt - 1));
+      const call = this.nextCall(this.options);
+      let received: Metadata | undefined;
+      const messages: unknown[] = [];
+      const onAbort = {
+        _onAbort: (reason: unknown) => {
+          const s = reason instanceof GrpcStatusError ? reason : undefined;
+          call.cancelWithStatus(s?.code ?? Status.CANCELLED, s?.details ?? 'bulwark: attempt aborted');
+        },
+      };
+      const subscribed = ctx._subscribe(onAbort);
+      call.start(metadata, {
+        onReceiveMetadata: (m) => {
+          received = m;
+        },
+        onReceiveMessage: (m) => {
+          messages.push(m);
+        },
+        onReceiveStatus: (s) => {
+          if (subscribed) ctx._unsubscribe(onAbort);
+          if (s.code === Status.OK || !this.#isFailure(s)) {
+            resolve({ metadata: received, messages, status: s });
+            return;
+          }
+          if (ctx._aborted) {
+            reject(ctx._reason); // our own cancel (caller, deadline, per-attempt timeout)
+            return;
+          }
+          const pushback = pushbackOf(s.metadata);
+          reject(
+            new GrpcStatusError(
+              s,
+              pushback !== undefined && pushback >= 0 ? pushback : undefined,
+              pushback !== -1 && this.idempotent,
+            ),
+          );
+        },
+      });
+      call.sendMessage(this.#message);
+      call.halfClose();
+    });
+  }
+
+  #isFailure(s: StatusObject): boolean {
+    if (this.failures.has(s.code)) return true;
+    // A6 throttling: RESOURCE_EXHAUSTED is a failure when the server says when to come back.
+    return s.code === Status.RESOURCE_EXHAUSTED && pushbackOf(s.metadata) !== undefined;
+  }
+
+  #finish(outcome: unknown, failed = false): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
+    const listener = this.#listener;
+    if (listener === undefined) return;
+    if (!failed) {
+      const reply = outcome as Reply;
+      if (reply.metadata !== undefined) listener.onReceiveMetadata(reply.metadata);
+      for (const m of reply.messages) listener.onReceiveMessage(m);
+      listener.onReceiveStatus(reply.status);
+      return;
+    }
+    let error = outcome;
+    if (isRetryExhaustedError(error) && error.cause instanceof GrpcStatusError) error = error.cause;
+    if (error instanceof DeadlinePassed) {
+      listener.onReceiveStatus({
+        code: Status.DEADLINE_EXCEEDED,
+        details: 'Deadline exceeded',
+        metadata: new Metadata(),
+      });
+      return;
+    }
+    listener.onReceiveStatus(statusOf(error));
+  }
+}
+
+/**
+ * A grpc-js client interceptor that runs unary calls under a bulwark policy per method. Each attempt is a fresh
+ * call with the same metadata and message (attempts after the first carry `grpc-previous-rpc-attempts`); the
+ * call's deadline covers every attempt and backoff; UNAVAILABLE is the default failure; server pushback
+ * (`grpc-retry-pushback-ms`) sets the next delay, and a malformed or negative one stops retrying. Streaming methods
+ * and unlisted methods pass through untouched. bulwark's own errors reach the caller as statuses: an open circuit
+ * as UNAVAILABLE, a full bulkhead as RESOURCE_EXHAUSTED, a timeout as DEADLINE_EXCEEDED.
+ *
+ * @throws InvalidOptionsError listing every invalid option.
+ * @example
+ * ```ts
+ * const client = new Greeter('127.0.0.1:50051', credentials.createInsecure(), {
+ *   interceptors: [grpcInterceptor({ methods: { '/hello.Greeter/SayHello': pipeline(retry(), circuitBreaker()) } })],
+ * });
+ * ```
+ */
+export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
+  const check = new Checker('grpcInterceptor');
+  if (check.object('', options, OPTION_NAMES)) {
+    const m = options.methods as unknown;
+    if (typeof m !== 'function' && (typeof m !== 'object' || m === null || Array.isArray(m))) {
+      check.fail('methods', m, 'a map from method path to a policy, or a function of the path (required)');
+    }
+    if (
+      options.failureCodes !== undefined &&
+      !(
+        Array.isArray(options.failureCodes) &&
+        options.failureCodes.every((c) => Number.isInteger(c) && c > 0 && c <= 16)
+      )
+    ) {
+      check.fail('failureCodes', options.failureCodes, 'an array of gRPC status codes (1..16)');
+    }
+    check.clock('clock', options.clock);
+    check.fn('wallClock', options.wallClock);
+  } else if (options === undefined) {
+    check.fail('methods', undefined, 'a map from method path to a policy, or a function of the path (required)');
+  }
+  check.done();
+  const methods = options.methods;
+  const lookup =
+    typeof methods === 'function'
+      ? methods
+      : (path: string) => (Object.hasOwn(methods, path) ? methods[path] : undefined);
+  const failures = new Set(options.failureCodes ?? [Status.UNAVAILABLE]);
+  const clock = options.clock ?? systemClock;
+  const wallClock = options.wallClock ?? wallClockNow;
+
+  return (callOptions, nextCall) => {
+    const def = callOptions.method_definition;
+    const found = def.requestStream || def.responseStream ? undefined : lookup(def.path);
+    if (found === undefined) return new InterceptingCall(nextCall(callOptions));
+    const config: GrpcMethodConfig = 'execute' in found ? { policy: found as Policy } : (found as GrpcMethodConfig);
+    const call = new GrpcCall(
+      callOptions,
+      nextCall,
+      config.policy,
+      config.idempotent !== false,
+      failures,
+      clock,
+      wallClock,
+    );
+    return new InterceptingCall(SHELL, {
+      start: (metadata, listener) => call.start(metadata, listener),
+      sendMessage: (message) => call.sendMessage(message),
+      halfClose: () => call.halfClose(),
+      cancel: () => call.cancel(),
+    });
+  };
+}
