@@ -3,6 +3,7 @@ import { fmt, table } from './harness.js';
 import type { BreakersRow } from './suites/breakers.js';
 import type { EventsRow } from './suites/events.js';
 import type { FailFastRow } from './suites/fail-fast.js';
+import type { GrpcRow } from './suites/grpc.js';
 import type { HttpRow } from './suites/http.js';
 import type { InFlightRow } from './suites/in-flight.js';
 import type { OverheadResult } from './suites/overhead.js';
@@ -29,6 +30,7 @@ export interface Results {
   readonly events?: EventsRow[];
   readonly breakers?: BreakersRow[];
   readonly http?: HttpRow[];
+  readonly grpc?: GrpcRow[];
   /** Process warnings seen during the run, with the first frame outside node:internal that raised them. */
   warnings?: string[];
   targets: Target[];
@@ -161,6 +163,21 @@ export function tables(r: Results): Tables {
         x.contender,
         fmt.int(x.requests),
         fmt.int(x.reqPerSec),
+        fmt.ms(x.p50Ms),
+        fmt.ms(x.p99Ms),
+        fmt.ratio(x.throughputRatio),
+        fmt.ratio(x.p99Ratio),
+      ]),
+    });
+  }
+  if (r.grpc) {
+    out.push({
+      title: 'gRPC end to end (grpc-js, unary, 64 in flight, server in a child process)',
+      headers: ['contender', 'calls', 'calls/s', 'p50', 'p99', 'calls/s ratio', 'p99 ratio'],
+      rows: r.grpc.map((x) => [
+        x.contender,
+        fmt.int(x.calls),
+        fmt.int(x.callsPerSec),
         fmt.ms(x.p50Ms),
         fmt.ms(x.p99Ms),
         fmt.ratio(x.throughputRatio),
@@ -317,6 +334,9 @@ it with \`node --expose-gc\`. Progress goes to stderr; tables to stdout; raw num
   \`pool.request\` passing \`ctx.signal\`. The second includes a cost of undici itself: an AbortSignal passed to
   \`request()\` adds a listener per request, which is why the interceptor cancels attempts through undici's dispatch
   controller instead. Both share the machine with the server, so their ratios include the server's share of CPU.
+- **gRPC**: a grpc-js server in a child process on 127.0.0.1, one client channel, 64 unary calls in flight, the same
+  rounds as the HTTP suite: a bare client against one whose method runs under the \`bulwark/grpc\` interceptor with
+  the full pipeline.
 
 Settings shared by all contenders: 3 attempts in all (cockatiel \`maxAttempts: 2\` and p-retry \`retries: 2\` count
 retries), a count window of 100 calls at a 50 % failure rate (cockatiel \`CountBreaker\`), a 10 s break, a 60 s

@@ -11,6 +11,7 @@ import { evaluateTargets, markdown, overheadSvg, type Results, terminalReport } 
 import { breakersSuite } from './suites/breakers.js';
 import { eventsSuite } from './suites/events.js';
 import { failFastSuite } from './suites/fail-fast.js';
+import { grpcSuite } from './suites/grpc.js';
 import { httpSuite } from './suites/http.js';
 import { inFlightSuite } from './suites/in-flight.js';
 import { overheadSuite } from './suites/overhead.js';
@@ -31,8 +32,17 @@ function findRoot(): string {
 }
 const ROOT = findRoot();
 const require = createRequire(`${ROOT}package.json`);
-const VERSIONED = ['cockatiel', 'opossum', 'p-limit', 'p-retry', 'undici', 'mitata', 'hdr-histogram-js'] as const;
-const SUITES = ['overhead', 'in-flight', 'fail-fast', 'events', 'breakers', 'http'] as const;
+const VERSIONED = [
+  'cockatiel',
+  'opossum',
+  'p-limit',
+  'p-retry',
+  'undici',
+  '@grpc/grpc-js',
+  'mitata',
+  'hdr-histogram-js',
+] as const;
+const SUITES = ['overhead', 'in-flight', 'fail-fast', 'events', 'breakers', 'http', 'grpc'] as const;
 type Suite = (typeof SUITES)[number];
 
 function versionOf(name: string): string {
@@ -123,7 +133,8 @@ async function main(): Promise<void> {
     else if (suite === 'fail-fast') results.failFast = await failFastSuite(s, step);
     else if (suite === 'events') results.events = await eventsSuite(s, step);
     else if (suite === 'breakers') results.breakers = await breakersSuite(s, step);
-    else results.http = await httpSuite(s, step);
+    else if (suite === 'http') results.http = await httpSuite(s, step);
+    else results.grpc = await grpcSuite(s, step);
   }
   endProgress();
   results.durationSec = Number(process.hrtime.bigint() - started) / 1e9;
