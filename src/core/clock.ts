@@ -28,6 +28,11 @@ export interface Clock {
   setTimeout(callback: () => void, delayMs: number, unref?: boolean): TimerHandle;
   /** Cancels a timer; a handle that already fired or was cleared is ignored. */
   clearTimeout(handle: TimerHandle): void;
+  /**
+   * Optional: whether a pending timer keeps the process alive (`ref`) or not. A clock without it (a fake clock)
+   * ignores the distinction.
+   */
+  setRef?(handle: TimerHandle, ref: boolean): void;
 }
 
 /** The largest delay Node's own timers accept; longer delays are chunked, never shortened. */
@@ -40,7 +45,7 @@ export const MAX_TIMER_DELAY_MS = 2_147_483_647;
 class LongTimer {
   handle: NodeJS.Timeout | undefined;
   readonly #callback: () => void;
-  readonly #unref: boolean;
+  #unref: boolean;
   #remaining: number;
 
   constructor(callback: () => void, delayMs: number, unref: boolean) {
@@ -64,6 +69,12 @@ class LongTimer {
     if (this.handle !== undefined) clearTimeout(this.handle);
     this.handle = undefined;
   }
+
+  setRef(ref: boolean): void {
+    this.#unref = !ref;
+    if (ref) this.handle?.ref();
+    else this.handle?.unref();
+  }
 }
 
 /**
@@ -85,6 +96,11 @@ export const systemClock: Clock = Object.freeze({
   clearTimeout(handle: TimerHandle): void {
     if (handle instanceof LongTimer) handle.clear();
     else clearTimeout(handle as NodeJS.Timeout);
+  },
+  setRef(handle: TimerHandle, ref: boolean): void {
+    if (handle instanceof LongTimer) handle.setRef(ref);
+    else if (ref) (handle as NodeJS.Timeout).ref();
+    else (handle as NodeJS.Timeout).unref();
   },
 });
 

@@ -288,7 +288,7 @@ export interface ExecuteOptions {
 }
 
 /** @internal */
-export function rootContext(options: ExecuteOptions | undefined): ExecutionContext {
-  if (options === undefined) return new ExecutionContext(undefined, 'default', undefined);
+export function rootContext(options: ExecuteOptions | undefined | null): ExecutionContext {
+  if (options == null) return new ExecutionContext(undefined, 'default', undefined);
   return new ExecutionContext(options.signal, options.operation ?? 'default', options.properties);
 }

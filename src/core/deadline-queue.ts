@@ -18,25 +18,28 @@ export abstract class DeadlineEntry {
  *
  * Why: a timeout or a queue wait has a fixed length per policy, so deadlines are added in increasing order and
  * a FIFO list stays sorted. One clock timer, armed for the head, serves every pending call; a call that settles
- * unlinks itself in O(1) and never touches the timer. When the timer fires it expires what is due and re-arms
- * for the new head, or stays disarmed when the list is empty, so an idle process keeps no timer.
+ * unlinks itself in O(1) and never re-arms the timer. When the timer fires it expires what is due and re-arms
+ * for the new head, or stays disarmed when the list is empty.
+ *
+ * The timer keeps the process alive only while a deadline is pending: an operation stuck on a lost callback
+ * must still time out, even when nothing else holds the event loop. Once the list is empty the timer is
+ * unref'd, so a process that has finished its work exits at once instead of waiting for a stale deadline.
  * @internal
  */
 export class DeadlineQueue {
   readonly #clock: Clock;
   readonly #delayMs: number;
-  readonly #unref: boolean;
   #head: DeadlineEntry | undefined = undefined;
   #tail: DeadlineEntry | undefined = undefined;
   #timer: TimerHandle = undefined;
   #armed = false;
+  #reffed = false;
   #size = 0;
   readonly #onTimer = (): void => this.#fire();
 
-  constructor(clock: Clock, delayMs: number, unref: boolean) {
+  constructor(clock: Clock, delayMs: number) {
     this.#clock = clock;
     this.#delayMs = delayMs;
-    this.#unref = unref;
   }
 
   /** Entries waiting for their deadline. */
@@ -52,7 +55,7 @@ export class DeadlineQueue {
     if (this.#tail === undefined) this.#head = entry;
     else this.#tail._next = entry;
     this.#tail = entry;
-    this.#size++;
+    if (this.#size++ === 0 && this.#armed && !this.#reffed) this.#ref(true);
     if (!this.#armed) this.#arm(this.#delayMs);
   }
 
@@ -64,9 +67,9 @@ export class DeadlineQueue {
     if (next === undefined) this.#tail = prev;
     else next._prev = prev;
     entry._prev = entry._next = entry._queue = undefined;
-    this.#size--;
     // The timer stays armed: clearing and re-arming per call is the cost this queue exists to avoid. When it
-    // fires on an empty list it simply does not re-arm.
+    // fires on an empty list it simply does not re-arm; meanwhile it no longer keeps the process alive.
+    if (--this.#size === 0 && this.#reffed) this.#ref(false);
   }
 
   /** Clears the timer and forgets every entry without expiring it. */
@@ -81,16 +84,25 @@ export class DeadlineQueue {
     this.#size = 0;
     if (this.#armed) this.#clock.clearTimeout(this.#timer);
     this.#armed = false;
+    this.#reffed = false;
     this.#timer = undefined;
   }
 
   #arm(delayMs: number): void {
     this.#armed = true;
-    this.#timer = this.#clock.setTimeout(this.#onTimer, delayMs, this.#unref);
+    // Armed only with entries pending (add, or a re-arm for the head), so it starts out keeping the process alive.
+    this.#reffed = true;
+    this.#timer = this.#clock.setTimeout(this.#onTimer, delayMs, false);
+  }
+
+  #ref(ref: boolean): void {
+    this.#reffed = ref;
+    this.#clock.setRef?.(this.#timer, ref);
   }
 
   #fire(): void {
     this.#armed = false;
+    this.#reffed = false;
     this.#timer = undefined;
     const now = this.#clock.now();
     let head = this.#head;

@@ -17,7 +17,7 @@ class Entry extends DeadlineEntry {
 describe('DeadlineQueue', () => {
   it('expires entries in order at their own deadlines with one timer', async () => {
     const clock = new FakeClock();
-    const q = new DeadlineQueue(clock, 100, true);
+    const q = new DeadlineQueue(clock, 100);
     const log: string[] = [];
     const a = new Entry('a', log);
     const b = new Entry('b', log);
@@ -43,7 +43,7 @@ describe('DeadlineQueue', () => {
 
   it('does not re-arm when the list is empty at fire time, and re-arms on the next add', async () => {
     const clock = new FakeClock();
-    const q = new DeadlineQueue(clock, 50, false);
+    const q = new DeadlineQueue(clock, 50);
     const log: string[] = [];
     const a = new Entry('a', log);
     q.add(a);
@@ -59,7 +59,7 @@ describe('DeadlineQueue', () => {
 
   it('removes the head, the tail and a middle entry, and clear() forgets everything', async () => {
     const clock = new FakeClock();
-    const q = new DeadlineQueue(clock, 10, true);
+    const q = new DeadlineQueue(clock, 10);
     const log: string[] = [];
     const es = ['a', 'b', 'c', 'd'].map((id) => new Entry(id, log));
     for (const e of es) q.add(e);
@@ -73,5 +73,36 @@ describe('DeadlineQueue', () => {
     await clock.advance(100);
     expect(log).toEqual([]);
     q.clear();
+  });
+});
+
+describe('DeadlineQueue keeps the process alive only while a deadline is pending', () => {
+  it('refs its timer while entries are queued and unrefs it when the last one leaves', async () => {
+    const clock = new FakeClock();
+    const refs: boolean[] = [];
+    const recording = {
+      now: () => clock.now(),
+      setTimeout: (cb: () => void, ms: number) => clock.setTimeout(cb, ms),
+      clearTimeout: (h: unknown) => clock.clearTimeout(h),
+      setRef: (_h: unknown, ref: boolean) => {
+        refs.push(ref);
+      },
+    };
+    const q = new DeadlineQueue(recording, 100);
+    const log: string[] = [];
+    const a = new Entry('a', log);
+    const b = new Entry('b', log);
+    q.add(a); // arms a ref'd timer
+    q.add(b);
+    q.remove(a);
+    expect(refs).toEqual([]);
+    q.remove(b); // empty: the armed timer must not hold the process
+    expect(refs).toEqual([false]);
+    q.add(a); // pending again while the same timer is armed
+    expect(refs).toEqual([false, true]);
+    q.remove(a);
+    expect(refs).toEqual([false, true, false]);
+    await clock.advance(100); // fires on an empty list: not re-armed
+    expect(clock.pendingTimers).toBe(0);
   });
 });

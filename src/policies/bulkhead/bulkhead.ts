@@ -41,11 +41,11 @@ class Waiter extends DeadlineEntry implements AbortListener {
   }
 
   _expire(): void {
-    this.#owner._leave(this, 'queue_timeout');
+    this.#owner._leave(this, 'queue_timeout', undefined);
   }
 
   _onAbort(reason: unknown): void {
-    this.#owner._leave(this, reason);
+    this.#owner._leave(this, undefined, reason);
   }
 }
 
@@ -68,7 +68,7 @@ export class BulkheadPolicy extends PolicyBase {
     this.#limit = options.limit;
     this.#maxQueue = options.queue ?? 0;
     this.#timeouts =
-      options.queueTimeoutMs === undefined ? undefined : new DeadlineQueue(this._clock, options.queueTimeoutMs, true);
+      options.queueTimeoutMs === undefined ? undefined : new DeadlineQueue(this._clock, options.queueTimeoutMs);
   }
 
   /** Calls running now (holding a slot). */
@@ -115,7 +115,7 @@ export class BulkheadPolicy extends PolicyBase {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    while (this.#head !== undefined) this._leave(this.#head, 'disposed');
+    while (this.#head !== undefined) this._leave(this.#head, 'disposed', undefined);
     this.#timeouts?.clear();
   }
 
@@ -191,11 +191,12 @@ export class BulkheadPolicy extends PolicyBase {
   }
 
   /** @internal A waiter leaves the queue without a slot: queue timeout, abort (reason) or dispose. */
-  _leave(w: Waiter, why: BulkheadRejectionReason | unknown): void {
+  _leave(w: Waiter, own: BulkheadRejectionReason | undefined, callerReason: unknown): void {
     // Only queued waiters get here: unlinking cancels a waiter's queue timeout and abort subscription at once.
     this.#unlink(w);
-    if (why === 'queue_timeout' || why === 'disposed') w.reject(this.#rejection(w.ctx, why));
-    else w.reject(why);
+    // Our own rejections are typed; a caller's abort passes its reason through unchanged, whatever it is.
+    if (own !== undefined) w.reject(this.#rejection(w.ctx, own));
+    else w.reject(callerReason);
   }
 
   #rejection(ctx: ExecutionContext, reason: BulkheadRejectionReason): BulkheadRejectedError {

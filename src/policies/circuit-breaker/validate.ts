@@ -79,6 +79,30 @@ export function validateCircuitBreakerOptions(options: CircuitBreakerOptions): v
       const sw = s.window as Record<string, unknown> | undefined;
       if (typeof sw !== 'object' || sw === null || sw.kind !== kind) {
         check.fail('initialState.window', sw, `a window snapshot of kind '${kind ?? 'count'}' (the breaker's window)`);
+      } else if (kind === 'consecutive') {
+        if (sw.failures === undefined) check.fail('initialState.window.failures', undefined, 'an integer >= 0');
+        check.number('initialState.window.failures', sw.failures, { min: 0, integer: true });
+      } else if (kind === 'count') {
+        const o = sw.outcomes;
+        if (!Array.isArray(o) || !o.every((x) => x === 0 || x === 1 || x === 2 || x === 3)) {
+          check.fail('initialState.window.outcomes', o, 'an array of outcome codes 0..3');
+        }
+      } else {
+        const b = sw.buckets;
+        const ok = (x: unknown) =>
+          typeof x === 'object' &&
+          x !== null &&
+          ['ageMs', 'calls', 'failures', 'slow'].every((f) => {
+            const v = (x as Record<string, unknown>)[f];
+            return typeof v === 'number' && Number.isFinite(v) && v >= 0;
+          });
+        if (!Array.isArray(b) || !b.every(ok)) {
+          check.fail(
+            'initialState.window.buckets',
+            b,
+            'an array of { ageMs, calls, failures, slow } with numbers >= 0',
+          );
+        }
       }
     }
   }

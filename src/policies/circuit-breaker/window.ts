@@ -97,7 +97,8 @@ export interface Rates {
 
 function exceeds(t: WindowTotals, r: Rates): boolean {
   if (t.calls < r.minimumCalls) return false;
-  return t.failures >= r.failureRate * t.calls || t.slow >= r.slowCallRate * t.calls;
+  // Divide, not multiply: 0.28 * 25 is 7.000000000000001, so 7 failures of 25 would miss a 0.28 threshold.
+  return t.failures / t.calls >= r.failureRate || t.slow / t.calls >= r.slowCallRate;
 }
 
 /** The last `size` outcomes in a ring of bytes, with running totals. @internal */

@@ -25,17 +25,20 @@ export class FallbackPolicy<R = unknown> extends PolicyBase {
   }
 
   /** @internal */
-  async _run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
-    let outcome: Outcome<T>;
-    try {
-      const value = await next(ctx, op);
-      if (!this.#classifyResults) return value;
-      outcome = { ok: true, value };
-    } catch (error) {
-      // Never replace the caller's own abort: they asked to stop, not for a default.
-      if (ctx._aborted) throw error;
-      outcome = { ok: false, error };
-    }
+  _run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+    // `.then` rather than an async frame: fallback is usually outermost, so this is on every call's path.
+    const p = next(ctx, op);
+    if (!this.#classifyResults)
+      return p.then(undefined, (error: unknown) => this.#onOutcome(ctx, { ok: false, error }));
+    return p.then(
+      (value) => this.#onOutcome(ctx, { ok: true, value }),
+      (error: unknown) => this.#onOutcome(ctx, { ok: false, error }),
+    );
+  }
+
+  #onOutcome<T>(ctx: ExecutionContext, outcome: Outcome<T>): T | Promise<T> {
+    // Never replace the caller's own abort: they asked to stop, not for a default.
+    if (!outcome.ok && ctx._aborted) throw outcome.error;
     if (!this.#handle(outcome)) {
       if (outcome.ok) return outcome.value;
       throw outcome.error;
@@ -52,8 +55,8 @@ export class FallbackPolicy<R = unknown> extends PolicyBase {
     const v = this.#value;
     // The pipeline's result type is the union of the operation's and the fallback's; inside, T stands for it.
     return (
-      typeof v === 'function' ? await (v as (f: Outcome<unknown>, c: ExecutionContext) => T)(outcome, ctx) : v
-    ) as T;
+      typeof v === 'function' ? (v as (f: Outcome<unknown>, c: ExecutionContext) => T | Promise<T>)(outcome, ctx) : v
+    ) as T | Promise<T>;
   }
 }
 

@@ -29,7 +29,8 @@ export class KeyedPolicy<P extends PolicyBase> extends PolicyBase {
   readonly #maxKeys: number;
   readonly #onEvict: ((key: string, policy: P) => void) | undefined;
   readonly #policies = new Map<string, P>();
-  readonly #subscriptions = new Set<{ type: EventType; listener: Listener<EventType>; offs: (() => void)[] }>();
+  /** Subscriptions made through `on`, each with its unsubscriber per live policy (dropped with the policy). */
+  readonly #subscriptions = new Set<{ type: EventType; listener: Listener<EventType>; offs: Map<P, () => void> }>();
 
   /** @internal Use {@link keyed}. */
   constructor(keyOf: (ctx: Context) => string, factory: (key: string) => P, options: KeyedOptions<P>) {
@@ -59,11 +60,11 @@ export class KeyedPolicy<P extends PolicyBase> extends PolicyBase {
     if (!(p instanceof PolicyBase)) {
       throw new TypeError(`keyed "${this.name}": the factory returned ${typeof p} for key "${key}", not a policy`);
     }
-    for (const s of this.#subscriptions) s.offs.push(p.on(s.type, s.listener));
+    for (const s of this.#subscriptions) s.offs.set(p, p.on(s.type, s.listener));
     map.set(key, p);
     if (map.size > this.#maxKeys) {
       const [oldKey, oldPolicy] = map.entries().next().value as [string, P];
-      map.delete(oldKey);
+      this.#forget(oldKey, oldPolicy);
       this.#onEvict?.(oldKey, oldPolicy);
     }
     return p;
@@ -76,7 +77,19 @@ export class KeyedPolicy<P extends PolicyBase> extends PolicyBase {
 
   /** Forgets the policy of `key`; returns whether there was one. */
   delete(key: string): boolean {
-    return this.#policies.delete(key);
+    const p = this.#policies.get(key);
+    if (p === undefined) return false;
+    this.#forget(key, p);
+    return true;
+  }
+
+  /** Drops a policy and this keyed policy's listeners on it, so nothing keeps an evicted policy alive. */
+  #forget(key: string, p: P): void {
+    this.#policies.delete(key);
+    for (const s of this.#subscriptions) {
+      s.offs.get(p)?.();
+      s.offs.delete(p);
+    }
   }
 
   /** @internal */
@@ -93,12 +106,15 @@ export class KeyedPolicy<P extends PolicyBase> extends PolicyBase {
 
   /** Subscribes to events of every policy of this keyed set, present and future. */
   override on<K extends EventType>(type: K, listener: Listener<K>): () => void {
-    const offs = [this._events.on(type, listener), ...[...this.#policies.values()].map((p) => p.on(type, listener))];
-    const sub = { type, listener: listener as unknown as Listener<EventType>, offs };
+    const sub = { type, listener: listener as unknown as Listener<EventType>, offs: new Map<P, () => void>() };
+    for (const p of this.#policies.values()) sub.offs.set(p, p.on(type, listener));
     this.#subscriptions.add(sub);
+    const own = this._events.on(type, listener);
     return () => {
-      this.#subscriptions.delete(sub);
-      for (const off of sub.offs) off();
+      if (!this.#subscriptions.delete(sub)) return;
+      own();
+      for (const off of sub.offs.values()) off();
+      sub.offs.clear();
     };
   }
 }

@@ -25,6 +25,11 @@ export interface RetryOptions {
    */
   circuitOpenMaxWaitMs?: number;
   /**
+   * The longest server hint (an error's `retryAfterMs`: HTTP `Retry-After`, gRPC pushback) retry waits for; a
+   * longer one makes retry give up at once (`retry.exhausted`, reason `'stopped'`). @defaultValue 60_000
+   */
+  maxRetryAfterMs?: number;
+  /**
    * What the final rejection is once attempts run out: the last error unchanged (`'rethrow'`), or a
    * `RetryExhaustedError` whose `cause` is the last error (`'wrap'`). @defaultValue `'rethrow'`
    */
@@ -42,6 +47,7 @@ export const RETRY_OPTION_NAMES = [
   'backoff',
   'handle',
   'circuitOpenMaxWaitMs',
+  'maxRetryAfterMs',
   'onExhausted',
   'clock',
   'random',

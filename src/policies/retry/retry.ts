@@ -22,6 +22,7 @@ export class RetryPolicy extends PolicyBase {
   readonly #handle: HandlePredicate<unknown>;
   readonly #classifyResults: boolean;
   readonly #circuitWaitMs: number;
+  readonly #maxHintMs: number;
   readonly #wrap: boolean;
   readonly #random: Random;
 
@@ -33,6 +34,7 @@ export class RetryPolicy extends PolicyBase {
     this.#handle = (options.handle ?? handleAllErrors) as HandlePredicate<unknown>;
     this.#classifyResults = classifiesResults(this.#handle);
     this.#circuitWaitMs = options.circuitOpenMaxWaitMs ?? 30_000;
+    this.#maxHintMs = options.maxRetryAfterMs ?? 60_000;
     this.#wrap = options.onExhausted === 'wrap';
     this.#random = options.random ?? systemRandom;
   }
@@ -124,6 +126,7 @@ export class RetryPolicy extends PolicyBase {
       } else {
         // A server's own hint (HTTP Retry-After, gRPC pushback) carried by the error: wait at least that long.
         const hint = retryAfterOf(error);
+        if (hint > this.#maxHintMs) return -2; // the server asks for longer than we are willing to wait
         if (hint > delayMs) delayMs = hint;
       }
     }
@@ -194,6 +197,7 @@ export function retry(options: RetryOptions = {}): RetryPolicy {
     }
     check.fn('handle', options.handle);
     check.number('circuitOpenMaxWaitMs', options.circuitOpenMaxWaitMs, { min: 0, infinity: true });
+    check.number('maxRetryAfterMs', options.maxRetryAfterMs, { min: 0, infinity: true });
     check.oneOf('onExhausted', options.onExhausted, ['rethrow', 'wrap']);
     check.clock('clock', options.clock);
     check.fn('random', options.random);

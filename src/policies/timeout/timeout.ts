@@ -122,8 +122,7 @@ export class TimeoutPolicy extends PolicyBase {
   constructor(options: TimeoutOptions) {
     super(options.name ?? 'timeout', options.clock ?? systemClock);
     this.ms = options.ms;
-    // Unref'd: the work under the timeout keeps the process alive if it needs to; the timer alone must not.
-    this._queue = new DeadlineQueue(this._clock, this.ms, true);
+    this._queue = new DeadlineQueue(this._clock, this.ms);
   }
 
   /** @internal */
