@@ -60,6 +60,8 @@ const OPTION_NAMES = ['methods', 'failureCodes', 'clock', 'wallClock'] as const;
  * retry({ handle: handleErrors((e) => !(e instanceof GrpcStatusError) || e.code === status.UNAVAILABLE) });
  * ```
  */
+const GRPC_STATUS_BRAND = Symbol.for('bulwark.grpc-status-error');
+
 export class GrpcStatusError extends Error {
   /** The status code. */
   readonly code: number;
@@ -81,10 +83,21 @@ export class GrpcStatusError extends Error {
     this.retryAfterMs = retryAfterMs;
     this.retryable = retryable;
   }
+
+  /** `instanceof` across two copies of the package (ESM and CJS): checks a registry brand, not the prototype. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return (
+      typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[GRPC_STATUS_BRAND] === true
+    );
+  }
 }
+Object.defineProperty(GrpcStatusError.prototype, GRPC_STATUS_BRAND, { value: true });
+
+const REPLY = Symbol('bulwark.grpc.reply');
 
 /** The outcome of an attempt that is not a failure: delivered to the caller as it is. */
 interface Reply {
+  readonly [REPLY]: true;
   readonly metadata: Metadata | undefined;
   readonly messages: unknown[];
   readonly status: StatusObject;
@@ -149,6 +162,8 @@ class GrpcCall extends CancelScope {
   #message: unknown;
   #timer: TimerHandle = undefined;
   #done = false;
+  /** Attempts sent on the channel so far. */
+  #sent = 0;
 
   constructor(
     readonly options: InterceptorOptions,
@@ -179,7 +194,7 @@ class GrpcCall extends CancelScope {
       // The deadline covers every attempt and every backoff: when it passes, everything of the call stops.
       this.#timer = this.clock.setTimeout(() => this.abort(new DeadlinePassed()), ms, true);
     }
-    const op = (ctx: Context) => this.#attempt(ctx as ExecutionContext);
+    const op = (ctx: Context) => this.#attempt(ctx);
     const operation = this.options.method_definition.path;
     let result: Promise<Reply>;
     if (this.policy instanceof PolicyBase) {
@@ -209,22 +224,40 @@ class GrpcCall extends CancelScope {
   _onAbort(): void {}
   _expire(): void {}
 
-  #attempt(ctx: ExecutionContext): Promise<Reply> {
+  /**
+   * One attempt. `ctx` is bulwark's own context, or (under a policy written outside bulwark) the public one: the
+   * attempt then runs on an internal view of this call and follows `ctx.signal` for aborts.
+   */
+  #attempt(given: Context): Promise<Reply> {
+    let ctx: ExecutionContext;
+    let signal: AbortSignal | undefined;
+    if (given instanceof ExecutionContext) ctx = given;
+    else {
+      ctx = new ExecutionContext(undefined, given.operation, undefined, given.attempt, this);
+      signal = given.signal;
+    }
     if (ctx._aborted) return Promise.reject(ctx._reason);
-    if (!this.idempotent && ctx.attempt === 1) ctx.properties.set(RETRYABLE, false);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    // A method that must not run twice: once an attempt is sent, whatever fails (a timeout too) is final. Set on
+    // the attempt that sends, not on attempt 1: an attempt refused locally (open breaker, full bulkhead) sent nothing.
+    if (!this.idempotent) given.properties.set(RETRYABLE, false);
     return new Promise<Reply>((resolve, reject) => {
       const metadata = this.#metadata.clone();
-      if (ctx.attempt > 1) metadata.set('grpc-previous-rpc-attempts', String(ctx.attempt - 1));
-      const call = this.nextCall(this.options);
+      // gRFC A6 counts the attempts actually sent, not those refused before reaching the channel.
+      if (this.#sent > 0) metadata.set('grpc-previous-rpc-attempts', String(this.#sent));
+      let call: InterceptingCallInterface | undefined;
+      const cancel = (reason: unknown) => {
+        const s = reason instanceof GrpcStatusError ? reason : undefined;
+        call?.cancelWithStatus(s?.code ?? Status.CANCELLED, s?.details ?? 'bulwark: attempt aborted');
+      };
+      const onAbort = { _onAbort: cancel };
+      const onSignal = () => cancel(signal?.reason);
+      const subscribed = ctx._subscribe(onAbort);
+      signal?.addEventListener('abort', onSignal);
       let received: Metadata | undefined;
       const messages: unknown[] = [];
-      const onAbort = {
-        _onAbort: (reason: unknown) => {
-          const s = reason instanceof GrpcStatusError ? reason : undefined;
-          call.cancelWithStatus(s?.code ?? Status.CANCELLED, s?.details ?? 'bulwark: attempt aborted');
-        },
-      };
-      const subscribed = ctx._subscribe(onAbort);
+      call = this.nextCall(this.options);
+      this.#sent++;
       call.start(metadata, {
         onReceiveMetadata: (m) => {
           received = m;
@@ -234,12 +267,18 @@ class GrpcCall extends CancelScope {
         },
         onReceiveStatus: (s) => {
           if (subscribed) ctx._unsubscribe(onAbort);
-          if (s.code === Status.OK || !this.#isFailure(s)) {
-            resolve({ metadata: received, messages, status: s });
+          signal?.removeEventListener('abort', onSignal);
+          // Our own cancel (caller, deadline, a timeout) first: its status is CANCELLED, which is not a failure.
+          if (ctx._aborted) {
+            reject(ctx._reason);
             return;
           }
-          if (ctx._aborted) {
-            reject(ctx._reason); // our own cancel (caller, deadline, per-attempt timeout)
+          if (signal?.aborted) {
+            reject(signal.reason);
+            return;
+          }
+          if (s.code === Status.OK || !this.#isFailure(s)) {
+            resolve({ [REPLY]: true, metadata: received, messages, status: s });
             return;
           }
           const pushback = pushbackOf(s.metadata);
@@ -270,14 +309,25 @@ class GrpcCall extends CancelScope {
     const listener = this.#listener;
     if (listener === undefined) return;
     if (!failed) {
-      const reply = outcome as Reply;
+      const reply = outcome as Reply | undefined;
+      if (typeof reply !== 'object' || reply === null || reply[REPLY] !== true) {
+        // A fallback inside the policy resolved with its own value: there is no reply to deliver.
+        listener.onReceiveStatus({
+          code: Status.UNKNOWN,
+          details:
+            "bulwark/grpc: the policy resolved with a value that is not a gRPC reply (a fallback inside the interceptor's policy?). Put fallbacks around your call instead.",
+          metadata: new Metadata(),
+        });
+        return;
+      }
       if (reply.metadata !== undefined) listener.onReceiveMetadata(reply.metadata);
       for (const m of reply.messages) listener.onReceiveMessage(m);
       listener.onReceiveStatus(reply.status);
       return;
     }
     let error = outcome;
-    if (isRetryExhaustedError(error) && error.cause instanceof GrpcStatusError) error = error.cause;
+    // onExhausted: 'wrap' must not hide what happened: the caller acts on the status of the last failure.
+    if (isRetryExhaustedError(error)) error = error.cause;
     if (error instanceof DeadlinePassed) {
       listener.onReceiveStatus({
         code: Status.DEADLINE_EXCEEDED,
@@ -288,6 +338,10 @@ class GrpcCall extends CancelScope {
     }
     listener.onReceiveStatus(statusOf(error));
   }
+}
+
+function isPolicy(value: unknown): value is Policy {
+  return typeof value === 'object' && value !== null && typeof (value as Policy).execute === 'function';
 }
 
 /**
@@ -312,6 +366,15 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
     const m = options.methods as unknown;
     if (typeof m !== 'function' && (typeof m !== 'object' || m === null || Array.isArray(m))) {
       check.fail('methods', m, 'a map from method path to a policy, or a function of the path (required)');
+    } else if (typeof m === 'object' && m !== null) {
+      for (const [path, entry] of Object.entries(m)) {
+        if (
+          !isPolicy(entry) &&
+          !(typeof entry === 'object' && entry !== null && isPolicy((entry as GrpcMethodConfig).policy))
+        ) {
+          check.fail(`methods['${path}']`, entry, 'a policy, or { policy, idempotent? }');
+        }
+      }
     }
     if (
       options.failureCodes !== undefined &&
@@ -341,7 +404,7 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
     const def = callOptions.method_definition;
     const found = def.requestStream || def.responseStream ? undefined : lookup(def.path);
     if (found === undefined) return new InterceptingCall(nextCall(callOptions));
-    const config: GrpcMethodConfig = 'execute' in found ? { policy: found as Policy } : (found as GrpcMethodConfig);
+    const config: GrpcMethodConfig = isPolicy(found) ? { policy: found } : found;
     const call = new GrpcCall(
       callOptions,
       nextCall,

@@ -1,12 +1,12 @@
 /**
- * Tests of the gRPC interceptor's contract that fail against the current source (suspected bugs in
- * src/integrations/grpc/interceptor.ts). Not committed: each is reported with file, line, observed vs expected.
+ * Regressions of the gRPC interceptor: each test failed against an earlier version of src/integrations/grpc.
  */
 import { status } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   bulkhead,
   constant,
+  fallback,
   isInvalidOptionsError,
   type Policy,
   Properties,
@@ -14,7 +14,7 @@ import {
   retry,
   timeout,
 } from '../../../src/index.js';
-import { type GrpcInterceptorOptions, grpcInterceptor } from '../../../src/integrations/grpc/index.js';
+import { type GrpcInterceptorOptions, GrpcStatusError, grpcInterceptor } from '../../../src/integrations/grpc/index.js';
 import { FakeClock } from '../../../src/testing/index.js';
 import {
   closeAll,
@@ -39,7 +39,7 @@ async function setup(scripts: Scripts, options: GrpcInterceptorOptions) {
   return { server, client };
 }
 
-describe('grpc interceptor: suspected bugs', { timeout: 5_000 }, () => {
+describe('grpc interceptor: regressions', { timeout: 5_000 }, () => {
   it('the call deadline passing while an attempt is in flight reaches the caller as DEADLINE_EXCEEDED', async () => {
     const clock = new FakeClock();
     const base = Date.now();
@@ -129,7 +129,7 @@ describe('grpc interceptor: suspected bugs', { timeout: 5_000 }, () => {
     expect(server.hits.length).toBe(1);
   });
 
-  it('an attempt whose operation throws before the call starts leaves no call open on the channel', async () => {
+  it('a Policy written outside bulwark sends the call and leaves no call open on the channel', async () => {
     const own: Policy = {
       name: 'own',
       execute: async (op) =>
@@ -140,7 +140,7 @@ describe('grpc interceptor: suspected bugs', { timeout: 5_000 }, () => {
     await unary(client, 'SayHello', { name: 'ada' }).result;
     await waitFor(() => true, 'a turn of I/O');
 
-    expect(server.hits.length).toBe(0);
+    expect(server.hits.length).toBe(1);
     expect(openCalls(client)).toBe(0);
   });
 
@@ -170,5 +170,24 @@ describe('grpc interceptor: suspected bugs', { timeout: 5_000 }, () => {
       thrown = e;
     }
     expect(isInvalidOptionsError(thrown)).toBe(true);
+  });
+});
+
+describe('grpc interceptor: a fallback inside the policy', () => {
+  it('ends the call with UNKNOWN and a clear message, never hangs', async () => {
+    const { client } = await setup(
+      { SayHello: () => ({ code: status.UNAVAILABLE, details: 'down' }) },
+      { methods: { [PATH.SayHello]: fallback({ value: 'CACHED' }) } },
+    );
+    const { error } = await unary(client, 'SayHello', { name: 'ada' }).result;
+    expect(error?.code).toBe(status.UNKNOWN);
+    expect(error?.details).toMatch(/not a gRPC reply \(a fallback inside the interceptor's policy\?\)/);
+  });
+
+  it('GrpcStatusError is recognised across copies by its brand', () => {
+    expect(Object.assign(new Error('x'), { [Symbol.for('bulwark.grpc-status-error')]: true })).toBeInstanceOf(
+      GrpcStatusError,
+    );
+    expect(new Error('y')).not.toBeInstanceOf(GrpcStatusError);
   });
 });
