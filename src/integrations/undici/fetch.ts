@@ -3,7 +3,8 @@ import { isResilienceError } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
 import {
   type BulwarkRequestOptions,
-  fetchStore,
+  FETCH_EXTRA,
+  type FetchExtra,
   interceptor,
   type ReplayableBody,
   type UndiciInterceptorOptions,
@@ -75,15 +76,20 @@ export function createFetch(options: CreateFetchOptions): BulwarkFetch {
   const base = dispatcher ?? new Agent();
   const composed = base.compose(icpt);
   const fetch = async (input: Parameters<typeof undiciFetch>[0], init?: BulwarkRequestInit) => {
-    const store = { body: replayable(init?.body), request: init?.bulwark };
+    const store: FetchExtra = { body: replayable(init?.body), request: init?.bulwark };
     const { bulwark: _omit, ...plain } = init ?? {};
     void _omit;
     try {
-      // Why AsyncLocalStorage: fetch hands the interceptor a one-shot stream for every body and drops unknown
-      // options, so the replayable body and per-request options travel beside the request instead.
       // A dispatcher given per call gets the same interceptor.
       const via = plain.dispatcher !== undefined ? plain.dispatcher.compose(icpt) : composed;
-      return await fetchStore.run(store, () => undiciFetch(input, { ...plain, dispatcher: via }));
+      // fetch hands the interceptor a one-shot stream for every body and drops unknown options, so this call's
+      // replayable body and options ride in the dispatch options, added by a thin per-call dispatcher. Why not
+      // AsyncLocalStorage: on Node 20 its first use slows every promise in the process.
+      const carrier = {
+        dispatch: (o: Dispatcher.DispatchOptions, h: Dispatcher.DispatchHandler) =>
+          via.dispatch({ ...o, [FETCH_EXTRA]: store } as Dispatcher.DispatchOptions, h),
+      };
+      return await undiciFetch(input, { ...plain, dispatcher: carrier as unknown as Dispatcher });
     } catch (error) {
       const cause = (error as { cause?: unknown }).cause;
       if (error instanceof TypeError && isResilienceError(cause)) throw cause;

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
@@ -143,14 +142,21 @@ class Passed {
   ) {}
 }
 
-/** Requests made by the fetch helper carry their replayable body here (fetch hides it behind a one-shot stream). */
-export const fetchStore = new AsyncLocalStorage<{
+/**
+ * Requests made by the fetch helper carry their replayable body and options under this key of the dispatch
+ * options (fetch hides the body behind a one-shot stream and drops unknown options).
+ * @internal
+ */
+export const FETCH_EXTRA: unique symbol = Symbol('bulwark.fetch');
+
+/** @internal */
+export interface FetchExtra {
   body: ReplayableBody | undefined;
   request: BulwarkRequestOptions | undefined;
-}>();
+}
 
 interface Config {
-  readonly policyOf: (origin: string) => Policy;
+  readonly policyOf: (origin: string | URL | undefined) => Policy;
   readonly methods: ReadonlySet<string>;
   readonly idempotencyKey: boolean;
   readonly failureStatuses: ReadonlySet<number>;
@@ -412,7 +418,7 @@ class HttpCall extends CancelScope {
       this.finish(() => this.handler.onResponseError?.(this.proxy, this.proxy.reason as Error));
       return;
     }
-    const op = (ctx: Context) => this.#attempt(ctx as ExecutionContext);
+    const op = (ctx: Context) => this.#attempt(ctx);
     let result: Promise<Passed>;
     if (policy instanceof PolicyBase) {
       result = policy._execute(new ExecutionContext(undefined, operation, undefined, 1, this), op);
@@ -446,13 +452,25 @@ class HttpCall extends CancelScope {
     return this.#opts.body ?? null;
   }
 
-  #attempt(ctx: ExecutionContext): Promise<Passed> {
+  /**
+   * One attempt. `given` is bulwark's own context, or (under a policy written outside bulwark) the public one: the
+   * attempt then runs on an internal view of this call, and an abort of `given.signal` aborts it.
+   */
+  #attempt(given: Context): Promise<Passed> {
     this.#current?.discard();
+    let ctx: ExecutionContext;
+    if (given instanceof ExecutionContext) ctx = given;
+    else {
+      ctx = new ExecutionContext(undefined, given.operation, undefined, given.attempt, this);
+      const signal = given.signal;
+      if (signal.aborted) return Promise.reject(signal.reason);
+      signal.addEventListener('abort', () => this.#current?.abort(signal.reason as Error), { once: true });
+    }
     if (ctx._aborted) return Promise.reject(ctx._reason);
     // A request that must not be sent twice: once an attempt is sent, whatever fails (a timeout too) is final.
     // Set on the attempt that sends, not on attempt 1: an attempt turned away before sending (an open breaker,
     // a full bulkhead) sent nothing.
-    if (!this.retryable) ctx.properties.set(RETRYABLE, false);
+    if (!this.retryable) given.properties.set(RETRYABLE, false);
     return new Promise<Passed>((resolve, reject) => {
       const attempt = new Attempt(this, ctx, resolve, reject);
       this.#current = attempt;
@@ -475,7 +493,14 @@ class HttpCall extends CancelScope {
     if (this.#current !== attempt) this.#current?.discard();
     if (attempt !== undefined) {
       this.delivered = attempt;
-      attempt.deliver();
+      try {
+        attempt.deliver();
+      } catch (error) {
+        // The caller's handler threw (a stream() factory, say): as undici itself does, the request fails with
+        // that error instead of hanging, and the response is dropped.
+        attempt.abort(error as Error);
+        this.finish(() => this.handler.onResponseError?.(this.proxy, error as Error));
+      }
       return;
     }
     let error = value instanceof Passed ? value.error : value;
@@ -491,7 +516,11 @@ class HttpCall extends CancelScope {
   finish(terminal: () => void): void {
     if (this.#done) return;
     this.#done = true;
-    terminal();
+    try {
+      terminal();
+    } catch {
+      // A handler that throws from its own terminal callback has nothing left to tell: never an unhandled error.
+    }
   }
 }
 
@@ -569,7 +598,7 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
 
   return (dispatch) =>
     function bulwarkInterceptor(opts, handler) {
-      const fromFetch = fetchStore.getStore();
+      const fromFetch = (opts as { [FETCH_EXTRA]?: FetchExtra })[FETCH_EXTRA];
       const request = opts.bulwark ?? fromFetch?.request;
       let rest = opts;
       if (opts.bulwark !== undefined) {
@@ -579,8 +608,7 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
       }
       // An upgrade or CONNECT hands the socket over: there is no response to classify or replay.
       const tunnel = rest.upgrade != null || rest.method.toUpperCase() === 'CONNECT';
-      const policy =
-        request?.policy === false || tunnel ? undefined : (request?.policy ?? cfg.policyOf(originOf(opts.origin)));
+      const policy = request?.policy === false || tunnel ? undefined : (request?.policy ?? cfg.policyOf(opts.origin));
       if (policy === undefined) return dispatch(rest, handler);
       const body = rest.body != null ? fromFetch?.body : undefined;
       const call = new HttpCall(cfg, dispatch, rest, handler, request, body);
@@ -600,12 +628,29 @@ function originOf(origin: string | URL | undefined): string {
   }
 }
 
-/** One policy per origin, least recently used evicted past `max`. */
-function perOrigin(policy: UndiciInterceptorOptions['policy'], max: number): (origin: string) => Policy {
+/**
+ * One policy per origin, least recently used evicted past `max`. The origin is normalised (a URL parse) only for a
+ * per-origin function, and only the first time a raw origin string is seen.
+ */
+function perOrigin(
+  policy: UndiciInterceptorOptions['policy'],
+  max: number,
+): (origin: string | URL | undefined) => Policy {
   if (typeof policy !== 'function') return () => policy;
   const make = policy;
   const map = new Map<string, Policy>();
-  return (origin) => {
+  const normalised = new Map<string, string>();
+  return (raw) => {
+    let origin: string;
+    if (typeof raw === 'string') {
+      let n = normalised.get(raw);
+      if (n === undefined) {
+        n = originOf(raw);
+        if (normalised.size >= max * 4) normalised.clear(); // bounded: raw spellings are few in practice
+        normalised.set(raw, n);
+      }
+      origin = n;
+    } else origin = originOf(raw);
     let p = map.get(origin);
     if (p !== undefined) {
       map.delete(origin);

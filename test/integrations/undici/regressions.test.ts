@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { constant, fallback, pipeline, retry, timeout } from '../../../src/index.js';
+import { constant, fallback, Properties, pipeline, retry, timeout } from '../../../src/index.js';
 import { IDEMPOTENCY_KEY, withHeader } from '../../../src/integrations/undici/classify.js';
 import {
   createFetch,
@@ -169,5 +169,37 @@ describe('undici integration: odds and ends', () => {
     expect(await res.text()).toBe('ok');
     await fetch.close();
     expect((fetch.dispatcher as unknown as { closed: boolean }).closed).toBe(true);
+  });
+});
+
+describe('undici interceptor: review regressions', () => {
+  it("a throw from the caller's handler fails the request instead of hanging it", async () => {
+    const server = resources.add(await startServer((_req, res) => reply(res, 200, 'ok')));
+    const agent = agentWith({ policy: retry() });
+    const error = await rejectionOf(
+      agent.stream({ origin: server.origin, path: '/', method: 'GET' }, () => {
+        throw new Error('factory bug');
+      }),
+    );
+    expect(error).toMatchObject({ message: 'factory bug' });
+  });
+
+  it('a Policy written outside bulwark (a plain execute) runs requests', async () => {
+    const server = resources.add(await startServer((_req, res) => reply(res, 200, 'ok')));
+    const own = {
+      name: 'own',
+      execute: <T>(op: (ctx: never) => T | PromiseLike<T>) =>
+        Promise.resolve(
+          op({
+            signal: new AbortController().signal,
+            attempt: 1,
+            operation: 'x',
+            properties: new Properties(),
+          } as never),
+        ),
+    };
+    const agent = agentWith({ policy: own as never });
+    const res = await agent.request({ origin: server.origin, path: '/', method: 'GET' });
+    expect([res.statusCode, await res.body.text()]).toEqual([200, 'ok']);
   });
 });
