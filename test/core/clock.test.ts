@@ -51,3 +51,23 @@ describe('systemClock', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 });
+
+describe('systemClock.setRef', () => {
+  it('refs and unrefs ordinary and long timers', () => {
+    const short = systemClock.setTimeout(() => undefined, 1_000) as NodeJS.Timeout;
+    expect(short.hasRef()).toBe(true);
+    systemClock.setRef?.(short, false);
+    expect(short.hasRef()).toBe(false);
+    systemClock.setRef?.(short, true);
+    expect(short.hasRef()).toBe(true);
+    systemClock.clearTimeout(short);
+    const long = systemClock.setTimeout(() => undefined, MAX_TIMER_DELAY_MS + 10, true) as { handle: NodeJS.Timeout };
+    expect(long.handle.hasRef()).toBe(false);
+    systemClock.setRef?.(long, true);
+    expect(long.handle.hasRef()).toBe(true);
+    systemClock.setRef?.(long, false);
+    expect(long.handle.hasRef()).toBe(false);
+    systemClock.clearTimeout(long);
+    systemClock.setRef?.(long, true); // after clear: nothing to ref, no throw
+  });
+});

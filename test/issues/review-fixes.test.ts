@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bulkhead, circuitBreaker, constant, keyed, retry } from '../../src/index.js';
+import { bulkhead, circuitBreaker, constant, keyed, pipeline, retry, timeout } from '../../src/index.js';
 import { FakeClock } from '../../src/testing/index.js';
 
 // Regressions found in review; each failed against the code before its fix.
@@ -87,5 +87,30 @@ describe('circuitBreaker initialState.window is validated', () => {
         initialState: { ...base, window: { kind: 'time', buckets: [{ ageMs: 1 }] } } as never,
       }),
     ).toThrow(/initialState.window.buckets: expected an array of/);
+  });
+});
+
+describe('a bulkhead around several abandoned attempts', () => {
+  it('keeps its slot until every attempt a timeout abandoned inside it has settled', async () => {
+    const clock = new FakeClock();
+    const b = bulkhead({ limit: 1, queue: 1 });
+    const gates: (() => void)[] = [];
+    const p = pipeline(b, retry({ clock, backoff: constant(0), maxAttempts: 3 }), timeout({ ms: 10, clock }));
+    const call = p.execute(() => new Promise<void>((resolve) => gates.push(resolve))).catch((e: unknown) => e);
+    for (let i = 0; i < 3; i++) {
+      await clock.advance(10);
+    }
+    expect(await call).toMatchObject({ code: 'ERR_TIMEOUT' });
+    expect(gates).toHaveLength(3);
+    expect(b.active).toBe(1); // three attempts still running
+    gates[1]?.();
+    await clock.flush();
+    expect(b.active).toBe(1);
+    gates[0]?.();
+    await clock.flush();
+    expect(b.active).toBe(1);
+    gates[2]?.();
+    await clock.flush();
+    expect(b.active).toBe(0);
   });
 });
