@@ -8,7 +8,8 @@ export default defineConfig({
     grpc: 'src/integrations/grpc/index.ts',
   },
   format: ['esm', 'cjs'],
-  dts: true,
+  // Internal members (`_run`, `_events`, ...) and classes marked @internal stay out of the published types.
+  dts: { compilerOptions: { stripInternal: true } },
   sourcemap: true,
   clean: true,
   treeshake: true,

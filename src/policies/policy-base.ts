@@ -22,9 +22,15 @@ export interface ObservablePolicy extends Policy {
 }
 
 /**
- * The shared part of every policy: the public `execute` (root context, pre-abort check, optional
- * `execution.completed` event) around the policy's own `_run`.
- * @internal
+ * The base class of every bulwark policy: the public `execute` (root context, pre-abort check, optional
+ * `execution.completed` event) around the policy's own logic, and `on` for events. Not meant to be subclassed
+ * outside bulwark; its underscore members are internal.
+ *
+ * @example
+ * ```ts
+ * const p: PolicyBase = retry();
+ * p.on('retry.attempt', (e) => console.log(e.delayMs));
+ * ```
  */
 export abstract class PolicyBase implements ObservablePolicy {
   readonly name: string;
