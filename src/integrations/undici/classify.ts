@@ -30,13 +30,14 @@ export const IDEMPOTENCY_KEY = 'idempotency-key';
 
 /**
  * Parses `Retry-After`: delay-seconds or an HTTP date. Returns ms to wait, or undefined when the value is absent,
- * garbage, or a date in the past (the backoff then decides).
+ * garbage, 0, or a date in the past (the backoff then decides).
  */
 export function parseRetryAfter(value: string | string[] | undefined, wallNow: number): number | undefined {
   const v = Array.isArray(value) ? value[0] : value;
   if (v === undefined) return undefined;
   const text = v.trim();
-  if (/^\d+$/.test(text)) return Number(text) * 1_000;
+  // 0 seconds says nothing a backoff would not: like a past date, it falls back to the backoff (as undici does).
+  if (/^\d+$/.test(text)) return Number(text) > 0 ? Number(text) * 1_000 : undefined;
   const at = Date.parse(text);
   if (Number.isNaN(at)) return undefined;
   const ms = at - wallNow;

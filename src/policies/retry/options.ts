@@ -25,8 +25,9 @@ export interface RetryOptions {
    */
   circuitOpenMaxWaitMs?: number;
   /**
-   * The longest server hint (an error's `retryAfterMs`: HTTP `Retry-After`, gRPC pushback) retry waits for; a
-   * longer one makes retry give up at once (`retry.exhausted`, reason `'stopped'`). @defaultValue 60_000
+   * The longest server hint (an error's `retryAfterMs`: HTTP `Retry-After`, gRPC pushback) retry waits for. A
+   * hint sets the next delay instead of the backoff; a longer one makes retry give up at once (`retry.exhausted`,
+   * reason `'stopped'`). @defaultValue 60_000
    */
   maxRetryAfterMs?: number;
   /**

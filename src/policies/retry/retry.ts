@@ -124,10 +124,11 @@ export class RetryPolicy extends PolicyBase {
         if (!(Number.isFinite(wait) && wait <= this.#circuitWaitMs)) return -3;
         if (wait > delayMs) delayMs = wait;
       } else {
-        // A server's own hint (HTTP Retry-After, gRPC pushback) carried by the error: wait at least that long.
+        // A server's own hint (HTTP Retry-After, gRPC pushback) carried by the error replaces the backoff: the
+        // server knows when it can take the call again (gRFC A6: "use the pushback delay instead of the backoff").
         const hint = retryAfterOf(error);
         if (hint > this.#maxHintMs) return -2; // the server asks for longer than we are willing to wait
-        if (hint > delayMs) delayMs = hint;
+        if (hint >= 0) delayMs = hint;
       }
     }
     return delayMs;
@@ -173,7 +174,7 @@ function settle<T>(outcome: Outcome<T>): T {
  * - A caller's abort is never retried; an abort during a backoff rejects at once with the caller's reason.
  * - A `CircuitOpenError` from an inner breaker is retried only after its `retryAfterMs`, or not at all when that
  *   is longer than `circuitOpenMaxWaitMs`. Any other error with a finite `retryAfterMs` >= 0 (an HTTP
- *   `Retry-After`, gRPC pushback) makes the next delay at least that long.
+ *   `Retry-After`, gRPC pushback) sets the next delay instead of the backoff, up to `maxRetryAfterMs`.
  * - An error whose `retryable` property is `false` is never retried, whatever `handle` says; nor is any failure of
  *   a call whose properties set {@link RETRYABLE} to `false`.
  * - Once attempts run out, the last error is rethrown unchanged (or the last handled result is returned).

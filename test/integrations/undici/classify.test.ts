@@ -12,8 +12,11 @@ import {
 const NOW = Date.UTC(2030, 5, 15, 10, 30, 0); // a whole second, as HTTP dates are
 
 describe('parseRetryAfter', () => {
+  it('delay-seconds "0" gives no hint (the backoff decides, as with a past date)', () => {
+    expect(parseRetryAfter('0', NOW)).toBeUndefined();
+  });
+
   it.each([
-    ['0', 0],
     ['1', 1_000],
     ['120', 120_000],
     [' 3 ', 3_000],
