@@ -63,7 +63,7 @@ export {
 export { handleAllErrors, handleErrors, handleResults } from './policies/handle.js';
 export { type KeyedOptions, KeyedPolicy, keyed } from './policies/keyed/index.js';
 export { PipelinePolicy, pipeline } from './policies/pipeline.js';
-export type { ObservablePolicy } from './policies/policy-base.js';
+export { type ObservablePolicy, PolicyBase } from './policies/policy-base.js';
 export {
   type Backoff,
   type BackoffFunction,

@@ -116,7 +116,8 @@ export class Checker {
       c === null ||
       typeof c.now !== 'function' ||
       typeof c.setTimeout !== 'function' ||
-      typeof c.clearTimeout !== 'function'
+      typeof c.clearTimeout !== 'function' ||
+      (c.setRef !== undefined && typeof c.setRef !== 'function')
     ) {
       this.fail(option, value, 'a Clock (an object with now(), setTimeout() and clearTimeout())');
       return false;

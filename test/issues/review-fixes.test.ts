@@ -114,3 +114,26 @@ describe('a bulkhead around several abandoned attempts', () => {
     expect(b.active).toBe(0);
   });
 });
+
+describe('more validation', () => {
+  it('a clock whose setRef is not a function is refused', () => {
+    const clock = { now: () => 0, setTimeout: () => 0, clearTimeout: () => undefined, setRef: 5 };
+    expect(() => retry({ clock: clock as never })).toThrow(/clock: expected a Clock/);
+  });
+
+  it('a time-window snapshot with more failures than calls is refused', () => {
+    expect(() =>
+      circuitBreaker({
+        window: { kind: 'time' },
+        initialState: {
+          version: 1,
+          state: 'closed',
+          openRemainingMs: 0,
+          consecutiveOpens: 0,
+          lastBreakMs: 0,
+          window: { kind: 'time', buckets: [{ ageMs: 0, calls: 1, failures: 5, slow: 0 }] },
+        },
+      }),
+    ).toThrow(/initialState.window.buckets/);
+  });
+});

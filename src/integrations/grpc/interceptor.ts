@@ -192,7 +192,8 @@ class GrpcCall extends CancelScope {
       const at = deadline instanceof Date ? deadline.getTime() : deadline;
       const ms = Math.max(0, at - this.wallClock());
       // The deadline covers every attempt and every backoff: when it passes, everything of the call stops.
-      this.#timer = this.clock.setTimeout(() => this.abort(new DeadlinePassed()), ms, true);
+      // Ref'd like every bulwark deadline: it must fire even if nothing else holds the event loop.
+      this.#timer = this.clock.setTimeout(() => this.abort(new DeadlinePassed()), ms);
     }
     const op = (ctx: Context) => this.#attempt(ctx);
     const operation = this.options.method_definition.path;
@@ -368,11 +369,11 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
       check.fail('methods', m, 'a map from method path to a policy, or a function of the path (required)');
     } else if (typeof m === 'object' && m !== null) {
       for (const [path, entry] of Object.entries(m)) {
-        if (
-          !isPolicy(entry) &&
-          !(typeof entry === 'object' && entry !== null && isPolicy((entry as GrpcMethodConfig).policy))
-        ) {
+        const config = entry as GrpcMethodConfig | null;
+        if (!isPolicy(entry) && !(typeof config === 'object' && config !== null && isPolicy(config.policy))) {
           check.fail(`methods['${path}']`, entry, 'a policy, or { policy, idempotent? }');
+        } else if (!isPolicy(entry) && config?.idempotent !== undefined && typeof config.idempotent !== 'boolean') {
+          check.fail(`methods['${path}'].idempotent`, config.idempotent, 'a boolean');
         }
       }
     }

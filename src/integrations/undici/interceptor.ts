@@ -622,7 +622,8 @@ function originOf(origin: string | URL | undefined): string {
   if (origin === undefined) return '';
   if (typeof origin !== 'string') return origin.origin;
   try {
-    return new URL(origin).origin; // lowercased scheme and host, default port dropped, no trailing slash
+    const o = new URL(origin).origin; // lowercased scheme and host, default port dropped, no trailing slash
+    return o === 'null' ? origin : o; // not http(s) (a unix socket, say): keep the string as its own key
   } catch {
     return origin;
   }

@@ -89,13 +89,15 @@ export function validateCircuitBreakerOptions(options: CircuitBreakerOptions): v
         }
       } else {
         const b = sw.buckets;
-        const ok = (x: unknown) =>
-          typeof x === 'object' &&
-          x !== null &&
-          ['ageMs', 'calls', 'failures', 'slow'].every((f) => {
-            const v = (x as Record<string, unknown>)[f];
+        const ok = (x: unknown) => {
+          if (typeof x !== 'object' || x === null) return false;
+          const r = x as Record<string, unknown>;
+          const numbers = ['ageMs', 'calls', 'failures', 'slow'].every((f) => {
+            const v = r[f];
             return typeof v === 'number' && Number.isFinite(v) && v >= 0;
           });
+          return numbers && (r.failures as number) <= (r.calls as number) && (r.slow as number) <= (r.calls as number);
+        };
         if (!Array.isArray(b) || !b.every(ok)) {
           check.fail(
             'initialState.window.buckets',

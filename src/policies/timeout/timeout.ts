@@ -139,8 +139,8 @@ export class TimeoutPolicy extends PolicyBase {
  * its reason and the call rejects with that `TimeoutError`.
  *
  * - It never aborts the caller's signal; a caller's abort is reported as the caller's abort, not a timeout.
- * - On success nothing is aborted and nothing is scheduled for the call: one shared, unref'd timer per policy
- *   serves every attempt, and it is not re-armed once no attempt is pending.
+ * - On success nothing is aborted and nothing is scheduled for the call: one shared timer per policy serves
+ *   every attempt; it keeps the process alive only while an attempt is pending and is not re-armed after.
  * - Work that ignores its signal and runs on after the timeout still holds the slot of a bulkhead around it until
  *   it settles; its late result or rejection is discarded and reported as a `timeout.late_outcome` event.
  *

@@ -191,3 +191,11 @@ describe('grpc interceptor: a fallback inside the policy', () => {
     expect(new Error('y')).not.toBeInstanceOf(GrpcStatusError);
   });
 });
+
+describe('grpc interceptor: method config validation', () => {
+  it("an idempotent flag that is not a boolean is refused (a 'false' string would silently retry)", () => {
+    expect(() =>
+      grpcInterceptor({ methods: { [PATH.SayHello]: { policy: retry(), idempotent: 'false' } } } as never),
+    ).toThrow(/methods\['\/bulwark.test.Greeter\/SayHello'\].idempotent: expected a boolean, got "false"/);
+  });
+});
