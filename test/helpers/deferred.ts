@@ -1,3 +1,5 @@
+import { type InvalidOptionsError, isInvalidOptionsError } from '../../src/index.js';
+
 /** A promise with its resolve and reject exposed, to hold an operation open in a test. */
 export interface Deferred<T> {
   readonly promise: Promise<T>;
@@ -25,14 +27,17 @@ export async function rejectionOf(p: Promise<unknown>): Promise<unknown> {
   throw new Error('expected a rejection, got a resolution');
 }
 
-/** Tracks whether a promise has settled, without awaiting it. */
-export function track<T>(p: Promise<T>): {
+/** What {@link track} reports about a promise. */
+export interface Tracked<T> {
   settled: boolean;
   value?: T;
   error?: unknown;
   readonly promise: Promise<T>;
-} {
-  const state: { settled: boolean; value?: T; error?: unknown; promise: Promise<T> } = { settled: false, promise: p };
+}
+
+/** Tracks whether a promise has settled, without awaiting it (and marks its rejection handled). */
+export function track<T>(p: Promise<T>): Tracked<T> {
+  const state: Tracked<T> = { settled: false, promise: p };
   p.then(
     (v) => {
       state.settled = true;
@@ -44,4 +49,15 @@ export function track<T>(p: Promise<T>): {
     },
   );
   return state;
+}
+
+/** The InvalidOptionsError `fn` throws (fails if it throws something else or nothing). */
+export function invalidOptions(fn: () => unknown): InvalidOptionsError {
+  try {
+    fn();
+  } catch (e) {
+    if (isInvalidOptionsError(e)) return e;
+    throw e;
+  }
+  throw new Error('expected InvalidOptionsError, nothing was thrown');
 }

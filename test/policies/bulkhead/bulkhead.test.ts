@@ -7,7 +7,6 @@ import {
   type ExecutionCompletedEvent,
   InvalidOptionsError,
   isBulkheadRejectedError,
-  isInvalidOptionsError,
   isResilienceError,
   pipeline,
   ResilienceError,
@@ -16,63 +15,7 @@ import {
   timeout,
 } from '../../../src/index.js';
 import { FakeClock } from '../../../src/testing/index.js';
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-  reject(reason: unknown): void;
-}
-
-function deferred<T = void>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-interface Tracked<T> {
-  settled: boolean;
-  value?: T;
-  error?: unknown;
-}
-
-/** Observes a promise's settlement without awaiting it (and marks its rejection handled). */
-function track<T>(p: Promise<T>): Tracked<T> {
-  const state: Tracked<T> = { settled: false };
-  p.then(
-    (v) => {
-      state.settled = true;
-      state.value = v;
-    },
-    (e: unknown) => {
-      state.settled = true;
-      state.error = e;
-    },
-  );
-  return state;
-}
-
-async function rejectionOf(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection, got a resolution');
-}
-
-function invalidOptions(fn: () => unknown): InvalidOptionsError {
-  try {
-    fn();
-  } catch (e) {
-    if (isInvalidOptionsError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected InvalidOptionsError, nothing was thrown');
-}
+import { type Deferred, deferred, invalidOptions, rejectionOf, track } from '../../helpers/deferred.js';
 
 /** Counts add/removeEventListener calls on a real signal by wrapping its methods on the instance. */
 function instrument(signal: AbortSignal): { added: number; removed: number } {

@@ -8,7 +8,6 @@ import {
   handleErrors,
   handleResults,
   InvalidOptionsError,
-  isInvalidOptionsError,
   type Outcome,
   Properties,
   PropertyKey,
@@ -17,41 +16,7 @@ import {
   timeout,
 } from '../../../src/index.js';
 import { FakeClock } from '../../../src/testing/index.js';
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-  reject(reason: unknown): void;
-}
-
-function deferred<T = void>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-async function rejectionOf(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection, got a resolution');
-}
-
-function invalidOptions(fn: () => unknown): InvalidOptionsError {
-  try {
-    fn();
-  } catch (e) {
-    if (isInvalidOptionsError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected InvalidOptionsError, nothing was thrown');
-}
+import { deferred, invalidOptions, rejectionOf } from '../../helpers/deferred.js';
 
 const thrower = (value: unknown) => (): never => {
   throw value;

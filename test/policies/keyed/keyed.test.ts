@@ -11,7 +11,6 @@ import {
   fallback,
   InvalidOptionsError,
   isBulkheadRejectedError,
-  isInvalidOptionsError,
   KeyedPolicy,
   keyed,
   Properties,
@@ -21,41 +20,7 @@ import {
   timeout,
 } from '../../../src/index.js';
 import { FakeClock } from '../../../src/testing/index.js';
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-  reject(reason: unknown): void;
-}
-
-function deferred<T = void>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-async function rejectionOf(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection, got a resolution');
-}
-
-function invalidOptions(fn: () => unknown): InvalidOptionsError {
-  try {
-    fn();
-  } catch (e) {
-    if (isInvalidOptionsError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected InvalidOptionsError, nothing was thrown');
-}
+import { deferred, invalidOptions, rejectionOf } from '../../helpers/deferred.js';
 
 const TENANT = new PropertyKey<string>('tenant');
 const tenantOf = (ctx: Context): string => ctx.properties.get(TENANT) ?? 'none';

@@ -4,7 +4,6 @@ import {
   type Context,
   type ExecutionCompletedEvent,
   InvalidOptionsError,
-  isInvalidOptionsError,
   isResilienceError,
   isTimeoutError,
   pipeline,
@@ -16,62 +15,7 @@ import {
   timeout,
 } from '../../../src/index.js';
 import { FakeClock } from '../../../src/testing/index.js';
-
-interface Deferred<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-  reject(reason: unknown): void;
-}
-
-function deferred<T = void>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-interface Tracked<T> {
-  settled: boolean;
-  value?: T;
-  error?: unknown;
-}
-
-function track<T>(p: Promise<T>): Tracked<T> {
-  const state: Tracked<T> = { settled: false };
-  p.then(
-    (v) => {
-      state.settled = true;
-      state.value = v;
-    },
-    (e: unknown) => {
-      state.settled = true;
-      state.error = e;
-    },
-  );
-  return state;
-}
-
-async function rejectionOf(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection, got a resolution');
-}
-
-function invalidOptions(fn: () => unknown): InvalidOptionsError {
-  try {
-    fn();
-  } catch (e) {
-    if (isInvalidOptionsError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected InvalidOptionsError, nothing was thrown');
-}
+import { deferred, invalidOptions, rejectionOf, type Tracked, track } from '../../helpers/deferred.js';
 
 /** Records events of both timeout types on a policy. */
 function record(p: TimeoutPolicy): { fired: TimeoutFiredEvent[]; late: TimeoutLateOutcomeEvent[] } {
