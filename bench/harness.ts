@@ -1,6 +1,8 @@
 /**
  * Measurement helpers shared by the suites: rounds in alternating order, robust statistics, progress and tables.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { measure } from 'mitata';
 
 /** Run settings; `--quick` shrinks every knob so the whole run fits in under two minutes. */
@@ -131,3 +133,103 @@ export const fmt = {
   bytes: (v: number) => (Number.isFinite(v) ? `${Math.round(v).toLocaleString('en-US')} B` : 'n/a'),
   ms: (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)} ms` : 'n/a'),
 };
+
+/**
+ * Starts a bench server script (bench/*-server.mjs) in a child process and waits for the port it prints. The
+ * child exits when its stdin closes, so it never outlives the run.
+ */
+export async function startChildServer(script: URL): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn(process.execPath, [fileURLToPath(script)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line) resolve(Number(line));
+    });
+    child.once('exit', (code) => reject(new Error(`bench server ${script.pathname} exited early with code ${code}`)));
+  });
+  return { port, child };
+}
+
+/** One contender's load result in one round of an end-to-end suite. */
+export interface LoadResult {
+  readonly done: number;
+  readonly seconds: number;
+  readonly p50: number;
+  readonly p99: number;
+}
+
+/** Medians over rounds of an end-to-end suite, with ratios to the baseline measured in the same round. */
+export interface LoadSummary {
+  readonly contender: string;
+  readonly done: number;
+  readonly perSec: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly throughputRatio: number;
+  readonly p99Ratio: number;
+}
+
+/**
+ * Runs `load` for every contender, `rounds` times in alternating order, and summarises each against `baseline`
+ * (the first contender) measured in the same round.
+ */
+export async function loadRounds<C extends { readonly name: string }>(
+  contenders: readonly C[],
+  rounds: number,
+  label: (round: number, index: number, c: C) => string,
+  load: (c: C) => Promise<LoadResult>,
+): Promise<LoadSummary[]> {
+  const baseline = (contenders[0] as C).name;
+  const acc = new Map(
+    contenders.map((c) => [
+      c.name,
+      {
+        rate: [] as number[],
+        p50: [] as number[],
+        p99: [] as number[],
+        tr: [] as number[],
+        pr: [] as number[],
+        done: [] as number[],
+      },
+    ]),
+  );
+  for (let r = 0; r < rounds; r++) {
+    const round = new Map<string, LoadResult>();
+    for (const [i, c] of roundOrder(contenders, r).entries()) {
+      progress(label(r, i, c));
+      round.set(c.name, await load(c));
+    }
+    const base = round.get(baseline) as LoadResult;
+    for (const [name, x] of round) {
+      const a = acc.get(name);
+      if (a === undefined) continue;
+      a.rate.push(x.done / x.seconds);
+      a.p50.push(x.p50);
+      a.p99.push(x.p99);
+      a.tr.push(x.done / x.seconds / (base.done / base.seconds));
+      a.pr.push(x.p99 / base.p99);
+      a.done.push(x.done);
+    }
+  }
+  return contenders.map((c) => {
+    const a = acc.get(c.name) as {
+      rate: number[];
+      p50: number[];
+      p99: number[];
+      tr: number[];
+      pr: number[];
+      done: number[];
+    };
+    return {
+      contender: c.name,
+      done: median(a.done),
+      perSec: median(a.rate),
+      p50Ms: median(a.p50),
+      p99Ms: median(a.p99),
+      throughputRatio: median(a.tr),
+      p99Ratio: median(a.pr),
+    };
+  });
+}

@@ -4,8 +4,6 @@
  * pool (how users wire it), and as the core pipeline around `pool.request` passing `ctx.signal` (which shows what an
  * AbortSignal per request costs inside undici).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import {
   CountBreaker,
   bulkhead as cBulkhead,
@@ -22,7 +20,7 @@ import CircuitBreaker from 'opossum';
 import { type Dispatcher, Pool } from 'undici';
 import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../../src/index.js';
 import { interceptor } from '../../src/integrations/undici/index.js';
-import { median, progress, roundOrder, type Settings } from '../harness.js';
+import { loadRounds, type Settings, startChildServer } from '../harness.js';
 
 export interface HttpRow {
   readonly contender: string;
@@ -37,21 +35,6 @@ export interface HttpRow {
 }
 
 const CONCURRENCY = 64;
-
-async function startServer(): Promise<{ origin: string; child: ChildProcess }> {
-  const script = fileURLToPath(new URL('../http-server.mjs', import.meta.url));
-  const child = spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n')[0];
-      if (out.includes('\n') && line) resolve(Number(line));
-    });
-    child.once('exit', (code) => reject(new Error(`bench http server exited early with code ${code}`)));
-  });
-  return { origin: `http://127.0.0.1:${port}`, child };
-}
 
 type Request = (signal: AbortSignal | undefined, via?: Dispatcher) => Promise<void>;
 
@@ -120,7 +103,8 @@ async function load(
 }
 
 export async function httpSuite(s: Settings, step: string): Promise<HttpRow[]> {
-  const { origin, child } = await startServer();
+  const { port, child } = await startChildServer(new URL('../http-server.mjs', import.meta.url));
+  const origin = `http://127.0.0.1:${port}`;
   const pool = new Pool(origin, { connections: CONCURRENCY, pipelining: 1 });
   try {
     const request: Request = async (signal, via) => {
@@ -131,37 +115,20 @@ export async function httpSuite(s: Settings, step: string): Promise<HttpRow[]> {
     const list = contenders(pool);
     // Warm the connections and the JIT.
     for (const c of list) await load(c.run, request, Math.min(500, s.httpRequests), s.httpMaxMs);
-    const rps = new Map<string, number[]>(list.map((c) => [c.name, []]));
-    const p50 = new Map<string, number[]>(list.map((c) => [c.name, []]));
-    const p99 = new Map<string, number[]>(list.map((c) => [c.name, []]));
-    const tr = new Map<string, number[]>(list.map((c) => [c.name, []]));
-    const pr = new Map<string, number[]>(list.map((c) => [c.name, []]));
-    const reqs = new Map<string, number[]>(list.map((c) => [c.name, []]));
-    for (let r = 0; r < s.httpRounds; r++) {
-      const round = new Map<string, { rps: number; p50: number; p99: number; done: number }>();
-      for (const [ci, c] of roundOrder(list, r).entries()) {
-        progress(`${step} HTTP end to end: round ${r + 1}/${s.httpRounds}, ${ci + 1}/${list.length} ${c.name}`);
-        const x = await load(c.run, request, s.httpRequests, s.httpMaxMs);
-        round.set(c.name, { rps: x.done / x.seconds, p50: x.p50, p99: x.p99, done: x.done });
-      }
-      const bare = round.get('bare undici') as { rps: number; p99: number };
-      for (const [k, v] of round) {
-        rps.get(k)?.push(v.rps);
-        p50.get(k)?.push(v.p50);
-        p99.get(k)?.push(v.p99);
-        tr.get(k)?.push(v.rps / bare.rps);
-        pr.get(k)?.push(v.p99 / bare.p99);
-        reqs.get(k)?.push(v.done);
-      }
-    }
-    return list.map((c) => ({
-      contender: c.name,
-      requests: median(reqs.get(c.name) as number[]),
-      reqPerSec: median(rps.get(c.name) as number[]),
-      p50Ms: median(p50.get(c.name) as number[]),
-      p99Ms: median(p99.get(c.name) as number[]),
-      throughputRatio: median(tr.get(c.name) as number[]),
-      p99Ratio: median(pr.get(c.name) as number[]),
+    const rows = await loadRounds(
+      list,
+      s.httpRounds,
+      (r, i, c) => `${step} HTTP end to end: round ${r + 1}/${s.httpRounds}, ${i + 1}/${list.length} ${c.name}`,
+      (c) => load(c.run, request, s.httpRequests, s.httpMaxMs),
+    );
+    return rows.map((x) => ({
+      contender: x.contender,
+      requests: x.done,
+      reqPerSec: x.perSec,
+      p50Ms: x.p50Ms,
+      p99Ms: x.p99Ms,
+      throughputRatio: x.throughputRatio,
+      p99Ratio: x.p99Ratio,
     }));
   } finally {
     await pool.close();
