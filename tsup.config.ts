@@ -6,6 +6,7 @@ export default defineConfig({
     testing: 'src/testing/index.ts',
     undici: 'src/integrations/undici/index.ts',
     grpc: 'src/integrations/grpc/index.ts',
+    messaging: 'src/integrations/messaging/index.ts',
   },
   format: ['esm', 'cjs'],
   // Internal members (`_run`, `_events`, ...) and classes marked @internal stay out of the published types.

@@ -1,0 +1,20 @@
+/**
+ * bulwark for message consumers: a broker-neutral handler wrapper that settles every delivery exactly once.
+ * Broker adapters (RabbitMQ, NATS JetStream) implement {@link Delivery}.
+ *
+ * @example
+ * ```ts
+ * import { wrapHandler, PermanentError } from 'bulwark/messaging';
+ * ```
+ * @module
+ */
+export type { DeadLetter, Delivery } from './delivery.js';
+export {
+  type HandlerContext,
+  type MessageHandler,
+  PermanentError,
+  type Settlement,
+  type WrapHandlerOptions,
+  type WrappedHandler,
+  wrapHandler,
+} from './wrap-handler.js';

@@ -1,0 +1,208 @@
+import { describe, expect, it } from 'vitest';
+import { circuitBreaker, constant, InvalidOptionsError, pipeline, retry } from '../../../src/index.js';
+import { type Delivery, PermanentError, wrapHandler } from '../../../src/integrations/messaging/index.js';
+import { FakeClock } from '../../../src/testing/index.js';
+
+/**
+ * A Delivery that records how it was settled. The generic wrapper is tested against the interface here; the
+ * broker adapters are tested against real brokers in their own files.
+ */
+function recording<M>(body: M, attempt = 1) {
+  const calls: string[] = [];
+  const delivery: Delivery<M> = {
+    body,
+    attempt,
+    headers: {},
+    ack: () => {
+      calls.push('ack');
+    },
+    retryLater: (ms) => {
+      calls.push(`retryLater(${ms})`);
+    },
+    deadLetter: (d) => {
+      calls.push(`deadLetter(${d.reason}, ${d.attempts})`);
+    },
+    release: () => {
+      calls.push('release');
+    },
+    working: () => {
+      calls.push('working');
+    },
+  };
+  return { delivery, calls };
+}
+
+describe('wrapHandler', () => {
+  it('acks after success only', async () => {
+    const seen: string[] = [];
+    const handle = wrapHandler(async (body: string) => {
+      seen.push(body);
+    });
+    const { delivery, calls } = recording('hello');
+    await expect(handle(delivery)).resolves.toBe('acked');
+    expect(seen).toEqual(['hello']);
+    expect(calls).toEqual(['ack']);
+    expect(handle.inFlight).toBe(0);
+  });
+
+  it('retries a transient failure later, with the redelivery delay of that delivery number', async () => {
+    const handle = wrapHandler(
+      () => {
+        throw new Error('db down');
+      },
+      { redeliveryDelay: (attempt) => attempt * 1_000 },
+    );
+    const { delivery, calls } = recording('m', 3);
+    await expect(handle(delivery)).resolves.toBe('retried');
+    expect(calls).toEqual(['retryLater(3000)']);
+  });
+
+  it('runs the policy first: in-process retries before a broker-level retry', async () => {
+    let n = 0;
+    const handle = wrapHandler(
+      () => {
+        n++;
+        throw new Error('flaky');
+      },
+      { policy: retry({ maxAttempts: 3, backoff: constant(0) }), redeliveryDelay: () => 10 },
+    );
+    const { delivery, calls } = recording('m');
+    await handle(delivery);
+    expect(n).toBe(3);
+    expect(calls).toEqual(['retryLater(10)']);
+  });
+
+  it('dead-letters once the deliveries are used up, and permanent failures at once', async () => {
+    const fail = wrapHandler(
+      () => {
+        throw new Error('still down');
+      },
+      { maxDeliveries: 3 },
+    );
+    const last = recording('m', 3);
+    await expect(fail(last.delivery)).resolves.toBe('dead_lettered');
+    expect(last.calls).toEqual(['deadLetter(exhausted, 3)']);
+    for (const error of [new PermanentError('bad order'), new SyntaxError('Unexpected token')]) {
+      const first = recording('m', 1);
+      const handle = wrapHandler(() => {
+        throw error;
+      });
+      await expect(handle(first.delivery)).resolves.toBe('dead_lettered');
+      expect(first.calls).toEqual(['deadLetter(permanent, 1)']);
+    }
+    const custom = recording('m', 1);
+    const byPredicate = wrapHandler(
+      () => {
+        throw Object.assign(new Error('422'), { status: 422 });
+      },
+      { isPermanent: (e) => (e as { status?: number }).status === 422 },
+    );
+    await byPredicate(custom.delivery);
+    expect(custom.calls).toEqual(['deadLetter(permanent, 1)']);
+  });
+
+  it('a handler timeout aborts ctx.signal and settles once, even when the handler finishes late', async () => {
+    const clock = new FakeClock();
+    let signal: AbortSignal | undefined;
+    let finish!: () => void;
+    const handle = wrapHandler(
+      (_body: string, ctx) => {
+        signal = ctx.signal;
+        return new Promise<void>((resolve) => {
+          finish = resolve;
+        });
+      },
+      { handlerTimeoutMs: 100, clock, redeliveryDelay: () => 5 },
+    );
+    const { delivery, calls } = recording('m');
+    const result = handle(delivery);
+    await clock.advance(100);
+    await expect(result).resolves.toBe('retried');
+    expect(signal?.aborted).toBe(true);
+    expect(signal?.reason).toMatchObject({ code: 'ERR_TIMEOUT' });
+    finish(); // the late success must not ack
+    await clock.flush();
+    expect(calls).toEqual(['retryLater(5)']);
+  });
+
+  it('heartbeats with working() while a long handler runs', async () => {
+    const clock = new FakeClock();
+    let finish!: () => void;
+    const handle = wrapHandler(
+      () =>
+        new Promise<void>((resolve) => {
+          finish = resolve;
+        }),
+      { workingEveryMs: 30, clock },
+    );
+    const { delivery, calls } = recording('m');
+    const result = handle(delivery);
+    await clock.advance(95);
+    finish();
+    await expect(result).resolves.toBe('acked');
+    expect(calls).toEqual(['working', 'working', 'working', 'ack']);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('an open breaker pauses the consumer until it may admit a call, and holds the message that long', async () => {
+    const clock = new FakeClock();
+    const events: string[] = [];
+    const breaker = circuitBreaker({ window: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 5_000, clock });
+    const handle = wrapHandler(
+      () => {
+        throw new Error('dependency down');
+      },
+      {
+        policy: pipeline(breaker),
+        redeliveryDelay: () => 100,
+        clock,
+        onPause: (ms) => events.push(`pause(${ms})`),
+        onResume: () => events.push('resume'),
+      },
+    );
+    await handle(recording('first').delivery); // opens the breaker
+    const second = recording('second');
+    await expect(handle(second.delivery)).resolves.toBe('retried');
+    expect(second.calls).toEqual(['retryLater(5000)']);
+    expect(handle.paused).toBe(true);
+    expect(events).toEqual(['pause(5000)']);
+    await clock.advance(5_000);
+    expect(handle.paused).toBe(false);
+    expect(events).toEqual(['pause(5000)', 'resume']);
+  });
+
+  it('shutdown releases new deliveries, waits for those in flight, then aborts and releases them', async () => {
+    const clock = new FakeClock();
+    let quick!: () => void;
+    const handle = wrapHandler(
+      (body: string, { signal }) =>
+        new Promise<void>((resolve, reject) => {
+          if (body === 'quick') quick = resolve;
+          signal.addEventListener('abort', () => reject(signal.reason));
+        }),
+      { clock },
+    );
+    const a = recording('quick');
+    const b = recording('stuck');
+    const ra = handle(a.delivery);
+    const rb = handle(b.delivery);
+    expect(handle.inFlight).toBe(2);
+    const done = handle.shutdown(1_000);
+    const c = recording('late');
+    await expect(handle(c.delivery)).resolves.toBe('released');
+    quick();
+    await expect(ra).resolves.toBe('acked');
+    await clock.advance(1_000);
+    await done;
+    await expect(rb).resolves.toBe('released');
+    expect([a.calls, b.calls, c.calls]).toEqual([['ack'], ['release'], ['release']]);
+    expect(handle.inFlight).toBe(0);
+  });
+
+  it('checks its options', () => {
+    expect(() => wrapHandler(5 as never)).toThrow(InvalidOptionsError);
+    expect(() => wrapHandler(() => undefined, { maxDeliveries: 0, retries: 1 } as never)).toThrow(
+      /wrapHandler: invalid options\n {2}- retries: expected a known option[\s\S]*maxDeliveries: expected an integer >= 1 or Infinity, got 0/,
+    );
+  });
+});
