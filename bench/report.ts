@@ -6,6 +6,7 @@ import type { FailFastRow } from './suites/fail-fast.js';
 import type { GrpcRow } from './suites/grpc.js';
 import type { HttpRow } from './suites/http.js';
 import type { InFlightRow } from './suites/in-flight.js';
+import type { MessagingRow } from './suites/messaging.js';
 import type { OverheadResult } from './suites/overhead.js';
 
 export interface Target {
@@ -31,6 +32,7 @@ export interface Results {
   readonly breakers?: BreakersRow[];
   readonly http?: HttpRow[];
   readonly grpc?: GrpcRow[];
+  readonly messaging?: MessagingRow[];
   /** Process warnings seen during the run, with the first frame outside node:internal that raised them. */
   warnings?: string[];
   targets: Target[];
@@ -185,6 +187,13 @@ export function tables(r: Results): Tables {
       ]),
     });
   }
+  if (r.messaging) {
+    out.push({
+      title: 'Message handlers (in memory, 64 in flight)',
+      headers: ['contender', 'messages/s', 'ratio to bare'],
+      rows: r.messaging.map((x) => [x.contender, fmt.int(x.messagesPerSec), fmt.ratio(x.ratio)]),
+    });
+  }
   if (r.targets.length > 0) {
     out.push({
       title: 'Targets',
@@ -337,6 +346,9 @@ it with \`node --expose-gc\`. Progress goes to stderr; tables to stdout; raw num
 - **gRPC**: a grpc-js server in a child process on 127.0.0.1, one client channel, 64 unary calls in flight, the same
   rounds as the HTTP suite: a bare client against one whose method runs under the \`bulwark/grpc\` interceptor with
   the full pipeline.
+- **Message handlers**: a handler that does nothing, acked by an in-memory delivery, 64 in flight: bare, through
+  \`wrapHandler\` with no policy, and with a retry, breaker and timeout pipeline. No broker is involved, so this is
+  the wrapper's own cost per message.
 
 Settings shared by all contenders: 3 attempts in all (cockatiel \`maxAttempts: 2\` and p-retry \`retries: 2\` count
 retries), a count window of 100 calls at a 50 % failure rate (cockatiel \`CountBreaker\`), a 10 s break, a 60 s

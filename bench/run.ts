@@ -14,6 +14,7 @@ import { failFastSuite } from './suites/fail-fast.js';
 import { grpcSuite } from './suites/grpc.js';
 import { httpSuite } from './suites/http.js';
 import { inFlightSuite } from './suites/in-flight.js';
+import { messagingSuite } from './suites/messaging.js';
 import { overheadSuite } from './suites/overhead.js';
 
 /** The repository root: the nearest folder above this file (or its bundle in bench/.out) with bulwark's package.json. */
@@ -42,7 +43,7 @@ const VERSIONED = [
   'mitata',
   'hdr-histogram-js',
 ] as const;
-const SUITES = ['overhead', 'in-flight', 'fail-fast', 'events', 'breakers', 'http', 'grpc'] as const;
+const SUITES = ['overhead', 'in-flight', 'fail-fast', 'events', 'breakers', 'http', 'grpc', 'messaging'] as const;
 type Suite = (typeof SUITES)[number];
 
 function versionOf(name: string): string {
@@ -134,7 +135,8 @@ async function main(): Promise<void> {
     else if (suite === 'events') results.events = await eventsSuite(s, step);
     else if (suite === 'breakers') results.breakers = await breakersSuite(s, step);
     else if (suite === 'http') results.http = await httpSuite(s, step);
-    else results.grpc = await grpcSuite(s, step);
+    else if (suite === 'grpc') results.grpc = await grpcSuite(s, step);
+    else results.messaging = await messagingSuite(s, step);
   }
   endProgress();
   results.durationSec = Number(process.hrtime.bigint() - started) / 1e9;
