@@ -10,12 +10,14 @@
  */
 export type { DeadLetter, Delivery } from './delivery.js';
 export {
-  type ConsumeJetStreamOptions,
-  consumeJetStream,
-  type JetStreamConsumption,
-  type JetStreamDeliveryOptions,
-  jetstreamDelivery,
-} from './nats.js';
+  type ConsumeRabbitOptions,
+  consumeRabbit,
+  DELIVERIES_HEADER,
+  declareRabbitTopology,
+  type RabbitConsumer,
+  type RabbitTopology,
+  type RabbitTopologyOptions,
+} from './rabbitmq.js';
 export {
   type HandlerContext,
   type MessageHandler,
