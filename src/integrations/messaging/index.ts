@@ -10,6 +10,13 @@
  */
 export type { DeadLetter, Delivery } from './delivery.js';
 export {
+  type ConsumeJetStreamOptions,
+  consumeJetStream,
+  type JetStreamConsumption,
+  type JetStreamDeliveryOptions,
+  jetstreamDelivery,
+} from './nats.js';
+export {
   type ConsumeRabbitOptions,
   consumeRabbit,
   DELIVERIES_HEADER,
