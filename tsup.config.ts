@@ -18,7 +18,7 @@ export default defineConfig({
   splitting: true,
   target: 'node20',
   platform: 'node',
-  external: ['undici', '@grpc/grpc-js'],
+  external: ['undici', '@grpc/grpc-js', 'amqplib', 'nats'],
   // Keep class names: errors print as `CircuitOpenError`, not an esbuild-renamed `_CircuitOpenError`.
   keepNames: true,
 });

@@ -6,6 +6,7 @@
  * RabbitMQ adapter import the same `bulwark/messaging` entry without having it installed.
  */
 import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg, MsgHdrs } from 'nats';
+import { type Clock, systemClock, type TimerHandle } from '../../core/clock.js';
 import { Checker } from '../../errors/validate.js';
 import type { DeadLetter, Delivery } from './delivery.js';
 import type { WrappedHandler } from './wrap-handler.js';
@@ -144,9 +145,11 @@ export interface ConsumeJetStreamOptions extends JetStreamDeliveryOptions {
   onError?: (error: unknown, msg: JsMsg) => void;
   /** How often a paused loop checks `handler.paused`, in ms. @defaultValue 100 */
   pausePollMs?: number;
+  /** Times the paused poll. @defaultValue `systemClock` */
+  clock?: Clock;
 }
 
-const CONSUME_OPTIONS = [...DELIVERY_OPTIONS, 'maxMessages', 'onError', 'pausePollMs'] as const;
+const CONSUME_OPTIONS = [...DELIVERY_OPTIONS, 'maxMessages', 'onError', 'pausePollMs', 'clock'] as const;
 
 /** A running {@link consumeJetStream} loop. */
 export interface JetStreamConsumption {
@@ -214,11 +217,13 @@ export function consumeJetStream(
     check.number('maxMessages', options.maxMessages, { min: 1, integer: true });
     check.fn('onError', options.onError);
     check.number('pausePollMs', options.pausePollMs, { min: 0, exclusiveMin: true });
+    check.clock('clock', options.clock);
   }
   check.done();
 
   const maxMessages = options.maxMessages ?? 100;
   const pausePollMs = options.pausePollMs ?? 100;
+  const clock = options.clock ?? systemClock;
   // A superset of the delivery options: makeDelivery reads only deadLetterSubject, js and releaseDelayMs.
   const deliveryOptions: JetStreamDeliveryOptions = options;
   let stopped = false;
@@ -234,9 +239,9 @@ export function consumeJetStream(
   };
   const sleep = (ms: number | undefined): Promise<void> =>
     new Promise((resolve) => {
-      const timer = ms === undefined ? undefined : setTimeout(() => signal(), ms);
+      const timer: TimerHandle = ms === undefined ? undefined : clock.setTimeout(() => signal(), ms);
       wake = () => {
-        if (timer !== undefined) clearTimeout(timer);
+        if (timer !== undefined) clock.clearTimeout(timer);
         resolve();
       };
     });

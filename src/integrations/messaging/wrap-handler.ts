@@ -87,7 +87,11 @@ const OPTION_NAMES = [
   'random',
 ] as const;
 
-/** A handler wrapped by {@link wrapHandler}: call it with each delivery; it settles the delivery exactly once. */
+/**
+ * A handler wrapped by {@link wrapHandler}: call it with each delivery; it settles the delivery exactly once and
+ * resolves with how. It rejects only when the adapter's settle method itself fails (the broker then delivers the
+ * message again).
+ */
 export interface WrappedHandler<M> {
   (delivery: Delivery<M>): Promise<Settlement>;
   /** Deliveries taken and not yet settled. */
@@ -97,7 +101,8 @@ export interface WrappedHandler<M> {
   /**
    * Stops taking messages (later deliveries are released at once), waits up to `graceMs` for those in flight,
    * then aborts their `ctx.signal` and releases them to the broker unsettled. Resolves when every delivery is
-   * settled. @param graceMs - @defaultValue 10_000
+   * settled. Final: a shut-down handler never takes messages again (make a new one). @param graceMs -
+   * @defaultValue 10_000
    */
   shutdown(graceMs?: number): Promise<void>;
 }
@@ -157,7 +162,13 @@ class MessageRun<M> extends CancelScope {
     }
     if (workingEveryMs !== undefined && delivery.working !== undefined) {
       const beat = (): void => {
-        void delivery.working?.();
+        // A heartbeat that fails (a closed connection) must not become an uncaught error: the broker's own
+        // ack deadline then decides, and the settlement reports any real problem.
+        try {
+          Promise.resolve(delivery.working?.()).catch(() => undefined);
+        } catch {
+          // ignored, as above
+        }
         this.#heartbeat = clock.setTimeout(beat, workingEveryMs);
       };
       this.#heartbeat = clock.setTimeout(beat, workingEveryMs);
@@ -187,7 +198,15 @@ class MessageRun<M> extends CancelScope {
     } else {
       [settlement, how] = this.onFailure(this.delivery, error);
     }
-    this.#resolve(Promise.resolve(how()).then(() => settlement));
+    // A settlement the broker refuses (a closed channel, a failed publish) rejects the wrapped handler's promise
+    // with that error: the message is not lost, the broker delivers it again.
+    let settling: Promise<void>;
+    try {
+      settling = Promise.resolve(how());
+    } catch (error) {
+      settling = Promise.reject(error);
+    }
+    this.#resolve(settling.then(() => settlement));
   }
 
   _onAbort(): void {}
@@ -288,16 +307,28 @@ export function wrapHandler<M>(handler: MessageHandler<M>, options: WrapHandlerO
     inFlight.add(run);
     const ctx = new ExecutionContext(undefined, 'message', undefined, 1, run);
     const call = (c: Context) => handler(delivery.body, new MessageContext(c, delivery));
-    const work =
-      policy instanceof PolicyBase ? policy._execute(ctx, call) : policy.execute(call, { operation: 'message' });
+    let work: Promise<unknown>;
+    if (policy instanceof PolicyBase) work = policy._execute(ctx, call);
+    else {
+      // A policy written outside bulwark only has the public API: give it a signal that follows this delivery.
+      const ac = new AbortController();
+      run.addListener({ _onAbort: (reason) => ac.abort(reason) });
+      work = policy.execute(call, { signal: ac.signal, operation: 'message' });
+    }
     work.then(
       () => run.finish(undefined, false),
       (error: unknown) => run.finish(error, true),
     );
-    return run.result.then((settlement) => {
-      inFlight.delete(run);
-      return settlement;
-    });
+    return run.result.then(
+      (settlement) => {
+        inFlight.delete(run);
+        return settlement;
+      },
+      (error: unknown) => {
+        inFlight.delete(run);
+        throw error;
+      },
+    );
   }) as WrappedHandler<M>;
 
   Object.defineProperties(wrapped, {

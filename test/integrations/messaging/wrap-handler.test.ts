@@ -206,3 +206,31 @@ describe('wrapHandler', () => {
     );
   });
 });
+
+describe('wrapHandler when the broker side fails', () => {
+  it('rejects with the settle error instead of hanging, and a failing heartbeat is never uncaught', async () => {
+    const clock = new FakeClock();
+    const refused = new Error('channel closed');
+    let finish!: () => void;
+    const handle = wrapHandler(
+      () =>
+        new Promise<void>((resolve) => {
+          finish = resolve;
+        }),
+      { workingEveryMs: 10, clock },
+    );
+    const { delivery } = recording('m');
+    const broken: Delivery<string> = {
+      ...delivery,
+      ack: () => {
+        throw refused;
+      },
+      working: () => Promise.reject(new Error('heartbeat refused')),
+    };
+    const result = handle(broken);
+    await clock.advance(25); // two heartbeats, both failing
+    finish();
+    await expect(result).rejects.toBe(refused);
+    expect(handle.inFlight).toBe(0);
+  });
+});
