@@ -4,14 +4,17 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   consumeRabbit,
   DELIVERIES_HEADER,
+  type Delivery,
   declareRabbitTopology,
   type MessageHandler,
   PermanentError,
   type RabbitConsumer,
+  type Settlement,
   type WrapHandlerOptions,
   type WrappedHandler,
   wrapHandler,
 } from '../../../src/integrations/messaging/index.js';
+import { circuitBreaker } from '../../../src/policies/circuit-breaker/index.js';
 
 /**
  * Against the real broker on 127.0.0.1:5672 (CI starts it). No skipping: an unreachable broker fails every test.
@@ -309,4 +312,222 @@ describe('RabbitMQ adapter (real broker)', () => {
     await until(() => seen.length === 1, 'the message after resume');
     expect(errors).toEqual([]);
   });
+});
+
+/** Publishes `bodies` to the work queue on the confirm channel, `batch` at a time, each batch confirmed. */
+async function publishAll(bodies: readonly string[], batch = 1_000): Promise<void> {
+  for (let i = 0; i < bodies.length; i += batch) {
+    for (const body of bodies.slice(i, i + batch)) admin.sendToQueue(queue, Buffer.from(body), { persistent: true });
+    await admin.waitForConfirms();
+  }
+}
+
+/**
+ * `handle` as `consumeRabbit` sees it, reporting each delivery it receives (whether or not the policy lets it reach
+ * the handler) and how each one was settled.
+ */
+function tracked(
+  handle: WrappedHandler<Buffer>,
+  onDelivery: (delivery: Delivery<Buffer>) => void,
+  onSettled: (body: string, settlement: Settlement) => void,
+): WrappedHandler<Buffer> {
+  const fn = (delivery: Delivery<Buffer>): Promise<Settlement> => {
+    onDelivery(delivery);
+    return handle(delivery).then((settlement) => {
+      onSettled(delivery.body.toString(), settlement);
+      return settlement;
+    });
+  };
+  return Object.defineProperties(fn, {
+    inFlight: { get: () => handle.inFlight },
+    paused: { get: () => handle.paused },
+    shutdown: { value: (graceMs?: number) => handle.shutdown(graceMs) },
+  }) as WrappedHandler<Buffer>;
+}
+
+/** FNV-1a of a string: a deterministic choice of which messages fail. */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/** The bodies in queue `name`, taken off it. */
+async function drain(name: string): Promise<string[]> {
+  const bodies: string[] = [];
+  for (;;) {
+    const msg = await admin.get(name, { noAck: true });
+    if (msg === false) return bodies;
+    bodies.push(msg.content.toString());
+  }
+}
+
+describe('RabbitMQ adapter under load and backpressure (real broker)', () => {
+  it('an open breaker pauses consumption and resumes after the break; nothing is dead-lettered meanwhile', async () => {
+    let down = true;
+    let handlerCalls = 0;
+    let deliveries = 0;
+    let pauses = 0;
+    let resumes = 0;
+    const acked: string[] = [];
+    const settlements: Settlement[] = [];
+    const onError = (e: unknown) => errors.push(e as Error);
+    // The handler exists before the consumer it pauses: the hooks go through a mutable reference.
+    let c: RabbitConsumer | undefined;
+    const handle = wrapHandler<Buffer>(
+      async () => {
+        handlerCalls++;
+        if (down) throw new Error('dependency down');
+      },
+      {
+        policy: circuitBreaker({ window: { kind: 'consecutive', threshold: 3 }, halfOpenAfterMs: 700 }),
+        maxDeliveries: 50,
+        redeliveryDelay: () => 20,
+        onPause: () => {
+          pauses++;
+          c?.pause().catch(onError);
+        },
+        onResume: () => {
+          resumes++;
+          c?.resume().catch(onError);
+        },
+      },
+    );
+    const ch = await channelOn(await open());
+    c = await consumeRabbit(ch, {
+      queue,
+      prefetch: 5,
+      onError,
+      handler: tracked(
+        handle,
+        () => {
+          deliveries++;
+        },
+        (body, settlement) => {
+          settlements.push(settlement);
+          if (settlement === 'acked') acked.push(body);
+        },
+      ),
+    });
+    const bodies = Array.from({ length: 20 }, (_, i) => `order-${i}`);
+    await publishAll(bodies);
+
+    await until(() => handle.paused && c?.consumerTag === undefined, 'the breaker to pause the consumer', 3_000);
+    const pausedAt = Date.now();
+    expect(pauses).toBe(1);
+    expect(handlerCalls).toBeLessThanOrEqual(5); // the breaker opened after the first failures (prefetch 5)
+    // Let the cancel and the deliveries already on their way settle, then watch a quiet window.
+    await sleep(50);
+    const before = deliveries;
+    const callsBefore = handlerCalls;
+    await sleep(300);
+    expect(handle.paused).toBe(true); // still inside the break: the window really was a paused one
+    expect(Date.now() - pausedAt).toBeLessThan(700);
+    expect(deliveries).toBe(before);
+    expect(handlerCalls).toBe(callsBefore);
+    expect(await count(queue)).toBeGreaterThan(0); // the work waits in the queue rather than being consumed
+    expect(await count(`${queue}.dlq`)).toBe(0);
+
+    down = false; // the dependency recovers during the break
+    await until(() => acked.length >= bodies.length && handle.inFlight === 0, 'every message to be acked', 8_000);
+    expect(resumes).toBeGreaterThanOrEqual(1);
+    expect(c.consumerTag).toEqual(expect.any(String));
+    expect(deliveries).toBeGreaterThan(before);
+    await sleep(100);
+    expect([...acked].sort()).toEqual([...bodies].sort()); // each exactly once
+    expect(settlements).not.toContain('dead_lettered');
+    expect(await count(queue)).toBe(0);
+    expect(await count(`${queue}.retry`)).toBe(0);
+    expect(await count(`${queue}.dlq`)).toBe(0);
+    expect(errors).toEqual([]);
+  });
+
+  it('10,000 messages, 10% failing transiently once: each acked exactly once or dead-lettered, as the broker counts', async () => {
+    const N = 10_000;
+    const started = Date.now();
+    const bodies = Array.from({ length: N }, (_, i) => `msg-${i}`);
+    // Deterministic: about 10% fail on their first delivery only; a few (about 0.4%) fail permanently.
+    const transient = (body: string) => fnv1a(body) % 10 === 0;
+    const poison = (body: string) => fnv1a(body) % 250 === 7;
+    const expectedDead = bodies.filter(poison);
+    const expectedRetries = bodies.filter((b) => transient(b) && !poison(b)).length;
+    expect(expectedRetries).toBeGreaterThan(N * 0.08);
+    expect(expectedDead.length).toBeGreaterThan(0);
+
+    const ackCount = new Map<string, number>();
+    let acks = 0;
+    let retried = 0;
+    let deadLettered = 0;
+    const attemptsSeen = new Map<string, number[]>();
+    const handle = wrapHandler<Buffer>(
+      async (body, { delivery }) => {
+        const text = body.toString();
+        if (poison(text)) throw new PermanentError(`poison ${text}`);
+        if (transient(text) && delivery.attempt === 1) throw new Error(`transient ${text}`);
+      },
+      { redeliveryDelay: () => 10, maxDeliveries: 3 },
+    );
+    const ch = await channelOn(await open());
+    const consumerHandle = tracked(
+      handle,
+      (delivery) => {
+        const text = delivery.body.toString();
+        attemptsSeen.set(text, [...(attemptsSeen.get(text) ?? []), delivery.attempt]);
+      },
+      (body, settlement) => {
+        if (settlement === 'acked') {
+          acks++;
+          ackCount.set(body, (ackCount.get(body) ?? 0) + 1);
+        } else if (settlement === 'retried') retried++;
+        else if (settlement === 'dead_lettered') deadLettered++;
+      },
+    );
+    const c = await consumeRabbit(ch, {
+      queue,
+      handler: consumerHandle,
+      prefetch: 100,
+      onError: (e) => errors.push(e as Error),
+    });
+
+    await publishAll(bodies);
+    const published = Date.now();
+    await until(
+      () => acks + deadLettered >= N && handle.inFlight === 0,
+      `${N} messages to be settled (acked ${acks}, dead-lettered ${deadLettered})`,
+      25_000,
+    );
+    const settled = Date.now();
+    await sleep(200); // a duplicate delivery would show up now
+    await c.cancel();
+    await handle.shutdown(1_000);
+
+    // Against the broker: nothing left to work on or waiting for a retry; the dead letters are exactly the poison.
+    expect(await count(queue)).toBe(0);
+    expect(await count(`${queue}.retry`)).toBe(0);
+    expect(await count(`${queue}.dlq`)).toBe(expectedDead.length);
+    const dead = await drain(`${queue}.dlq`);
+    expect(dead.sort()).toEqual([...expectedDead].sort());
+
+    // Acked exactly once each, and acked plus dead-lettered is exactly the published set.
+    expect([...ackCount.values()].every((n) => n === 1)).toBe(true);
+    expect(acks).toBe(N - expectedDead.length);
+    expect(deadLettered).toBe(expectedDead.length);
+    expect(retried).toBe(expectedRetries);
+    const deadSet = new Set(dead);
+    expect([...ackCount.keys()].some((b) => deadSet.has(b))).toBe(false);
+    expect(new Set([...ackCount.keys(), ...dead])).toEqual(new Set(bodies));
+    // Transient failures came back once, as attempt 2; the rest were delivered once.
+    for (const body of bodies) {
+      const expected = poison(body) ? [1] : transient(body) ? [1, 2] : [1];
+      expect(attemptsSeen.get(body), body).toEqual(expected);
+    }
+    expect(errors).toEqual([]);
+    console.info(
+      `rabbitmq soak: published ${N} in ${published - started} ms, settled in ${settled - published} ms ` +
+        `(${acks} acked, ${retried} retried, ${deadLettered} dead-lettered)`,
+    );
+  }, 30_000);
 });
