@@ -11,12 +11,14 @@ import {
   nanos,
 } from 'nats';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { circuitBreaker } from '../../../src/index.js';
 import {
   consumeJetStream,
   type Delivery,
   type JetStreamConsumption,
   jetstreamDelivery,
   PermanentError,
+  type Settlement,
   type WrappedHandler,
   wrapHandler,
 } from '../../../src/integrations/messaging/index.js';
@@ -332,4 +334,232 @@ describe('jetstreamDelivery / consumeJetStream (real NATS)', () => {
       ),
     ).toThrow(/consumer[\s\S]*js/);
   });
+});
+
+/** FNV-1a over the bytes: a deterministic spread of payloads into failure classes. */
+function fnv1a(data: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (const b of data) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h;
+}
+
+/**
+ * A wrapped handler that records every delivery it is fed and how each was settled, delegating to `inner`
+ * (consumeJetStream reads `paused`, and the cleanup calls `shutdown`).
+ */
+function observed(
+  inner: WrappedHandler<Uint8Array>,
+  onDelivery: (d: Delivery<Uint8Array>) => void,
+  onSettled: (d: Delivery<Uint8Array>, s: Settlement) => void,
+): WrappedHandler<Uint8Array> {
+  const fn = (async (d: Delivery<Uint8Array>) => {
+    onDelivery(d);
+    const s = await inner(d);
+    onSettled(d, s);
+    return s;
+  }) as WrappedHandler<Uint8Array>;
+  Object.defineProperties(fn, {
+    inFlight: { get: () => inner.inFlight },
+    paused: { get: () => inner.paused },
+    shutdown: { value: (graceMs?: number) => inner.shutdown(graceMs) },
+  });
+  return fn;
+}
+
+/** Whether the server is older than major.minor.patch. */
+function serverBefore(major: number, minor: number, patch: number): boolean {
+  const [a = 0, b = 0, c = 0] = nc.info?.version.split(/[.-]/).map(Number) ?? [];
+  return a !== major ? a < major : b !== minor ? b < minor : c < patch;
+}
+
+describe('consumeJetStream under load and backpressure (real NATS)', () => {
+  it('an open breaker pauses consumption (no deliveries while paused), resumes at half-open, dead-letters nothing', async () => {
+    const { stream, subject, dead, consumer } = await setup({ max_deliver: 20 });
+    const dec = new TextDecoder();
+    let down = true;
+    let dependencyCalls = 0;
+    let paused = false;
+    const deliveriesWhilePaused: string[] = [];
+    const deliveryTimes: number[] = [];
+    const pauses: { at: number; resumeAfterMs: number; resumedAt?: number }[] = [];
+    const acked = new Map<string, number>();
+    const settlements: Settlement[] = [];
+    const fed = new Map<string, number[]>();
+    let loop: JetStreamConsumption | undefined;
+    const inner = wrapHandler(
+      async () => {
+        dependencyCalls++;
+        await sleep(5);
+        if (down) throw new Error('dependency down');
+      },
+      {
+        policy: circuitBreaker({ window: { kind: 'consecutive', threshold: 3 }, halfOpenAfterMs: 700 }),
+        maxDeliveries: 20,
+        redeliveryDelay: () => 50,
+        onPause: (resumeAfterMs) => {
+          paused = true;
+          pauses.push({ at: Date.now(), resumeAfterMs });
+          loop?.pause();
+        },
+        onResume: () => {
+          paused = false;
+          const last = pauses.at(-1);
+          if (last) last.resumedAt = Date.now();
+          loop?.resume();
+        },
+      },
+    );
+    const handle = observed(
+      inner,
+      (d) => {
+        const key = dec.decode(d.body);
+        fed.set(key, [...(fed.get(key) ?? []), d.attempt]);
+        deliveryTimes.push(Date.now());
+        if (paused) deliveriesWhilePaused.push(dec.decode(d.body));
+      },
+      (d, s) => {
+        settlements.push(s);
+        if (s === 'acked') acked.set(dec.decode(d.body), (acked.get(dec.decode(d.body)) ?? 0) + 1);
+      },
+    );
+    handlers.push(inner);
+    loop = consumeJetStream(consumer, handle, { maxMessages: 10, deadLetterSubject: dead, js });
+    loops.push(loop);
+
+    const bodies = Array.from({ length: 30 }, (_, i) => `msg-${i}`);
+    await Promise.all(bodies.map((b) => js.publish(subject, enc(b))));
+
+    // The dependency fails: three failures in a row open the breaker and the consumer pauses.
+    await waitFor(() => pauses.length >= 1, 3_000);
+    const firstPause = pauses[0];
+    if (firstPause === undefined) throw new Error('no pause');
+    expect(firstPause.resumeAfterMs).toBeGreaterThan(0);
+    expect(firstPause.resumeAfterMs).toBeLessThanOrEqual(700);
+    // Over a window well inside the break, nothing is delivered and the dependency is not called.
+    await sleep(50); // deliveries already in flight when the breaker opened settle
+    const callsAtStart = dependencyCalls;
+    const deliveriesAtStart = deliveryTimes.length;
+    await sleep(400);
+    expect(paused).toBe(true);
+    expect(deliveryTimes.length).toBe(deliveriesAtStart);
+    expect(dependencyCalls).toBe(callsAtStart);
+    expect(acked.size).toBe(0);
+
+    // The dependency recovers; the consumer resumes at half-open and drains the stream.
+    down = false;
+    await waitFor(() => acked.size === bodies.length, 10_000);
+    expect(firstPause.resumedAt).toBeDefined();
+    expect((firstPause.resumedAt ?? 0) - firstPause.at).toBeGreaterThanOrEqual(firstPause.resumeAfterMs - 20);
+    // Deliveries resumed after the break, none was fed while paused.
+    expect(deliveryTimes.some((t) => t >= (firstPause.resumedAt ?? Infinity))).toBe(true);
+    expect(deliveriesWhilePaused).toEqual([]);
+    // Every message acked exactly once; none dead-lettered while the dependency was down.
+    expect([...acked.keys()].sort()).toEqual([...bodies].sort());
+    // A duplicate is allowed only where the server itself delivered the message twice with its delivery count
+    // going backwards (2, then 1): nats-server before 2.10.14 (nats-io/nats-server#5305) does that to a message it
+    // failed to deliver to a stopped pull, which pausing makes. Everything else is acked exactly once.
+    const backwards = new Set(
+      [...fed].filter(([, a]) => a.some((n, i) => i > 0 && n < Math.max(...a.slice(0, i)))).map(([k]) => k),
+    );
+    if (backwards.size > 0) expect(serverBefore(2, 10, 14)).toBe(true);
+    for (const [key, n] of acked) expect(n, key).toBe(backwards.has(key) ? Math.min(n, 2) : 1);
+    expect(settlements).not.toContain('dead_lettered');
+    await waitFor(async () => (await consumer.info()).num_ack_pending === 0, 5_000);
+    const info = await consumer.info();
+    expect(info.num_pending).toBe(0);
+    expect(await deadLetters(stream, dead)).toBe(0);
+  });
+
+  it('10,000 messages, 10% failing transiently: each acked exactly once or dead-lettered, verified against the server', async () => {
+    const started = Date.now();
+    const N = 10_000;
+    const { stream, subject, dead, consumer } = await setup({ max_deliver: 5, ack_wait: nanos(30_000) });
+    const dec = new TextDecoder();
+    const bodies = Array.from({ length: N }, (_, i) => `order-${i}`);
+    // Failure classes, by hash: 10% fail transiently on their first delivery only; a few are poison (permanent);
+    // a few always fail transiently and are dead-lettered when their deliveries run out.
+    const classOf = (data: Uint8Array): 'transient' | 'poison' | 'exhausted' | 'ok' => {
+      const h = fnv1a(data);
+      if (h % 10 === 0) return 'transient';
+      if (h % 1_000 === 3) return 'poison';
+      if (h % 1_000 === 7) return 'exhausted';
+      return 'ok';
+    };
+    const expectedDead = new Set(bodies.filter((b) => ['poison', 'exhausted'].includes(classOf(enc(b)))));
+    const transient = bodies.filter((b) => classOf(enc(b)) === 'transient').length;
+    expect(transient).toBeGreaterThan(800);
+    expect(transient).toBeLessThan(1_200);
+    expect(expectedDead.size).toBeGreaterThan(0);
+
+    const acked = new Map<string, number>();
+    const deadLettered = new Map<string, number>();
+    const inner = wrapHandler(
+      (body: Uint8Array, ctx) => {
+        const kind = classOf(body);
+        if (kind === 'poison') throw new PermanentError('poison');
+        if (kind === 'exhausted') throw new Error('always failing');
+        if (kind === 'transient' && ctx.delivery.attempt === 1) throw new Error('transient');
+      },
+      { maxDeliveries: 3, redeliveryDelay: () => 10 },
+    );
+    const handle = observed(
+      inner,
+      () => {},
+      (d, s) => {
+        const key = dec.decode(d.body);
+        if (s === 'acked') acked.set(key, (acked.get(key) ?? 0) + 1);
+        if (s === 'dead_lettered') deadLettered.set(key, (deadLettered.get(key) ?? 0) + 1);
+      },
+    );
+    handlers.push(inner);
+    const errors: unknown[] = [];
+    const loop = consumeJetStream(consumer, handle, {
+      maxMessages: 100,
+      deadLetterSubject: dead,
+      js,
+      onError: (e) => errors.push(e),
+    });
+    loops.push(loop);
+
+    // Published asynchronously in batches, while the consumer already runs.
+    for (let i = 0; i < N; i += 500) {
+      await Promise.all(bodies.slice(i, i + 500).map((b) => js.publish(subject, enc(b))));
+    }
+    const published = Date.now();
+    await waitFor(() => acked.size + deadLettered.size >= N, 25_000);
+    await waitFor(async () => {
+      const info = await consumer.info();
+      return info.num_pending === 0 && info.num_ack_pending === 0;
+    }, 5_000);
+    const drained = Date.now();
+
+    // Against the server: nothing pending or unacknowledged, the ack floor at the last message, the dead-letter
+    // subject holding exactly the expected messages.
+    const info = await consumer.info();
+    expect(info.num_pending).toBe(0);
+    expect(info.num_ack_pending).toBe(0);
+    const streamInfo = await jsm.streams.info(stream, { subjects_filter: '>' });
+    expect(streamInfo.state.subjects?.[subject]).toBe(N);
+    expect(streamInfo.state.subjects?.[dead]).toBe(expectedDead.size);
+    expect(await deadLetters(stream, dead)).toBe(expectedDead.size);
+    const deadBodies: string[] = [];
+    const reader = await jsm.consumers.add(stream, { ack_policy: AckPolicy.None, filter_subject: dead });
+    const deadConsumer = await js.consumers.get(stream, reader.name);
+    const batch = await deadConsumer.fetch({ max_messages: expectedDead.size, expires: 2_000 });
+    for await (const m of batch) deadBodies.push(dec.decode(m.data));
+    expect(deadBodies.sort()).toEqual([...expectedDead].sort());
+
+    // In the process: every message settled once, acked or dead-lettered, never both, no duplicates.
+    expect(errors).toEqual([]);
+    expect([...acked.values()].every((n) => n === 1)).toBe(true);
+    expect([...deadLettered.values()].every((n) => n === 1)).toBe(true);
+    expect(acked.size + deadLettered.size).toBe(N);
+    expect(new Set([...acked.keys(), ...deadLettered.keys()]).size).toBe(N);
+    expect([...acked.keys()].sort()).toEqual(bodies.filter((b) => !expectedDead.has(b)).sort());
+    expect(new Set(deadLettered.keys())).toEqual(expectedDead);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    console.info(
+      `nats soak: ${N} messages (${transient} transient, ${expectedDead.size} dead): published in ${published - started} ms, drained in ${drained - started} ms`,
+    );
+  }, 30_000);
 });
