@@ -3,6 +3,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import * as hdr from 'hdr-histogram-js';
 import { measure } from 'mitata';
 
 /** Run settings; `--quick` shrinks every knob so the whole run fits in under two minutes. */
@@ -232,4 +233,43 @@ export async function loadRounds<C extends { readonly name: string }>(
       p99Ratio: median(a.pr),
     };
   });
+}
+
+/**
+ * A closed loop: `concurrency` workers call `call` until `total` calls are done or `maxMs` passes; latencies go
+ * into an HDR histogram (µs). Shared by the end-to-end suites.
+ */
+export async function closedLoop(
+  call: () => Promise<unknown>,
+  total: number,
+  maxMs: number,
+  concurrency: number,
+): Promise<LoadResult> {
+  const histogram = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+  let started = 0;
+  let done = 0;
+  const t0 = process.hrtime.bigint();
+  const deadline = t0 + BigInt(maxMs) * 1_000_000n;
+  const worker = async () => {
+    while (started < total && process.hrtime.bigint() < deadline) {
+      started++;
+      const s = process.hrtime.bigint();
+      await call();
+      histogram.recordValue(Number((process.hrtime.bigint() - s) / 1_000n));
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const result = {
+    done,
+    seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+    p50: histogram.getValueAtPercentile(50) / 1_000,
+    p99: histogram.getValueAtPercentile(99) / 1_000,
+  };
+  histogram.destroy();
+  return result;
 }

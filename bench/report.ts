@@ -157,35 +157,54 @@ export function tables(r: Results): Tables {
       ]),
     });
   }
-  if (r.http) {
+  const endToEnd = (
+    title: string,
+    unit: string,
+    rows: readonly {
+      contender: string;
+      n: number;
+      rate: number;
+      p50Ms: number;
+      p99Ms: number;
+      throughputRatio: number;
+      p99Ratio: number;
+    }[],
+  ) => {
     out.push({
-      title: 'HTTP end to end (undici Pool, 64 in flight, node:http server in a child process)',
-      headers: ['contender', 'requests', 'req/s', 'p50', 'p99', 'req/s ratio', 'p99 ratio'],
-      rows: r.http.map((x) => [
+      title,
+      headers: [
+        'contender',
+        unit === 'req' ? 'requests' : unit,
+        `${unit}/s`,
+        'p50',
+        'p99',
+        `${unit}/s ratio`,
+        'p99 ratio',
+      ],
+      rows: rows.map((x) => [
         x.contender,
-        fmt.int(x.requests),
-        fmt.int(x.reqPerSec),
+        fmt.int(x.n),
+        fmt.int(x.rate),
         fmt.ms(x.p50Ms),
         fmt.ms(x.p99Ms),
         fmt.ratio(x.throughputRatio),
         fmt.ratio(x.p99Ratio),
       ]),
     });
+  };
+  if (r.http) {
+    endToEnd(
+      'HTTP end to end (undici Pool, 64 in flight, node:http server in a child process)',
+      'req',
+      r.http.map((x) => ({ ...x, n: x.requests, rate: x.reqPerSec })),
+    );
   }
   if (r.grpc) {
-    out.push({
-      title: 'gRPC end to end (grpc-js, unary, 64 in flight, server in a child process)',
-      headers: ['contender', 'calls', 'calls/s', 'p50', 'p99', 'calls/s ratio', 'p99 ratio'],
-      rows: r.grpc.map((x) => [
-        x.contender,
-        fmt.int(x.calls),
-        fmt.int(x.callsPerSec),
-        fmt.ms(x.p50Ms),
-        fmt.ms(x.p99Ms),
-        fmt.ratio(x.throughputRatio),
-        fmt.ratio(x.p99Ratio),
-      ]),
-    });
+    endToEnd(
+      'gRPC end to end (grpc-js, unary, 64 in flight, server in a child process)',
+      'calls',
+      r.grpc.map((x) => ({ ...x, n: x.calls, rate: x.callsPerSec })),
+    );
   }
   if (r.messaging) {
     out.push({

@@ -6,10 +6,9 @@
 import { fileURLToPath } from 'node:url';
 import { type Client, credentials, loadPackageDefinition, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import * as hdr from 'hdr-histogram-js';
 import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../../src/index.js';
 import { grpcInterceptor } from '../../src/integrations/grpc/index.js';
-import { loadRounds, type Settings, startChildServer } from '../harness.js';
+import { closedLoop, loadRounds, type Settings, startChildServer } from '../harness.js';
 
 export interface GrpcRow {
   readonly contender: string;
@@ -27,38 +26,8 @@ type Greeter = Client & {
 
 const CONCURRENCY = 64;
 
-async function load(client: Greeter, total: number, maxMs: number) {
-  const histogram = hdr.build({
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: 60_000_000,
-    numberOfSignificantValueDigits: 3,
-  });
-  let started = 0;
-  let done = 0;
-  const t0 = process.hrtime.bigint();
-  const deadline = t0 + BigInt(maxMs) * 1_000_000n;
-  const call = () =>
-    new Promise<void>((resolve, reject) => client.SayHello({ name: 'bench' }, (e) => (e ? reject(e) : resolve())));
-  const worker = async () => {
-    while (started < total && process.hrtime.bigint() < deadline) {
-      started++;
-      const s = process.hrtime.bigint();
-      await call();
-      histogram.recordValue(Number((process.hrtime.bigint() - s) / 1_000n));
-      done++;
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const r = {
-    done,
-    seconds,
-    p50: histogram.getValueAtPercentile(50) / 1_000,
-    p99: histogram.getValueAtPercentile(99) / 1_000,
-  };
-  histogram.destroy();
-  return r;
-}
+const sayHello = (client: Greeter) => () =>
+  new Promise<void>((resolve, reject) => client.SayHello({ name: 'bench' }, (e) => (e ? reject(e) : resolve())));
 
 export async function grpcSuite(s: Settings, step: string): Promise<GrpcRow[]> {
   const { port, child } = await startChildServer(new URL('../grpc-server.mjs', import.meta.url));
@@ -79,12 +48,12 @@ export async function grpcSuite(s: Settings, step: string): Promise<GrpcRow[]> {
     },
   ];
   try {
-    for (const c of list) await load(c.client, Math.min(500, s.httpRequests), s.httpMaxMs);
+    for (const c of list) await closedLoop(sayHello(c.client), Math.min(500, s.httpRequests), s.httpMaxMs, CONCURRENCY);
     const rows = await loadRounds(
       list,
       s.httpRounds,
       (r, i, c) => `${step} gRPC end to end: round ${r + 1}/${s.httpRounds}, ${i + 1}/${list.length} ${c.name}`,
-      (c) => load(c.client, s.httpRequests, s.httpMaxMs),
+      (c) => closedLoop(sayHello(c.client), s.httpRequests, s.httpMaxMs, CONCURRENCY),
     );
     return rows.map((x) => ({
       contender: x.contender,

@@ -15,12 +15,11 @@ import {
   TimeoutStrategy,
   wrap,
 } from 'cockatiel';
-import * as hdr from 'hdr-histogram-js';
 import CircuitBreaker from 'opossum';
 import { type Dispatcher, Pool } from 'undici';
 import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../../src/index.js';
 import { interceptor } from '../../src/integrations/undici/index.js';
-import { loadRounds, type Settings, startChildServer } from '../harness.js';
+import { closedLoop, loadRounds, type Settings, startChildServer } from '../harness.js';
 
 export interface HttpRow {
   readonly contender: string;
@@ -66,42 +65,6 @@ function contenders(pool: Pool): { name: string; run: (req: Request) => Promise<
   ];
 }
 
-async function load(
-  run: (req: Request) => Promise<void>,
-  request: Request,
-  total: number,
-  maxMs: number,
-): Promise<{ done: number; seconds: number; p50: number; p99: number }> {
-  const histogram = hdr.build({
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: 60_000_000,
-    numberOfSignificantValueDigits: 3,
-  });
-  let started = 0;
-  let done = 0;
-  const t0 = process.hrtime.bigint();
-  const deadline = t0 + BigInt(maxMs) * 1_000_000n;
-  const worker = async () => {
-    while (started < total && process.hrtime.bigint() < deadline) {
-      started++;
-      const s = process.hrtime.bigint();
-      await run(request);
-      histogram.recordValue(Number((process.hrtime.bigint() - s) / 1_000n)); // µs
-      done++;
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const result = {
-    done,
-    seconds,
-    p50: histogram.getValueAtPercentile(50) / 1_000,
-    p99: histogram.getValueAtPercentile(99) / 1_000,
-  };
-  histogram.destroy();
-  return result;
-}
-
 export async function httpSuite(s: Settings, step: string): Promise<HttpRow[]> {
   const { port, child } = await startChildServer(new URL('../http-server.mjs', import.meta.url));
   const origin = `http://127.0.0.1:${port}`;
@@ -114,12 +77,13 @@ export async function httpSuite(s: Settings, step: string): Promise<HttpRow[]> {
     };
     const list = contenders(pool);
     // Warm the connections and the JIT.
-    for (const c of list) await load(c.run, request, Math.min(500, s.httpRequests), s.httpMaxMs);
+    for (const c of list)
+      await closedLoop(() => c.run(request), Math.min(500, s.httpRequests), s.httpMaxMs, CONCURRENCY);
     const rows = await loadRounds(
       list,
       s.httpRounds,
       (r, i, c) => `${step} HTTP end to end: round ${r + 1}/${s.httpRounds}, ${i + 1}/${list.length} ${c.name}`,
-      (c) => load(c.run, request, s.httpRequests, s.httpMaxMs),
+      (c) => closedLoop(() => c.run(request), s.httpRequests, s.httpMaxMs, CONCURRENCY),
     );
     return rows.map((x) => ({
       contender: x.contender,
