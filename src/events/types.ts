@@ -100,6 +100,25 @@ export interface ExecutionCompletedEvent extends EventBase {
   readonly durationMs: number;
   /** `'success'` (resolved), `'failure'` (rejected) or `'aborted'` (rejected after the caller aborted). */
   readonly result: 'success' | 'failure' | 'aborted';
+  /** What the call rejected with; absent when `result` is `'success'`. */
+  readonly error?: unknown;
+}
+
+/**
+ * One attempt made by a retry policy has settled (every attempt, the first included, whatever its outcome).
+ * Only retry emits it: without a retry a call has one attempt, and `execution.completed` times it.
+ */
+export interface AttemptCompletedEvent extends EventBase {
+  readonly type: 'attempt.completed';
+  /** From the start of the attempt to its settling, in ms (backoff delays excluded). */
+  readonly durationMs: number;
+  /**
+   * `'success'` (the attempt resolved, even with a result the retry's `handle` treats as a failure),
+   * `'failure'` (it rejected) or `'aborted'` (it rejected after the caller aborted).
+   */
+  readonly result: 'success' | 'failure' | 'aborted';
+  /** What the attempt rejected with; absent when `result` is `'success'`. */
+  readonly error?: unknown;
 }
 
 /**
@@ -123,7 +142,8 @@ export type ResilienceEvent =
   | TimeoutLateOutcomeEvent
   | BulkheadRejectedEvent
   | FallbackUsedEvent
-  | ExecutionCompletedEvent;
+  | ExecutionCompletedEvent
+  | AttemptCompletedEvent;
 
 /** The `type` of any event. */
 export type EventType = ResilienceEvent['type'];
@@ -149,4 +169,5 @@ export const EVENT_TYPES: readonly EventType[] = [
   'bulkhead.rejected',
   'fallback.used',
   'execution.completed',
+  'attempt.completed',
 ];

@@ -69,23 +69,28 @@ export abstract class PolicyBase implements ObservablePolicy {
 
   async #observed<T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> {
     const start = this._clock.now();
-    let result: 'success' | 'failure' | 'aborted' = 'failure';
     try {
       const value = await this._run(ctx, op, invoke);
-      result = 'success';
-      return value;
-    } catch (error) {
-      if (ctx._aborted) result = 'aborted';
-      throw error;
-    } finally {
       this._events.emit({
         type: 'execution.completed',
         policy: this.name,
         operation: ctx.operation,
         attempt: ctx.attempt,
         durationMs: this._clock.now() - start,
-        result,
+        result: 'success',
       });
+      return value;
+    } catch (error) {
+      this._events.emit({
+        type: 'execution.completed',
+        policy: this.name,
+        operation: ctx.operation,
+        attempt: ctx.attempt,
+        durationMs: this._clock.now() - start,
+        result: ctx._aborted ? 'aborted' : 'failure',
+        error,
+      });
+      throw error;
     }
   }
 

@@ -274,7 +274,11 @@ describe('pipeline: events', () => {
     const clock = new FakeClock();
     const p = pipeline(timeout({ ms: 100, clock }));
     const results: ExecutionCompletedEvent['result'][] = [];
-    p.on('execution.completed', (e) => results.push(e.result));
+    const errors: unknown[] = [];
+    p.on('execution.completed', (e) => {
+      results.push(e.result);
+      errors.push(e.error);
+    });
 
     expect(await p.execute(() => 1)).toBe(1);
 
@@ -299,6 +303,7 @@ describe('pipeline: events', () => {
     expect(aborted.error).toBe(reason);
 
     expect(results).toEqual(['success', 'failure', 'failure', 'aborted']);
+    expect(errors).toEqual([undefined, err, timedOut.error, reason]);
   });
 
   it('execution.completed on a pipeline: durationMs of a timed-out call is exactly the timeout', async () => {

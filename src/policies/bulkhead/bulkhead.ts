@@ -4,6 +4,7 @@ import { DeadlineEntry, DeadlineQueue } from '../../core/deadline-queue.js';
 import type { Next, Operation } from '../../core/policy.js';
 import { BulkheadRejectedError, type BulkheadRejectionReason } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
+import { trackInstance } from '../../events/instances.js';
 import { PolicyBase } from '../policy-base.js';
 import { BULKHEAD_OPTION_NAMES, type BulkheadOptions } from './options.js';
 
@@ -69,6 +70,7 @@ export class BulkheadPolicy extends PolicyBase {
     this.#maxQueue = options.queue ?? 0;
     this.#timeouts =
       options.queueTimeoutMs === undefined ? undefined : new DeadlineQueue(this._clock, options.queueTimeoutMs);
+    trackInstance('bulkhead', this);
   }
 
   /** Calls running now (holding a slot). */

@@ -4,6 +4,7 @@ import type { HandlePredicate } from '../../core/outcome.js';
 import type { Next, Operation } from '../../core/policy.js';
 import { type Random, systemRandom } from '../../core/random.js';
 import { CircuitOpenError } from '../../errors/errors.js';
+import { trackInstance } from '../../events/instances.js';
 import { classifiesResults, handleAllErrors } from '../handle.js';
 import { PolicyBase } from '../policy-base.js';
 import type { Backoff } from '../retry/backoff.js';
@@ -74,6 +75,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
     this.#leaseMs = options.halfOpenLeaseMs;
     this.#random = options.random ?? systemRandom;
     if (options.initialState !== undefined) this.#restore(options.initialState);
+    trackInstance('circuit_breaker', this);
   }
 
   /** The current state. An open breaker whose break has passed reports `'half_open'`. */

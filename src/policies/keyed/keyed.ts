@@ -70,6 +70,11 @@ export class KeyedPolicy<P extends PolicyBase> extends PolicyBase {
     return p;
   }
 
+  /** The live policies, least recently used first (without touching them). Metrics adapters read gauges here. */
+  values(): IterableIterator<P> {
+    return this.#policies.values();
+  }
+
   /** The policy of `key` if one exists, without creating or touching it. */
   peek(key: string): P | undefined {
     return this.#policies.get(key);

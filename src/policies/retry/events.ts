@@ -1,4 +1,4 @@
-import type { RetryAttemptEvent, RetryExhaustedEvent } from '../../events/types.js';
+import type { AttemptCompletedEvent, RetryAttemptEvent, RetryExhaustedEvent } from '../../events/types.js';
 
 /** The events a retry policy emits. */
-export type RetryEvent = RetryAttemptEvent | RetryExhaustedEvent;
+export type RetryEvent = RetryAttemptEvent | RetryExhaustedEvent | AttemptCompletedEvent;

@@ -41,6 +41,8 @@ export class RetryPolicy extends PolicyBase {
 
   /** @internal */
   _run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+    // Timing attempts costs a closure per call, so it happens only while someone listens.
+    if (this._events.wants('attempt.completed')) next = this.#timed(next);
     // The first attempt runs without an async frame: on the happy path (no result classification) a success
     // passes straight through, and only a failure enters the retry loop. `.then` with one closure is measurably
     // cheaper per call than an async function awaiting the same promise.
@@ -52,6 +54,38 @@ export class RetryPolicy extends PolicyBase {
       );
     }
     return first.then(undefined, (error: unknown) => this.#loop<T>(ctx, op, next, this.#failure(ctx, error)));
+  }
+
+  /** `next` with an `attempt.completed` event as each attempt settles. */
+  #timed(next: Next): Next {
+    const emit = (c: ExecutionContext, start: number, failed: boolean, error: unknown): void => {
+      if (!this._events.wants('attempt.completed')) return;
+      const durationMs = this._clock.now() - start;
+      const base = {
+        type: 'attempt.completed',
+        policy: this.name,
+        operation: c.operation,
+        attempt: c.attempt,
+      } as const;
+      this._events.emit(
+        failed
+          ? { ...base, durationMs, result: c._aborted ? 'aborted' : 'failure', error }
+          : { ...base, durationMs, result: 'success' },
+      );
+    };
+    return <T>(c: ExecutionContext, o: Operation<T>): Promise<T> => {
+      const start = this._clock.now();
+      return next(c, o).then(
+        (value) => {
+          emit(c, start, false, undefined);
+          return value;
+        },
+        (error: unknown) => {
+          emit(c, start, true, error);
+          throw error;
+        },
+      );
+    };
   }
 
   /** The outcome of a failed attempt; a caller's abort (or an enclosing timeout's) is rethrown, never retried. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type AttemptCompletedEvent,
   CircuitOpenError,
   circuitBreaker,
   constant,
@@ -467,5 +468,97 @@ describe('retry', () => {
       expect(() => linear({ stepMs: -5, initialMs: 1 })).toThrow(/stepMs: expected a number >= 0, got -5/);
       expect(() => linear({ typo: 1 } as never)).toThrow(/typo: expected a known option/);
     });
+  });
+});
+
+describe('retry: attempt.completed', () => {
+  it('times every attempt, the first included, with its result and error; backoff excluded', async () => {
+    const clock = new FakeClock();
+    const policy = retry({ maxAttempts: 3, backoff: constant(1_000), clock, name: 'quotes' });
+    const events: AttemptCompletedEvent[] = [];
+    policy.on('attempt.completed', (e) => events.push(e));
+    const errors: Error[] = [];
+    let calls = 0;
+    const t = track(
+      policy.execute(
+        async () => {
+          calls++;
+          await new Promise<void>((r) => clock.setTimeout(r, 10 * calls));
+          if (calls < 3) {
+            const e = new Error(`fail ${calls}`);
+            errors.push(e);
+            throw e;
+          }
+          return 'ok';
+        },
+        { operation: 'get-quote' },
+      ),
+    );
+    await clock.runAll();
+    expect(t.value).toBe('ok');
+    expect(events).toEqual([
+      {
+        type: 'attempt.completed',
+        policy: 'quotes',
+        operation: 'get-quote',
+        attempt: 1,
+        durationMs: 10,
+        result: 'failure',
+        error: errors[0],
+      },
+      {
+        type: 'attempt.completed',
+        policy: 'quotes',
+        operation: 'get-quote',
+        attempt: 2,
+        durationMs: 20,
+        result: 'failure',
+        error: errors[1],
+      },
+      {
+        type: 'attempt.completed',
+        policy: 'quotes',
+        operation: 'get-quote',
+        attempt: 3,
+        durationMs: 30,
+        result: 'success',
+      },
+    ]);
+    expect('error' in (events[2] as object)).toBe(false);
+  });
+
+  it('reports a caller abort as aborted, and emits nothing once unsubscribed', async () => {
+    const policy = retry({ backoff: constant(0) });
+    const results: string[] = [];
+    const off = policy.on('attempt.completed', (e) => results.push(e.result));
+    const ac = new AbortController();
+    await rejectionOf(
+      policy.execute(
+        () => {
+          ac.abort(new Error('gone'));
+          throw new Error('op saw the abort');
+        },
+        { signal: ac.signal },
+      ),
+    );
+    expect(results).toEqual(['aborted']);
+    off();
+    await policy.execute(() => 1);
+    expect(results).toEqual(['aborted']);
+  });
+
+  it('stops emitting for a call in flight once the last listener leaves', async () => {
+    const clock = new FakeClock();
+    const policy = retry({ backoff: constant(100), clock });
+    let n = 0;
+    const off = policy.on('attempt.completed', () => n++);
+    const f = flaky(2);
+    const t = track(policy.execute(f.op));
+    await clock.advance(0);
+    expect(n).toBe(1);
+    off();
+    await clock.runAll();
+    expect(t.value).toBe('ok');
+    expect(n).toBe(1);
   });
 });

@@ -1,0 +1,37 @@
+/**
+ * The live stateful policies of the process (breakers and bulkheads), for gauges that read their state when a
+ * metrics adapter attached process-wide is collected.
+ *
+ * Why weak: a registry must never keep a policy alive (keyed policies evict and drop theirs), so it holds WeakRefs
+ * and a FinalizationRegistry removes an entry once its policy is collected. Why on `globalThis` under a registered
+ * symbol: the diagnostics channels are process-wide, so a second copy of bulwark (an ESM and a CJS copy, or two
+ * versions) must add its policies to the same set for one adapter to see them all.
+ * @internal
+ */
+
+/** @internal The kinds of policy with a state worth a gauge. */
+export type InstanceKind = 'circuit_breaker' | 'bulkhead';
+
+/** @internal */
+export interface InstanceEntry {
+  readonly kind: InstanceKind;
+  readonly ref: WeakRef<object>;
+}
+
+const KEY = Symbol.for('bulwark.instances.v1');
+const shared = globalThis as { [KEY]?: Set<InstanceEntry> };
+const live: Set<InstanceEntry> = shared[KEY] ?? new Set<InstanceEntry>();
+shared[KEY] = live;
+const finalizer = new FinalizationRegistry<InstanceEntry>((entry) => live.delete(entry));
+
+/** @internal Called by a breaker or bulkhead constructor. */
+export function trackInstance(kind: InstanceKind, policy: object): void {
+  const entry: InstanceEntry = { kind, ref: new WeakRef(policy) };
+  live.add(entry);
+  finalizer.register(policy, entry);
+}
+
+/** @internal The live entries (some may have just been collected: `ref.deref()` can be undefined). */
+export function liveInstances(): ReadonlySet<InstanceEntry> {
+  return live;
+}
