@@ -7,6 +7,8 @@ export default defineConfig({
     undici: 'src/integrations/undici/index.ts',
     grpc: 'src/integrations/grpc/index.ts',
     messaging: 'src/integrations/messaging/index.ts',
+    opentelemetry: 'src/metrics/opentelemetry.ts',
+    prometheus: 'src/metrics/prometheus.ts',
   },
   format: ['esm', 'cjs'],
   // Internal members (`_run`, `_events`, ...) and classes marked @internal stay out of the published types.
@@ -18,7 +20,7 @@ export default defineConfig({
   splitting: true,
   target: 'node20',
   platform: 'node',
-  external: ['undici', '@grpc/grpc-js', 'amqplib', 'nats'],
+  external: ['undici', '@grpc/grpc-js', 'amqplib', 'nats', '@opentelemetry/api', 'prom-client'],
   // Keep class names: errors print as `CircuitOpenError`, not an esbuild-renamed `_CircuitOpenError`.
   keepNames: true,
 });

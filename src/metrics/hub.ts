@@ -1,0 +1,369 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { isResilienceError } from '../errors/errors.js';
+import { Checker } from '../errors/validate.js';
+import { channelName } from '../events/emitter.js';
+import { liveInstances } from '../events/instances.js';
+import { EVENT_TYPES, type ResilienceEvent } from '../events/types.js';
+import { BulkheadPolicy } from '../policies/bulkhead/bulkhead.js';
+import { CircuitBreakerPolicy } from '../policies/circuit-breaker/circuit-breaker.js';
+import { KeyedPolicy } from '../policies/keyed/keyed.js';
+import { PipelinePolicy } from '../policies/pipeline.js';
+import { PolicyBase } from '../policies/policy-base.js';
+
+/**
+ * What every metrics adapter returns: attach it to the whole process or to chosen policies, detach, close.
+ *
+ * @example
+ * ```ts
+ * const m = prometheusMetrics({ registry });
+ * const detach = m.attach(payments); // one pipeline (its members, and keyed policies' live members)
+ * // or: m.attachAll();            // every policy in the process, through node:diagnostics_channel
+ * detach();                         // stop recording this pipeline; its series stay until close()
+ * m.close();                        // detach everything and drop the adapter's gauges
+ * ```
+ */
+export interface PolicyMetrics {
+  /**
+   * Records the events of these policies (a pipeline: itself and its members; a keyed policy: every policy it
+   * holds, present and future) and reports the gauges of the breakers and bulkheads among them.
+   * Returns a function that detaches exactly these policies.
+   *
+   * @throws InvalidOptionsError when an argument is not a bulwark policy, when a policy (or a member of it) is
+   * already attached to this adapter, or when the adapter is attached process-wide: each event would be counted
+   * twice.
+   */
+  attach(...policies: readonly PolicyBase[]): () => void;
+  /**
+   * Records the events of every policy in the process, of every copy of bulwark, present and future, through
+   * `node:diagnostics_channel`, and reports the gauges of every live breaker and bulkhead. Returns a function
+   * that detaches.
+   *
+   * @throws InvalidOptionsError when the adapter already has attachments of either kind.
+   */
+  attachAll(): () => void;
+  /** Detaches everything and releases what the adapter registered (gauge callbacks; prom-client metrics). */
+  close(): void;
+}
+
+/** The low-cardinality labels of a counted event. @internal */
+export interface EventLabels {
+  readonly policy: string;
+  readonly operation: string;
+  readonly event: string;
+  /** The failure's type, for events about a failed outcome. */
+  readonly errorType: string | undefined;
+  /** retry.exhausted and bulkhead.rejected: the reason; circuit.rejected: the state that rejected. */
+  readonly reason: string | undefined;
+}
+
+/** The labels of a duration sample. @internal */
+export interface DurationLabels {
+  readonly policy: string;
+  readonly operation: string;
+  readonly result: 'success' | 'failure' | 'aborted';
+  /** Only with `result: 'failure'`. */
+  readonly errorType: string | undefined;
+}
+
+/** Breakers of one name, counted per state. @internal */
+export interface BreakerReading {
+  closed: number;
+  open: number;
+  half_open: number;
+  isolated: number;
+}
+
+/** Bulkheads of one name, summed. @internal */
+export interface BulkheadReading {
+  active: number;
+  queued: number;
+  limit: number;
+}
+
+/** The gauges of every breaker and bulkhead in the adapter's scope, by policy name. @internal */
+export interface GaugeReading {
+  readonly breakers: Map<string, BreakerReading>;
+  readonly bulkheads: Map<string, BulkheadReading>;
+}
+
+/** Where a hub sends what it measured: an OpenTelemetry or prom-client back end. @internal */
+export interface MetricsSink {
+  count(labels: EventLabels): void;
+  execution(seconds: number, labels: DurationLabels): void;
+  attempt(seconds: number, labels: DurationLabels): void;
+}
+
+/**
+ * The default `error.type`: bounded, predictable values only.
+ * - a bulwark error: its class name (`TimeoutError`, `CircuitOpenError`, ...);
+ * - an error with an upper-case `code` (`ECONNRESET`, `UND_ERR_SOCKET`, `ERR_STREAM_PREMATURE_CLOSE`): the code;
+ * - another `Error`: its `name` (`TypeError`, or your class's name);
+ * - anything else that was thrown: `'_OTHER'` (the OpenTelemetry convention's fallback).
+ *
+ * @example
+ * ```ts
+ * defaultErrorType(Object.assign(new Error('reset'), { code: 'ECONNRESET' })); // 'ECONNRESET'
+ * ```
+ */
+export function defaultErrorType(error: unknown): string {
+  if (isResilienceError(error)) return error.name;
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && CODE.test(code)) return code;
+    const name = error.name;
+    return typeof name === 'string' && name.length > 0 && name.length <= 64 ? name : 'Error';
+  }
+  return '_OTHER';
+}
+
+const CODE = /^[A-Z][A-Z0-9_]{1,63}$/;
+
+/** Options every adapter shares. */
+export interface CommonMetricsOptions {
+  /**
+   * Maps a failure to the `error.type` attribute (`error_type` label). Must return a short string from a small
+   * set: it becomes a label value. @defaultValue {@link defaultErrorType}
+   */
+  errorType?: (error: unknown) => string;
+  /**
+   * Histogram bucket upper bounds for the duration instruments, in seconds, strictly increasing.
+   * @defaultValue `[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]` (the
+   * OpenTelemetry HTTP duration buckets)
+   */
+  durationBuckets?: readonly number[];
+}
+
+/** @internal */
+export const DEFAULT_DURATION_BUCKETS: readonly number[] = [
+  0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
+];
+
+/** @internal Validates the shared options into `check`. */
+export function checkCommon(check: Checker, options: CommonMetricsOptions): void {
+  check.fn('errorType', options.errorType);
+  const b = options.durationBuckets;
+  if (b === undefined) return;
+  const ok =
+    Array.isArray(b) &&
+    b.length > 0 &&
+    b.every((v, i) => typeof v === 'number' && Number.isFinite(v) && v > 0 && (i === 0 || v > (b[i - 1] as number)));
+  if (!ok) check.fail('durationBuckets', b, 'a non-empty array of finite numbers > 0 in seconds, strictly increasing');
+}
+
+const warned = new WeakSet<object>();
+
+/** Reports a failure of the metrics layer once per adapter; a call's outcome never depends on metrics. */
+function report(owner: object, adapter: string, what: string, error: unknown): void {
+  if (warned.has(owner)) return;
+  warned.add(owner);
+  process.emitWarning(
+    `${adapter}: ${what} failed (${error instanceof Error ? error.message : String(error)}); calls are not affected, metrics may be incomplete, and further failures of this adapter are not reported`,
+    { type: 'BulwarkMetricsWarning', code: 'BULWARK_METRICS_FAILED' },
+  );
+}
+
+/**
+ * The part every adapter shares: turns events into labelled measurements for a sink, manages the process-wide
+ * or per-policy attachments, and reads the gauges of the breakers and bulkheads in scope.
+ * @internal
+ */
+export class MetricsHub implements PolicyMetrics {
+  readonly #adapter: string;
+  readonly #sink: MetricsSink;
+  readonly #errorType: (error: unknown) => string;
+  /** Per-policy attachments: each attached policy and the detach of its subscriptions. */
+  readonly #attached = new Map<PolicyBase, () => void>();
+  #all: (() => void) | undefined;
+  #closed = false;
+  /** Bound once: the same function subscribes and unsubscribes, and no closure is made per event. */
+  readonly #onEvent = (event: unknown): void => {
+    try {
+      this.record(event as ResilienceEvent);
+    } catch (error) {
+      // A channel subscriber that throws would surface as an uncaught exception on the next tick.
+      report(this, this.#adapter, 'recording an event', error);
+    }
+  };
+  /** Called after close(), to release what the back end registered. */
+  onClose: (() => void) | undefined;
+
+  constructor(adapter: string, sink: MetricsSink, errorType: ((error: unknown) => string) | undefined) {
+    this.#adapter = adapter;
+    this.#sink = sink;
+    this.#errorType = errorType ?? defaultErrorType;
+  }
+
+  #typeOf(error: unknown): string {
+    try {
+      const t = this.#errorType(error);
+      if (typeof t === 'string') return t;
+      throw new TypeError(`errorType returned ${typeof t}, not a string`);
+    } catch (e) {
+      report(this, this.#adapter, 'the errorType function', e);
+      return '_OTHER';
+    }
+  }
+
+  /** @internal Turns one event into one measurement. */
+  record(e: ResilienceEvent): void {
+    switch (e.type) {
+      case 'execution.completed':
+      case 'attempt.completed': {
+        const labels: DurationLabels = {
+          policy: e.policy,
+          operation: e.operation,
+          result: e.result,
+          errorType: e.result === 'failure' ? this.#typeOf(e.error) : undefined,
+        };
+        if (e.type === 'execution.completed') this.#sink.execution(e.durationMs / 1000, labels);
+        else this.#sink.attempt(e.durationMs / 1000, labels);
+        return;
+      }
+      default: {
+        let errorType: string | undefined;
+        let reason: string | undefined;
+        if ('outcome' in e && !e.outcome.ok) errorType = this.#typeOf(e.outcome.error);
+        if (e.type === 'retry.exhausted' || e.type === 'bulkhead.rejected') reason = e.reason;
+        else if (e.type === 'circuit.rejected') reason = e.state;
+        this.#sink.count({ policy: e.policy, operation: e.operation, event: e.type, errorType, reason });
+      }
+    }
+  }
+
+  attach(...policies: readonly PolicyBase[]): () => void {
+    const check = new Checker(this.#adapter);
+    if (this.#closed) check.fail('attach', 'a closed adapter', 'an adapter that was not closed');
+    if (this.#all !== undefined) {
+      check.fail('attach', 'a policy', 'no policy while attachAll() is in force (its events would count twice)');
+    }
+    if (policies.length === 0) check.fail('attach', policies, 'at least one policy (or use attachAll())');
+    const seen = new Set<PolicyBase>();
+    policies.forEach((p, i) => {
+      if (!(p instanceof PolicyBase)) {
+        check.fail(`attach[${i}]`, p, 'a policy made by a bulwark factory');
+        return;
+      }
+      for (const member of new Set([p, ...p._members()])) {
+        if (seen.has(member) || this.#overlaps(member)) {
+          check.fail(`attach[${i}]`, member.name, 'a policy not attached already (its events would count twice)');
+          return;
+        }
+        seen.add(member);
+      }
+    });
+    check.done();
+    const mine: PolicyBase[] = [];
+    for (const p of policies) {
+      const offs = EVENT_TYPES.map((type) => p.on(type, this.#onEvent));
+      this.#attached.set(p, () => {
+        for (const off of offs) off();
+      });
+      mine.push(p);
+    }
+    return () => {
+      for (const p of mine) {
+        this.#attached.get(p)?.();
+        this.#attached.delete(p);
+      }
+    };
+  }
+
+  /** Whether `p` is attached already, as itself or as a member of an attached pipeline (or vice versa). */
+  #overlaps(p: PolicyBase): boolean {
+    for (const q of this.#attached.keys()) {
+      if (q === p || q._members().includes(p) || p._members().includes(q)) return true;
+    }
+    return false;
+  }
+
+  attachAll(): () => void {
+    const check = new Checker(this.#adapter);
+    if (this.#closed) check.fail('attachAll', 'a closed adapter', 'an adapter that was not closed');
+    if (this.#all !== undefined) check.fail('attachAll', 'a second call', 'one attachAll() at a time');
+    if (this.#attached.size > 0) {
+      check.fail('attachAll', `${this.#attached.size} attached policies`, 'none (their events would count twice)');
+    }
+    check.done();
+    for (const type of EVENT_TYPES) subscribe(channelName(type), this.#onEvent);
+    const off = (): void => {
+      if (this.#all !== off) return;
+      this.#all = undefined;
+      for (const type of EVENT_TYPES) unsubscribe(channelName(type), this.#onEvent);
+    };
+    this.#all = off;
+    return off;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#all?.();
+    for (const off of this.#attached.values()) off();
+    this.#attached.clear();
+    this.onClose?.();
+  }
+
+  /** @internal The gauges of every breaker and bulkhead in scope. Never throws (a failure reads as empty). */
+  read(): GaugeReading {
+    const reading: GaugeReading = { breakers: new Map(), bulkheads: new Map() };
+    try {
+      if (this.#all !== undefined) {
+        for (const entry of liveInstances()) {
+          const p = entry.ref.deref();
+          if (p === undefined) continue;
+          if (entry.kind === 'circuit_breaker') addBreaker(reading, p as Breakerish);
+          else addBulkhead(reading, p as Bulkheadish);
+        }
+      } else if (this.#attached.size > 0) {
+        const seen = new Set<PolicyBase>();
+        for (const p of this.#attached.keys()) walk(p, reading, seen);
+      }
+    } catch (error) {
+      report(this, this.#adapter, 'reading breaker and bulkhead gauges', error);
+    }
+    return reading;
+  }
+}
+
+/** The members a breaker gauge reads (by shape: a policy of another copy of bulwark is not an `instanceof`). */
+interface Breakerish {
+  readonly name: string;
+  readonly state: string;
+}
+
+interface Bulkheadish {
+  readonly name: string;
+  readonly active: number;
+  readonly queued: number;
+  readonly limit: number;
+}
+
+function addBreaker(reading: GaugeReading, b: Breakerish): void {
+  let r = reading.breakers.get(b.name);
+  if (r === undefined) {
+    r = { closed: 0, open: 0, half_open: 0, isolated: 0 };
+    reading.breakers.set(b.name, r);
+  }
+  const state = b.state as keyof BreakerReading;
+  if (state in r) r[state]++;
+}
+
+function addBulkhead(reading: GaugeReading, b: Bulkheadish): void {
+  const r = reading.bulkheads.get(b.name);
+  if (r === undefined) reading.bulkheads.set(b.name, { active: b.active, queued: b.queued, limit: b.limit });
+  else {
+    r.active += b.active;
+    r.queued += b.queued;
+    r.limit += b.limit;
+  }
+}
+
+/** Finds the breakers and bulkheads inside an attached policy: pipeline members and keyed policies' live ones. */
+function walk(p: PolicyBase, reading: GaugeReading, seen: Set<PolicyBase>): void {
+  if (seen.has(p)) return;
+  seen.add(p);
+  if (p instanceof CircuitBreakerPolicy) addBreaker(reading, p);
+  else if (p instanceof BulkheadPolicy) addBulkhead(reading, p);
+  else if (p instanceof PipelinePolicy) for (const m of p.policies) walk(m, reading, seen);
+  else if (p instanceof KeyedPolicy) for (const m of p.values()) walk(m as PolicyBase, reading, seen);
+}

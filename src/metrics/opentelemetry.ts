@@ -1,0 +1,170 @@
+import {
+  type Attributes,
+  type BatchObservableCallback,
+  type Meter,
+  type MeterProvider,
+  metrics,
+  type Observable,
+} from '@opentelemetry/api';
+import { Checker } from '../errors/validate.js';
+import {
+  type CommonMetricsOptions,
+  checkCommon,
+  DEFAULT_DURATION_BUCKETS,
+  type DurationLabels,
+  type EventLabels,
+  MetricsHub,
+  type PolicyMetrics,
+} from './hub.js';
+
+/** The instrumentation scope name of the default meter. */
+const SCOPE = 'bulwark';
+/** Kept in step with package.json by a test. */
+const SCOPE_VERSION = '0.1.0';
+
+/** Options of {@link openTelemetryMetrics}. */
+export interface OpenTelemetryMetricsOptions extends CommonMetricsOptions {
+  /**
+   * The meter provider to take the `bulwark` meter from.
+   * @defaultValue the global one (`metrics.getMeterProvider()` of @opentelemetry/api)
+   */
+  meterProvider?: MeterProvider;
+  /** A meter to create the instruments on, instead of one from `meterProvider` (not both). */
+  meter?: Meter;
+  /** The prefix of every instrument name. @defaultValue `'bulwark'` */
+  prefix?: string;
+}
+
+/**
+ * Records bulwark's events as OpenTelemetry metrics on a Meter from `@opentelemetry/api` (an optional peer
+ * dependency). Attach it to the whole process or to chosen policies. The instruments (`<prefix>` is `bulwark`):
+ *
+ * | instrument | kind | unit | attributes |
+ * |---|---|---|---|
+ * | `bulwark.events` | Counter | `{event}` | policy, operation, event name, `error.type`, reason |
+ * | `bulwark.execution.duration` | Histogram | `s` | policy, operation, result, `error.type` |
+ * | `bulwark.attempt.duration` | Histogram | `s` | policy, operation, result, `error.type` |
+ * | `bulwark.circuit_breaker.state` | ObservableGauge | `{breaker}` | policy, state |
+ * | `bulwark.bulkhead.active` / `.queued` / `.limit` | ObservableGauge | `{call}` | policy |
+ *
+ * See docs/metrics.md for every attribute and its values.
+ *
+ * @throws InvalidOptionsError listing every invalid option.
+ * @example
+ * ```ts
+ * import { metrics } from '@opentelemetry/api';
+ * import { openTelemetryMetrics } from 'bulwark/opentelemetry';
+ *
+ * const bulwarkMetrics = openTelemetryMetrics({ meterProvider: metrics.getMeterProvider() });
+ * bulwarkMetrics.attachAll(); // or bulwarkMetrics.attach(payments)
+ * ```
+ */
+export function openTelemetryMetrics(options: OpenTelemetryMetricsOptions = {}): PolicyMetrics {
+  const check = new Checker('openTelemetryMetrics');
+  if (check.object('', options, ['meterProvider', 'meter', 'prefix', 'errorType', 'durationBuckets'])) {
+    const { meterProvider, meter, prefix } = options as Record<string, unknown>;
+    if (meterProvider !== undefined && typeof (meterProvider as Partial<MeterProvider>)?.getMeter !== 'function') {
+      check.fail('meterProvider', meterProvider, 'a MeterProvider (an object with getMeter())');
+    }
+    if (meter !== undefined && typeof (meter as Partial<Meter>)?.createCounter !== 'function') {
+      check.fail('meter', meter, 'a Meter (an object with createCounter())');
+    }
+    if (meter !== undefined && meterProvider !== undefined)
+      check.fail('meter', 'both meter and meterProvider', 'one of them');
+    if (check.string('prefix', prefix) && typeof prefix === 'string' && !PREFIX.test(prefix)) {
+      check.fail('prefix', prefix, 'a name like "bulwark" or "payments.bulwark" (letters, digits, _ . -)');
+    }
+    checkCommon(check, options);
+  }
+  check.done();
+
+  const meter = options.meter ?? (options.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE, SCOPE_VERSION);
+  const prefix = options.prefix ?? 'bulwark';
+  const boundaries = [...(options.durationBuckets ?? DEFAULT_DURATION_BUCKETS)];
+
+  const events = meter.createCounter(`${prefix}.events`, {
+    description: 'Events of bulwark policies: retries, breaker transitions and rejections, timeouts, fallbacks.',
+    unit: '{event}',
+  });
+  const execution = meter.createHistogram(`${prefix}.execution.duration`, {
+    description: 'Duration of a call through a policy or pipeline, every attempt and backoff included.',
+    unit: 's',
+    advice: { explicitBucketBoundaries: boundaries },
+  });
+  const attempt = meter.createHistogram(`${prefix}.attempt.duration`, {
+    description: 'Duration of one attempt made by a retry policy.',
+    unit: 's',
+    advice: { explicitBucketBoundaries: boundaries },
+  });
+  const breakerState = meter.createObservableGauge(`${prefix}.circuit_breaker.state`, {
+    description: 'Circuit breakers of this name in this state (1 or 0 for a uniquely named breaker).',
+    unit: '{breaker}',
+  });
+  const active = meter.createObservableGauge(`${prefix}.bulkhead.active`, {
+    description: 'Calls holding a bulkhead slot.',
+    unit: '{call}',
+  });
+  const queued = meter.createObservableGauge(`${prefix}.bulkhead.queued`, {
+    description: 'Calls waiting in a bulkhead queue.',
+    unit: '{call}',
+  });
+  const limit = meter.createObservableGauge(`${prefix}.bulkhead.limit`, {
+    description: 'The concurrency limit of a bulkhead.',
+    unit: '{call}',
+  });
+
+  const durationAttributes = (l: DurationLabels): Attributes => {
+    const a: Attributes = { [POLICY]: l.policy, [OPERATION]: l.operation, [RESULT]: l.result };
+    if (l.errorType !== undefined) a[ERROR_TYPE] = l.errorType;
+    return a;
+  };
+  const hub = new MetricsHub(
+    'openTelemetryMetrics',
+    {
+      count(l: EventLabels): void {
+        const a: Attributes = { [POLICY]: l.policy, [OPERATION]: l.operation, [EVENT]: l.event };
+        if (l.errorType !== undefined) a[ERROR_TYPE] = l.errorType;
+        if (l.reason !== undefined) a[REASON] = l.reason;
+        events.add(1, a);
+      },
+      execution(seconds: number, l: DurationLabels): void {
+        execution.record(seconds, durationAttributes(l));
+      },
+      attempt(seconds: number, l: DurationLabels): void {
+        attempt.record(seconds, durationAttributes(l));
+      },
+    },
+    options.errorType,
+  );
+
+  const gauges: Observable[] = [breakerState, active, queued, limit];
+  const observe: BatchObservableCallback = (result) => {
+    const reading = hub.read();
+    for (const [policy, r] of reading.breakers) {
+      for (const state of STATES) result.observe(breakerState, r[state], { [POLICY]: policy, [STATE]: state });
+    }
+    for (const [policy, r] of reading.bulkheads) {
+      const a = { [POLICY]: policy };
+      result.observe(active, r.active, a);
+      result.observe(queued, r.queued, a);
+      result.observe(limit, r.limit, a);
+    }
+  };
+  meter.addBatchObservableCallback(observe, gauges);
+  hub.onClose = () => meter.removeBatchObservableCallback(observe, gauges);
+  return hub;
+}
+
+const PREFIX = /^[A-Za-z][A-Za-z0-9_.-]{0,62}$/;
+const STATES = ['closed', 'open', 'half_open', 'isolated'] as const;
+
+/** Attribute names, in the style of the OpenTelemetry semantic conventions. */
+const POLICY = 'bulwark.policy.name';
+const OPERATION = 'bulwark.operation.name';
+const EVENT = 'bulwark.event.name';
+const RESULT = 'bulwark.result';
+const REASON = 'bulwark.reason';
+const STATE = 'bulwark.circuit_breaker.state';
+const ERROR_TYPE = 'error.type';
+
+export { type CommonMetricsOptions, defaultErrorType, type PolicyMetrics } from './hub.js';

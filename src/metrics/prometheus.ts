@@ -1,0 +1,172 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Checker } from '../errors/validate.js';
+import {
+  type BulkheadReading,
+  type CommonMetricsOptions,
+  checkCommon,
+  DEFAULT_DURATION_BUCKETS,
+  type DurationLabels,
+  type EventLabels,
+  MetricsHub,
+  type PolicyMetrics,
+} from './hub.js';
+
+/** Options of {@link prometheusMetrics}. */
+export interface PrometheusMetricsOptions extends CommonMetricsOptions {
+  /**
+   * The prom-client registry to register the metrics on. Required: bulwark registers nothing anywhere else (pass
+   * prom-client's `register` to use the global registry).
+   */
+  registry: Registry;
+  /** The prefix of every metric name. @defaultValue `'bulwark'` */
+  prefix?: string;
+}
+
+type Labels = Partial<Record<string, string>>;
+
+/**
+ * Records bulwark's events as Prometheus metrics with prom-client (an optional peer dependency) on a registry you
+ * pass. No default metrics, no global registry. The metrics (`<prefix>` is `bulwark`):
+ *
+ * | metric | type | labels |
+ * |---|---|---|
+ * | `bulwark_events_total` | counter | policy, operation, event, error_type, reason |
+ * | `bulwark_execution_duration_seconds` | histogram | policy, operation, result, error_type |
+ * | `bulwark_attempt_duration_seconds` | histogram | policy, operation, result, error_type |
+ * | `bulwark_circuit_breaker_state` | gauge | policy, state |
+ * | `bulwark_bulkhead_active` / `_queued` / `_limit` | gauge | policy |
+ *
+ * `close()` detaches and removes these metrics from the registry. See docs/metrics.md for every label value.
+ *
+ * @throws InvalidOptionsError listing every invalid option, or when the registry already has a metric of one of
+ * these names (a second adapter on the same registry needs another `prefix`).
+ * @example
+ * ```ts
+ * import { Registry } from 'prom-client';
+ * import { prometheusMetrics } from 'bulwark/prometheus';
+ *
+ * const registry = new Registry();
+ * prometheusMetrics({ registry }).attachAll();
+ * app.get('/metrics', async (_req, res) => res.type(registry.contentType).send(await registry.metrics()));
+ * ```
+ */
+export function prometheusMetrics(options: PrometheusMetricsOptions): PolicyMetrics {
+  const check = new Checker('prometheusMetrics');
+  const prefix = options?.prefix ?? 'bulwark';
+  const names = {
+    events: `${prefix}_events_total`,
+    execution: `${prefix}_execution_duration_seconds`,
+    attempt: `${prefix}_attempt_duration_seconds`,
+    state: `${prefix}_circuit_breaker_state`,
+    active: `${prefix}_bulkhead_active`,
+    queued: `${prefix}_bulkhead_queued`,
+    limit: `${prefix}_bulkhead_limit`,
+  };
+  if (options === undefined) check.fail('registry', undefined, 'a prom-client Registry');
+  else if (check.object('', options, ['registry', 'prefix', 'errorType', 'durationBuckets'])) {
+    const r = options.registry as Partial<Registry> | undefined;
+    if (typeof r?.registerMetric !== 'function' || typeof r.getSingleMetric !== 'function') {
+      check.fail('registry', r, "a prom-client Registry (new Registry(), or prom-client's register)");
+    } else {
+      for (const name of Object.values(names)) {
+        if (r.getSingleMetric(name) !== undefined) {
+          check.fail('registry', `a registry that has ${name}`, 'a registry without it (or another prefix)');
+        }
+      }
+    }
+    const { prefix: p } = options as { prefix?: unknown };
+    if (check.string('prefix', p) && typeof p === 'string' && !PREFIX.test(p)) {
+      check.fail('prefix', p, 'a metric name prefix like "bulwark" ([a-zA-Z_:][a-zA-Z0-9_:]*)');
+    }
+    checkCommon(check, options);
+  }
+  check.done();
+
+  const registers = [options.registry];
+  const buckets = [...(options.durationBuckets ?? DEFAULT_DURATION_BUCKETS)];
+  const durationLabels = ['policy', 'operation', 'result', 'error_type'];
+  const events = new Counter({
+    name: names.events,
+    help: 'Events of bulwark policies: retries, breaker transitions and rejections, timeouts, fallbacks.',
+    labelNames: ['policy', 'operation', 'event', 'error_type', 'reason'],
+    registers,
+  });
+  const execution = new Histogram({
+    name: names.execution,
+    help: 'Duration of a call through a policy or pipeline, every attempt and backoff included.',
+    labelNames: durationLabels,
+    buckets,
+    registers,
+  });
+  const attempt = new Histogram({
+    name: names.attempt,
+    help: 'Duration of one attempt made by a retry policy.',
+    labelNames: durationLabels,
+    buckets,
+    registers,
+  });
+  const durationLabelsOf = (l: DurationLabels): Labels => {
+    const labels: Labels = { policy: l.policy, operation: l.operation, result: l.result };
+    if (l.errorType !== undefined) labels.error_type = l.errorType;
+    return labels;
+  };
+  const hub = new MetricsHub(
+    'prometheusMetrics',
+    {
+      count(l: EventLabels): void {
+        const labels: Labels = { policy: l.policy, operation: l.operation, event: l.event };
+        if (l.errorType !== undefined) labels.error_type = l.errorType;
+        if (l.reason !== undefined) labels.reason = l.reason;
+        events.inc(labels as Record<string, string>);
+      },
+      execution(seconds: number, l: DurationLabels): void {
+        execution.observe(durationLabelsOf(l) as Record<string, string>, seconds);
+      },
+      attempt(seconds: number, l: DurationLabels): void {
+        attempt.observe(durationLabelsOf(l) as Record<string, string>, seconds);
+      },
+    },
+    options.errorType,
+  );
+
+  // Gauges are read from the live policies at scrape time: nothing is recorded per call.
+  new Gauge({
+    name: names.state,
+    help: 'Circuit breakers of this name in this state (1 or 0 for a uniquely named breaker).',
+    labelNames: ['policy', 'state'],
+    registers,
+    collect(): void {
+      this.reset();
+      for (const [policy, r] of hub.read().breakers) {
+        this.set({ policy, state: 'closed' }, r.closed);
+        this.set({ policy, state: 'open' }, r.open);
+        this.set({ policy, state: 'half_open' }, r.half_open);
+        this.set({ policy, state: 'isolated' }, r.isolated);
+      }
+    },
+  });
+  const bulkheadGauge = (name: string, help: string, field: keyof BulkheadReading): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['policy'],
+      registers,
+      collect(): void {
+        this.reset();
+        for (const [policy, r] of hub.read().bulkheads) this.set({ policy }, r[field]);
+      },
+    });
+  };
+  bulkheadGauge(names.active, 'Calls holding a bulkhead slot.', 'active');
+  bulkheadGauge(names.queued, 'Calls waiting in a bulkhead queue.', 'queued');
+  bulkheadGauge(names.limit, 'The concurrency limit of a bulkhead.', 'limit');
+
+  hub.onClose = () => {
+    for (const name of Object.values(names)) options.registry.removeSingleMetric(name);
+  };
+  return hub;
+}
+
+const PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]{0,62}$/;
+
+export { type CommonMetricsOptions, defaultErrorType, type PolicyMetrics } from './hub.js';
