@@ -9,6 +9,8 @@ export function captureWarnings() {
     codes: () => seen.map((w) => (w as Error & { code?: string }).code),
     messages: () => seen.map((w) => w.message),
     stop: () => process.off('warning', on),
+    /** Warnings are emitted on the next tick: wait for them. */
+    flush: () => new Promise<void>((r) => setImmediate(r)),
   };
 }
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Meter } from '@opentelemetry/api';
 import {
   AggregationTemporality,
@@ -36,6 +37,12 @@ function sdk() {
   return {
     provider,
     /** Collects now and returns every metric of the `bulwark` scope by name. */
+    /** The instrumentation scopes of the last collection. */
+    async scopes(): Promise<{ name: string; version?: string | undefined }[]> {
+      exporter.reset();
+      await reader.forceFlush();
+      return (exporter.getMetrics().at(-1)?.scopeMetrics ?? []).map((s) => ({ ...s.scope }));
+    },
     async collect(): Promise<Map<string, MetricData>> {
       exporter.reset();
       await reader.forceFlush();
@@ -463,6 +470,19 @@ describe('openTelemetryMetrics: options', () => {
       'bulwark.result': 'success',
     });
     expect(h?.buckets.boundaries).toEqual([0.1, 1]);
+    m.close();
+  });
+
+  it('creates its instruments on the meter "bulwark" of the package version', async () => {
+    const { provider, scopes } = sdk();
+    const r = retry({ name: 'scoped' });
+    const m = openTelemetryMetrics({ meterProvider: provider });
+    m.attach(r);
+    await r.execute(() => 1);
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    expect(await scopes()).toEqual([{ name: 'bulwark', version }]);
     m.close();
   });
 
