@@ -1,6 +1,18 @@
-/** Suite 4: what observing costs: bulwark's pipeline with no listener, one listener, a diagnostics_channel subscriber. */
+/**
+ * Suite 4: what observing costs on the full pipeline: no listener, one listener, a diagnostics_channel subscriber,
+ * and each metrics adapter attached to the pipeline or process-wide (real OpenTelemetry SDK, real prom-client).
+ */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
+import { Registry } from 'prom-client';
 import { bulkhead, channelName, circuitBreaker, pipeline, retry, timeout } from '../../src/index.js';
+import { openTelemetryMetrics } from '../../src/metrics/opentelemetry.js';
+import { prometheusMetrics } from '../../src/metrics/prometheus.js';
 import { median, nsPerCall, progress, roundOrder, type Settings } from '../harness.js';
 
 export interface EventsRow {
@@ -11,6 +23,13 @@ export interface EventsRow {
 
 const op = async () => 1;
 const make = () => pipeline(retry(), circuitBreaker(), timeout(60_000), bulkhead({ limit: 1_000 }));
+
+interface Case {
+  readonly name: string;
+  readonly call: () => Promise<unknown>;
+  /** Process-wide subscriptions are made only while the case runs (they would observe every other case too). */
+  readonly around?: () => () => void;
+}
 
 export async function eventsSuite(s: Settings, step: string): Promise<EventsRow[]> {
   const quiet = make();
@@ -23,38 +42,94 @@ export async function eventsSuite(s: Settings, step: string): Promise<EventsRow[
   const onMessage = () => {
     count++;
   };
-  const cases = [
+
+  // A real SDK pipeline: measurements aggregate in memory; the reader exports only when asked (after the runs).
+  const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
+  const provider = new MeterProvider({ readers: [reader] });
+  const otelAttached = make();
+  const otel = openTelemetryMetrics({ meterProvider: provider });
+  otel.attach(otelAttached);
+  const otelAll = openTelemetryMetrics({ meterProvider: provider, prefix: 'all' });
+  const otelAllPipeline = make();
+
+  const registry = new Registry();
+  const promAttached = make();
+  const prom = prometheusMetrics({ registry });
+  prom.attach(promAttached);
+  const promAll = prometheusMetrics({ registry, prefix: 'all' });
+  const promAllPipeline = make();
+
+  const cases: Case[] = [
     { name: 'no listener', call: () => quiet.execute(op) },
     { name: "one policy.on('execution.completed') listener", call: () => listened.execute(op) },
     {
       name: 'diagnostics_channel subscriber (bulwark:execution:completed)',
-      call: async () => {
-        return channelled.execute(op);
+      call: () => channelled.execute(op),
+      around: () => {
+        subscribe(channelName('execution.completed'), onMessage);
+        return () => unsubscribe(channelName('execution.completed'), onMessage);
       },
-      channel: true,
+    },
+    { name: 'openTelemetryMetrics, attach(pipeline)', call: () => otelAttached.execute(op) },
+    {
+      name: 'openTelemetryMetrics, attachAll()',
+      call: () => otelAllPipeline.execute(op),
+      around: () => otelAll.attachAll(),
+    },
+    { name: 'prometheusMetrics, attach(pipeline)', call: () => promAttached.execute(op) },
+    {
+      name: 'prometheusMetrics, attachAll()',
+      call: () => promAllPipeline.execute(op),
+      around: () => promAll.attachAll(),
     },
   ];
   const ns = new Map<string, number[]>(cases.map((c) => [c.name, []]));
   const over = new Map<string, number[]>(cases.map((c) => [c.name, []]));
-  for (let r = 0; r < s.rounds; r++) {
-    const round = new Map<string, number>();
-    for (const [ci, c] of roundOrder(cases, r).entries()) {
-      progress(`${step} events: round ${r + 1}/${s.rounds}, ${ci + 1}/${cases.length} ${c.name}`);
-      // The channel is process-wide, so it is subscribed only while its own case runs.
-      if (c.channel) subscribe(channelName('execution.completed'), onMessage);
-      try {
-        round.set(c.name, (await nsPerCall(c.call, s)).p50);
-      } finally {
-        if (c.channel) unsubscribe(channelName('execution.completed'), onMessage);
+  try {
+    for (let r = 0; r < s.rounds; r++) {
+      const round = new Map<string, number>();
+      for (const [ci, c] of roundOrder(cases, r).entries()) {
+        progress(`${step} events: round ${r + 1}/${s.rounds}, ${ci + 1}/${cases.length} ${c.name}`);
+        const off = c.around?.();
+        try {
+          round.set(c.name, (await nsPerCall(c.call, s)).p50);
+        } finally {
+          off?.();
+        }
+      }
+      const base = round.get('no listener') as number;
+      for (const [k, v] of round) {
+        ns.get(k)?.push(v);
+        over.get(k)?.push(v - base);
       }
     }
-    const base = round.get('no listener') as number;
-    for (const [k, v] of round) {
-      ns.get(k)?.push(v);
-      over.get(k)?.push(v - base);
+    if (count === 0) throw new Error('events suite: no event reached a listener');
+    // The adapters must have recorded: a suite that measured a silently broken adapter would flatter it.
+    const promText = await registry.metrics();
+    for (const prefix of ['bulwark', 'all']) {
+      if (!new RegExp(`^${prefix}_execution_duration_seconds_count\\{[^}]*\\} [1-9]`, 'm').test(promText)) {
+        throw new Error(`events suite: prometheusMetrics (${prefix}) recorded no execution`);
+      }
     }
+    await reader.forceFlush();
+    const names = new Set(
+      exporter
+        .getMetrics()
+        .flatMap((rm) => rm.scopeMetrics.flatMap((sm) => sm.metrics))
+        .filter((m) => m.dataPoints.length > 0)
+        .map((m) => m.descriptor.name),
+    );
+    for (const name of ['bulwark.execution.duration', 'all.execution.duration']) {
+      if (!names.has(name)) throw new Error(`events suite: openTelemetryMetrics recorded no ${name}`);
+    }
+  } finally {
+    otel.close();
+    otelAll.close();
+    prom.close();
+    promAll.close();
+    await provider.shutdown();
   }
-  if (count === 0) throw new Error('events suite: no event reached a listener');
   return cases.map((c) => ({
     case: c.name,
     ns: median(ns.get(c.name) as number[]),

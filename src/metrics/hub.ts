@@ -45,25 +45,8 @@ export interface PolicyMetrics {
   close(): void;
 }
 
-/** The low-cardinality labels of a counted event. @internal */
-export interface EventLabels {
-  readonly policy: string;
-  readonly operation: string;
-  readonly event: string;
-  /** The failure's type, for events about a failed outcome. */
-  readonly errorType: string | undefined;
-  /** retry.exhausted and bulkhead.rejected: the reason; circuit.rejected: the state that rejected. */
-  readonly reason: string | undefined;
-}
-
-/** The labels of a duration sample. @internal */
-export interface DurationLabels {
-  readonly policy: string;
-  readonly operation: string;
-  readonly result: 'success' | 'failure' | 'aborted';
-  /** Only with `result: 'failure'`. */
-  readonly errorType: string | undefined;
-}
+/** A call's result, as the duration instruments label it. @internal */
+export type CallResult = 'success' | 'failure' | 'aborted';
 
 /** Breakers of one name, counted per state. @internal */
 export interface BreakerReading {
@@ -86,11 +69,16 @@ export interface GaugeReading {
   readonly bulkheads: Map<string, BulkheadReading>;
 }
 
-/** Where a hub sends what it measured: an OpenTelemetry or prom-client back end. @internal */
+/**
+ * Where a hub sends what it measured: an OpenTelemetry or prom-client back end. Positional arguments, so that
+ * recording an event allocates nothing on the hub's side. `errorType` and `reason` are `''` when absent.
+ * @internal
+ */
 export interface MetricsSink {
-  count(labels: EventLabels): void;
-  execution(seconds: number, labels: DurationLabels): void;
-  attempt(seconds: number, labels: DurationLabels): void;
+  /** An event: `reason` is retry.exhausted's and bulkhead.rejected's reason, or circuit.rejected's state. */
+  count(policy: string, operation: string, event: string, errorType: string, reason: string): void;
+  execution(seconds: number, policy: string, operation: string, result: CallResult, errorType: string): void;
+  attempt(seconds: number, policy: string, operation: string, result: CallResult, errorType: string): void;
 }
 
 /**
@@ -206,26 +194,27 @@ export class MetricsHub implements PolicyMetrics {
 
   /** @internal Turns one event into one measurement. */
   record(e: ResilienceEvent): void {
+    const sink = this.#sink;
     switch (e.type) {
       case 'execution.completed':
       case 'attempt.completed': {
-        const labels: DurationLabels = {
-          policy: e.policy,
-          operation: e.operation,
-          result: e.result,
-          errorType: e.result === 'failure' ? this.#typeOf(e.error) : undefined,
-        };
-        if (e.type === 'execution.completed') this.#sink.execution(e.durationMs / 1000, labels);
-        else this.#sink.attempt(e.durationMs / 1000, labels);
+        const errorType = e.result === 'failure' ? this.#typeOf(e.error) : '';
+        if (e.type === 'execution.completed') {
+          sink.execution(e.durationMs / 1000, e.policy, e.operation, e.result, errorType);
+        } else {
+          sink.attempt(e.durationMs / 1000, e.policy, e.operation, e.result, errorType);
+        }
         return;
       }
       default: {
-        let errorType: string | undefined;
-        let reason: string | undefined;
-        if ('outcome' in e && !e.outcome.ok) errorType = this.#typeOf(e.outcome.error);
-        if (e.type === 'retry.exhausted' || e.type === 'bulkhead.rejected') reason = e.reason;
-        else if (e.type === 'circuit.rejected') reason = e.state;
-        this.#sink.count({ policy: e.policy, operation: e.operation, event: e.type, errorType, reason });
+        const errorType = 'outcome' in e && !e.outcome.ok ? this.#typeOf(e.outcome.error) : '';
+        const reason =
+          e.type === 'retry.exhausted' || e.type === 'bulkhead.rejected'
+            ? e.reason
+            : e.type === 'circuit.rejected'
+              ? e.state
+              : '';
+        sink.count(e.policy, e.operation, e.type, errorType, reason);
       }
     }
   }

@@ -8,11 +8,10 @@ import {
 } from '@opentelemetry/api';
 import { Checker } from '../errors/validate.js';
 import {
+  type CallResult,
   type CommonMetricsOptions,
   checkCommon,
   DEFAULT_DURATION_BUCKETS,
-  type DurationLabels,
-  type EventLabels,
   MetricsHub,
   type PolicyMetrics,
 } from './hub.js';
@@ -113,25 +112,25 @@ export function openTelemetryMetrics(options: OpenTelemetryMetricsOptions = {}):
     unit: '{call}',
   });
 
-  const durationAttributes = (l: DurationLabels): Attributes => {
-    const a: Attributes = { [POLICY]: l.policy, [OPERATION]: l.operation, [RESULT]: l.result };
-    if (l.errorType !== undefined) a[ERROR_TYPE] = l.errorType;
+  const durationAttributes = (policy: string, operation: string, result: CallResult, errorType: string) => {
+    const a: Attributes = { [POLICY]: policy, [OPERATION]: operation, [RESULT]: result };
+    if (errorType !== '') a[ERROR_TYPE] = errorType;
     return a;
   };
   const hub = new MetricsHub(
     'openTelemetryMetrics',
     {
-      count(l: EventLabels): void {
-        const a: Attributes = { [POLICY]: l.policy, [OPERATION]: l.operation, [EVENT]: l.event };
-        if (l.errorType !== undefined) a[ERROR_TYPE] = l.errorType;
-        if (l.reason !== undefined) a[REASON] = l.reason;
+      count(policy, operation, event, errorType, reason): void {
+        const a: Attributes = { [POLICY]: policy, [OPERATION]: operation, [EVENT]: event };
+        if (errorType !== '') a[ERROR_TYPE] = errorType;
+        if (reason !== '') a[REASON] = reason;
         events.add(1, a);
       },
-      execution(seconds: number, l: DurationLabels): void {
-        execution.record(seconds, durationAttributes(l));
+      execution(seconds, policy, operation, result, errorType): void {
+        execution.record(seconds, durationAttributes(policy, operation, result, errorType));
       },
-      attempt(seconds: number, l: DurationLabels): void {
-        attempt.record(seconds, durationAttributes(l));
+      attempt(seconds, policy, operation, result, errorType): void {
+        attempt.record(seconds, durationAttributes(policy, operation, result, errorType));
       },
     },
     options.errorType,

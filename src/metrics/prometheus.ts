@@ -1,15 +1,14 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Gauge, type Metric, type Registry } from 'prom-client';
 import { Checker } from '../errors/validate.js';
 import {
   type BulkheadReading,
   type CommonMetricsOptions,
   checkCommon,
   DEFAULT_DURATION_BUCKETS,
-  type DurationLabels,
-  type EventLabels,
   MetricsHub,
   type PolicyMetrics,
 } from './hub.js';
+import { observe, SeriesStore, StoredMetric } from './series.js';
 
 /** Options of {@link prometheusMetrics}. */
 export interface PrometheusMetricsOptions extends CommonMetricsOptions {
@@ -21,8 +20,6 @@ export interface PrometheusMetricsOptions extends CommonMetricsOptions {
   /** The prefix of every metric name. @defaultValue `'bulwark'` */
   prefix?: string;
 }
-
-type Labels = Partial<Record<string, string>>;
 
 /**
  * Records bulwark's events as Prometheus metrics with prom-client (an optional peer dependency) on a registry you
@@ -82,48 +79,52 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): PolicyMetr
   }
   check.done();
 
-  const registers = [options.registry];
+  const registry = options.registry;
+  const registers = [registry];
   const buckets = [...(options.durationBuckets ?? DEFAULT_DURATION_BUCKETS)];
+  const events = new SeriesStore(['policy', 'operation', 'event', 'error_type', 'reason'], 0);
+  const executions = new SeriesStore(['policy', 'operation', 'result', 'error_type', ''], buckets.length);
+  const attempts = new SeriesStore(['policy', 'operation', 'result', 'error_type', ''], buckets.length);
   const durationLabels = ['policy', 'operation', 'result', 'error_type'];
-  const events = new Counter({
-    name: names.events,
-    help: 'Events of bulwark policies: retries, breaker transitions and rejections, timeouts, fallbacks.',
-    labelNames: ['policy', 'operation', 'event', 'error_type', 'reason'],
-    registers,
-  });
-  const execution = new Histogram({
-    name: names.execution,
-    help: 'Duration of a call through a policy or pipeline, every attempt and backoff included.',
-    labelNames: durationLabels,
-    buckets,
-    registers,
-  });
-  const attempt = new Histogram({
-    name: names.attempt,
-    help: 'Duration of one attempt made by a retry policy.',
-    labelNames: durationLabels,
-    buckets,
-    registers,
-  });
-  const durationLabelsOf = (l: DurationLabels): Labels => {
-    const labels: Labels = { policy: l.policy, operation: l.operation, result: l.result };
-    if (l.errorType !== undefined) labels.error_type = l.errorType;
-    return labels;
-  };
+  const register = (metric: StoredMetric): void => registry.registerMetric(metric as unknown as Metric);
+  register(
+    new StoredMetric(
+      names.events,
+      'Events of bulwark policies: retries, breaker transitions and rejections, timeouts, fallbacks.',
+      ['policy', 'operation', 'event', 'error_type', 'reason'],
+      events,
+      undefined,
+    ),
+  );
+  register(
+    new StoredMetric(
+      names.execution,
+      'Duration of a call through a policy or pipeline, every attempt and backoff included.',
+      durationLabels,
+      executions,
+      buckets,
+    ),
+  );
+  register(
+    new StoredMetric(
+      names.attempt,
+      'Duration of one attempt made by a retry policy.',
+      durationLabels,
+      attempts,
+      buckets,
+    ),
+  );
   const hub = new MetricsHub(
     'prometheusMetrics',
     {
-      count(l: EventLabels): void {
-        const labels: Labels = { policy: l.policy, operation: l.operation, event: l.event };
-        if (l.errorType !== undefined) labels.error_type = l.errorType;
-        if (l.reason !== undefined) labels.reason = l.reason;
-        events.inc(labels as Record<string, string>);
+      count(policy, operation, event, errorType, reason): void {
+        events.get(policy, operation, event, errorType, reason).count++;
       },
-      execution(seconds: number, l: DurationLabels): void {
-        execution.observe(durationLabelsOf(l) as Record<string, string>, seconds);
+      execution(seconds, policy, operation, result, errorType): void {
+        observe(executions.get(policy, operation, result, errorType, ''), buckets, seconds);
       },
-      attempt(seconds: number, l: DurationLabels): void {
-        attempt.observe(durationLabelsOf(l) as Record<string, string>, seconds);
+      attempt(seconds, policy, operation, result, errorType): void {
+        observe(attempts.get(policy, operation, result, errorType, ''), buckets, seconds);
       },
     },
     options.errorType,
@@ -162,7 +163,7 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): PolicyMetr
   bulkheadGauge(names.limit, 'The concurrency limit of a bulkhead.', 'limit');
 
   hub.onClose = () => {
-    for (const name of Object.values(names)) options.registry.removeSingleMetric(name);
+    for (const name of Object.values(names)) registry.removeSingleMetric(name);
   };
   return hub;
 }

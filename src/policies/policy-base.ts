@@ -67,31 +67,34 @@ export abstract class PolicyBase implements ObservablePolicy {
     return this.#observed(ctx, op);
   }
 
-  async #observed<T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> {
+  /** `.then` rather than an async frame: measurably cheaper per observed call (no generator state). */
+  #observed<T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> {
     const start = this._clock.now();
-    try {
-      const value = await this._run(ctx, op, invoke);
-      this._events.emit({
-        type: 'execution.completed',
-        policy: this.name,
-        operation: ctx.operation,
-        attempt: ctx.attempt,
-        durationMs: this._clock.now() - start,
-        result: 'success',
-      });
-      return value;
-    } catch (error) {
-      this._events.emit({
-        type: 'execution.completed',
-        policy: this.name,
-        operation: ctx.operation,
-        attempt: ctx.attempt,
-        durationMs: this._clock.now() - start,
-        result: ctx._aborted ? 'aborted' : 'failure',
-        error,
-      });
-      throw error;
-    }
+    return this._run(ctx, op, invoke).then(
+      (value) => {
+        this._events.emit({
+          type: 'execution.completed',
+          policy: this.name,
+          operation: ctx.operation,
+          attempt: ctx.attempt,
+          durationMs: this._clock.now() - start,
+          result: 'success',
+        });
+        return value;
+      },
+      (error: unknown) => {
+        this._events.emit({
+          type: 'execution.completed',
+          policy: this.name,
+          operation: ctx.operation,
+          attempt: ctx.attempt,
+          durationMs: this._clock.now() - start,
+          result: ctx._aborted ? 'aborted' : 'failure',
+          error,
+        });
+        throw error;
+      },
+    );
   }
 
   on<K extends EventType>(type: K, listener: Listener<K>): () => void {
