@@ -2,7 +2,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { isResilienceError } from '../errors/errors.js';
 import { Checker } from '../errors/validate.js';
 import { channelName } from '../events/emitter.js';
-import { liveInstances } from '../events/instances.js';
+import { type InstanceKind, liveInstances } from '../events/instances.js';
 import { EVENT_TYPES, type ResilienceEvent } from '../events/types.js';
 import { BulkheadPolicy } from '../policies/bulkhead/bulkhead.js';
 import { CircuitBreakerPolicy } from '../policies/circuit-breaker/circuit-breaker.js';
@@ -226,19 +226,20 @@ export class MetricsHub implements PolicyMetrics {
       check.fail('attach', 'a policy', 'no policy while attachAll() is in force (its events would count twice)');
     }
     if (policies.length === 0) check.fail('attach', policies, 'at least one policy (or use attachAll())');
-    const seen = new Set<PolicyBase>();
+    const taken = new Set<PolicyBase>();
+    for (const q of this.#attached.keys()) for (const m of contents(q)) taken.add(m);
     policies.forEach((p, i) => {
       if (!(p instanceof PolicyBase)) {
         check.fail(`attach[${i}]`, p, 'a policy made by a bulwark factory');
         return;
       }
-      for (const member of new Set([p, ...p._members()])) {
-        if (seen.has(member) || this.#overlaps(member)) {
-          check.fail(`attach[${i}]`, member.name, 'a policy not attached already (its events would count twice)');
-          return;
-        }
-        seen.add(member);
+      const inside = contents(p);
+      const clash = [...inside].find((m) => taken.has(m));
+      if (clash !== undefined) {
+        check.fail(`attach[${i}]`, clash.name, 'a policy not attached already (its events would count twice)');
+        return;
       }
+      for (const m of inside) taken.add(m);
     });
     check.done();
     const mine: PolicyBase[] = [];
@@ -255,14 +256,6 @@ export class MetricsHub implements PolicyMetrics {
         this.#attached.delete(p);
       }
     };
-  }
-
-  /** Whether `p` is attached already, as itself or as a member of an attached pipeline (or vice versa). */
-  #overlaps(p: PolicyBase): boolean {
-    for (const q of this.#attached.keys()) {
-      if (q === p || q._members().includes(p) || p._members().includes(q)) return true;
-    }
-    return false;
   }
 
   attachAll(): () => void {
@@ -295,20 +288,30 @@ export class MetricsHub implements PolicyMetrics {
   /** @internal The gauges of every breaker and bulkhead in scope. Never throws (a failure reads as empty). */
   read(): GaugeReading {
     const reading: GaugeReading = { breakers: new Map(), bulkheads: new Map() };
-    try {
-      if (this.#all !== undefined) {
-        for (const entry of liveInstances()) {
-          const p = entry.ref.deref();
-          if (p === undefined) continue;
-          if (entry.kind === 'circuit_breaker') addBreaker(reading, p as Breakerish);
-          else addBulkhead(reading, p as Bulkheadish);
-        }
-      } else if (this.#attached.size > 0) {
-        const seen = new Set<PolicyBase>();
-        for (const p of this.#attached.keys()) walk(p, reading, seen);
+    const add = (kind: InstanceKind, p: object): void => {
+      // One policy that cannot be read (a broken copy, a throwing getter) must not hide the others.
+      try {
+        if (kind === 'circuit_breaker') addBreaker(reading, p as Breakerish);
+        else addBulkhead(reading, p as Bulkheadish);
+      } catch (error) {
+        report(this, this.#adapter, 'reading breaker and bulkhead gauges', error);
       }
-    } catch (error) {
-      report(this, this.#adapter, 'reading breaker and bulkhead gauges', error);
+    };
+    if (this.#all !== undefined) {
+      for (const entry of liveInstances()) {
+        const p = entry.ref.deref();
+        if (p !== undefined) add(entry.kind, p);
+      }
+    } else {
+      const seen = new Set<PolicyBase>();
+      for (const q of this.#attached.keys()) {
+        for (const p of contents(q)) {
+          if (seen.has(p)) continue;
+          seen.add(p);
+          if (p instanceof CircuitBreakerPolicy) add('circuit_breaker', p);
+          else if (p instanceof BulkheadPolicy) add('bulkhead', p);
+        }
+      }
     }
     return reading;
   }
@@ -328,31 +331,35 @@ interface Bulkheadish {
 }
 
 function addBreaker(reading: GaugeReading, b: Breakerish): void {
+  // Read first: a breaker whose state cannot be read adds no series at all.
+  const state = b.state as keyof BreakerReading;
   let r = reading.breakers.get(b.name);
   if (r === undefined) {
     r = { closed: 0, open: 0, half_open: 0, isolated: 0 };
     reading.breakers.set(b.name, r);
   }
-  const state = b.state as keyof BreakerReading;
   if (state in r) r[state]++;
 }
 
 function addBulkhead(reading: GaugeReading, b: Bulkheadish): void {
+  const { active, queued, limit } = b;
   const r = reading.bulkheads.get(b.name);
-  if (r === undefined) reading.bulkheads.set(b.name, { active: b.active, queued: b.queued, limit: b.limit });
+  if (r === undefined) reading.bulkheads.set(b.name, { active, queued, limit });
   else {
-    r.active += b.active;
-    r.queued += b.queued;
-    r.limit += b.limit;
+    r.active += active;
+    r.queued += queued;
+    r.limit += limit;
   }
 }
 
-/** Finds the breakers and bulkheads inside an attached policy: pipeline members and keyed policies' live ones. */
-function walk(p: PolicyBase, reading: GaugeReading, seen: Set<PolicyBase>): void {
-  if (seen.has(p)) return;
-  seen.add(p);
-  if (p instanceof CircuitBreakerPolicy) addBreaker(reading, p);
-  else if (p instanceof BulkheadPolicy) addBulkhead(reading, p);
-  else if (p instanceof PipelinePolicy) for (const m of p.policies) walk(m, reading, seen);
-  else if (p instanceof KeyedPolicy) for (const m of p.values()) walk(m as PolicyBase, reading, seen);
+/**
+ * A policy and every policy inside it: pipeline members (nested ones too) and a keyed policy's live policies.
+ * Attachments are checked against it (so no event counts twice) and gauges read from it.
+ */
+function contents(p: PolicyBase, into = new Set<PolicyBase>()): Set<PolicyBase> {
+  if (into.has(p)) return into;
+  into.add(p);
+  if (p instanceof PipelinePolicy) for (const m of p.policies) contents(m, into);
+  else if (p instanceof KeyedPolicy) for (const m of p.values()) contents(m as PolicyBase, into);
+  return into;
 }

@@ -333,6 +333,25 @@ describe('openTelemetryMetrics: a pipeline attached', () => {
     m.close();
     other.close();
   });
+
+  it('refuses a policy held by an attached keyed policy, and a keyed policy holding an attached one', async () => {
+    const { provider } = sdk();
+    const perKey = keyed(
+      (ctx) => ctx.operation,
+      (key) => retry({ name: `per-${key}` }),
+    );
+    await perKey.execute(() => 1, { operation: 'a' });
+    const held = perKey.peek('a') as ReturnType<typeof retry>;
+    const m = openTelemetryMetrics({ meterProvider: provider });
+    m.attach(perKey);
+    expect(() => m.attach(held)).toThrow(/not attached already.*"per-a"/s);
+    m.close();
+    const n = openTelemetryMetrics({ meterProvider: provider });
+    n.attach(held);
+    expect(() => n.attach(perKey)).toThrow(/not attached already.*"per-a"/s);
+    expect(() => n.attach(pipeline(circuitBreaker(), held))).toThrow(/not attached already/);
+    n.close();
+  });
 });
 
 function retryAttempt(policy: string) {

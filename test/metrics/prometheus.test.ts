@@ -165,7 +165,8 @@ describe('prometheusMetrics', () => {
     try {
       const m = prometheusMetrics({ registry, errorType: () => 'x'.repeat(10) });
       const cb = circuitBreaker({ name: 'gauged' });
-      m.attach(cb);
+      const fine = circuitBreaker({ name: 'still-gauged' });
+      m.attach(cb, fine);
       // A breaker whose state getter throws, as a broken policy of another copy might.
       Object.defineProperty(cb, 'state', {
         get() {
@@ -174,6 +175,9 @@ describe('prometheusMetrics', () => {
       });
       const text = await registry.metrics();
       expect(text).toContain('# TYPE bulwark_circuit_breaker_state gauge');
+      // The unreadable breaker is left out; the others are still reported.
+      expect(text).toContain('bulwark_circuit_breaker_state{policy="still-gauged",state="closed"} 1');
+      expect(text).not.toContain('policy="gauged"');
       await warnings.flush();
       expect(warnings.codes()).toEqual(['BULWARK_METRICS_FAILED']);
       expect(warnings.messages()[0]).toMatch(/reading breaker and bulkhead gauges failed \(state unreadable\)/);
