@@ -46,6 +46,8 @@ function reportListenerError(listener: object, type: EventType, error: unknown):
  */
 export class Emitter {
   readonly #listeners = new Map<EventType, Listener<EventType>[]>();
+  /** How many subscriptions hold each listener, per type (made on the first `on`). */
+  #counts: Map<EventType, Map<Listener<EventType>, number>> | undefined;
 
   wants(type: EventType): boolean {
     return this.#listeners.has(type) || channelOf(type).hasSubscribers;
@@ -68,19 +70,39 @@ export class Emitter {
     if (ch.hasSubscribers) ch.publish(event);
   }
 
+  /**
+   * Adds a listener. The same function added again (directly, or through pipelines and keyed policies that share
+   * this policy) is not added twice: it is counted, called once per event, and removed when every unsubscribe
+   * returned for it has been called. Why: a listener reaching a shared policy by two paths must not see each
+   * event twice, and one path letting go must not silence the other.
+   */
   on<K extends EventType>(type: K, listener: Listener<K>): () => void {
     const fn = listener as unknown as Listener<EventType>;
-    const list = this.#listeners.get(type);
-    this.#listeners.set(type, list === undefined ? [fn] : [...list, fn]);
+    const counts = (this.#counts ??= new Map());
+    let byType = counts.get(type);
+    if (byType === undefined) {
+      byType = new Map();
+      counts.set(type, byType);
+    }
+    const n = byType.get(fn) ?? 0;
+    byType.set(fn, n + 1);
+    if (n === 0) {
+      const list = this.#listeners.get(type);
+      this.#listeners.set(type, list === undefined ? [fn] : [...list, fn]);
+    }
     let done = false;
     return () => {
       if (done) return;
       done = true;
+      const left = (byType.get(fn) ?? 1) - 1;
+      if (left > 0) {
+        byType.set(fn, left);
+        return;
+      }
+      byType.delete(fn);
       const current = this.#listeners.get(type);
       if (current === undefined) return;
-      const i = current.indexOf(fn);
-      if (i < 0) return;
-      const next = current.filter((_, j) => j !== i);
+      const next = current.filter((f) => f !== fn);
       if (next.length === 0) this.#listeners.delete(type);
       else this.#listeners.set(type, next);
     };

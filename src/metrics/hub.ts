@@ -1,5 +1,4 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { isResilienceError } from '../errors/errors.js';
 import { Checker } from '../errors/validate.js';
 import { channelName } from '../events/emitter.js';
 import { type InstanceKind, liveInstances } from '../events/instances.js';
@@ -83,8 +82,10 @@ export interface MetricsSink {
 
 /**
  * The default `error.type`: bounded, predictable values only.
- * - a bulwark error: its class name (`TimeoutError`, `CircuitOpenError`, ...);
- * - an error with an upper-case `code` (`ECONNRESET`, `UND_ERR_SOCKET`, `ERR_STREAM_PREMATURE_CLOSE`): the code;
+ * - an error with an upper-case string `code`: the code. That covers bulwark's own errors (`ERR_TIMEOUT`,
+ *   `ERR_CIRCUIT_OPEN`, `ERR_BULKHEAD_REJECTED`, `ERR_RETRY_EXHAUSTED`), Node's and undici's (`ECONNRESET`,
+ *   `UND_ERR_SOCKET`), and keeps a bulwark timeout apart from the `TimeoutError` DOMException of
+ *   `AbortSignal.timeout()`;
  * - another `Error`: its `name` (`TypeError`, or your class's name);
  * - anything else that was thrown: `'_OTHER'` (the OpenTelemetry convention's fallback).
  *
@@ -94,7 +95,6 @@ export interface MetricsSink {
  * ```
  */
 export function defaultErrorType(error: unknown): string {
-  if (isResilienceError(error)) return error.name;
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     if (typeof code === 'string' && CODE.test(code)) return code;
@@ -115,15 +115,15 @@ export interface CommonMetricsOptions {
   errorType?: (error: unknown) => string;
   /**
    * Histogram bucket upper bounds for the duration instruments, in seconds, strictly increasing.
-   * @defaultValue `[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]` (the
-   * OpenTelemetry HTTP duration buckets)
+   * @defaultValue `[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60]` (the
+   * OpenTelemetry HTTP duration buckets, plus 30 s and 60 s: an execution includes every backoff)
    */
   durationBuckets?: readonly number[];
 }
 
 /** @internal */
 export const DEFAULT_DURATION_BUCKETS: readonly number[] = [
-  0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
+  0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60,
 ];
 
 /** @internal Validates the shared options into `check`. */
@@ -159,8 +159,8 @@ export class MetricsHub implements PolicyMetrics {
   readonly #adapter: string;
   readonly #sink: MetricsSink;
   readonly #errorType: (error: unknown) => string;
-  /** Per-policy attachments: each attached policy and the detach of its subscriptions. */
-  readonly #attached = new Map<PolicyBase, () => void>();
+  /** Per-policy attachments, each with the unsubscribes of its listeners. */
+  readonly #attachments = new Set<Attachment>();
   #all: (() => void) | undefined;
   #closed = false;
   /** Bound once: the same function subscribes and unsubscribes, and no closure is made per event. */
@@ -226,35 +226,21 @@ export class MetricsHub implements PolicyMetrics {
       check.fail('attach', 'a policy', 'no policy while attachAll() is in force (its events would count twice)');
     }
     if (policies.length === 0) check.fail('attach', policies, 'at least one policy (or use attachAll())');
-    const taken = new Set<PolicyBase>();
-    for (const q of this.#attached.keys()) for (const m of contents(q)) taken.add(m);
     policies.forEach((p, i) => {
-      if (!(p instanceof PolicyBase)) {
-        check.fail(`attach[${i}]`, p, 'a policy made by a bulwark factory');
-        return;
-      }
-      const inside = contents(p);
-      const clash = [...inside].find((m) => taken.has(m));
-      if (clash !== undefined) {
-        check.fail(`attach[${i}]`, clash.name, 'a policy not attached already (its events would count twice)');
-        return;
-      }
-      for (const m of inside) taken.add(m);
+      if (!(p instanceof PolicyBase)) check.fail(`attach[${i}]`, p, 'a policy made by a bulwark factory');
     });
     check.done();
-    const mine: PolicyBase[] = [];
-    for (const p of policies) {
-      const offs = EVENT_TYPES.map((type) => p.on(type, this.#onEvent));
-      this.#attached.set(p, () => {
+    // Overlaps are fine: a policy's emitter holds one listener however many paths reach it (see Emitter.on).
+    const offs = policies.flatMap((p) => EVENT_TYPES.map((type) => p.on(type, this.#onEvent)));
+    const attachment: Attachment = {
+      policies,
+      off: () => {
         for (const off of offs) off();
-      });
-      mine.push(p);
-    }
+      },
+    };
+    this.#attachments.add(attachment);
     return () => {
-      for (const p of mine) {
-        this.#attached.get(p)?.();
-        this.#attached.delete(p);
-      }
+      if (this.#attachments.delete(attachment)) attachment.off();
     };
   }
 
@@ -262,8 +248,8 @@ export class MetricsHub implements PolicyMetrics {
     const check = new Checker(this.#adapter);
     if (this.#closed) check.fail('attachAll', 'a closed adapter', 'an adapter that was not closed');
     if (this.#all !== undefined) check.fail('attachAll', 'a second call', 'one attachAll() at a time');
-    if (this.#attached.size > 0) {
-      check.fail('attachAll', `${this.#attached.size} attached policies`, 'none (their events would count twice)');
+    if (this.#attachments.size > 0) {
+      check.fail('attachAll', 'an adapter with attached policies', 'none attached (their events would count twice)');
     }
     check.done();
     for (const type of EVENT_TYPES) subscribe(channelName(type), this.#onEvent);
@@ -280,8 +266,8 @@ export class MetricsHub implements PolicyMetrics {
     if (this.#closed) return;
     this.#closed = true;
     this.#all?.();
-    for (const off of this.#attached.values()) off();
-    this.#attached.clear();
+    for (const a of this.#attachments) a.off();
+    this.#attachments.clear();
     this.onClose?.();
   }
 
@@ -304,8 +290,8 @@ export class MetricsHub implements PolicyMetrics {
       }
     } else {
       const seen = new Set<PolicyBase>();
-      for (const q of this.#attached.keys()) {
-        for (const p of contents(q)) {
+      for (const q of this.#attachments) {
+        for (const p of contents(q.policies)) {
           if (seen.has(p)) continue;
           seen.add(p);
           if (p instanceof CircuitBreakerPolicy) add('circuit_breaker', p);
@@ -325,6 +311,7 @@ interface Breakerish {
 
 interface Bulkheadish {
   readonly name: string;
+  readonly disposed: boolean;
   readonly active: number;
   readonly queued: number;
   readonly limit: number;
@@ -342,6 +329,8 @@ function addBreaker(reading: GaugeReading, b: Breakerish): void {
 }
 
 function addBulkhead(reading: GaugeReading, b: Bulkheadish): void {
+  // A disposed bulkhead admits nothing: it is gone for capacity planning, even before it is collected.
+  if (b.disposed === true) return;
   const { active, queued, limit } = b;
   const r = reading.bulkheads.get(b.name);
   if (r === undefined) reading.bulkheads.set(b.name, { active, queued, limit });
@@ -352,14 +341,20 @@ function addBulkhead(reading: GaugeReading, b: Bulkheadish): void {
   }
 }
 
-/**
- * A policy and every policy inside it: pipeline members (nested ones too) and a keyed policy's live policies.
- * Attachments are checked against it (so no event counts twice) and gauges read from it.
- */
-function contents(p: PolicyBase, into = new Set<PolicyBase>()): Set<PolicyBase> {
-  if (into.has(p)) return into;
-  into.add(p);
-  if (p instanceof PipelinePolicy) for (const m of p.policies) contents(m, into);
-  else if (p instanceof KeyedPolicy) for (const m of p.values()) contents(m as PolicyBase, into);
+interface Attachment {
+  readonly policies: readonly PolicyBase[];
+  readonly off: () => void;
+}
+
+/** Every policy in `roots` and inside them: pipeline members (nested too) and keyed policies' live policies. */
+function contents(roots: readonly PolicyBase[]): Set<PolicyBase> {
+  const into = new Set<PolicyBase>();
+  const visit = (p: PolicyBase): void => {
+    if (into.has(p)) return;
+    into.add(p);
+    if (p instanceof PipelinePolicy) for (const m of p.policies) visit(m);
+    else if (p instanceof KeyedPolicy) for (const m of p.values()) visit(m as PolicyBase);
+  };
+  for (const p of roots) visit(p);
   return into;
 }

@@ -163,7 +163,7 @@ const OPERATION = 'bulwark.operation.name';
 const EVENT = 'bulwark.event.name';
 const RESULT = 'bulwark.result';
 const REASON = 'bulwark.reason';
-const STATE = 'bulwark.circuit_breaker.state';
+const STATE = 'bulwark.state';
 const ERROR_TYPE = 'error.type';
 
 export { type CommonMetricsOptions, defaultErrorType, type PolicyMetrics } from './hub.js';

@@ -19,6 +19,13 @@ export interface PrometheusMetricsOptions extends CommonMetricsOptions {
   registry: Registry;
   /** The prefix of every metric name. @defaultValue `'bulwark'` */
   prefix?: string;
+  /**
+   * The most label combinations kept per counter or histogram; past it, new combinations are counted in one
+   * series labelled `overflow="true"` and a `BULWARK_METRICS_OVERFLOW` warning is emitted once per metric. It
+   * bounds memory when a label is fed with unbounded values (an operation name holding a URL, a policy named
+   * after an id). An integer >= 1 or `Infinity`. @defaultValue 2_000 (the OpenTelemetry SDK's default limit)
+   */
+  maxSeries?: number;
 }
 
 /**
@@ -60,7 +67,8 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): PolicyMetr
     limit: `${prefix}_bulkhead_limit`,
   };
   if (options === undefined) check.fail('registry', undefined, 'a prom-client Registry');
-  else if (check.object('', options, ['registry', 'prefix', 'errorType', 'durationBuckets'])) {
+  else if (check.object('', options, ['registry', 'prefix', 'errorType', 'durationBuckets', 'maxSeries'])) {
+    check.number('maxSeries', options.maxSeries, { min: 1, integer: true, infinity: true });
     const r = options.registry as Partial<Registry> | undefined;
     if (typeof r?.registerMetric !== 'function' || typeof r.getSingleMetric !== 'function') {
       check.fail('registry', r, "a prom-client Registry (new Registry(), or prom-client's register)");
@@ -82,9 +90,22 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): PolicyMetr
   const registry = options.registry;
   const registers = [registry];
   const buckets = [...(options.durationBuckets ?? DEFAULT_DURATION_BUCKETS)];
-  const events = new SeriesStore(['policy', 'operation', 'event', 'error_type', 'reason'], 0);
-  const executions = new SeriesStore(['policy', 'operation', 'result', 'error_type', ''], buckets.length);
-  const attempts = new SeriesStore(['policy', 'operation', 'result', 'error_type', ''], buckets.length);
+  const maxSeries = options.maxSeries ?? 2_000;
+  const overflowed = (name: string) => () =>
+    process.emitWarning(
+      `prometheusMetrics: ${name} reached maxSeries (${maxSeries}) label combinations; new ones are counted in its series overflow="true". A label is fed with unbounded values: use route templates as operation names (not URLs) and a bounded set of policy names`,
+      { type: 'BulwarkMetricsWarning', code: 'BULWARK_METRICS_OVERFLOW' },
+    );
+  const events = new SeriesStore(
+    ['policy', 'operation', 'event', 'error_type', 'reason'],
+    0,
+    maxSeries,
+    overflowed(names.events),
+  );
+  const durationStore = (name: string) =>
+    new SeriesStore(['policy', 'operation', 'result', 'error_type', ''], buckets.length, maxSeries, overflowed(name));
+  const executions = durationStore(names.execution);
+  const attempts = durationStore(names.attempt);
   const durationLabels = ['policy', 'operation', 'result', 'error_type'];
   const register = (metric: StoredMetric): void => registry.registerMetric(metric as unknown as Metric);
   register(

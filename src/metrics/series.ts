@@ -22,49 +22,76 @@ export interface Series {
 type Level = Map<string, Level | Series>;
 
 /**
- * Series keyed by five label values (`''` for an absent label).
+ * Series keyed by five label values (`''` for an absent label), at most `maxSeries` of them: past that, new
+ * label combinations are counted in one overflow series labelled `overflow="true"` (as OpenTelemetry's SDK does
+ * with `otel_metric_overflow`), so a label fed by mistake with ids cannot grow memory without bound.
  * @internal
  */
 export class SeriesStore {
   readonly #root: Level = new Map();
   readonly #names: readonly [string, string, string, string, string];
   readonly #bucketCount: number;
+  readonly #maxSeries: number;
+  readonly #onOverflow: () => void;
   readonly #all: Series[] = [];
+  #overflow: Series | undefined;
 
-  /** `names`: the five label names, in key order; `bucketCount`: 0 for a counter. */
-  constructor(names: readonly [string, string, string, string, string], bucketCount: number) {
+  /** `names`: the five label names, in key order (`''` for an unused slot); `bucketCount`: 0 for a counter. */
+  constructor(
+    names: readonly [string, string, string, string, string],
+    bucketCount: number,
+    maxSeries = Number.POSITIVE_INFINITY,
+    onOverflow: () => void = () => {},
+  ) {
     this.#names = names;
     this.#bucketCount = bucketCount;
+    this.#maxSeries = maxSeries;
+    this.#onOverflow = onOverflow;
   }
 
-  /** Every series, in creation order. */
+  /** Every series, in creation order (the overflow series last, once it exists). */
   get all(): readonly Series[] {
-    return this.#all;
+    return this.#overflow === undefined ? this.#all : [...this.#all, this.#overflow];
   }
 
-  /** The series of these label values, created on first use. */
+  /** The series of these label values, created on first use (or the overflow series, past `maxSeries`). */
   get(a: string, b: string, c: string, d: string, e: string): Series {
-    const l1 = this.#level(this.#root, a);
-    const l2 = this.#level(l1, b);
-    const l3 = this.#level(l2, c);
-    const l4 = this.#level(l3, d);
-    const found = l4.get(e) as Series | undefined;
-    if (found !== undefined) return found;
+    const found = (
+      (((this.#root.get(a) as Level | undefined)?.get(b) as Level | undefined)?.get(c) as Level | undefined)?.get(d) as
+        | Level
+        | undefined
+    )?.get(e) as Series | undefined;
+    return found ?? this.#create(a, b, c, d, e);
+  }
+
+  #create(a: string, b: string, c: string, d: string, e: string): Series {
+    if (this.#all.length >= this.#maxSeries) {
+      if (this.#overflow === undefined) {
+        this.#overflow = this.#series({ overflow: 'true' });
+        this.#onOverflow();
+      }
+      return this.#overflow;
+    }
     const labels: Record<string, string> = {};
     const values = [a, b, c, d, e];
     this.#names.forEach((name, i) => {
       const v = values[i] as string;
       if (name !== '' && v !== '') labels[name] = v;
     });
-    const series: Series = {
+    const series = this.#series(labels);
+    const l4 = this.#level(this.#level(this.#level(this.#level(this.#root, a), b), c), d);
+    l4.set(e, series);
+    this.#all.push(series);
+    return series;
+  }
+
+  #series(labels: Record<string, string>): Series {
+    return {
       labels,
       count: 0,
       sum: 0,
       buckets: this.#bucketCount > 0 ? new Float64Array(this.#bucketCount + 1) : undefined,
     };
-    l4.set(e, series);
-    this.#all.push(series);
-    return series;
   }
 
   #level(map: Level, key: string): Level {
@@ -80,6 +107,7 @@ export class SeriesStore {
   clear(): void {
     this.#root.clear();
     this.#all.length = 0;
+    this.#overflow = undefined;
   }
 }
 

@@ -16,7 +16,9 @@ import type { EventType, Listener } from '../events/types.js';
 export interface ObservablePolicy extends Policy {
   /**
    * Subscribes to events of `type` emitted by this policy (a pipeline: by itself and every policy in it).
-   * Returns a function that unsubscribes. A listener that throws never changes a call's outcome.
+   * Returns a function that unsubscribes. A listener that throws never changes a call's outcome. A function
+   * subscribed more than once to a policy (say through two pipelines sharing it) is called once per event, until
+   * every returned unsubscribe has been called.
    */
   on<K extends EventType>(type: K, listener: Listener<K>): () => void;
 }

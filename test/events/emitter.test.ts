@@ -1,7 +1,15 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import { Emitter } from '../../src/events/emitter.js';
-import { channelName, circuitBreaker, EVENT_TYPES, type ResilienceEvent, retry } from '../../src/index.js';
+import {
+  channelName,
+  circuitBreaker,
+  constant,
+  EVENT_TYPES,
+  pipeline,
+  type ResilienceEvent,
+  retry,
+} from '../../src/index.js';
 
 describe('events', () => {
   it('maps every event type to a bulwark diagnostics channel', () => {
@@ -77,5 +85,30 @@ describe('events', () => {
     expect(ours[0]?.message).toMatch(
       /a bulwark "retry.attempt" listener threw \(listener bug\); the call was not affected/,
     );
+  });
+});
+
+describe('one listener reached by several paths', () => {
+  it('is called once per event, and stays until every path lets go', async () => {
+    const r = retry({ name: 'shared', maxAttempts: 2, backoff: constant(0) });
+    const a = pipeline(r);
+    const b = pipeline(r);
+    let calls = 0;
+    const fn = () => {
+      calls++;
+    };
+    const offA = a.on('retry.attempt', fn);
+    const offB = b.on('retry.attempt', fn);
+    const offDirect = r.on('retry.attempt', fn);
+    await r.execute(() => Promise.reject(new Error('x'))).catch(() => {});
+    expect(calls).toBe(1);
+    offA();
+    offA(); // a second call of the same unsubscribe changes nothing
+    offDirect();
+    await r.execute(() => Promise.reject(new Error('x'))).catch(() => {});
+    expect(calls).toBe(2);
+    offB();
+    await r.execute(() => Promise.reject(new Error('x'))).catch(() => {});
+    expect(calls).toBe(2);
   });
 });

@@ -77,7 +77,7 @@ function breakerStates(m: MetricData | undefined, policy: string): Record<string
   const out: Record<string, number> = {};
   for (const p of points<number>(m)) {
     if (p.attributes['bulwark.policy.name'] === policy) {
-      out[p.attributes['bulwark.circuit_breaker.state'] as string] = p.value;
+      out[p.attributes['bulwark.state'] as string] = p.value;
     }
   }
   return out;
@@ -167,7 +167,7 @@ describe('openTelemetryMetrics: a pipeline attached', () => {
     expect(whole?.count).toBe(1);
     expect(whole?.sum).toBeCloseTo(0.25, 10);
     expect(whole?.buckets.boundaries).toEqual([
-      0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
+      0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60,
     ]);
     expect(whole?.buckets.counts[6]).toBe(1); // le 0.25
 
@@ -218,7 +218,7 @@ describe('openTelemetryMetrics: a pipeline attached', () => {
       pointOf<Histogram>(execution, { ...base, 'bulwark.result': 'failure', 'error.type': 'TypeError' })?.count,
     ).toBe(2);
     expect(
-      pointOf<Histogram>(execution, { ...base, 'bulwark.result': 'failure', 'error.type': 'CircuitOpenError' })?.count,
+      pointOf<Histogram>(execution, { ...base, 'bulwark.result': 'failure', 'error.type': 'ERR_CIRCUIT_OPEN' })?.count,
     ).toBe(1);
 
     await clock.advance(1_000);
@@ -311,18 +311,26 @@ describe('openTelemetryMetrics: a pipeline attached', () => {
     expect(() => m.attach(b)).toThrow(/closed adapter/);
   });
 
-  it('refuses to count an event twice: a policy attached twice, a member of an attached pipeline, attachAll on top', () => {
-    const { provider } = sdk();
-    const r = retry({ name: 'r' });
+  it('counts each event once however many attachments reach a policy, and refuses attachAll on top', async () => {
+    const { provider, collect } = sdk();
+    const r = retry({ name: 'r', backoff: constant(0), maxAttempts: 2 });
     const cb = circuitBreaker({ name: 'cb' });
     const p = pipeline(r, cb);
     const m = openTelemetryMetrics({ meterProvider: provider });
-    m.attach(p);
-    expect(() => m.attach(cb)).toThrow(/attach\[0\].*not attached already.*"cb"/s);
-    expect(() => m.attach(p)).toThrow(/not attached already/);
-    expect(() => m.attachAll()).toThrow(/1 attached policies/);
+    const offP = m.attach(p);
+    const offR = m.attach(r, r); // overlapping: the pipeline holds r already
+    await rejectionOf(p.execute(() => Promise.reject(new Error('x'))));
+    expect(pointOf((await collect()).get('bulwark.events'), retryAttempt('r'))).toBe(1);
+    offP(); // r is still attached through the second attachment
+    await rejectionOf(p.execute(() => Promise.reject(new Error('x'))));
+    expect(pointOf((await collect()).get('bulwark.events'), retryAttempt('r'))).toBe(2);
+    offR();
+    await rejectionOf(p.execute(() => Promise.reject(new Error('x'))));
+    expect(pointOf((await collect()).get('bulwark.events'), retryAttempt('r'))).toBe(2);
+
+    m.attach(cb);
+    expect(() => m.attachAll()).toThrow(/attachAll: expected none attached/);
     const other = openTelemetryMetrics({ meterProvider: provider });
-    expect(() => other.attach(r, r)).toThrow(/not attached already/);
     expect(() => other.attach({} as never)).toThrow(/attach\[0\].*a policy made by a bulwark factory/s);
     expect(() => other.attach()).toThrow(/at least one policy/);
     const off = other.attachAll();
@@ -334,23 +342,47 @@ describe('openTelemetryMetrics: a pipeline attached', () => {
     other.close();
   });
 
-  it('refuses a policy held by an attached keyed policy, and a keyed policy holding an attached one', async () => {
-    const { provider } = sdk();
+  it('an old detach never removes a newer attachment of the same policy', async () => {
+    const { provider, collect } = sdk();
+    const r = retry({ name: 'again', backoff: constant(0), maxAttempts: 2 });
+    const m = openTelemetryMetrics({ meterProvider: provider });
+    const first = m.attach(r);
+    first();
+    m.attach(r);
+    first(); // stale: must do nothing
+    await rejectionOf(r.execute(() => Promise.reject(new Error('x'))));
+    expect(pointOf((await collect()).get('bulwark.events'), retryAttempt('again'))).toBe(1);
+    m.close();
+  });
+
+  it('a member shared by the policies of a keyed policy is counted once per event', async () => {
+    const { provider, collect } = sdk();
+    const shared = bulkhead({ name: 'global', limit: 1 });
     const perKey = keyed(
       (ctx) => ctx.operation,
-      (key) => retry({ name: `per-${key}` }),
+      (key) => pipeline(circuitBreaker({ name: `cb-${key}` }), shared),
     );
-    await perKey.execute(() => 1, { operation: 'a' });
-    const held = perKey.peek('a') as ReturnType<typeof retry>;
     const m = openTelemetryMetrics({ meterProvider: provider });
-    m.attach(perKey);
-    expect(() => m.attach(held)).toThrow(/not attached already.*"per-a"/s);
+    m.attach(perKey, shared);
+    for (const key of ['a', 'b', 'c']) await perKey.execute(() => 1, { operation: key });
+    const gate = deferred<void>();
+    const running = perKey.execute(() => gate.promise, { operation: 'a' });
+    await rejectionOf(perKey.execute(() => 1, { operation: 'd' }));
+    const metrics = await collect();
+    expect(
+      pointOf(metrics.get('bulwark.events'), {
+        'bulwark.policy.name': 'global',
+        'bulwark.operation.name': 'd',
+        'bulwark.event.name': 'bulkhead.rejected',
+        'bulwark.reason': 'full',
+      }),
+    ).toBe(1);
+    // The shared bulkhead is read once for the gauges, not once per key.
+    expect(pointOf(metrics.get('bulwark.bulkhead.limit'), { 'bulwark.policy.name': 'global' })).toBe(1);
+    expect(pointOf(metrics.get('bulwark.bulkhead.active'), { 'bulwark.policy.name': 'global' })).toBe(1);
+    gate.resolve();
+    await running;
     m.close();
-    const n = openTelemetryMetrics({ meterProvider: provider });
-    n.attach(held);
-    expect(() => n.attach(perKey)).toThrow(/not attached already.*"per-a"/s);
-    expect(() => n.attach(pipeline(circuitBreaker(), held))).toThrow(/not attached already/);
-    n.close();
   });
 });
 

@@ -226,3 +226,69 @@ describe('prometheusMetrics', () => {
     first.close();
   });
 });
+
+describe('prometheusMetrics: bounds', () => {
+  it('folds label combinations past maxSeries into one overflow series, warning once', async () => {
+    const registry = new Registry();
+    const warnings = captureWarnings();
+    try {
+      const m = prometheusMetrics({ registry, maxSeries: 3 });
+      const r = retry({ name: 'ids', backoff: constant(0), maxAttempts: 1 });
+      m.attach(r);
+      // A mistake: an id as the operation name.
+      for (let i = 0; i < 10; i++) await r.execute(() => i, { operation: `GET /users/${i}` });
+      const lines = await series(registry, 'bulwark_execution_duration_seconds_count');
+      expect(lines).toEqual([
+        'bulwark_execution_duration_seconds_count{policy="ids",operation="GET /users/0",result="success"} 1',
+        'bulwark_execution_duration_seconds_count{policy="ids",operation="GET /users/1",result="success"} 1',
+        'bulwark_execution_duration_seconds_count{policy="ids",operation="GET /users/2",result="success"} 1',
+        'bulwark_execution_duration_seconds_count{overflow="true"} 7',
+      ]);
+      await warnings.flush();
+      // Once per metric: the attempt histogram (retry times its one attempt) overflowed too.
+      expect(warnings.codes()).toEqual(['BULWARK_METRICS_OVERFLOW', 'BULWARK_METRICS_OVERFLOW']);
+      expect(warnings.messages().join('\n')).toMatch(
+        /bulwark_execution_duration_seconds reached maxSeries \(3\).*route templates as operation names/,
+      );
+      expect(warnings.messages().join('\n')).toMatch(/bulwark_attempt_duration_seconds reached maxSeries/);
+      m.close();
+      expect(() => prometheusMetrics({ registry, maxSeries: 0 })).toThrow(/maxSeries: expected .*>= 1/);
+      expect(() => prometheusMetrics({ registry, maxSeries: 1.5 })).toThrow(/maxSeries/);
+      prometheusMetrics({ registry, maxSeries: Number.POSITIVE_INFINITY }).close();
+    } finally {
+      warnings.stop();
+    }
+  });
+
+  it('leaves disposed bulkheads out of the gauges', async () => {
+    const registry = new Registry();
+    const m = prometheusMetrics({ registry });
+    const off = m.attachAll();
+    const gone = bulkhead({ name: 'disposed-bh', limit: 3 });
+    const kept = bulkhead({ name: 'kept-bh', limit: 2 });
+    gone.dispose();
+    const text = await registry.metrics();
+    expect(text).toContain('bulwark_bulkhead_limit{policy="kept-bh"} 2');
+    expect(text).not.toContain('disposed-bh');
+    expect(kept.limit).toBe(2);
+    off();
+    m.close();
+  });
+});
+
+describe('defaultErrorType', () => {
+  it('gives a code when there is one, else the name, else _OTHER', async () => {
+    const { defaultErrorType } = await import('../../src/metrics/prometheus.js');
+    const { TimeoutError, CircuitOpenError } = await import('../../src/index.js');
+    expect(defaultErrorType(Object.assign(new Error('reset'), { code: 'ECONNRESET' }))).toBe('ECONNRESET');
+    expect(defaultErrorType(new TimeoutError('t', 100))).toBe('ERR_TIMEOUT');
+    expect(defaultErrorType(new CircuitOpenError('b', 1_000, 'open'))).toBe('ERR_CIRCUIT_OPEN');
+    // AbortSignal.timeout()'s DOMException is named TimeoutError too, with a numeric code: kept apart.
+    expect(defaultErrorType(new DOMException('late', 'TimeoutError'))).toBe('TimeoutError');
+    expect(defaultErrorType(new TypeError('x'))).toBe('TypeError');
+    expect(defaultErrorType(Object.assign(new Error('x'), { code: 'not-a-code' }))).toBe('Error');
+    expect(defaultErrorType(Object.assign(new Error('x'), { name: '' }))).toBe('Error');
+    expect(defaultErrorType('a string')).toBe('_OTHER');
+    expect(defaultErrorType(undefined)).toBe('_OTHER');
+  });
+});

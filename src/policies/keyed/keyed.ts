@@ -70,9 +70,17 @@ export class KeyedPolicy<P extends PolicyBase> extends PolicyBase {
     return p;
   }
 
-  /** The live policies, least recently used first (without touching them). Metrics adapters read gauges here. */
-  values(): IterableIterator<P> {
-    return this.#policies.values();
+  /**
+   * The live policies, least recently used first, as a copy (it touches none of them). Metrics adapters read
+   * their gauges from here.
+   *
+   * @example
+   * ```ts
+   * const open = perOrigin.values().filter((b) => b.state === 'open').length;
+   * ```
+   */
+  values(): P[] {
+    return [...this.#policies.values()];
   }
 
   /** The policy of `key` if one exists, without creating or touching it. */
