@@ -350,7 +350,11 @@ it with \`node --expose-gc\`. Progress goes to stderr; tables to stdout; raw num
 - **Fail-fast**: the cost of a call rejected by an open breaker or a full bulkhead, over an async function that throws a
   preallocated error. bulwark's fail-fast errors carry no stack; opossum's and cockatiel's capture one.
 - **Events**: the full pipeline with no listener, with one \`policy.on('execution.completed')\` listener, and with a
-  \`node:diagnostics_channel\` subscriber on \`bulwark:execution:completed\`.
+  \`node:diagnostics_channel\` subscriber on \`bulwark:execution:completed\`; then with each metrics adapter
+  attached to the pipeline and process-wide: \`openTelemetryMetrics\` on a real \`@opentelemetry/sdk-metrics\`
+  MeterProvider (a reader that exports only after the runs) and \`prometheusMetrics\` on a prom-client Registry.
+  Each records an execution and an attempt duration per call (the pipeline holds a retry). The suite fails if an
+  adapter recorded nothing.
 - **Many breakers**: the heap 1, 100 and 10,000 breakers hold after a full GC (one breaker is below the noise of a
   heap measurement; "heap per breaker" comes from 10,000), the CPU the process spends per second while idle with them
   alive over the same idle with none, and the timers they created and keep. bulwark rotates windows lazily and keeps
