@@ -27,9 +27,10 @@ export interface PolicyMetrics {
    * holds, present and future) and reports the gauges of the breakers and bulkheads among them.
    * Returns a function that detaches exactly these policies.
    *
-   * @throws InvalidOptionsError when an argument is not a bulwark policy, when a policy (or a member of it) is
-   * already attached to this adapter, or when the adapter is attached process-wide: each event would be counted
-   * twice.
+   * Attachments may overlap (a policy attached twice, a shared member): each event is still recorded once.
+   *
+   * @throws InvalidOptionsError when an argument is not a bulwark policy of this copy of bulwark, when none is
+   * given, or when the adapter is attached process-wide (a channel and a listener would both see each event).
    */
   attach(...policies: readonly PolicyBase[]): () => void;
   /**
@@ -329,9 +330,12 @@ function addBreaker(reading: GaugeReading, b: Breakerish): void {
 }
 
 function addBulkhead(reading: GaugeReading, b: Bulkheadish): void {
-  // A disposed bulkhead admits nothing: it is gone for capacity planning, even before it is collected.
-  if (b.disposed === true) return;
-  const { active, queued, limit } = b;
+  // A disposed bulkhead admits nothing: its limit no longer counts, and once its last calls have finished it is
+  // left out altogether, even before it is garbage-collected.
+  const disposed = b.disposed === true;
+  const { active, queued } = b;
+  if (disposed && active === 0 && queued === 0) return;
+  const limit = disposed ? 0 : b.limit;
   const r = reading.bulkheads.get(b.name);
   if (r === undefined) reading.bulkheads.set(b.name, { active, queued, limit });
   else {

@@ -169,6 +169,7 @@ describe('prometheusMetrics', () => {
       m.attach(cb, fine);
       // A breaker whose state getter throws, as a broken policy of another copy might.
       Object.defineProperty(cb, 'state', {
+        configurable: true,
         get() {
           throw new Error('state unreadable');
         },
@@ -196,6 +197,8 @@ describe('prometheusMetrics', () => {
       expect(warnings.codes()).toEqual(['BULWARK_METRICS_FAILED', 'BULWARK_METRICS_FAILED']);
       m.close();
       broken.close();
+      // The breaker stays in the process-wide registry until collected: make it readable for later tests.
+      Reflect.deleteProperty(cb, 'state');
     } finally {
       warnings.stop();
     }
@@ -260,19 +263,49 @@ describe('prometheusMetrics: bounds', () => {
     }
   });
 
-  it('leaves disposed bulkheads out of the gauges', async () => {
+  it('counts a disposed bulkhead only while calls still hold its slots, with no limit', async () => {
     const registry = new Registry();
     const m = prometheusMetrics({ registry });
     const off = m.attachAll();
     const gone = bulkhead({ name: 'disposed-bh', limit: 3 });
     const kept = bulkhead({ name: 'kept-bh', limit: 2 });
+    const gate = deferred<void>();
+    const running = gone.execute(() => gate.promise);
     gone.dispose();
     const text = await registry.metrics();
     expect(text).toContain('bulwark_bulkhead_limit{policy="kept-bh"} 2');
-    expect(text).not.toContain('disposed-bh');
+    expect(text).toContain('bulwark_bulkhead_active{policy="disposed-bh"} 1');
+    expect(text).toContain('bulwark_bulkhead_limit{policy="disposed-bh"} 0');
+    gate.resolve();
+    await running;
+    for (const gauge of ['bulwark_bulkhead_active', 'bulwark_bulkhead_queued', 'bulwark_bulkhead_limit']) {
+      expect((await series(registry, gauge)).join('\n')).not.toContain('disposed-bh');
+    }
     expect(kept.limit).toBe(2);
     off();
     m.close();
+  });
+
+  it('warns about an overflow once per metric, also after registry.resetMetrics()', async () => {
+    const registry = new Registry();
+    const warnings = captureWarnings();
+    try {
+      const m = prometheusMetrics({ registry, maxSeries: 1 });
+      const b = bulkhead({ name: 'reset-bh', limit: 1 });
+      m.attach(b);
+      for (const op of ['a', 'b']) await b.execute(() => 1, { operation: op });
+      registry.resetMetrics();
+      for (const op of ['c', 'd']) await b.execute(() => 1, { operation: op });
+      expect(await series(registry, 'bulwark_execution_duration_seconds_count')).toEqual([
+        'bulwark_execution_duration_seconds_count{policy="reset-bh",operation="c",result="success"} 1',
+        'bulwark_execution_duration_seconds_count{overflow="true"} 1',
+      ]);
+      await warnings.flush();
+      expect(warnings.codes().filter((c) => c === 'BULWARK_METRICS_OVERFLOW')).toEqual(['BULWARK_METRICS_OVERFLOW']);
+      m.close();
+    } finally {
+      warnings.stop();
+    }
   });
 });
 

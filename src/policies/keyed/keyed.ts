@@ -29,6 +29,8 @@ export class KeyedPolicy<P extends PolicyBase> extends PolicyBase {
   readonly #maxKeys: number;
   readonly #onEvict: ((key: string, policy: P) => void) | undefined;
   readonly #policies = new Map<string, P>();
+  /** How many keys hold each live policy (more than one when the factory returns a shared policy). */
+  readonly #holders = new Map<P, number>();
   /** Subscriptions made through `on`, each with its unsubscriber per live policy (dropped with the policy). */
   readonly #subscriptions = new Set<{ type: EventType; listener: Listener<EventType>; offs: Map<P, () => void> }>();
 
@@ -60,7 +62,10 @@ export class KeyedPolicy<P extends PolicyBase> extends PolicyBase {
     if (!(p instanceof PolicyBase)) {
       throw new TypeError(`keyed "${this.name}": the factory returned ${typeof p} for key "${key}", not a policy`);
     }
-    for (const s of this.#subscriptions) s.offs.set(p, p.on(s.type, s.listener));
+    // A factory may return one policy for several keys: subscribe it once, when it first appears.
+    const held = this.#holders.get(p) ?? 0;
+    this.#holders.set(p, held + 1);
+    if (held === 0) for (const s of this.#subscriptions) s.offs.set(p, p.on(s.type, s.listener));
     map.set(key, p);
     if (map.size > this.#maxKeys) {
       const [oldKey, oldPolicy] = map.entries().next().value as [string, P];
@@ -71,8 +76,8 @@ export class KeyedPolicy<P extends PolicyBase> extends PolicyBase {
   }
 
   /**
-   * The live policies, least recently used first, as a copy (it touches none of them). Metrics adapters read
-   * their gauges from here.
+   * The live policies, one per key, least recently used first, as a copy (it touches none of them). A policy
+   * the factory returned for several keys appears once per key. Metrics adapters read their gauges from here.
    *
    * @example
    * ```ts
@@ -99,6 +104,13 @@ export class KeyedPolicy<P extends PolicyBase> extends PolicyBase {
   /** Drops a policy and this keyed policy's listeners on it, so nothing keeps an evicted policy alive. */
   #forget(key: string, p: P): void {
     this.#policies.delete(key);
+    const held = (this.#holders.get(p) ?? 1) - 1;
+    if (held > 0) {
+      // Another key still holds this policy: its listeners stay.
+      this.#holders.set(p, held);
+      return;
+    }
+    this.#holders.delete(p);
     for (const s of this.#subscriptions) {
       s.offs.get(p)?.();
       s.offs.delete(p);
@@ -120,7 +132,7 @@ export class KeyedPolicy<P extends PolicyBase> extends PolicyBase {
   /** Subscribes to events of every policy of this keyed set, present and future. */
   override on<K extends EventType>(type: K, listener: Listener<K>): () => void {
     const sub = { type, listener: listener as unknown as Listener<EventType>, offs: new Map<P, () => void>() };
-    for (const p of this.#policies.values()) sub.offs.set(p, p.on(type, listener));
+    for (const p of this.#holders.keys()) sub.offs.set(p, p.on(type, listener));
     this.#subscriptions.add(sub);
     const own = this._events.on(type, listener);
     return () => {

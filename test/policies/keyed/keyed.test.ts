@@ -370,3 +370,55 @@ describe('keyed: options', () => {
     ]);
   });
 });
+
+describe('keyed: a factory that returns one policy for several keys', () => {
+  it('subscribes the shared policy once and keeps it subscribed while any key holds it', async () => {
+    const shared = bulkhead({ name: 'shared', limit: 1 });
+    const k = keyed(
+      (ctx) => ctx.operation,
+      () => shared,
+      { maxKeys: 2 },
+    );
+    let calls = 0;
+    const off = k.on('execution.completed', () => {
+      calls++;
+    });
+    await k.execute(async () => 1, { operation: 'x' });
+    await k.execute(async () => 1, { operation: 'y' });
+    expect(k.values()).toEqual([shared, shared]);
+    calls = 0;
+    await shared.execute(async () => 1);
+    expect(calls).toBe(1);
+    // Deleting one key leaves the other holding the policy, listeners included.
+    k.delete('x');
+    await shared.execute(async () => 1);
+    expect(calls).toBe(2);
+    // Eviction by a new key: 'y' then 'z' hold it.
+    await k.execute(async () => 1, { operation: 'z' });
+    calls = 0;
+    await shared.execute(async () => 1);
+    expect(calls).toBe(1);
+    off();
+    await shared.execute(async () => 1);
+    expect(calls).toBe(1);
+  });
+
+  it('unsubscribes the shared policy when the last key holding it goes', async () => {
+    const shared = bulkhead({ name: 'shared', limit: 1 });
+    const k = keyed(
+      (ctx) => ctx.operation,
+      () => shared,
+    );
+    let calls = 0;
+    k.on('execution.completed', () => {
+      calls++;
+    });
+    await k.execute(async () => 1, { operation: 'x' });
+    await k.execute(async () => 1, { operation: 'y' });
+    k.delete('x');
+    k.delete('y');
+    calls = 0;
+    await shared.execute(async () => 1);
+    expect(calls).toBe(0);
+  });
+});
