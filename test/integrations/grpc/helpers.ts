@@ -22,7 +22,6 @@ import {
   type status,
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import type { FakeClock } from '../../../src/testing/index.js';
 
 export interface HelloRequest {
   name: string;
@@ -305,33 +304,4 @@ export function openCalls(client: Client): number {
   return n;
 }
 
-const REAL_LIMIT_MS = 3_000;
-
-/** Yields to real I/O until `cond` holds, without moving any fake clock; fails after a bounded real time. */
-export async function waitFor(cond: () => boolean, what: string): Promise<void> {
-  const start = performance.now();
-  while (!cond()) {
-    if (performance.now() - start > REAL_LIMIT_MS) throw new Error(`timed out waiting for ${what}`);
-    await new Promise<void>((r) => setImmediate(r));
-  }
-}
-
-/**
- * Advances the fake clock `stepMs` at a time until `cond` holds (real I/O runs between steps). Bounded in steps
- * and in real time, so a broken expectation fails fast instead of hanging.
- */
-export async function advanceUntil(
-  clock: FakeClock,
-  stepMs: number,
-  cond: () => boolean,
-  what: string,
-  maxSteps = 1_000,
-): Promise<void> {
-  const start = performance.now();
-  for (let i = 0; !cond(); i++) {
-    if (i >= maxSteps || performance.now() - start > REAL_LIMIT_MS) {
-      throw new Error(`timed out advancing the clock waiting for ${what}`);
-    }
-    await clock.advance(stepMs);
-  }
-}
+export { advanceUntil, waitFor } from '../../helpers/wait.js';

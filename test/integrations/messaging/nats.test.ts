@@ -22,6 +22,7 @@ import {
   type WrappedHandler,
   wrapHandler,
 } from '../../../src/integrations/messaging/index.js';
+import { waitFor } from '../../helpers/wait.js';
 
 // Against the real server on 127.0.0.1:4222. No skip: if it does not answer, beforeAll throws and every test fails.
 let nc: NatsConnection;
@@ -50,14 +51,9 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls until `check` holds, for at most `ms`. */
-async function waitFor(check: () => boolean | Promise<boolean>, ms = 4_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
-    await sleep(20);
-  }
-}
+/** Polls every 20 ms until `check` holds, for at most `ms`. */
+const until = (check: () => boolean | Promise<boolean>, ms = 4_000) =>
+  waitFor(check, 'the broker condition', { timeoutMs: ms, intervalMs: 20 });
 
 /** A stream with a work subject and a dead-letter subject, and a durable pull consumer on the work subject. */
 async function setup(config: Partial<ConsumerConfig> = {}) {
@@ -114,8 +110,8 @@ describe('jetstreamDelivery / consumeJetStream (real NATS)', () => {
     const h = headers();
     h.set('x-trace', 't-1');
     await js.publish(subject, enc('one'), { headers: h });
-    await waitFor(() => seen.length === 1);
-    await waitFor(async () => (await consumer.info()).num_ack_pending === 0);
+    await until(() => seen.length === 1);
+    await until(async () => (await consumer.info()).num_ack_pending === 0);
     const info = await consumer.info();
     expect(info.num_ack_pending).toBe(0);
     expect(info.num_pending).toBe(0);
@@ -135,7 +131,7 @@ describe('jetstreamDelivery / consumeJetStream (real NATS)', () => {
     );
     run(consumer, handle);
     await js.publish(subject, enc('m'));
-    await waitFor(() => seen.length === 3);
+    await until(() => seen.length === 3);
     expect(seen.map((s) => s.attempt)).toEqual([1, 2, 3]);
     const gap1 = (seen[1]?.at ?? 0) - (seen[0]?.at ?? 0);
     const gap2 = (seen[2]?.at ?? 0) - (seen[1]?.at ?? 0);
@@ -144,7 +140,7 @@ describe('jetstreamDelivery / consumeJetStream (real NATS)', () => {
     expect(gap1).toBeLessThan(1_500);
     expect(gap2).toBeGreaterThanOrEqual(750);
     expect(gap2).toBeLessThan(1_900);
-    await waitFor(async () => (await consumer.info()).num_ack_pending === 0);
+    await until(async () => (await consumer.info()).num_ack_pending === 0);
     expect((await consumer.info()).num_pending).toBe(0);
   });
 
@@ -163,7 +159,7 @@ describe('jetstreamDelivery / consumeJetStream (real NATS)', () => {
     const h = headers();
     h.set('x-trace', 'abc');
     await js.publish(subject, data, { headers: h });
-    await waitFor(async () => (await deadLetters(stream, dead)) === 1);
+    await until(async () => (await deadLetters(stream, dead)) === 1);
     const letter = await jsm.streams.getMessage(stream, { last_by_subj: dead });
     expect(Buffer.from(letter.data).equals(Buffer.from(data))).toBe(true);
     expect(letter.header.get('bulwark-attempts')).toBe('3');
@@ -192,7 +188,7 @@ describe('jetstreamDelivery / consumeJetStream (real NATS)', () => {
     );
     run(consumer, handle, dead);
     await js.publish(subject, enc('{"bad":true}'));
-    await waitFor(async () => (await deadLetters(stream, dead)) === 1);
+    await until(async () => (await deadLetters(stream, dead)) === 1);
     const letter = await jsm.streams.getMessage(stream, { last_by_subj: dead });
     expect(new TextDecoder().decode(letter.data)).toBe('{"bad":true}');
     expect(letter.header.get('bulwark-reason')).toBe('permanent');
@@ -215,8 +211,8 @@ describe('jetstreamDelivery / consumeJetStream (real NATS)', () => {
     );
     run(consumer, handle);
     await js.publish(subject, enc('x'));
-    await waitFor(() => attempts.length === 1);
-    await waitFor(async () => (await consumer.info()).num_ack_pending === 0);
+    await until(() => attempts.length === 1);
+    await until(async () => (await consumer.info()).num_ack_pending === 0);
     await sleep(300);
     expect(attempts).toEqual([1]);
   });
@@ -233,8 +229,8 @@ describe('jetstreamDelivery / consumeJetStream (real NATS)', () => {
     );
     run(consumer, handle);
     await js.publish(subject, enc('slow'));
-    await waitFor(() => attempts.length === 1);
-    await waitFor(async () => (await consumer.info()).num_ack_pending === 0, 3_000);
+    await until(() => attempts.length === 1);
+    await until(async () => (await consumer.info()).num_ack_pending === 0, 3_000);
     await sleep(300);
     expect(attempts).toEqual([1]);
     expect((await consumer.info()).num_redelivered).toBe(0);
@@ -249,7 +245,7 @@ describe('jetstreamDelivery / consumeJetStream (real NATS)', () => {
     });
     run(consumer, handle);
     await js.publish(subject, enc('slow'));
-    await waitFor(() => attempts.length >= 2, 3_000);
+    await until(() => attempts.length >= 2, 3_000);
     expect(attempts.slice(0, 2)).toEqual([1, 2]);
   });
 
@@ -311,14 +307,14 @@ describe('jetstreamDelivery / consumeJetStream (real NATS)', () => {
     });
     const loop = run(consumer, handle);
     await js.publish(subject, enc('a'));
-    await waitFor(() => seen.length === 1);
+    await until(() => seen.length === 1);
     loop.pause();
     await sleep(100);
     await js.publish(subject, enc('b'));
     await sleep(400);
     expect(seen).toEqual(['a']);
     loop.resume();
-    await waitFor(() => seen.length === 2, 3_000);
+    await until(() => seen.length === 2, 3_000);
     expect(seen).toEqual(['a', 'b']);
     await loop.stop();
     await expect(loop.done).resolves.toBeUndefined();
@@ -430,7 +426,7 @@ describe('consumeJetStream under load and backpressure (real NATS)', () => {
     await Promise.all(bodies.map((b) => js.publish(subject, enc(b))));
 
     // The dependency fails: three failures in a row open the breaker and the consumer pauses.
-    await waitFor(() => pauses.length >= 1, 3_000);
+    await until(() => pauses.length >= 1, 3_000);
     const firstPause = pauses[0];
     if (firstPause === undefined) throw new Error('no pause');
     expect(firstPause.resumeAfterMs).toBeGreaterThan(0);
@@ -447,7 +443,7 @@ describe('consumeJetStream under load and backpressure (real NATS)', () => {
 
     // The dependency recovers; the consumer resumes at half-open and drains the stream.
     down = false;
-    await waitFor(() => acked.size === bodies.length, 10_000);
+    await until(() => acked.size === bodies.length, 10_000);
     expect(firstPause.resumedAt).toBeDefined();
     expect((firstPause.resumedAt ?? 0) - firstPause.at).toBeGreaterThanOrEqual(firstPause.resumeAfterMs - 20);
     // Deliveries resumed after the break, none was fed while paused.
@@ -464,7 +460,7 @@ describe('consumeJetStream under load and backpressure (real NATS)', () => {
     if (backwards.size > 0) expect(serverBefore(2, 10, 14)).toBe(true);
     for (const [key, n] of acked) expect(n, key).toBe(backwards.has(key) ? Math.min(n, 2) : 1);
     expect(settlements).not.toContain('dead_lettered');
-    await waitFor(async () => (await consumer.info()).num_ack_pending === 0, 5_000);
+    await until(async () => (await consumer.info()).num_ack_pending === 0, 5_000);
     const info = await consumer.info();
     expect(info.num_pending).toBe(0);
     expect(await deadLetters(stream, dead)).toBe(0);
@@ -526,8 +522,8 @@ describe('consumeJetStream under load and backpressure (real NATS)', () => {
       await Promise.all(bodies.slice(i, i + 500).map((b) => js.publish(subject, enc(b))));
     }
     const published = Date.now();
-    await waitFor(() => acked.size + deadLettered.size >= N, 25_000);
-    await waitFor(async () => {
+    await until(() => acked.size + deadLettered.size >= N, 25_000);
+    await until(async () => {
       const info = await consumer.info();
       return info.num_pending === 0 && info.num_ack_pending === 0;
     }, 5_000);

@@ -15,6 +15,7 @@ import {
   wrapHandler,
 } from '../../../src/integrations/messaging/index.js';
 import { circuitBreaker } from '../../../src/policies/circuit-breaker/index.js';
+import { waitFor } from '../../helpers/wait.js';
 
 /**
  * Against the real broker on 127.0.0.1:5672 (CI starts it). No skipping: an unreachable broker fails every test.
@@ -24,13 +25,8 @@ const URL = 'amqp://guest:guest@127.0.0.1:5672';
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Polls `condition` every 10 ms until it holds, failing after `ms`. */
-async function until(condition: () => boolean | Promise<boolean>, what: string, ms = 4_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const until = (condition: () => boolean | Promise<boolean>, what: string, ms = 4_000) =>
+  waitFor(condition, what, { timeoutMs: ms, intervalMs: 10 });
 
 let connections: ChannelModel[];
 let admin: ConfirmChannel;

@@ -6,7 +6,6 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { FakeClock } from '../../../src/testing/index.js';
 
 /** What the server saw of one request. */
 export interface Hit {
@@ -120,36 +119,7 @@ export class Resources {
   }
 }
 
-const REAL_DEADLINE_MS = 3_000;
-
-/** Polls `cond` (yielding to I/O between checks) until it holds; fails after a bounded real time. */
-export async function waitFor(cond: () => boolean, what: string): Promise<void> {
-  const start = performance.now();
-  while (!cond()) {
-    if (performance.now() - start > REAL_DEADLINE_MS) throw new Error(`timed out waiting for ${what}`);
-    await new Promise<void>((r) => setImmediate(r));
-  }
-}
-
-/**
- * Advances the fake clock by `stepMs` at a time until `cond` holds (real I/O runs between steps). Bounded by a
- * number of steps and by real time, so a broken expectation fails fast instead of hanging.
- */
-export async function advanceUntil(
-  clock: FakeClock,
-  stepMs: number,
-  cond: () => boolean,
-  what: string,
-  maxSteps = 2_000,
-): Promise<void> {
-  const start = performance.now();
-  for (let i = 0; !cond(); i++) {
-    if (i >= maxSteps || performance.now() - start > REAL_DEADLINE_MS) {
-      throw new Error(`timed out advancing the clock waiting for ${what}`);
-    }
-    await clock.advance(stepMs);
-  }
-}
+export { advanceUntil, waitFor } from '../../helpers/wait.js';
 
 /** The rejection reason of a promise (fails when it resolves). */
 export async function rejectionOf(p: Promise<unknown>): Promise<unknown> {
