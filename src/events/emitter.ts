@@ -25,15 +25,31 @@ export function channelOf(type: EventType): Channel {
 const warned = new WeakSet<object>();
 
 /**
+ * Emits a process warning the first time `owner` reports one, and never again for it: a mistake stays visible
+ * without flooding the log.
+ * @internal
+ */
+export function warnOnce(owner: object, message: string, type: string, code: string): void {
+  if (warned.has(owner)) return;
+  warned.add(owner);
+  process.emitWarning(message, { type, code });
+}
+
+/** @internal The message of a thrown value, for a warning. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
  * A listener that throws must not change the call's outcome, nor become an unhandled error. It is reported once
- * per listener as a process warning, so the mistake is visible without flooding the log.
+ * per listener.
  */
 function reportListenerError(listener: object, type: EventType, error: unknown): void {
-  if (warned.has(listener)) return;
-  warned.add(listener);
-  process.emitWarning(
-    `a bulwark "${type}" listener threw (${error instanceof Error ? error.message : String(error)}); the call was not affected, and further throws of this listener are not reported`,
-    { type: 'BulwarkListenerWarning', code: 'BULWARK_LISTENER_THREW' },
+  warnOnce(
+    listener,
+    `a bulwark "${type}" listener threw (${messageOf(error)}); the call was not affected, and further throws of this listener are not reported`,
+    'BulwarkListenerWarning',
+    'BULWARK_LISTENER_THREW',
   );
 }
 

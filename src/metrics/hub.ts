@@ -1,6 +1,6 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Checker } from '../errors/validate.js';
-import { channelName } from '../events/emitter.js';
+import { channelName, messageOf, warnOnce } from '../events/emitter.js';
 import { type InstanceKind, liveInstances } from '../events/instances.js';
 import { EVENT_TYPES, type ResilienceEvent } from '../events/types.js';
 import { BulkheadPolicy } from '../policies/bulkhead/bulkhead.js';
@@ -139,15 +139,13 @@ export function checkCommon(check: Checker, options: CommonMetricsOptions): void
   if (!ok) check.fail('durationBuckets', b, 'a non-empty array of finite numbers > 0 in seconds, strictly increasing');
 }
 
-const warned = new WeakSet<object>();
-
 /** Reports a failure of the metrics layer once per adapter; a call's outcome never depends on metrics. */
 function report(owner: object, adapter: string, what: string, error: unknown): void {
-  if (warned.has(owner)) return;
-  warned.add(owner);
-  process.emitWarning(
-    `${adapter}: ${what} failed (${error instanceof Error ? error.message : String(error)}); calls are not affected, metrics may be incomplete, and further failures of this adapter are not reported`,
-    { type: 'BulwarkMetricsWarning', code: 'BULWARK_METRICS_FAILED' },
+  warnOnce(
+    owner,
+    `${adapter}: ${what} failed (${messageOf(error)}); calls are not affected, metrics may be incomplete, and further failures of this adapter are not reported`,
+    'BulwarkMetricsWarning',
+    'BULWARK_METRICS_FAILED',
   );
 }
 

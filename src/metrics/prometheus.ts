@@ -1,5 +1,6 @@
 import { Gauge, type Metric, type Registry } from 'prom-client';
 import { Checker } from '../errors/validate.js';
+import { warnOnce } from '../events/emitter.js';
 import {
   type BulkheadReading,
   type CommonMetricsOptions,
@@ -91,11 +92,17 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): PolicyMetr
   const registers = [registry];
   const buckets = [...(options.durationBuckets ?? DEFAULT_DURATION_BUCKETS)];
   const maxSeries = options.maxSeries ?? 2_000;
-  const overflowed = (name: string) => () =>
-    process.emitWarning(
-      `prometheusMetrics: ${name} reached maxSeries (${maxSeries}) label combinations; new ones are counted in its series overflow="true". A label is fed with unbounded values: use route templates as operation names (not URLs) and a bounded set of policy names`,
-      { type: 'BulwarkMetricsWarning', code: 'BULWARK_METRICS_OVERFLOW' },
-    );
+  // Once per metric, also across registry resets (the owner object is the metric's, not the store's contents).
+  const overflowed = (name: string) => {
+    const owner = {};
+    return () =>
+      warnOnce(
+        owner,
+        `prometheusMetrics: ${name} reached maxSeries (${maxSeries}) label combinations; new ones are counted in its series overflow="true". A label is fed with unbounded values: use route templates as operation names (not URLs) and a bounded set of policy names`,
+        'BulwarkMetricsWarning',
+        'BULWARK_METRICS_OVERFLOW',
+      );
+  };
   const events = new SeriesStore(
     ['policy', 'operation', 'event', 'error_type', 'reason'],
     0,

@@ -35,8 +35,6 @@ export class SeriesStore {
   readonly #onOverflow: () => void;
   readonly #all: Series[] = [];
   #overflow: Series | undefined;
-  /** The overflow warning is given once per store, not again after a registry reset. */
-  #warned = false;
 
   /** `names`: the five label names, in key order (`''` for an unused slot); `bucketCount`: 0 for a counter. */
   constructor(
@@ -70,10 +68,7 @@ export class SeriesStore {
     if (this.#all.length >= this.#maxSeries) {
       if (this.#overflow === undefined) {
         this.#overflow = this.#series({ overflow: 'true' });
-        if (!this.#warned) {
-          this.#warned = true;
-          this.#onOverflow();
-        }
+        this.#onOverflow();
       }
       return this.#overflow;
     }
