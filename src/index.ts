@@ -26,6 +26,7 @@ export {
   isBulkheadRejectedError,
   isCircuitOpenError,
   isInvalidOptionsError,
+  isLocalRejectionError,
   isResilienceError,
   isRetryExhaustedError,
   isTimeoutError,
@@ -60,7 +61,14 @@ export {
   type FallbackValue,
   fallback,
 } from './policies/fallback/index.js';
-export { handleAllErrors, handleErrors, handleResults } from './policies/handle.js';
+export {
+  type Handle,
+  handleAllErrors,
+  handleErrors,
+  handleOutcomes,
+  handleResults,
+  type OutcomeClassifier,
+} from './policies/handle.js';
 export { type KeyedOptions, KeyedPolicy, keyed } from './policies/keyed/index.js';
 export { PipelinePolicy, pipeline } from './policies/pipeline.js';
 export { type ObservablePolicy, PolicyBase } from './policies/policy-base.js';

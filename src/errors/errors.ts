@@ -20,7 +20,12 @@ export type ErrorCode =
 function hasCode(value: unknown, code: string | undefined): boolean {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as { [BRAND]?: unknown; code?: unknown };
-  return v[BRAND] === true && (code === undefined || v.code === code);
+  try {
+    return v[BRAND] === true && (code === undefined || v.code === code);
+  } catch {
+    // A thrown value may be a Proxy or an object with throwing getters: a guard must answer, not throw.
+    return false;
+  }
 }
 
 /*
@@ -270,5 +275,17 @@ export const isBulkheadRejectedError = (e: unknown): e is BulkheadRejectedError 
   hasCode(e, BulkheadRejectedError.CODE);
 /** Whether `e` is a {@link RetryExhaustedError}. @example `if (isRetryExhaustedError(e)) e.cause;` */
 export const isRetryExhaustedError = (e: unknown): e is RetryExhaustedError => hasCode(e, RetryExhaustedError.CODE);
+/**
+ * Whether `e` is one of bulwark's own local rejections: a call refused before it reached the dependency, by a full
+ * bulkhead (`BulkheadRejectedError`) or an open inner breaker (`CircuitOpenError`). They say nothing about the
+ * dependency's health, so a circuit breaker never counts them as failures (nor as successes).
+ *
+ * @example
+ * ```ts
+ * if (isLocalRejectionError(e)) res.status(503).set('Retry-After', '1').end(); // shed load, upstream is fine
+ * ```
+ */
+export const isLocalRejectionError = (e: unknown): e is BulkheadRejectedError | CircuitOpenError =>
+  hasCode(e, BulkheadRejectedError.CODE) || hasCode(e, CircuitOpenError.CODE);
 /** Whether `e` is an {@link InvalidOptionsError}. @example `if (isInvalidOptionsError(e)) e.problems;` */
 export const isInvalidOptionsError = (e: unknown): e is InvalidOptionsError => hasCode(e, InvalidOptionsError.CODE);

@@ -3,9 +3,9 @@ import type { ExecutionContext } from '../../core/context.js';
 import type { HandlePredicate } from '../../core/outcome.js';
 import type { Next, Operation } from '../../core/policy.js';
 import { type Random, systemRandom } from '../../core/random.js';
-import { CircuitOpenError } from '../../errors/errors.js';
+import { CircuitOpenError, isLocalRejectionError } from '../../errors/errors.js';
 import { trackInstance } from '../../events/instances.js';
-import { classifiesResults, handleAllErrors } from '../handle.js';
+import { classification } from '../handle.js';
 import { PolicyBase } from '../policy-base.js';
 import type { Backoff } from '../retry/backoff.js';
 import type { CircuitBreakerOptions } from './options.js';
@@ -65,8 +65,9 @@ export class CircuitBreakerPolicy extends PolicyBase {
         : w.kind === 'count'
           ? new CountWindow(w.size ?? 100, rates)
           : new TimeWindow(w.sizeMs ?? 60_000, w.buckets ?? 10, rates);
-    this.#handle = (options.handle ?? handleAllErrors) as HandlePredicate<unknown>;
-    this.#classifyResults = classifiesResults(this.#handle);
+    const classify = classification(options.handle);
+    this.#handle = classify.predicate;
+    this.#classifyResults = classify.results;
     this.#slowCallMs = options.slowCallMs ?? Number.POSITIVE_INFINITY;
     this.#timed = options.slowCallMs !== undefined || w.kind === 'time';
     this.#breakMs = options.halfOpenAfterMs ?? 10_000;
@@ -155,8 +156,10 @@ export class CircuitBreakerPolicy extends PolicyBase {
         return value;
       },
       (error: unknown) => {
-        if (ctx._aborted) {
-          // The caller gave up: this says nothing about the dependency. Free the probe slot, count nothing.
+        if (ctx._aborted || isLocalRejectionError(error)) {
+          // The caller gave up, or bulwark refused the call before it reached the dependency (a full bulkhead,
+          // an inner open breaker): this says nothing about the dependency's health. Counting a local burst's
+          // rejections would open the breaker against a healthy upstream. Free the probe slot, count nothing.
           this.#neutral(gen);
         } else {
           this.#classify(gen, start, ctx, false, error);
@@ -328,7 +331,9 @@ export class CircuitBreakerPolicy extends PolicyBase {
  * - Half-open (after `halfOpenAfterMs`, fixed or a growing backoff): `halfOpenProbes` calls at a time are let
  *   through; `halfOpenSuccesses` successes close it, any failure opens it again. A probe that hangs loses its slot
  *   after `halfOpenLeaseMs` (the break duration, at least 1 s), so the breaker is never wedged.
- * - Outcomes of calls admitted before a state change are ignored; a caller's abort is never counted.
+ * - Outcomes of calls admitted before a state change are ignored. A caller's abort and bulwark's own local
+ *   rejections (a full inner bulkhead, an inner open breaker: {@link isLocalRejectionError}) are never counted,
+ *   whatever `handle` says: they say nothing about the dependency.
  * - `isolate()`, `reset()`, `state`, `snapshot()` and `initialState`.
  *
  * Place it inside retry and outside timeout; see docs/concepts.md for the order.

@@ -1,6 +1,6 @@
 import type { Clock } from '../../core/clock.js';
-import type { HandlePredicate } from '../../core/outcome.js';
 import type { Random } from '../../core/random.js';
+import type { Handle } from '../handle.js';
 import type { Backoff } from '../retry/backoff.js';
 import type { CircuitSnapshot } from './window.js';
 
@@ -61,8 +61,12 @@ export interface CircuitBreakerOptions {
    * (> 0). @defaultValue the current break duration, but at least 1_000
    */
   halfOpenLeaseMs?: number;
-  /** Which outcomes count as failures. @defaultValue every error except the caller's abort; no result */
-  handle?: HandlePredicate<never>;
+  /**
+   * Which errors count as failures: a predicate of the error, or an outcome classifier (`handleResults()`,
+   * `handleOutcomes()`) to count results too. A caller's abort and bulwark's local rejections (full bulkhead,
+   * inner open breaker) never reach it and never count. @defaultValue every other error; no result
+   */
+  handle?: Handle;
   /** A state saved by `snapshot()` to start from. */
   initialState?: CircuitSnapshot;
   /** @defaultValue `systemClock` */

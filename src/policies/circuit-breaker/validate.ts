@@ -1,4 +1,5 @@
 import { Checker } from '../../errors/validate.js';
+import { checkHandle } from '../handle.js';
 import { isBackoff } from '../retry/backoff.js';
 import { CIRCUIT_OPTION_NAMES, type CircuitBreakerOptions } from './options.js';
 
@@ -64,7 +65,7 @@ export function validateCircuitBreakerOptions(options: CircuitBreakerOptions): v
   check.number('halfOpenProbes', options.halfOpenProbes, { min: 1, integer: true });
   check.number('halfOpenSuccesses', options.halfOpenSuccesses, { min: 1, integer: true });
   check.number('halfOpenLeaseMs', options.halfOpenLeaseMs, { min: 0, exclusiveMin: true });
-  check.fn('handle', options.handle);
+  checkHandle(check, options.handle);
   check.clock('clock', options.clock);
   check.fn('random', options.random);
   const s = options.initialState as unknown as Record<string, unknown> | undefined;

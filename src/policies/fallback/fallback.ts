@@ -3,7 +3,7 @@ import type { ExecutionContext } from '../../core/context.js';
 import type { HandlePredicate, Outcome } from '../../core/outcome.js';
 import type { Next, Operation } from '../../core/policy.js';
 import { Checker } from '../../errors/validate.js';
-import { classifiesResults, handleAllErrors } from '../handle.js';
+import { checkHandle, classification } from '../handle.js';
 import { PolicyBase } from '../policy-base.js';
 import { FALLBACK_OPTION_NAMES, type FallbackOptions, type FallbackValue } from './options.js';
 
@@ -20,8 +20,9 @@ export class FallbackPolicy<R = unknown> extends PolicyBase {
   constructor(options: FallbackOptions<R>) {
     super(options.name ?? 'fallback', options.clock ?? systemClock);
     this.#value = options.value;
-    this.#handle = (options.handle ?? handleAllErrors) as HandlePredicate<unknown>;
-    this.#classifyResults = classifiesResults(this.#handle);
+    const classify = classification(options.handle);
+    this.#handle = classify.predicate;
+    this.#classifyResults = classify.results;
   }
 
   /** @internal */
@@ -77,7 +78,7 @@ export function fallback<R>(options: FallbackOptions<R>): FallbackPolicy<R> {
   const check = new Checker('fallback');
   if (check.object('', options, FALLBACK_OPTION_NAMES)) {
     if (!('value' in options)) check.fail('value', undefined, 'a value or a function (required)');
-    check.fn('handle', options.handle);
+    checkHandle(check, options.handle);
     check.string('name', options.name);
     check.clock('clock', options.clock);
   } else if (options === undefined) {

@@ -1,6 +1,7 @@
 import type { Clock } from '../../core/clock.js';
 import type { Context } from '../../core/context.js';
-import type { HandlePredicate, Outcome } from '../../core/outcome.js';
+import type { Outcome } from '../../core/outcome.js';
+import type { Handle } from '../handle.js';
 
 /**
  * The replacement: a plain value, or a function of the failure and the context (which may be async). To fall
@@ -12,8 +13,13 @@ export type FallbackValue<T> = T | ((failure: Outcome<unknown>, ctx: Context) =>
 export interface FallbackOptions<T> {
   /** What to return instead of a handled failure. Required. */
   value: FallbackValue<T>;
-  /** Which outcomes are replaced. @defaultValue every error except the caller's abort; no result */
-  handle?: HandlePredicate<never>;
+  /**
+   * Which failures are replaced: a predicate of the error (`(e) => boolean`; results are never failures), or an outcome
+   * classifier from `handleResults()` / `handleOutcomes()` to judge results too. A caller's abort never reaches it.
+   * @defaultValue every error except the caller's abort; no result
+   * @example `handle: (e) => (e as NodeJS.ErrnoException).code !== 'EPERM'`
+   */
+  handle?: Handle;
   /** Name used in events and metrics. @defaultValue `'fallback'` */
   name?: string;
   /** Times `execution.completed`. @defaultValue `systemClock` */

@@ -1,6 +1,6 @@
 import type { Clock } from '../../core/clock.js';
-import type { HandlePredicate } from '../../core/outcome.js';
 import type { Random } from '../../core/random.js';
+import type { Handle } from '../handle.js';
 import type { Backoff, BackoffFunction } from './backoff.js';
 
 /**
@@ -16,18 +16,27 @@ export interface RetryOptions {
   maxAttempts?: number;
   /** The delay schedule, or a function of the failure. @defaultValue `exponential()` (100 ms, cap 10 s, full jitter) */
   backoff?: Backoff | BackoffFunction;
-  /** Which outcomes are retried. @defaultValue every error except the caller's abort; no result */
-  handle?: HandlePredicate<never>;
   /**
-   * When an inner circuit breaker rejects with `CircuitOpenError`, retry waits `retryAfterMs` (at least the
-   * backoff) if that is at most this many ms, and gives up at once otherwise. 0 never waits on an open circuit.
-   * @defaultValue 30_000
+   * Which failures are retried: a predicate of the error (`(e) => boolean`; results are never failures), or an outcome
+   * classifier from `handleResults()` / `handleOutcomes()` to judge results too. A caller's abort never reaches it.
+   * @defaultValue every error except the caller's abort; no result
+   * @example `handle: (e) => (e as NodeJS.ErrnoException).code !== 'EPERM'`
+   */
+  handle?: Handle;
+  /**
+   * How long retry may wait for an inner circuit breaker that rejected with `CircuitOpenError`. By default it
+   * retries the open circuit only when the breaker admits a probe within retry's own next backoff delay, and gives
+   * up at once with the `CircuitOpenError` otherwise: callers fail fast during an outage instead of piling up.
+   * A larger value makes retry wait out the break (up to this many ms), holding the call (and anything it holds,
+   * such as an outer bulkhead's slot) for that long. An isolated breaker is never waited for.
+   * @defaultValue 0 (no wait beyond the backoff)
    */
   circuitOpenMaxWaitMs?: number;
   /**
    * The longest server hint (an error's `retryAfterMs`: HTTP `Retry-After`, gRPC pushback) retry waits for. A
-   * hint sets the next delay instead of the backoff; a longer one makes retry give up at once (`retry.exhausted`,
-   * reason `'stopped'`). @defaultValue 60_000
+   * hint can only lengthen the next delay (the longer of hint and backoff); a longer hint, or one that is not a
+   * finite number, makes retry give up at once (`retry.exhausted`, reason `'stopped'`). The HTTP and gRPC adapters
+   * read this same cap. @defaultValue 60_000
    */
   maxRetryAfterMs?: number;
   /**

@@ -7,7 +7,7 @@ import { type Random, systemRandom } from '../../core/random.js';
 import { sleep } from '../../core/sleep.js';
 import { isCircuitOpenError, RetryExhaustedError } from '../../errors/errors.js';
 import { Checker, describe } from '../../errors/validate.js';
-import { classifiesResults, handleAllErrors } from '../handle.js';
+import { checkHandle, classification } from '../handle.js';
 import { PolicyBase } from '../policy-base.js';
 import { type Backoff, type BackoffFunction, exponential, isBackoff } from './backoff.js';
 import { RETRY_OPTION_NAMES, type RetryOptions } from './options.js';
@@ -22,7 +22,11 @@ export class RetryPolicy extends PolicyBase {
   readonly #handle: HandlePredicate<unknown>;
   readonly #classifyResults: boolean;
   readonly #circuitWaitMs: number;
-  readonly #maxHintMs: number;
+  /**
+   * The longest server hint (an error's `retryAfterMs`) this retry waits for; a longer or non-finite one makes it
+   * give up. Adapters that read `Retry-After` or gRPC pushback use this one cap.
+   */
+  readonly maxRetryAfterMs: number;
   readonly #wrap: boolean;
   readonly #random: Random;
 
@@ -31,10 +35,11 @@ export class RetryPolicy extends PolicyBase {
     super(options.name ?? 'retry', options.clock ?? systemClock);
     this.maxAttempts = options.maxAttempts ?? 3;
     this.#backoff = options.backoff ?? exponential();
-    this.#handle = (options.handle ?? handleAllErrors) as HandlePredicate<unknown>;
-    this.#classifyResults = classifiesResults(this.#handle);
-    this.#circuitWaitMs = options.circuitOpenMaxWaitMs ?? 30_000;
-    this.#maxHintMs = options.maxRetryAfterMs ?? 60_000;
+    const classify = classification(options.handle);
+    this.#handle = classify.predicate;
+    this.#classifyResults = classify.results;
+    this.#circuitWaitMs = options.circuitOpenMaxWaitMs ?? 0;
+    this.maxRetryAfterMs = options.maxRetryAfterMs ?? 60_000;
     this.#wrap = options.onExhausted === 'wrap';
     this.#random = options.random ?? systemRandom;
   }
@@ -109,14 +114,16 @@ export class RetryPolicy extends PolicyBase {
     let outcome = firstOutcome;
     let current = ctx;
     let attempt = 1;
-    let previousMs = 0;
+    // The backoff's own step and last delay. Both restart after a delay a server asked for (gRFC A6: after a
+    // pushback the backoff resets), so a hint is never followed by a longer backoff than the first.
+    const steps = { step: 1, previousMs: 0 };
     for (;;) {
       // An error that says it must not be retried (retryable: false) is rethrown at once, whatever `handle` says.
       // A predicate that throws rejects the call with its own error.
       if ((!outcome.ok && notRetryable(outcome.error)) || !this.#handle(outcome)) return settle(outcome);
       // The call itself may have forbidden another attempt (RETRYABLE set to false), whatever failed.
       if (ctx._root._extra?.props?.get(RETRYABLE) === false) return this.#giveUp(-2, attempt, outcome, current);
-      const delayMs = this.#delay(attempt, previousMs, outcome, current);
+      const delayMs = this.#delay(attempt, steps, outcome, current);
       if (delayMs < 0) return this.#giveUp(delayMs, attempt, outcome, current);
       if (this._events.wants('retry.attempt')) {
         this._events.emit({
@@ -129,7 +136,6 @@ export class RetryPolicy extends PolicyBase {
         });
       }
       await sleep(this._clock, delayMs, ctx);
-      previousMs = delayMs;
       attempt++;
       current = ctx._derive(attempt, ctx._scope);
       try {
@@ -142,8 +148,16 @@ export class RetryPolicy extends PolicyBase {
     }
   }
 
-  /** The delay before the next attempt, or a negative code: -1 attempts used up, -2 stop, -3 open circuit. */
-  #delay(attempt: number, previousMs: number, outcome: Outcome<unknown>, ctx: ExecutionContext): number {
+  /**
+   * The delay before the next attempt, or a negative code: -1 attempts used up, -2 stop, -3 open circuit.
+   * Advances (or, after a server hint, restarts) the backoff's step.
+   */
+  #delay(
+    attempt: number,
+    steps: { step: number; previousMs: number },
+    outcome: Outcome<unknown>,
+    ctx: ExecutionContext,
+  ): number {
     if (attempt >= this.maxAttempts) return -1;
     let delayMs: number;
     const backoff = this.#backoff;
@@ -158,21 +172,30 @@ export class RetryPolicy extends PolicyBase {
       }
       delayMs = d;
     } else {
-      delayMs = backoff.delay(attempt, previousMs, this.#random);
+      delayMs = backoff.delay(steps.step, steps.previousMs, this.#random);
     }
+    steps.step++;
+    steps.previousMs = delayMs;
     if (!outcome.ok) {
       const error = outcome.error;
       if (isCircuitOpenError(error)) {
         const wait = error.retryAfterMs;
-        // An isolated breaker (retryAfterMs Infinity) never reopens by itself: give up even with an unlimited wait.
-        if (!(Number.isFinite(wait) && wait <= this.#circuitWaitMs)) return -3;
+        // Fail fast during an outage: retry the open circuit only if it will admit a probe by the time retry
+        // would have retried anyway (or within the explicit circuitOpenMaxWaitMs). An isolated breaker
+        // (retryAfterMs Infinity) never reopens by itself: give up even with an unlimited wait.
+        if (!(Number.isFinite(wait) && wait <= Math.max(delayMs, this.#circuitWaitMs))) return -3;
         if (wait > delayMs) delayMs = wait;
       } else {
-        // A server's own hint (HTTP Retry-After, gRPC pushback) carried by the error replaces the backoff: the
-        // server knows when it can take the call again (gRFC A6: "use the pushback delay instead of the backoff").
+        // A server's own hint (HTTP Retry-After, gRPC pushback) carried by the error. It can only delay the next
+        // attempt, never hasten it: the longer of the hint and the backoff. One too long, or not a finite number
+        // at all (an overflowing header, NaN), means "not now": give up rather than retry sooner than asked.
         const hint = retryAfterOf(error);
-        if (hint > this.#maxHintMs) return -2; // the server asks for longer than we are willing to wait
-        if (hint >= 0) delayMs = hint;
+        if (hint !== -1) {
+          if (!Number.isFinite(hint) || hint > this.maxRetryAfterMs) return -2;
+          if (hint > delayMs) delayMs = hint;
+          steps.step = 1;
+          steps.previousMs = 0;
+        }
       }
     }
     return delayMs;
@@ -200,11 +223,20 @@ function notRetryable(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === false;
 }
 
-/** The `retryAfterMs` hint an error carries (a finite number >= 0), or -1. */
+/**
+ * The `retryAfterMs` hint an error carries: a number >= 0 (possibly Infinity), NaN for a number that says nothing
+ * sensible (NaN itself; the caller gives up on it), or -1 for none (absent, not a number, or negative).
+ */
 function retryAfterOf(error: unknown): number {
   if (typeof error !== 'object' || error === null) return -1;
-  const v = (error as { retryAfterMs?: unknown }).retryAfterMs;
-  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : -1;
+  let v: unknown;
+  try {
+    v = (error as { retryAfterMs?: unknown }).retryAfterMs;
+  } catch {
+    return -1; // a getter that throws carries no hint
+  }
+  if (typeof v !== 'number') return -1;
+  return v >= 0 || Number.isNaN(v) ? v : -1;
 }
 
 function settle<T>(outcome: Outcome<T>): T {
@@ -216,9 +248,12 @@ function settle<T>(outcome: Outcome<T>): T {
  * Retries handled failures with a backoff. `maxAttempts` counts every attempt, the first included.
  *
  * - A caller's abort is never retried; an abort during a backoff rejects at once with the caller's reason.
- * - A `CircuitOpenError` from an inner breaker is retried only after its `retryAfterMs`, or not at all when that
- *   is longer than `circuitOpenMaxWaitMs`. Any other error with a finite `retryAfterMs` >= 0 (an HTTP
- *   `Retry-After`, gRPC pushback) sets the next delay instead of the backoff, up to `maxRetryAfterMs`.
+ * - Fails fast on an open circuit: a `CircuitOpenError` from an inner breaker is retried only if the breaker
+ *   admits a probe within the next backoff delay (or within `circuitOpenMaxWaitMs`, when set higher); otherwise
+ *   retry gives up at once with that error.
+ * - A server's hint (an error's `retryAfterMs` >= 0: HTTP `Retry-After`, gRPC pushback) can only lengthen the next
+ *   delay (the longer of hint and backoff), after which the backoff restarts from its first step. A hint above
+ *   `maxRetryAfterMs`, or not finite, makes retry give up at once.
  * - An error whose `retryable` property is `false` is never retried, whatever `handle` says; nor is any failure of
  *   a call whose properties set {@link RETRYABLE} to `false`.
  * - Once attempts run out, the last error is rethrown unchanged (or the last handled result is returned).
@@ -240,7 +275,7 @@ export function retry(options: RetryOptions = {}): RetryPolicy {
     if (options.backoff !== undefined && typeof options.backoff !== 'function' && !isBackoff(options.backoff)) {
       check.fail('backoff', options.backoff, 'a backoff (constant(), linear(), exponential()) or a function');
     }
-    check.fn('handle', options.handle);
+    checkHandle(check, options.handle);
     check.number('circuitOpenMaxWaitMs', options.circuitOpenMaxWaitMs, { min: 0, infinity: true });
     check.number('maxRetryAfterMs', options.maxRetryAfterMs, { min: 0, infinity: true });
     check.oneOf('onExhausted', options.onExhausted, ['rethrow', 'wrap']);

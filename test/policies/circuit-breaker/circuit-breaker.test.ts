@@ -259,9 +259,9 @@ describe('circuitBreaker', () => {
         window: { kind: 'consecutive', threshold: 1 },
         halfOpenAfterMs: 10,
         clock,
-        handle: (o) => {
+        handle: () => {
           if (throwing) throw predicateError;
-          return !o.ok;
+          return true;
         },
       });
       await rejectionOf(cb.execute(fail));

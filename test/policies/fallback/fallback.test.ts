@@ -6,6 +6,7 @@ import {
   fallback,
   handleAllErrors,
   handleErrors,
+  handleOutcomes,
   handleResults,
   InvalidOptionsError,
   type Outcome,
@@ -156,14 +157,14 @@ describe('fallback: classification', () => {
     expect(await rejectionOf(fb.execute(thrower(undefined)))).toBe(undefined);
   });
 
-  it('a custom predicate sees successful results too', async () => {
+  it('an outcome classifier sees successful results too', async () => {
     const seen: Outcome<unknown>[] = [];
     const fb = fallback({
       value: 0,
-      handle: (o: Outcome<unknown>) => {
+      handle: handleOutcomes((o: Outcome<unknown>) => {
         seen.push(o);
         return false;
-      },
+      }),
     });
     expect(await fb.execute(() => 5)).toBe(5);
     const err = new Error('e');
@@ -183,7 +184,15 @@ describe('fallback: classification', () => {
       },
     });
     expect(await rejectionOf(fb.execute(thrower(new Error('op'))))).toBe(predicateError);
-    expect(await rejectionOf(fb.execute(() => 'ok'))).toBe(predicateError);
+    // A plain predicate sees errors only: a result passes by without it.
+    expect(await fb.execute(() => 'ok')).toBe('ok');
+    const outcomes = fallback({
+      value: 'fb',
+      handle: handleOutcomes(() => {
+        throw predicateError;
+      }),
+    });
+    expect(await rejectionOf(outcomes.execute(() => 'ok'))).toBe(predicateError);
   });
 
   it('falls back from a TimeoutError of an inner timeout', async () => {
@@ -350,7 +359,12 @@ describe('fallback: options', () => {
     expect(e.problems).toEqual([
       { option: 'valu', received: '1', expected: 'a known option (unknown name; allowed: value, handle, name, clock)' },
       { option: 'value', received: 'undefined', expected: 'a value or a function (required)' },
-      { option: 'handle', received: '5', expected: 'a function' },
+      {
+        option: 'handle',
+        received: '5',
+        expected:
+          'a function (error) => boolean, or handleOutcomes(), handleResults(), handleErrors() or handleAllErrors',
+      },
       { option: 'name', received: '""', expected: 'a non-empty string' },
     ]);
   });

@@ -6,6 +6,7 @@ import {
   constant,
   exponential,
   handleErrors,
+  handleOutcomes,
   handleResults,
   InvalidOptionsError,
   isRetryExhaustedError,
@@ -238,8 +239,14 @@ describe('retry', () => {
         throw boom;
       },
     });
-    await expect(policy.execute(() => 1)).rejects.toBe(boom);
+    await expect(policy.execute(() => 1)).resolves.toBe(1); // a plain predicate sees errors only
     await expect(policy.execute(() => Promise.reject(new Error('x')))).rejects.toBe(boom);
+    const outcomes = retry({
+      handle: handleOutcomes(() => {
+        throw boom;
+      }),
+    });
+    await expect(outcomes.execute(() => 1)).rejects.toBe(boom);
   });
 
   it('wraps the last error in RetryExhaustedError when onExhausted is "wrap"', async () => {
@@ -332,7 +339,7 @@ describe('retry', () => {
     expect(stopped).toEqual(['stopped']);
   });
 
-  it("uses an error's retryAfterMs hint instead of the backoff (Retry-After, pushback)", async () => {
+  it("lets an error's retryAfterMs hint lengthen the delay, never shorten it (Retry-After, pushback)", async () => {
     const clock = new FakeClock();
     const delays: number[] = [];
     const policy = retry({ backoff: constant(100), clock });
@@ -347,7 +354,7 @@ describe('retry', () => {
     );
     await clock.runAll();
     expect(t.error).toMatchObject({ message: 'busy' });
-    expect(delays).toEqual([2_500, 10]);
+    expect(delays).toEqual([2_500, 100]);
   });
 
   it('allows Infinity attempts only explicitly', async () => {
@@ -362,10 +369,13 @@ describe('retry', () => {
   });
 
   describe('with an inner circuit breaker', () => {
-    it('waits retryAfterMs of an open circuit before retrying', async () => {
+    it('waits retryAfterMs of an open circuit before retrying when circuitOpenMaxWaitMs allows it', async () => {
       const clock = new FakeClock();
       const breaker = circuitBreaker({ window: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 5_000, clock });
-      const p = pipeline(retry({ maxAttempts: 3, backoff: constant(10), clock }), breaker);
+      const p = pipeline(
+        retry({ maxAttempts: 3, backoff: constant(10), circuitOpenMaxWaitMs: 30_000, clock }),
+        breaker,
+      );
       const seen: number[] = [];
       const t = track(
         p.execute(({ attempt }) => {
