@@ -14,9 +14,8 @@ const stamp = () =>
   `${new Date().toISOString().slice(11)} +${String(Math.round(performance.now() - started)).padStart(3)} ms`;
 
 const handlers = {
-  'circuit.opened': (e) =>
-    `opened from ${e.from} after ${e.failureRate} failures in a row, for ${e.breakDurationMs} ms`,
-  'circuit.half_opened': () => 'half-open, admitting a probe',
+  'circuit.open': (e) => `opened from ${e.from} after ${e.failureRate} failures in a row, for ${e.breakDurationMs} ms`,
+  'circuit.half_open': () => 'half-open, admitting a probe',
   'circuit.closed': (e) => `closed from ${e.from}`,
 };
 

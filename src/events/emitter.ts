@@ -8,7 +8,7 @@ import { EVENT_TYPES, type EventOf, type EventType, type Listener, type Resilien
  * @example
  * ```ts
  * import { subscribe } from 'node:diagnostics_channel';
- * subscribe(channelName('circuit.opened'), (e) => console.warn('breaker opened', e));
+ * subscribe(channelName('circuit.open'), (e) => console.warn('breaker opened', e));
  * ```
  */
 export function channelName(type: EventType): string {

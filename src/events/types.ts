@@ -26,9 +26,13 @@ export interface RetryExhaustedEvent extends EventBase {
   readonly outcome: Outcome<unknown>;
 }
 
-/** A breaker opened. */
-export interface CircuitOpenedEvent extends EventBase {
-  readonly type: 'circuit.opened';
+/**
+ * A breaker entered the `open` state. The breaker's transition events are named after the state entered, in the
+ * same spelling as {@link CircuitState} and the metrics' `state` label: `circuit.open`, `circuit.half_open`,
+ * `circuit.closed`, `circuit.isolated`.
+ */
+export interface CircuitOpenEvent extends EventBase {
+  readonly type: 'circuit.open';
   /** How long it stays open before a probe is admitted, in ms. */
   readonly breakDurationMs: number;
   /** The state it opened from. */
@@ -38,18 +42,18 @@ export interface CircuitOpenedEvent extends EventBase {
   readonly slowCallRate: number;
 }
 
-/** A breaker entered half-open and admits probes. */
-export interface CircuitHalfOpenedEvent extends EventBase {
-  readonly type: 'circuit.half_opened';
+/** A breaker entered the `half_open` state and admits probes. */
+export interface CircuitHalfOpenEvent extends EventBase {
+  readonly type: 'circuit.half_open';
 }
 
-/** A breaker closed again (probes succeeded, or `reset()`). */
+/** A breaker entered the `closed` state again (probes succeeded, or `reset()`). */
 export interface CircuitClosedEvent extends EventBase {
   readonly type: 'circuit.closed';
   readonly from: 'half_open' | 'open' | 'isolated' | 'closed';
 }
 
-/** A breaker was isolated by hand. */
+/** A breaker entered the `isolated` state (`isolate()`). */
 export interface CircuitIsolatedEvent extends EventBase {
   readonly type: 'circuit.isolated';
 }
@@ -132,8 +136,8 @@ export interface AttemptCompletedEvent extends EventBase {
 export type ResilienceEvent =
   | RetryAttemptEvent
   | RetryExhaustedEvent
-  | CircuitOpenedEvent
-  | CircuitHalfOpenedEvent
+  | CircuitOpenEvent
+  | CircuitHalfOpenEvent
   | CircuitClosedEvent
   | CircuitIsolatedEvent
   | CircuitRejectedEvent
@@ -158,8 +162,8 @@ export type Listener<K extends EventType> = (event: EventOf<K>) => void;
 export const EVENT_TYPES: readonly EventType[] = [
   'retry.attempt',
   'retry.exhausted',
-  'circuit.opened',
-  'circuit.half_opened',
+  'circuit.open',
+  'circuit.half_open',
   'circuit.closed',
   'circuit.isolated',
   'circuit.rejected',

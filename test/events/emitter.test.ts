@@ -14,7 +14,7 @@ import {
 describe('events', () => {
   it('maps every event type to a bulwark diagnostics channel', () => {
     expect(channelName('retry.attempt')).toBe('bulwark:retry:attempt');
-    expect(channelName('circuit.half_opened')).toBe('bulwark:circuit:half_opened');
+    expect(channelName('circuit.half_open')).toBe('bulwark:circuit:half_open');
     expect(channelName('execution.completed')).toBe('bulwark:execution:completed');
     expect(new Set(EVENT_TYPES.map(channelName)).size).toBe(EVENT_TYPES.length);
   });
@@ -24,17 +24,17 @@ describe('events', () => {
     const onMessage = (m: unknown) => seen.push(m);
     const cb = circuitBreaker({ name: 'dc', window: { kind: 'consecutive', threshold: 1 } });
     const e = new Emitter();
-    expect(e.wants('circuit.opened')).toBe(false);
-    subscribe(channelName('circuit.opened'), onMessage);
+    expect(e.wants('circuit.open')).toBe(false);
+    subscribe(channelName('circuit.open'), onMessage);
     try {
-      expect(e.wants('circuit.opened')).toBe(true);
+      expect(e.wants('circuit.open')).toBe(true);
       await cb.execute(() => Promise.reject(new Error('x'))).catch(() => undefined);
     } finally {
-      unsubscribe(channelName('circuit.opened'), onMessage);
+      unsubscribe(channelName('circuit.open'), onMessage);
     }
     expect(seen).toHaveLength(1);
-    expect(seen[0]).toMatchObject({ type: 'circuit.opened', policy: 'dc' });
-    expect(e.wants('circuit.opened')).toBe(false);
+    expect(seen[0]).toMatchObject({ type: 'circuit.open', policy: 'dc' });
+    expect(e.wants('circuit.open')).toBe(false);
   });
 
   it('unsubscribes exactly the listener, once', () => {

@@ -23,7 +23,7 @@ describe('process-wide metrics across copies and collections', () => {
     const text = await registry.metrics();
     expect(text).toContain('bulwark_circuit_breaker_state{policy="esm-copy-breaker",state="open"} 1');
     expect(text).toContain(
-      'bulwark_events_total{policy="esm-copy-breaker",operation="default",event="circuit.opened"} 1',
+      'bulwark_events_total{policy="esm-copy-breaker",operation="default",event="circuit.open"} 1',
     );
     m.close();
   });

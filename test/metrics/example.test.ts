@@ -16,7 +16,7 @@ describe('examples/breaker-transitions.mjs (shown in docs/metrics.md)', () => {
       .split('\n')
       .map((line) => /bulwark:circuit:\w+/.exec(line)?.[0])
       .filter((c) => c !== undefined);
-    expect(channels).toEqual(['bulwark:circuit:opened', 'bulwark:circuit:half_opened', 'bulwark:circuit:closed']);
+    expect(channels).toEqual(['bulwark:circuit:open', 'bulwark:circuit:half_open', 'bulwark:circuit:closed']);
     expect(stdout).toMatch(/call 4 rejected: CircuitOpenError/);
     expect(stdout).toMatch(/call 5 succeeded/);
   });

@@ -204,7 +204,7 @@ describe('openTelemetryMetrics: a pipeline attached', () => {
       isolated: 0,
     });
     const base = { 'bulwark.policy.name': 'ledger', 'bulwark.operation.name': 'post' };
-    expect(pointOf(metrics.get('bulwark.events'), { ...base, 'bulwark.event.name': 'circuit.opened' })).toBe(1);
+    expect(pointOf(metrics.get('bulwark.events'), { ...base, 'bulwark.event.name': 'circuit.open' })).toBe(1);
     expect(
       pointOf(metrics.get('bulwark.events'), {
         ...base,

@@ -99,7 +99,7 @@ describe('prometheusMetrics', () => {
       'bulwark_circuit_breaker_state{policy="ledger",state="open"} 1',
     );
     expect(await series(registry, 'bulwark_events_total')).toEqual([
-      'bulwark_events_total{policy="ledger",operation="post",event="circuit.opened"} 1',
+      'bulwark_events_total{policy="ledger",operation="post",event="circuit.open"} 1',
       'bulwark_events_total{policy="ledger",operation="post",event="circuit.rejected",reason="open"} 1',
     ]);
     await clock.advance(500);

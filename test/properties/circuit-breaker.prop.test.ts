@@ -145,19 +145,19 @@ class Harness {
     const newGeneration = (): void => {
       this.probeGen = { inFlight: 0 };
     };
-    this.breaker.on('circuit.opened', (e) => {
+    this.breaker.on('circuit.open', (e) => {
       this.transitions.push('opened');
       this.opensDuringStep++;
       this.lastBreakMs = e.breakDurationMs;
       this.openUntil = this.clock.now() + e.breakDurationMs;
       if (!(e.breakDurationMs > 0 && Number.isFinite(e.breakDurationMs))) {
-        this.fail(`circuit.opened with a break of ${e.breakDurationMs} ms`);
+        this.fail(`circuit.open with a break of ${e.breakDurationMs} ms`);
       }
-      if (this.breaker.state !== 'open') this.fail(`state is ${this.breaker.state} inside circuit.opened`);
+      if (this.breaker.state !== 'open') this.fail(`state is ${this.breaker.state} inside circuit.open`);
       newGeneration();
     });
-    this.breaker.on('circuit.half_opened', () => {
-      this.transitions.push('half_opened');
+    this.breaker.on('circuit.half_open', () => {
+      this.transitions.push('half_open');
       newGeneration();
     });
     this.breaker.on('circuit.closed', () => {
@@ -197,9 +197,9 @@ class Harness {
         // Look back past events that are not open/close transitions.
         for (let j = i - 1; j >= 0; j--) {
           const prev = t[j];
-          if (prev === 'half_opened' || prev === 'closed') break;
+          if (prev === 'half_open' || prev === 'closed') break;
           if (prev === 'opened') {
-            this.fail(`circuit.opened twice without half_opened or closed between: ${t.slice(j, i + 1).join(', ')}`);
+            this.fail(`circuit.open twice without half_open or closed between: ${t.slice(j, i + 1).join(', ')}`);
             break;
           }
         }

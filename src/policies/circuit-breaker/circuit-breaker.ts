@@ -212,10 +212,10 @@ export class CircuitBreakerPolicy extends PolicyBase {
     this.#openUntil = now + this.#lastBreakMs;
     this.#probes = 0;
     this.#successes = 0;
-    if (this._events.wants('circuit.opened')) {
+    if (this._events.wants('circuit.open')) {
       const rate = this.#window.rates(now);
       this._events.emit({
-        type: 'circuit.opened',
+        type: 'circuit.open',
         policy: this.name,
         operation: ctx.operation,
         attempt: ctx.attempt,
@@ -232,9 +232,9 @@ export class CircuitBreakerPolicy extends PolicyBase {
     this.#state = HALF_OPEN;
     this.#probes = 0;
     this.#successes = 0;
-    if (this._events.wants('circuit.half_opened')) {
+    if (this._events.wants('circuit.half_open')) {
       this._events.emit({
-        type: 'circuit.half_opened',
+        type: 'circuit.half_open',
         policy: this.name,
         operation: ctx.operation,
         attempt: ctx.attempt,

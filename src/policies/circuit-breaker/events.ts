@@ -1,16 +1,16 @@
 import type {
   CircuitClosedEvent,
-  CircuitHalfOpenedEvent,
+  CircuitHalfOpenEvent,
   CircuitIsolatedEvent,
-  CircuitOpenedEvent,
+  CircuitOpenEvent,
   CircuitProbeExpiredEvent,
   CircuitRejectedEvent,
 } from '../../events/types.js';
 
 /** The events a circuit breaker emits. */
 export type CircuitBreakerEvent =
-  | CircuitOpenedEvent
-  | CircuitHalfOpenedEvent
+  | CircuitOpenEvent
+  | CircuitHalfOpenEvent
   | CircuitClosedEvent
   | CircuitIsolatedEvent
   | CircuitRejectedEvent

@@ -20,8 +20,8 @@ const ok = () => 'ok';
 function recordEvents(policy: { on(type: EventType, fn: (e: { type: string }) => void): () => void }) {
   const types: string[] = [];
   for (const t of [
-    'circuit.opened',
-    'circuit.half_opened',
+    'circuit.open',
+    'circuit.half_open',
     'circuit.closed',
     'circuit.isolated',
     'circuit.probe_expired',
@@ -42,7 +42,7 @@ describe('circuitBreaker', () => {
       await expect(cb.execute(ok)).resolves.toBe('ok'); // a success resets the count
       for (let i = 0; i < 3; i++) await rejectionOf(cb.execute(fail));
       expect(cb.state).toBe('open');
-      expect(events).toEqual(['circuit.opened']);
+      expect(events).toEqual(['circuit.open']);
 
       await clock.advance(400);
       const rejected = await rejectionOf(cb.execute(ok));
@@ -55,7 +55,7 @@ describe('circuitBreaker', () => {
       expect(cb.state).toBe('half_open');
       await expect(cb.execute(ok)).resolves.toBe('ok');
       expect(cb.state).toBe('closed');
-      expect(events).toEqual(['circuit.opened', 'circuit.half_opened', 'circuit.closed']);
+      expect(events).toEqual(['circuit.open', 'circuit.half_open', 'circuit.closed']);
     });
 
     it('opens again on a failed probe and restarts the break', async () => {
@@ -67,7 +67,7 @@ describe('circuitBreaker', () => {
       await rejectionOf(cb.execute(fail)); // the probe
       expect(cb.state).toBe('open');
       expect(await rejectionOf(cb.execute(ok))).toMatchObject({ retryAfterMs: 100 });
-      expect(events).toEqual(['circuit.opened', 'circuit.half_opened', 'circuit.opened']);
+      expect(events).toEqual(['circuit.open', 'circuit.half_open', 'circuit.open']);
     });
   });
 
@@ -230,7 +230,7 @@ describe('circuitBreaker', () => {
       hung.reject(new Error('late'));
       await rejectionOf(hungCall);
       expect(cb.state).toBe('closed');
-      expect(events).toEqual(['circuit.opened', 'circuit.half_opened', 'circuit.probe_expired', 'circuit.closed']);
+      expect(events).toEqual(['circuit.open', 'circuit.half_open', 'circuit.probe_expired', 'circuit.closed']);
     });
 
     it('frees the probe slot when the caller aborts the probe, and does not count it', async () => {
@@ -282,7 +282,7 @@ describe('circuitBreaker', () => {
         clock,
       });
       const breaks: number[] = [];
-      cb.on('circuit.opened', (e) => breaks.push(e.breakDurationMs));
+      cb.on('circuit.open', (e) => breaks.push(e.breakDurationMs));
       await rejectionOf(cb.execute(fail));
       await clock.advance(1_000);
       await rejectionOf(cb.execute(fail));
@@ -314,7 +314,7 @@ describe('circuitBreaker', () => {
   it('opens once when concurrent failures cross the threshold together', async () => {
     const cb = circuitBreaker({ window: { kind: 'consecutive', threshold: 3 } });
     const opened: unknown[] = [];
-    cb.on('circuit.opened', (e) => opened.push(e));
+    cb.on('circuit.open', (e) => opened.push(e));
     const gates = Array.from({ length: 10 }, () => deferred<never>());
     const calls = gates.map((g) => cb.execute(() => g.promise));
     for (const g of gates) g.reject(new Error('down'));

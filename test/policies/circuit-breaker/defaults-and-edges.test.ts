@@ -38,7 +38,7 @@ describe('circuitBreaker defaults and edges', () => {
     const clock = new FakeClock();
     const cb = circuitBreaker({ window: { kind: 'time' }, minimumCalls: 4, slowCallMs: 50, slowCallRate: 0.9, clock });
     const opened: { failureRate: number; slowCallRate: number }[] = [];
-    cb.on('circuit.opened', (e) => opened.push({ failureRate: e.failureRate, slowCallRate: e.slowCallRate }));
+    cb.on('circuit.open', (e) => opened.push({ failureRate: e.failureRate, slowCallRate: e.slowCallRate }));
     const slow = deferred<number>();
     const p = cb.execute(() => slow.promise);
     await clock.advance(50);
