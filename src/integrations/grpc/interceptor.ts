@@ -41,7 +41,12 @@ export interface GrpcInterceptorOptions {
   methods:
     | Readonly<Record<string, Policy | GrpcMethodConfig>>
     | ((path: string) => Policy | GrpcMethodConfig | undefined);
-  /** Status codes that are failures. @defaultValue `[status.UNAVAILABLE]` (plus RESOURCE_EXHAUSTED with pushback) */
+  /**
+   * Status codes that are failures (A6's `retryableStatusCodes`): the policy sees them as `GrpcStatusError`, and
+   * server pushback is read on them only. Any other status is delivered as it is, pushback or not: list
+   * `status.RESOURCE_EXHAUSTED` here to retry a server's throttling.
+   * @defaultValue `[status.UNAVAILABLE]`
+   */
   failureCodes?: readonly number[];
   /** Measures the call's deadline. @defaultValue `systemClock` */
   clock?: Clock;
@@ -103,12 +108,61 @@ interface Reply {
   readonly status: StatusObject;
 }
 
-/** Parses `grpc-retry-pushback-ms`: ms, or -1 for "stop retrying", or undefined when absent. */
-export function pushbackOf(metadata: Metadata): number | undefined {
-  const values = metadata.get('grpc-retry-pushback-ms');
-  if (values.length === 0) return undefined;
-  const v = String(values[0]);
-  return /^\d+$/.test(v) ? Number(v) : -1;
+/**
+ * The largest pushback gRFC A6 allows, 2^31-1 ms (about 24.8 days): the value is a signed 32-bit integer. A larger
+ * one means "do not retry", like a negative or unparseable one.
+ *
+ * @example
+ * ```ts
+ * if (typeof p === 'number') console.log(`server asks for ${p} ms (at most ${MAX_PUSHBACK_MS})`);
+ * ```
+ */
+export const MAX_PUSHBACK_MS = 2_147_483_647;
+
+/** One element of the value: ASCII digits, with the spaces and tabs HTTP allows around a list element. */
+const ELEMENT = /^[ \t]*([0-9]+)[ \t]*$/;
+
+/**
+ * What the values of `grpc-retry-pushback-ms` ask for, under gRFC A6's rules. Total: never throws, whatever
+ * `values` holds.
+ *
+ * - no value: `undefined` (no pushback);
+ * - every value ASCII digits (leading zeros allowed) of at most {@link MAX_PUSHBACK_MS}: the largest, in ms. A
+ *   pushback can only delay a retry, never hasten it. Values are also split at commas, since HTTP/2 joins a
+ *   repeated field into one (`'300, 500'` is 300 and 500, so 500);
+ * - any value (or element) negative, above 2^31-1 (`'2147483648'`, 400 digits), empty, with a sign, a decimal
+ *   point or an exponent, or not a string: `'stop'` (A6: "negative or unparseable" means do not retry).
+ * @internal
+ */
+export function parsePushback(values: readonly unknown[]): number | 'stop' | undefined {
+  if (!Array.isArray(values) || values.length === 0) return undefined;
+  let ms = -1;
+  for (const value of values) {
+    if (typeof value !== 'string') return 'stop';
+    for (const element of value.split(',')) {
+      const digits = ELEMENT.exec(element)?.[1];
+      if (digits === undefined) return 'stop';
+      const n = Number(digits);
+      if (!(n <= MAX_PUSHBACK_MS)) return 'stop';
+      if (n > ms) ms = n;
+    }
+  }
+  return ms;
+}
+
+/**
+ * Reads the server's pushback, the `grpc-retry-pushback-ms` metadata of gRFC A6: the delay in ms before the next
+ * attempt (an integer from 0 to {@link MAX_PUSHBACK_MS}), `'stop'` when the server says not to retry (a negative,
+ * out-of-range or unparseable value), or `undefined` when there is none. With several values (or a value the
+ * transport joined with commas), any that says stop wins, else the largest delay.
+ *
+ * @example
+ * ```ts
+ * const p = pushbackOf(error.metadata); // 2000, 'stop' or undefined
+ * ```
+ */
+export function pushbackOf(metadata: Metadata): number | 'stop' | undefined {
+  return parsePushback(metadata.get('grpc-retry-pushback-ms'));
 }
 
 /** A status the caller can act on, for an error raised by bulwark itself (or anything else). */
@@ -278,16 +332,17 @@ class GrpcCall extends CancelScope {
             reject(signal.reason);
             return;
           }
-          if (s.code === Status.OK || !this.#isFailure(s)) {
+          if (!this.failures.has(s.code)) {
             resolve({ [REPLY]: true, metadata: received, messages, status: s });
             return;
           }
+          // Pushback is read on failure statuses only (gRFC A6: it applies to retryable codes).
           const pushback = pushbackOf(s.metadata);
           reject(
             new GrpcStatusError(
               s,
-              pushback !== undefined && pushback >= 0 ? pushback : undefined,
-              pushback !== -1 && this.idempotent,
+              typeof pushback === 'number' ? pushback : undefined,
+              pushback !== 'stop' && this.idempotent,
             ),
           );
         },
@@ -295,12 +350,6 @@ class GrpcCall extends CancelScope {
       call.sendMessage(this.#message);
       call.halfClose();
     });
-  }
-
-  #isFailure(s: StatusObject): boolean {
-    if (this.failures.has(s.code)) return true;
-    // A6 throttling: RESOURCE_EXHAUSTED is a failure when the server says when to come back.
-    return s.code === Status.RESOURCE_EXHAUSTED && pushbackOf(s.metadata) !== undefined;
   }
 
   #finish(outcome: unknown, failed = false): void {

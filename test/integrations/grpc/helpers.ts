@@ -42,7 +42,8 @@ export const PATH = {
 
 export type MethodName = keyof typeof PATH;
 
-type Pairs = Readonly<Record<string, string>>;
+/** Metadata to send: one value per key, or several (each added in order). */
+type Pairs = Readonly<Record<string, string | readonly string[]>>;
 
 /** What the server does with one unary call: reply, fail with a status, or hold the call open. */
 export type Action =
@@ -127,7 +128,9 @@ export function closeAll(): void {
 
 function metadataOf(pairs: Pairs | undefined): Metadata {
   const m = new Metadata();
-  if (pairs !== undefined) for (const [k, v] of Object.entries(pairs)) m.set(k, v);
+  if (pairs !== undefined) {
+    for (const [k, v] of Object.entries(pairs)) for (const one of typeof v === 'string' ? [v] : v) m.add(k, one);
+  }
   return m;
 }
 

@@ -372,7 +372,7 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
       expect(server.hits.length).toBe(1);
     });
 
-    it('RESOURCE_EXHAUSTED with pushback is retried after the pushback', async () => {
+    it('RESOURCE_EXHAUSTED with pushback, listed in failureCodes, is retried after the pushback', async () => {
       const clock = new FakeClock();
       const { policy, attempts } = recordedRetry(clock, 100);
       const { server, client } = await setup(
@@ -382,7 +382,7 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
               ? { code: status.RESOURCE_EXHAUSTED, details: 'quota', trailers: { [PUSHBACK]: '500' } }
               : hello(hit),
         },
-        { methods: { [PATH.SayHello]: policy } },
+        { methods: { [PATH.SayHello]: policy }, failureCodes: [status.UNAVAILABLE, status.RESOURCE_EXHAUSTED] },
       );
 
       const pending = unary(client, 'SayHello', { name: 'ada' });
@@ -927,16 +927,44 @@ describe('pushbackOf', () => {
     ['0', 0],
     ['007', 7],
     ['86400000', 86_400_000],
+    ['2147483647', 2_147_483_647],
+    ['0002147483647', 2_147_483_647],
+    [' 5', 5],
+    ['5 ', 5],
   ])('parses %j as %d', (value, ms) => {
     expect(pushbackOf(md(value))).toBe(ms);
   });
 
-  it.each(['-1', '-250', 'soon', '1.5', '1e3', ' 5', '0x10', ''])('reads %j as -1 (stop retrying)', (value) => {
-    expect(pushbackOf(md(value))).toBe(-1);
+  it.each([
+    '-1',
+    '-0',
+    '-250',
+    'soon',
+    '1.5',
+    '1e3',
+    '+5',
+    '0x10',
+    '',
+    ' ',
+    '1 000',
+    '2147483648',
+    '9'.repeat(310),
+    'Infinity',
+  ])('reads %j as stop', (value) => {
+    expect(pushbackOf(md(value))).toBe('stop');
   });
 
-  it('reads the first value when there are several', () => {
-    expect(pushbackOf(md('300', '-1'))).toBe(300);
-    expect(pushbackOf(md('x', '300'))).toBe(-1);
+  it('several values: the largest delay, or stop if any says stop', () => {
+    expect(pushbackOf(md('300', '500'))).toBe(500);
+    expect(pushbackOf(md('500', '300'))).toBe(500);
+    expect(pushbackOf(md('300', '-1'))).toBe('stop');
+    expect(pushbackOf(md('x', '300'))).toBe('stop');
+  });
+
+  it('a value joined with commas (HTTP/2 joins a repeated field) is read as several', () => {
+    expect(pushbackOf(md('300, 500'))).toBe(500);
+    expect(pushbackOf(md('300,-1'))).toBe('stop');
+    expect(pushbackOf(md('300,'))).toBe('stop');
+    expect(pushbackOf(md(','))).toBe('stop');
   });
 });
