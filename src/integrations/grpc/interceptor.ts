@@ -5,6 +5,7 @@ import {
   type InterceptorOptions,
   Metadata,
   type NextCall,
+  type ServiceDefinition,
   status as Status,
   type StatusObject,
 } from '@grpc/grpc-js';
@@ -18,7 +19,8 @@ import {
   isRetryExhaustedError,
   isTimeoutError,
 } from '../../errors/errors.js';
-import { Checker } from '../../errors/validate.js';
+import { Checker, describe } from '../../errors/validate.js';
+import { warnOnce } from '../../events/emitter.js';
 import { PolicyBase } from '../../policies/policy-base.js';
 
 /** How one method runs: its policy, and whether the server may safely run it twice. */
@@ -48,13 +50,63 @@ export interface GrpcInterceptorOptions {
    * @defaultValue `[status.UNAVAILABLE]`
    */
   failureCodes?: readonly number[];
+  /**
+   * The service definitions of the clients the interceptor serves (`Inventory.service`, from
+   * `loadPackageDefinition()` or generated code). When given, every key of a `methods` map must be the path of
+   * one of their unary methods: a typo, or a streaming method, is an `InvalidOptionsError` at creation instead of
+   * a method that silently runs without its policy. Not used for calls.
+   * @defaultValue none: keys are checked for their shape only, and a key naming a streaming method is reported
+   * (a process warning) at its first call
+   */
+  services?: readonly ServiceDefinition[];
   /** Measures the call's deadline. @defaultValue `systemClock` */
   clock?: Clock;
   /** Wall-clock ms, to turn a `Date` deadline into a duration. @defaultValue `Date.now` */
   wallClock?: () => number;
 }
 
-const OPTION_NAMES = ['methods', 'failureCodes', 'clock', 'wallClock'] as const;
+const OPTION_NAMES = ['methods', 'failureCodes', 'services', 'clock', 'wallClock'] as const;
+
+/**
+ * A full method path, `/<service>/<method>` (`/shop.v1.Inventory/GetStock`), as grpc-js sends it: two non-empty
+ * names without slashes or white space.
+ */
+const FULL_PATH = /^\/[^/\s]+\/[^/\s]+$/;
+
+/** The kind of a streaming method, for messages. */
+function streamingKind(def: { readonly requestStream: boolean; readonly responseStream: boolean }): string {
+  if (def.requestStream && def.responseStream) return 'a bidirectional streaming';
+  return def.requestStream ? 'a client streaming' : 'a server streaming';
+}
+
+/** The methods of `services` by path, or undefined when `services` is not a list of service definitions. */
+function methodsOf(services: unknown): Map<string, { requestStream: boolean; responseStream: boolean }> | undefined {
+  if (!Array.isArray(services)) return undefined;
+  const byPath = new Map<string, { requestStream: boolean; responseStream: boolean }>();
+  for (const service of services) {
+    if (typeof service !== 'object' || service === null || Array.isArray(service)) return undefined;
+    for (const def of Object.values(service as Record<string, unknown>)) {
+      const d = def as { path?: unknown; requestStream?: unknown; responseStream?: unknown } | null;
+      if (
+        typeof d !== 'object' ||
+        d === null ||
+        typeof d.path !== 'string' ||
+        typeof d.requestStream !== 'boolean' ||
+        typeof d.responseStream !== 'boolean'
+      ) {
+        return undefined;
+      }
+      byPath.set(d.path, { requestStream: d.requestStream, responseStream: d.responseStream });
+    }
+  }
+  return byPath;
+}
+
+/** Up to `max` items quoted and joined, with how many more there are. */
+function listOf(items: readonly string[], max: number): string {
+  const shown = items.slice(0, max).map((i) => `'${i}'`);
+  return items.length > max ? `${shown.join(', ')} and ${items.length - max} more` : shown.join(', ');
+}
 
 /**
  * A call that ended with a failure status. Retry retries it (honouring server pushback as `retryAfterMs`); when the
@@ -165,20 +217,59 @@ export function pushbackOf(metadata: Metadata): number | 'stop' | undefined {
   return parsePushback(metadata.get('grpc-retry-pushback-ms'));
 }
 
-/** A status the caller can act on, for an error raised by bulwark itself (or anything else). */
+/**
+ * A status the caller can act on, for an error raised by bulwark itself (or anything else). Total: whatever was
+ * thrown (an object without a prototype, a `toString` that throws, a hostile proxy), it returns a status.
+ *
+ * - `GrpcStatusError`: its own status;
+ * - `RetryExhaustedError` (`onExhausted: 'wrap'`): the status of its `cause`, the last failure;
+ * - `CircuitOpenError`: UNAVAILABLE, with a `grpc-retry-pushback-ms` of its `retryAfterMs` rounded up when that
+ *   is within gRFC A6's range (0 to {@link MAX_PUSHBACK_MS}; none for an isolated breaker);
+ * - `BulkheadRejectedError`: RESOURCE_EXHAUSTED; `TimeoutError`: DEADLINE_EXCEEDED;
+ * - anything else: UNKNOWN, with `bulwark: ` and the error's message as details.
+ *
+ * @example
+ * ```ts
+ * policy.execute(work).then((v) => callback(null, v), (e: unknown) => callback(statusOf(e)));
+ * ```
+ */
 export function statusOf(error: unknown): StatusObject {
+  try {
+    return mapStatus(error);
+  } catch {
+    // Reading the error threw (a proxy, a getter): still a status, never a throw.
+    return { code: Status.UNKNOWN, details: `bulwark: ${textOf(error)}`, metadata: new Metadata() };
+  }
+}
+
+function mapStatus(error: unknown): StatusObject {
+  // A wrapped failure maps to what it wraps; bounded, since a cause can point back at its wrapper.
+  for (let depth = 0; depth < 8 && isRetryExhaustedError(error); depth++) error = error.cause;
   const metadata = new Metadata();
   if (error instanceof GrpcStatusError) return { code: error.code, details: error.details, metadata: error.metadata };
   if (isCircuitOpenError(error)) {
-    if (Number.isFinite(error.retryAfterMs)) {
-      metadata.set('grpc-retry-pushback-ms', String(Math.ceil(error.retryAfterMs)));
-    }
+    const ms = Math.ceil(error.retryAfterMs);
+    // Out of A6's range a pushback would mean "do not retry" to an A6 client, and overflow grpc-js's own timer.
+    if (ms >= 0 && ms <= MAX_PUSHBACK_MS) metadata.set('grpc-retry-pushback-ms', String(ms));
     return { code: Status.UNAVAILABLE, details: error.message, metadata };
   }
   if (isBulkheadRejectedError(error)) return { code: Status.RESOURCE_EXHAUSTED, details: error.message, metadata };
   if (isTimeoutError(error)) return { code: Status.DEADLINE_EXCEEDED, details: error.message, metadata };
-  const details = error instanceof Error ? error.message : String(error);
-  return { code: Status.UNKNOWN, details: `bulwark: ${details}`, metadata };
+  return { code: Status.UNKNOWN, details: `bulwark: ${textOf(error)}`, metadata };
+}
+
+/** The message of a thrown value, whatever it is: never throws. */
+function textOf(error: unknown): string {
+  try {
+    if (error instanceof Error && typeof error.message === 'string') return error.message;
+    return String(error);
+  } catch {
+    try {
+      return describe(error);
+    } catch {
+      return `a thrown ${typeof error} that cannot be printed`;
+    }
+  }
 }
 
 type InterceptingCallInterface = ReturnType<NextCall>;
@@ -201,6 +292,9 @@ class Shell implements InterceptingCallInterface {
 
 const SHELL = new Shell();
 
+/** The timeout grpc-js can encode in `grpc-timeout` stops below 10^8 hours (its own check). */
+const GRPC_JS_MAX_TIMEOUT_MS = 1e8 * 3_600_000;
+
 /** Why the caller's deadline passed: delivered as DEADLINE_EXCEEDED. */
 class DeadlinePassed extends Error {
   constructor() {
@@ -218,6 +312,8 @@ class GrpcCall extends CancelScope {
   #done = false;
   /** Attempts sent on the channel so far. */
   #sent = 0;
+  /** The call options of each attempt: the caller's, or a copy without a deadline too far for grpc-js. */
+  #attemptOptions: InterceptorOptions;
 
   constructor(
     readonly options: InterceptorOptions,
@@ -229,6 +325,7 @@ class GrpcCall extends CancelScope {
     readonly wallClock: () => number,
   ) {
     super();
+    this.#attemptOptions = options;
   }
 
   start(metadata: Metadata, listener: InterceptingListener): void {
@@ -244,7 +341,13 @@ class GrpcCall extends CancelScope {
     const deadline = this.options.deadline;
     if (deadline !== undefined && deadline !== Number.POSITIVE_INFINITY) {
       const at = deadline instanceof Date ? deadline.getTime() : deadline;
-      const ms = Math.max(0, at - this.wallClock());
+      const left = at - this.wallClock();
+      // An invalid deadline (an invalid Date, NaN) has passed, as grpc-js itself treats it.
+      const ms = Number.isNaN(left) ? 0 : Math.max(0, left);
+      // grpc-js cannot send a timeout of 10^8 hours or more: it rejects inside the call ("Deadline is too far in
+      // the future", an unhandled rejection) and the call never ends. The attempts go without one; the timer below
+      // still holds the call to its deadline.
+      if (ms >= GRPC_JS_MAX_TIMEOUT_MS) this.#attemptOptions = { ...this.options, deadline: Number.POSITIVE_INFINITY };
       // The deadline covers every attempt and every backoff: when it passes, everything of the call stops.
       // Ref'd like every bulwark deadline: it must fire even if nothing else holds the event loop.
       this.#timer = this.clock.setTimeout(() => this.abort(new DeadlinePassed()), ms);
@@ -257,7 +360,13 @@ class GrpcCall extends CancelScope {
     } else {
       const ac = new AbortController();
       this.addListener({ _onAbort: (reason) => ac.abort(reason) });
-      result = this.policy.execute(op, { signal: ac.signal, operation });
+      // A policy written elsewhere may break its contract (throw, or return a value that is not a promise): the
+      // call must still end, with a status, instead of throwing inside grpc-js and leaving the deadline timer.
+      try {
+        result = Promise.resolve(this.policy.execute(op, { signal: ac.signal, operation }));
+      } catch (error) {
+        result = Promise.reject(error);
+      }
     }
     result.then(
       (reply) => this.#finish(reply),
@@ -311,7 +420,7 @@ class GrpcCall extends CancelScope {
       signal?.addEventListener('abort', onSignal);
       let received: Metadata | undefined;
       const messages: unknown[] = [];
-      call = this.nextCall(this.options);
+      call = this.nextCall(this.#attemptOptions);
       this.#sent++;
       call.start(metadata, {
         onReceiveMetadata: (m) => {
@@ -395,6 +504,26 @@ function isPolicy(value: unknown): value is Policy {
 }
 
 /**
+ * The config a `methods` function returned, checked (a function's results cannot be checked at creation). One
+ * that is not a config ends the call with UNKNOWN and says why, instead of throwing inside grpc-js.
+ */
+function configOf(path: string, found: unknown): GrpcMethodConfig {
+  const c = found as Partial<GrpcMethodConfig> | null;
+  if (
+    typeof c === 'object' &&
+    c !== null &&
+    isPolicy(c.policy) &&
+    (c.idempotent === undefined || typeof c.idempotent === 'boolean')
+  ) {
+    return c as GrpcMethodConfig;
+  }
+  const problem = new TypeError(
+    `grpcInterceptor: methods('${path}') returned ${describe(found)}; expected a policy, { policy, idempotent?: boolean }, or undefined to pass the call through`,
+  );
+  return { policy: { name: 'grpcInterceptor', execute: () => Promise.reject(problem) }, idempotent: false };
+}
+
+/**
  * A grpc-js client interceptor that runs unary calls under a bulwark policy per method. Each attempt is a fresh
  * call with the same metadata and message (attempts after the first carry `grpc-previous-rpc-attempts`); the
  * call's deadline covers every attempt and backoff; UNAVAILABLE is the default failure; server pushback
@@ -416,13 +545,46 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
     const m = options.methods as unknown;
     if (typeof m !== 'function' && (typeof m !== 'object' || m === null || Array.isArray(m))) {
       check.fail('methods', m, 'a map from method path to a policy, or a function of the path (required)');
-    } else if (typeof m === 'object' && m !== null) {
+    }
+    const known = options.services === undefined ? undefined : methodsOf(options.services);
+    if (options.services !== undefined && known === undefined) {
+      check.fail(
+        'services',
+        options.services,
+        "an array of grpc-js service definitions (a client constructor's `service`, such as Inventory.service)",
+      );
+    }
+    if (typeof m === 'object' && m !== null && !Array.isArray(m)) {
       for (const [path, entry] of Object.entries(m)) {
         const config = entry as GrpcMethodConfig | null;
         if (!isPolicy(entry) && !(typeof config === 'object' && config !== null && isPolicy(config.policy))) {
           check.fail(`methods['${path}']`, entry, 'a policy, or { policy, idempotent? }');
         } else if (!isPolicy(entry) && config?.idempotent !== undefined && typeof config.idempotent !== 'boolean') {
           check.fail(`methods['${path}'].idempotent`, config.idempotent, 'a boolean');
+        }
+        // A key that is not a full path never matches a call: the method would run without its policy.
+        if (!FULL_PATH.test(path)) {
+          check.fail(
+            `methods['${path}']`,
+            path,
+            "a key that is a full method path, '/<package>.<Service>/<Method>' (as in Inventory.service.GetStock.path)",
+          );
+        } else if (known !== undefined) {
+          const def = known.get(path);
+          if (def === undefined) {
+            const unary = [...known].filter(([, d]) => !d.requestStream && !d.responseStream).map(([p]) => p);
+            check.fail(
+              `methods['${path}']`,
+              path,
+              `the path of a unary method of \`services\` (${unary.length === 0 ? 'they have none' : listOf(unary.sort(), 8)})`,
+            );
+          } else if (def.requestStream || def.responseStream) {
+            check.fail(
+              `methods['${path}']`,
+              path,
+              `a unary method (this is ${streamingKind(def)} method: streaming calls pass through untouched, so its policy would never run)`,
+            );
+          }
         }
       }
     }
@@ -442,19 +604,37 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
   }
   check.done();
   const methods = options.methods;
+  const map = typeof methods === 'function' ? undefined : methods;
   const lookup =
     typeof methods === 'function'
       ? methods
       : (path: string) => (Object.hasOwn(methods, path) ? methods[path] : undefined);
+  /** One owner object per map key, so that each key that cannot work is reported once. */
+  const warned = new Map<string, object>();
+  const warnStreaming = (def: InterceptorOptions['method_definition']): void => {
+    let owner = warned.get(def.path);
+    if (owner === undefined) warned.set(def.path, (owner = {}));
+    warnOnce(
+      owner,
+      `grpcInterceptor: methods['${def.path}'] names ${streamingKind(def)} method. Streaming calls pass through untouched, so this entry's policy never runs. Remove the entry, protect the stream in your own code, or pass \`services\` to have keys checked when the interceptor is created.`,
+      'BulwarkGrpcWarning',
+      'BULWARK_GRPC_STREAMING_METHOD',
+    );
+  };
   const failures = new Set(options.failureCodes ?? [Status.UNAVAILABLE]);
   const clock = options.clock ?? systemClock;
   const wallClock = options.wallClock ?? wallClockNow;
 
   return (callOptions, nextCall) => {
     const def = callOptions.method_definition;
-    const found = def.requestStream || def.responseStream ? undefined : lookup(def.path);
+    if (def.requestStream || def.responseStream) {
+      // Only known at the first call (without `services`): a listed method turns out to be streaming.
+      if (map !== undefined && Object.hasOwn(map, def.path)) warnStreaming(def);
+      return new InterceptingCall(nextCall(callOptions));
+    }
+    const found = lookup(def.path);
     if (found === undefined) return new InterceptingCall(nextCall(callOptions));
-    const config: GrpcMethodConfig = isPolicy(found) ? { policy: found } : found;
+    const config: GrpcMethodConfig = isPolicy(found) ? { policy: found } : configOf(def.path, found);
     const call = new GrpcCall(
       callOptions,
       nextCall,

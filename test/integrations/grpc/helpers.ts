@@ -22,6 +22,7 @@ import {
   type status,
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
+import { vi } from 'vitest';
 
 export interface HelloRequest {
   name: string;
@@ -308,3 +309,26 @@ export function openCalls(client: Client): number {
 }
 
 export { advanceUntil, waitFor } from '../../helpers/wait.js';
+
+/** A process warning as emitted: its message, type and code. */
+export interface CapturedWarning {
+  readonly message: string;
+  readonly type: string | undefined;
+  readonly code: string | undefined;
+}
+
+/**
+ * Captures `process.emitWarning` calls until `restore()`, and keeps them off stderr (the spy replaces the call).
+ */
+export function captureWarnings(): { readonly warnings: CapturedWarning[]; restore(): void } {
+  const warnings: CapturedWarning[] = [];
+  const spy = vi.spyOn(process, 'emitWarning').mockImplementation((warning: string | Error, options?: unknown) => {
+    const o = typeof options === 'object' && options !== null ? (options as { type?: string; code?: string }) : {};
+    warnings.push({
+      message: typeof warning === 'string' ? warning : warning.message,
+      type: typeof options === 'string' ? options : o.type,
+      code: o.code,
+    });
+  });
+  return { warnings, restore: () => spy.mockRestore() };
+}
