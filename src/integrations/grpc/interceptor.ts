@@ -108,6 +108,8 @@ function listOf(items: readonly string[], max: number): string {
   return items.length > max ? `${shown.join(', ')} and ${items.length - max} more` : shown.join(', ');
 }
 
+const GRPC_STATUS_BRAND = Symbol.for('bulwark.grpc-status-error');
+
 /**
  * A call that ended with a failure status. Retry retries it (honouring server pushback as `retryAfterMs`); when the
  * policy gives up, the caller receives the status itself. It is what `handle` predicates and fallbacks see.
@@ -117,8 +119,6 @@ function listOf(items: readonly string[], max: number): string {
  * retry({ handle: handleErrors((e) => !(e instanceof GrpcStatusError) || e.code === status.UNAVAILABLE) });
  * ```
  */
-const GRPC_STATUS_BRAND = Symbol.for('bulwark.grpc-status-error');
-
 export class GrpcStatusError extends Error {
   /** The status code. */
   readonly code: number;
@@ -527,15 +527,22 @@ function configOf(path: string, found: unknown): GrpcMethodConfig {
  * A grpc-js client interceptor that runs unary calls under a bulwark policy per method. Each attempt is a fresh
  * call with the same metadata and message (attempts after the first carry `grpc-previous-rpc-attempts`); the
  * call's deadline covers every attempt and backoff; UNAVAILABLE is the default failure; server pushback
- * (`grpc-retry-pushback-ms`) sets the next delay, and a malformed or negative one stops retrying. Streaming methods
- * and unlisted methods pass through untouched. bulwark's own errors reach the caller as statuses: an open circuit
- * as UNAVAILABLE, a full bulkhead as RESOURCE_EXHAUSTED, a timeout as DEADLINE_EXCEEDED.
+ * (`grpc-retry-pushback-ms`, 0 to 2^31-1 ms, read on failure codes only) sets the next delay, and a negative,
+ * out-of-range or malformed one stops retrying. Streaming methods and unlisted methods pass through untouched. Map
+ * keys must be full paths (and, with `services`, unary methods of those services). bulwark's own errors reach the
+ * caller as statuses: an open circuit as UNAVAILABLE, a full bulkhead as RESOURCE_EXHAUSTED, a timeout as
+ * DEADLINE_EXCEEDED.
  *
  * @throws InvalidOptionsError listing every invalid option.
  * @example
  * ```ts
  * const client = new Greeter('127.0.0.1:50051', credentials.createInsecure(), {
- *   interceptors: [grpcInterceptor({ methods: { '/hello.Greeter/SayHello': pipeline(retry(), circuitBreaker()) } })],
+ *   interceptors: [
+ *     grpcInterceptor({
+ *       methods: { '/hello.Greeter/SayHello': pipeline(retry(), circuitBreaker()) },
+ *       services: [Greeter.service], // keys checked against it: a typo throws here
+ *     }),
+ *   ],
  * });
  * ```
  */
