@@ -517,9 +517,14 @@ function configOf(path: string, found: unknown): GrpcMethodConfig {
   ) {
     return c as GrpcMethodConfig;
   }
-  const problem = new TypeError(
+  return brokenConfig(
     `grpcInterceptor: methods('${path}') returned ${describe(found)}; expected a policy, { policy, idempotent?: boolean }, or undefined to pass the call through`,
   );
+}
+
+/** A config whose policy rejects at once with a `TypeError`: the call ends with UNKNOWN, nothing is sent. */
+function brokenConfig(message: string, cause?: unknown): GrpcMethodConfig {
+  const problem = new TypeError(message, { cause });
   return { policy: { name: 'grpcInterceptor', execute: () => Promise.reject(problem) }, idempotent: false };
 }
 
@@ -569,8 +574,9 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
         } else if (!isPolicy(entry) && config?.idempotent !== undefined && typeof config.idempotent !== 'boolean') {
           check.fail(`methods['${path}'].idempotent`, config.idempotent, 'a boolean');
         }
-        // A key that is not a full path never matches a call: the method would run without its policy.
-        if (!FULL_PATH.test(path)) {
+        // A key that is not a full path never matches a call: the method would run without its policy. (A path of
+        // `services` is what grpc-js sends, whatever its shape: a hand-made definition may use any string.)
+        if (!FULL_PATH.test(path) && known?.has(path) !== true) {
           check.fail(
             `methods['${path}']`,
             path,
@@ -639,7 +645,13 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
       if (map !== undefined && Object.hasOwn(map, def.path)) warnStreaming(def);
       return new InterceptingCall(nextCall(callOptions));
     }
-    const found = lookup(def.path);
+    let found: Policy | GrpcMethodConfig | undefined;
+    try {
+      found = lookup(def.path);
+    } catch (error) {
+      // A methods function that throws: the call ends with a status saying so, never a throw inside grpc-js.
+      found = brokenConfig(`grpcInterceptor: methods('${def.path}') threw: ${textOf(error)}`, error);
+    }
     if (found === undefined) return new InterceptingCall(nextCall(callOptions));
     const config: GrpcMethodConfig = isPolicy(found) ? { policy: found } : configOf(def.path, found);
     const call = new GrpcCall(

@@ -8,6 +8,7 @@ import {
   loadPackageDefinition,
   Metadata,
   type ServiceClientConstructor,
+  type ServiceDefinition,
   type StatusObject,
   status,
 } from '@grpc/grpc-js';
@@ -93,6 +94,19 @@ describe('methods keys: checked at creation', () => {
       typeof grpcInterceptor({
         methods: { [PATH.SayHello]: retry(), [PATH.CreateOrder]: { policy: retry(), idempotent: false } },
         services: [Greeter.service],
+      }),
+    ).toBe('function');
+  });
+
+  it('with services: a path of a hand-made definition is accepted as it is, whatever its shape', () => {
+    const odd = { Odd: { path: '/legacy/v1/Odd', requestStream: false, responseStream: false } };
+    expect(problems({ methods: { '/legacy/v1/Odd': retry() } })).toEqual([
+      `methods['/legacy/v1/Odd']: expected ${FULL_PATH_EXPECTED}, got "/legacy/v1/Odd"`,
+    ]);
+    expect(
+      typeof grpcInterceptor({
+        methods: { '/legacy/v1/Odd': retry() },
+        services: [odd as unknown as ServiceDefinition],
       }),
     ).toBe('function');
   });

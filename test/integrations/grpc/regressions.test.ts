@@ -268,6 +268,24 @@ describe('grpc interceptor: every failure ends the call with a status (issue 11,
     },
   );
 
+  it('a methods function that throws: the call ends with UNKNOWN saying so, no throw from the client call', async () => {
+    const { server, client } = await setup(
+      { SayHello: hello },
+      {
+        methods: () => {
+          throw new Error('config not loaded');
+        },
+      },
+    );
+    const { error } = await unary(client, 'SayHello', { name: 'ada' }).result;
+    expect(summary(error)).toEqual({
+      code: status.UNKNOWN,
+      details: `bulwark: grpcInterceptor: methods('${PATH.SayHello}') threw: config not loaded`,
+      metadata: {},
+    });
+    expect(server.hits.length).toBe(0);
+  });
+
   it("a methods function returning idempotent: 'false' (a string) is refused, never retried as idempotent", async () => {
     const { server, client } = await setup(
       { SayHello: () => ({ code: status.UNAVAILABLE, details: 'down' }) },
