@@ -12,6 +12,7 @@ export {
   type GrpcMethodConfig,
   GrpcStatusError,
   grpcInterceptor,
+  MAX_PUSHBACK_MS,
   pushbackOf,
   statusOf,
 } from './interceptor.js';

@@ -5,6 +5,7 @@ import {
   type InterceptorOptions,
   Metadata,
   type NextCall,
+  type ServiceDefinition,
   status as Status,
   type StatusObject,
 } from '@grpc/grpc-js';
@@ -18,7 +19,8 @@ import {
   isRetryExhaustedError,
   isTimeoutError,
 } from '../../errors/errors.js';
-import { Checker } from '../../errors/validate.js';
+import { Checker, describe } from '../../errors/validate.js';
+import { warnOnce } from '../../events/emitter.js';
 import { PolicyBase } from '../../policies/policy-base.js';
 
 /** How one method runs: its policy, and whether the server may safely run it twice. */
@@ -41,15 +43,72 @@ export interface GrpcInterceptorOptions {
   methods:
     | Readonly<Record<string, Policy | GrpcMethodConfig>>
     | ((path: string) => Policy | GrpcMethodConfig | undefined);
-  /** Status codes that are failures. @defaultValue `[status.UNAVAILABLE]` (plus RESOURCE_EXHAUSTED with pushback) */
+  /**
+   * Status codes that are failures (A6's `retryableStatusCodes`): the policy sees them as `GrpcStatusError`, and
+   * server pushback is read on them only. Any other status is delivered as it is, pushback or not: list
+   * `status.RESOURCE_EXHAUSTED` here to retry a server's throttling.
+   * @defaultValue `[status.UNAVAILABLE]`
+   */
   failureCodes?: readonly number[];
+  /**
+   * The service definitions of the clients the interceptor serves (`Inventory.service`, from
+   * `loadPackageDefinition()` or generated code). When given, every key of a `methods` map must be the path of
+   * one of their unary methods: a typo, or a streaming method, is an `InvalidOptionsError` at creation instead of
+   * a method that silently runs without its policy. Not used for calls.
+   * @defaultValue none: keys are checked for their shape only, and a key naming a streaming method is reported
+   * (a process warning) at its first call
+   */
+  services?: readonly ServiceDefinition[];
   /** Measures the call's deadline. @defaultValue `systemClock` */
   clock?: Clock;
   /** Wall-clock ms, to turn a `Date` deadline into a duration. @defaultValue `Date.now` */
   wallClock?: () => number;
 }
 
-const OPTION_NAMES = ['methods', 'failureCodes', 'clock', 'wallClock'] as const;
+const OPTION_NAMES = ['methods', 'failureCodes', 'services', 'clock', 'wallClock'] as const;
+
+/**
+ * A full method path, `/<service>/<method>` (`/shop.v1.Inventory/GetStock`), as grpc-js sends it: two non-empty
+ * names without slashes or white space.
+ */
+const FULL_PATH = /^\/[^/\s]+\/[^/\s]+$/;
+
+/** The kind of a streaming method, for messages. */
+function streamingKind(def: { readonly requestStream: boolean; readonly responseStream: boolean }): string {
+  if (def.requestStream && def.responseStream) return 'a bidirectional streaming';
+  return def.requestStream ? 'a client streaming' : 'a server streaming';
+}
+
+/** The methods of `services` by path, or undefined when `services` is not a list of service definitions. */
+function methodsOf(services: unknown): Map<string, { requestStream: boolean; responseStream: boolean }> | undefined {
+  if (!Array.isArray(services)) return undefined;
+  const byPath = new Map<string, { requestStream: boolean; responseStream: boolean }>();
+  for (const service of services) {
+    if (typeof service !== 'object' || service === null || Array.isArray(service)) return undefined;
+    for (const def of Object.values(service as Record<string, unknown>)) {
+      const d = def as { path?: unknown; requestStream?: unknown; responseStream?: unknown } | null;
+      if (
+        typeof d !== 'object' ||
+        d === null ||
+        typeof d.path !== 'string' ||
+        typeof d.requestStream !== 'boolean' ||
+        typeof d.responseStream !== 'boolean'
+      ) {
+        return undefined;
+      }
+      byPath.set(d.path, { requestStream: d.requestStream, responseStream: d.responseStream });
+    }
+  }
+  return byPath;
+}
+
+/** Up to `max` items quoted and joined, with how many more there are. */
+function listOf(items: readonly string[], max: number): string {
+  const shown = items.slice(0, max).map((i) => `'${i}'`);
+  return items.length > max ? `${shown.join(', ')} and ${items.length - max} more` : shown.join(', ');
+}
+
+const GRPC_STATUS_BRAND = Symbol.for('bulwark.grpc-status-error');
 
 /**
  * A call that ended with a failure status. Retry retries it (honouring server pushback as `retryAfterMs`); when the
@@ -60,8 +119,6 @@ const OPTION_NAMES = ['methods', 'failureCodes', 'clock', 'wallClock'] as const;
  * retry({ handle: handleErrors((e) => !(e instanceof GrpcStatusError) || e.code === status.UNAVAILABLE) });
  * ```
  */
-const GRPC_STATUS_BRAND = Symbol.for('bulwark.grpc-status-error');
-
 export class GrpcStatusError extends Error {
   /** The status code. */
   readonly code: number;
@@ -103,28 +160,116 @@ interface Reply {
   readonly status: StatusObject;
 }
 
-/** Parses `grpc-retry-pushback-ms`: ms, or -1 for "stop retrying", or undefined when absent. */
-export function pushbackOf(metadata: Metadata): number | undefined {
-  const values = metadata.get('grpc-retry-pushback-ms');
-  if (values.length === 0) return undefined;
-  const v = String(values[0]);
-  return /^\d+$/.test(v) ? Number(v) : -1;
+/**
+ * The largest pushback gRFC A6 allows, 2^31-1 ms (about 24.8 days): the value is a signed 32-bit integer. A larger
+ * one means "do not retry", like a negative or unparseable one.
+ *
+ * @example
+ * ```ts
+ * if (typeof p === 'number') console.log(`server asks for ${p} ms (at most ${MAX_PUSHBACK_MS})`);
+ * ```
+ */
+export const MAX_PUSHBACK_MS = 2_147_483_647;
+
+/** One element of the value: ASCII digits, with the spaces and tabs HTTP allows around a list element. */
+const ELEMENT = /^[ \t]*([0-9]+)[ \t]*$/;
+
+/**
+ * What the values of `grpc-retry-pushback-ms` ask for, under gRFC A6's rules. Total: never throws, whatever
+ * `values` holds.
+ *
+ * - no value: `undefined` (no pushback);
+ * - every value ASCII digits (leading zeros allowed) of at most {@link MAX_PUSHBACK_MS}: the largest, in ms. A
+ *   pushback can only delay a retry, never hasten it. Values are also split at commas, since HTTP/2 joins a
+ *   repeated field into one (`'300, 500'` is 300 and 500, so 500);
+ * - any value (or element) negative, above 2^31-1 (`'2147483648'`, 400 digits), empty, with a sign, a decimal
+ *   point or an exponent, or not a string: `'stop'` (A6: "negative or unparseable" means do not retry).
+ * @internal
+ */
+export function parsePushback(values: readonly unknown[]): number | 'stop' | undefined {
+  if (!Array.isArray(values) || values.length === 0) return undefined;
+  let ms = -1;
+  for (const value of values) {
+    if (typeof value !== 'string') return 'stop';
+    for (const element of value.split(',')) {
+      const digits = ELEMENT.exec(element)?.[1];
+      if (digits === undefined) return 'stop';
+      const n = Number(digits);
+      if (!(n <= MAX_PUSHBACK_MS)) return 'stop';
+      if (n > ms) ms = n;
+    }
+  }
+  return ms;
 }
 
-/** A status the caller can act on, for an error raised by bulwark itself (or anything else). */
+/**
+ * Reads the server's pushback, the `grpc-retry-pushback-ms` metadata of gRFC A6: the delay in ms before the next
+ * attempt (an integer from 0 to {@link MAX_PUSHBACK_MS}), `'stop'` when the server says not to retry (a negative,
+ * out-of-range or unparseable value), or `undefined` when there is none. With several values (or a value the
+ * transport joined with commas), any that says stop wins, else the largest delay.
+ *
+ * @example
+ * ```ts
+ * const p = pushbackOf(error.metadata); // 2000, 'stop' or undefined
+ * ```
+ */
+export function pushbackOf(metadata: Metadata): number | 'stop' | undefined {
+  return parsePushback(metadata.get('grpc-retry-pushback-ms'));
+}
+
+/**
+ * A status the caller can act on, for an error raised by bulwark itself (or anything else). Total: whatever was
+ * thrown (an object without a prototype, a `toString` that throws, a hostile proxy), it returns a status.
+ *
+ * - `GrpcStatusError`: its own status;
+ * - `RetryExhaustedError` (`onExhausted: 'wrap'`): the status of its `cause`, the last failure;
+ * - `CircuitOpenError`: UNAVAILABLE, with a `grpc-retry-pushback-ms` of its `retryAfterMs` rounded up when that
+ *   is within gRFC A6's range (0 to {@link MAX_PUSHBACK_MS}; none for an isolated breaker);
+ * - `BulkheadRejectedError`: RESOURCE_EXHAUSTED; `TimeoutError`: DEADLINE_EXCEEDED;
+ * - anything else: UNKNOWN, with `bulwark: ` and the error's message as details.
+ *
+ * @example
+ * ```ts
+ * policy.execute(work).then((v) => callback(null, v), (e: unknown) => callback(statusOf(e)));
+ * ```
+ */
 export function statusOf(error: unknown): StatusObject {
+  try {
+    return mapStatus(error);
+  } catch {
+    // Reading the error threw (a proxy, a getter): still a status, never a throw.
+    return { code: Status.UNKNOWN, details: `bulwark: ${textOf(error)}`, metadata: new Metadata() };
+  }
+}
+
+function mapStatus(error: unknown): StatusObject {
+  // A wrapped failure maps to what it wraps; bounded, since a cause can point back at its wrapper.
+  for (let depth = 0; depth < 8 && isRetryExhaustedError(error); depth++) error = error.cause;
   const metadata = new Metadata();
   if (error instanceof GrpcStatusError) return { code: error.code, details: error.details, metadata: error.metadata };
   if (isCircuitOpenError(error)) {
-    if (Number.isFinite(error.retryAfterMs)) {
-      metadata.set('grpc-retry-pushback-ms', String(Math.ceil(error.retryAfterMs)));
-    }
+    const ms = Math.ceil(error.retryAfterMs);
+    // Out of A6's range a pushback would mean "do not retry" to an A6 client, and overflow grpc-js's own timer.
+    if (ms >= 0 && ms <= MAX_PUSHBACK_MS) metadata.set('grpc-retry-pushback-ms', String(ms));
     return { code: Status.UNAVAILABLE, details: error.message, metadata };
   }
   if (isBulkheadRejectedError(error)) return { code: Status.RESOURCE_EXHAUSTED, details: error.message, metadata };
   if (isTimeoutError(error)) return { code: Status.DEADLINE_EXCEEDED, details: error.message, metadata };
-  const details = error instanceof Error ? error.message : String(error);
-  return { code: Status.UNKNOWN, details: `bulwark: ${details}`, metadata };
+  return { code: Status.UNKNOWN, details: `bulwark: ${textOf(error)}`, metadata };
+}
+
+/** The message of a thrown value, whatever it is: never throws. */
+function textOf(error: unknown): string {
+  try {
+    if (error instanceof Error && typeof error.message === 'string') return error.message;
+    return String(error);
+  } catch {
+    try {
+      return describe(error);
+    } catch {
+      return `a thrown ${typeof error} that cannot be printed`;
+    }
+  }
 }
 
 type InterceptingCallInterface = ReturnType<NextCall>;
@@ -147,6 +292,9 @@ class Shell implements InterceptingCallInterface {
 
 const SHELL = new Shell();
 
+/** The timeout grpc-js can encode in `grpc-timeout` stops below 10^8 hours (its own check). */
+const GRPC_JS_MAX_TIMEOUT_MS = 1e8 * 3_600_000;
+
 /** Why the caller's deadline passed: delivered as DEADLINE_EXCEEDED. */
 class DeadlinePassed extends Error {
   constructor() {
@@ -164,6 +312,8 @@ class GrpcCall extends CancelScope {
   #done = false;
   /** Attempts sent on the channel so far. */
   #sent = 0;
+  /** The call options of each attempt: the caller's, or a copy without a deadline too far for grpc-js. */
+  #attemptOptions: InterceptorOptions;
 
   constructor(
     readonly options: InterceptorOptions,
@@ -175,6 +325,7 @@ class GrpcCall extends CancelScope {
     readonly wallClock: () => number,
   ) {
     super();
+    this.#attemptOptions = options;
   }
 
   start(metadata: Metadata, listener: InterceptingListener): void {
@@ -190,7 +341,13 @@ class GrpcCall extends CancelScope {
     const deadline = this.options.deadline;
     if (deadline !== undefined && deadline !== Number.POSITIVE_INFINITY) {
       const at = deadline instanceof Date ? deadline.getTime() : deadline;
-      const ms = Math.max(0, at - this.wallClock());
+      const left = at - this.wallClock();
+      // An invalid deadline (an invalid Date, NaN) has passed, as grpc-js itself treats it.
+      const ms = Number.isNaN(left) ? 0 : Math.max(0, left);
+      // grpc-js cannot send a timeout of 10^8 hours or more: it rejects inside the call ("Deadline is too far in
+      // the future", an unhandled rejection) and the call never ends. The attempts go without one; the timer below
+      // still holds the call to its deadline.
+      if (ms >= GRPC_JS_MAX_TIMEOUT_MS) this.#attemptOptions = { ...this.options, deadline: Number.POSITIVE_INFINITY };
       // The deadline covers every attempt and every backoff: when it passes, everything of the call stops.
       // Ref'd like every bulwark deadline: it must fire even if nothing else holds the event loop.
       this.#timer = this.clock.setTimeout(() => this.abort(new DeadlinePassed()), ms);
@@ -203,7 +360,13 @@ class GrpcCall extends CancelScope {
     } else {
       const ac = new AbortController();
       this.addListener({ _onAbort: (reason) => ac.abort(reason) });
-      result = this.policy.execute(op, { signal: ac.signal, operation });
+      // A policy written elsewhere may break its contract (throw, or return a value that is not a promise): the
+      // call must still end, with a status, instead of throwing inside grpc-js and leaving the deadline timer.
+      try {
+        result = Promise.resolve(this.policy.execute(op, { signal: ac.signal, operation }));
+      } catch (error) {
+        result = Promise.reject(error);
+      }
     }
     result.then(
       (reply) => this.#finish(reply),
@@ -257,7 +420,7 @@ class GrpcCall extends CancelScope {
       signal?.addEventListener('abort', onSignal);
       let received: Metadata | undefined;
       const messages: unknown[] = [];
-      call = this.nextCall(this.options);
+      call = this.nextCall(this.#attemptOptions);
       this.#sent++;
       call.start(metadata, {
         onReceiveMetadata: (m) => {
@@ -278,16 +441,17 @@ class GrpcCall extends CancelScope {
             reject(signal.reason);
             return;
           }
-          if (s.code === Status.OK || !this.#isFailure(s)) {
+          if (!this.failures.has(s.code)) {
             resolve({ [REPLY]: true, metadata: received, messages, status: s });
             return;
           }
+          // Pushback is read on failure statuses only (gRFC A6: it applies to retryable codes).
           const pushback = pushbackOf(s.metadata);
           reject(
             new GrpcStatusError(
               s,
-              pushback !== undefined && pushback >= 0 ? pushback : undefined,
-              pushback !== -1 && this.idempotent,
+              typeof pushback === 'number' ? pushback : undefined,
+              pushback !== 'stop' && this.idempotent,
             ),
           );
         },
@@ -295,12 +459,6 @@ class GrpcCall extends CancelScope {
       call.sendMessage(this.#message);
       call.halfClose();
     });
-  }
-
-  #isFailure(s: StatusObject): boolean {
-    if (this.failures.has(s.code)) return true;
-    // A6 throttling: RESOURCE_EXHAUSTED is a failure when the server says when to come back.
-    return s.code === Status.RESOURCE_EXHAUSTED && pushbackOf(s.metadata) !== undefined;
   }
 
   #finish(outcome: unknown, failed = false): void {
@@ -346,18 +504,50 @@ function isPolicy(value: unknown): value is Policy {
 }
 
 /**
+ * The config a `methods` function returned, checked (a function's results cannot be checked at creation). One
+ * that is not a config ends the call with UNKNOWN and says why, instead of throwing inside grpc-js.
+ */
+function configOf(path: string, found: unknown): GrpcMethodConfig {
+  const c = found as Partial<GrpcMethodConfig> | null;
+  if (
+    typeof c === 'object' &&
+    c !== null &&
+    isPolicy(c.policy) &&
+    (c.idempotent === undefined || typeof c.idempotent === 'boolean')
+  ) {
+    return c as GrpcMethodConfig;
+  }
+  return brokenConfig(
+    `grpcInterceptor: methods('${path}') returned ${describe(found)}; expected a policy, { policy, idempotent?: boolean }, or undefined to pass the call through`,
+  );
+}
+
+/** A config whose policy rejects at once with a `TypeError`: the call ends with UNKNOWN, nothing is sent. */
+function brokenConfig(message: string, cause?: unknown): GrpcMethodConfig {
+  const problem = new TypeError(message, { cause });
+  return { policy: { name: 'grpcInterceptor', execute: () => Promise.reject(problem) }, idempotent: false };
+}
+
+/**
  * A grpc-js client interceptor that runs unary calls under a bulwark policy per method. Each attempt is a fresh
  * call with the same metadata and message (attempts after the first carry `grpc-previous-rpc-attempts`); the
  * call's deadline covers every attempt and backoff; UNAVAILABLE is the default failure; server pushback
- * (`grpc-retry-pushback-ms`) sets the next delay, and a malformed or negative one stops retrying. Streaming methods
- * and unlisted methods pass through untouched. bulwark's own errors reach the caller as statuses: an open circuit
- * as UNAVAILABLE, a full bulkhead as RESOURCE_EXHAUSTED, a timeout as DEADLINE_EXCEEDED.
+ * (`grpc-retry-pushback-ms`, 0 to 2^31-1 ms, read on failure codes only) sets the next delay, and a negative,
+ * out-of-range or malformed one stops retrying. Streaming methods and unlisted methods pass through untouched. Map
+ * keys must be full paths (and, with `services`, unary methods of those services). bulwark's own errors reach the
+ * caller as statuses: an open circuit as UNAVAILABLE, a full bulkhead as RESOURCE_EXHAUSTED, a timeout as
+ * DEADLINE_EXCEEDED.
  *
  * @throws InvalidOptionsError listing every invalid option.
  * @example
  * ```ts
  * const client = new Greeter('127.0.0.1:50051', credentials.createInsecure(), {
- *   interceptors: [grpcInterceptor({ methods: { '/hello.Greeter/SayHello': pipeline(retry(), circuitBreaker()) } })],
+ *   interceptors: [
+ *     grpcInterceptor({
+ *       methods: { '/hello.Greeter/SayHello': pipeline(retry(), circuitBreaker()) },
+ *       services: [Greeter.service], // keys checked against it: a typo throws here
+ *     }),
+ *   ],
  * });
  * ```
  */
@@ -367,13 +557,47 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
     const m = options.methods as unknown;
     if (typeof m !== 'function' && (typeof m !== 'object' || m === null || Array.isArray(m))) {
       check.fail('methods', m, 'a map from method path to a policy, or a function of the path (required)');
-    } else if (typeof m === 'object' && m !== null) {
+    }
+    const known = options.services === undefined ? undefined : methodsOf(options.services);
+    if (options.services !== undefined && known === undefined) {
+      check.fail(
+        'services',
+        options.services,
+        "an array of grpc-js service definitions (a client constructor's `service`, such as Inventory.service)",
+      );
+    }
+    if (typeof m === 'object' && m !== null && !Array.isArray(m)) {
       for (const [path, entry] of Object.entries(m)) {
         const config = entry as GrpcMethodConfig | null;
         if (!isPolicy(entry) && !(typeof config === 'object' && config !== null && isPolicy(config.policy))) {
           check.fail(`methods['${path}']`, entry, 'a policy, or { policy, idempotent? }');
         } else if (!isPolicy(entry) && config?.idempotent !== undefined && typeof config.idempotent !== 'boolean') {
           check.fail(`methods['${path}'].idempotent`, config.idempotent, 'a boolean');
+        }
+        // A key that is not a full path never matches a call: the method would run without its policy. (A path of
+        // `services` is what grpc-js sends, whatever its shape: a hand-made definition may use any string.)
+        if (!FULL_PATH.test(path) && known?.has(path) !== true) {
+          check.fail(
+            `methods['${path}']`,
+            path,
+            "a key that is a full method path, '/<package>.<Service>/<Method>' (as in Inventory.service.GetStock.path)",
+          );
+        } else if (known !== undefined) {
+          const def = known.get(path);
+          if (def === undefined) {
+            const unary = [...known].filter(([, d]) => !d.requestStream && !d.responseStream).map(([p]) => p);
+            check.fail(
+              `methods['${path}']`,
+              path,
+              `the path of a unary method of \`services\` (${unary.length === 0 ? 'they have none' : listOf(unary.sort(), 8)})`,
+            );
+          } else if (def.requestStream || def.responseStream) {
+            check.fail(
+              `methods['${path}']`,
+              path,
+              `a unary method (this is ${streamingKind(def)} method: streaming calls pass through untouched, so its policy would never run)`,
+            );
+          }
         }
       }
     }
@@ -393,19 +617,43 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
   }
   check.done();
   const methods = options.methods;
+  const map = typeof methods === 'function' ? undefined : methods;
   const lookup =
     typeof methods === 'function'
       ? methods
       : (path: string) => (Object.hasOwn(methods, path) ? methods[path] : undefined);
+  /** One owner object per map key, so that each key that cannot work is reported once. */
+  const warned = new Map<string, object>();
+  const warnStreaming = (def: InterceptorOptions['method_definition']): void => {
+    let owner = warned.get(def.path);
+    if (owner === undefined) warned.set(def.path, (owner = {}));
+    warnOnce(
+      owner,
+      `grpcInterceptor: methods['${def.path}'] names ${streamingKind(def)} method. Streaming calls pass through untouched, so this entry's policy never runs. Remove the entry, protect the stream in your own code, or pass \`services\` to have keys checked when the interceptor is created.`,
+      'BulwarkGrpcWarning',
+      'BULWARK_GRPC_STREAMING_METHOD',
+    );
+  };
   const failures = new Set(options.failureCodes ?? [Status.UNAVAILABLE]);
   const clock = options.clock ?? systemClock;
   const wallClock = options.wallClock ?? wallClockNow;
 
   return (callOptions, nextCall) => {
     const def = callOptions.method_definition;
-    const found = def.requestStream || def.responseStream ? undefined : lookup(def.path);
+    if (def.requestStream || def.responseStream) {
+      // Only known at the first call (without `services`): a listed method turns out to be streaming.
+      if (map !== undefined && Object.hasOwn(map, def.path)) warnStreaming(def);
+      return new InterceptingCall(nextCall(callOptions));
+    }
+    let found: Policy | GrpcMethodConfig | undefined;
+    try {
+      found = lookup(def.path);
+    } catch (error) {
+      // A methods function that throws: the call ends with a status saying so, never a throw inside grpc-js.
+      found = brokenConfig(`grpcInterceptor: methods('${def.path}') threw: ${textOf(error)}`, error);
+    }
     if (found === undefined) return new InterceptingCall(nextCall(callOptions));
-    const config: GrpcMethodConfig = isPolicy(found) ? { policy: found } : found;
+    const config: GrpcMethodConfig = isPolicy(found) ? { policy: found } : configOf(def.path, found);
     const call = new GrpcCall(
       callOptions,
       nextCall,

@@ -22,6 +22,7 @@ import {
   type status,
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
+import { vi } from 'vitest';
 
 export interface HelloRequest {
   name: string;
@@ -42,7 +43,8 @@ export const PATH = {
 
 export type MethodName = keyof typeof PATH;
 
-type Pairs = Readonly<Record<string, string>>;
+/** Metadata to send: one value per key, or several (each added in order). */
+type Pairs = Readonly<Record<string, string | readonly string[]>>;
 
 /** What the server does with one unary call: reply, fail with a status, or hold the call open. */
 export type Action =
@@ -127,7 +129,9 @@ export function closeAll(): void {
 
 function metadataOf(pairs: Pairs | undefined): Metadata {
   const m = new Metadata();
-  if (pairs !== undefined) for (const [k, v] of Object.entries(pairs)) m.set(k, v);
+  if (pairs !== undefined) {
+    for (const [k, v] of Object.entries(pairs)) for (const one of typeof v === 'string' ? [v] : v) m.add(k, one);
+  }
   return m;
 }
 
@@ -305,3 +309,26 @@ export function openCalls(client: Client): number {
 }
 
 export { advanceUntil, waitFor } from '../../helpers/wait.js';
+
+/** A process warning as emitted: its message, type and code. */
+export interface CapturedWarning {
+  readonly message: string;
+  readonly type: string | undefined;
+  readonly code: string | undefined;
+}
+
+/**
+ * Captures `process.emitWarning` calls until `restore()`, and keeps them off stderr (the spy replaces the call).
+ */
+export function captureWarnings(): { readonly warnings: CapturedWarning[]; restore(): void } {
+  const warnings: CapturedWarning[] = [];
+  const spy = vi.spyOn(process, 'emitWarning').mockImplementation((warning: string | Error, options?: unknown) => {
+    const o = typeof options === 'object' && options !== null ? (options as { type?: string; code?: string }) : {};
+    warnings.push({
+      message: typeof warning === 'string' ? warning : warning.message,
+      type: typeof options === 'string' ? options : o.type,
+      code: o.code,
+    });
+  });
+  return { warnings, restore: () => spy.mockRestore() };
+}

@@ -1,5 +1,5 @@
 import { Metadata, type ServiceError, type StatusObject, status } from '@grpc/grpc-js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import {
   BulkheadRejectedError,
   bulkhead,
@@ -10,6 +10,7 @@ import {
   type Policy,
   pipeline,
   type RetryAttemptEvent,
+  RetryExhaustedError,
   type RetryExhaustedEvent,
   type RetryOptions,
   retry,
@@ -27,6 +28,7 @@ import { FakeClock } from '../../../src/testing/index.js';
 import {
   type Action,
   advanceUntil,
+  captureWarnings,
   closeAll,
   type GreeterClient,
   type GreeterServer,
@@ -372,7 +374,7 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
       expect(server.hits.length).toBe(1);
     });
 
-    it('RESOURCE_EXHAUSTED with pushback is retried after the pushback', async () => {
+    it('RESOURCE_EXHAUSTED with pushback, listed in failureCodes, is retried after the pushback', async () => {
       const clock = new FakeClock();
       const { policy, attempts } = recordedRetry(clock, 100);
       const { server, client } = await setup(
@@ -382,7 +384,7 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
               ? { code: status.RESOURCE_EXHAUSTED, details: 'quota', trailers: { [PUSHBACK]: '500' } }
               : hello(hit),
         },
-        { methods: { [PATH.SayHello]: policy } },
+        { methods: { [PATH.SayHello]: policy }, failureCodes: [status.UNAVAILABLE, status.RESOURCE_EXHAUSTED] },
       );
 
       const pending = unary(client, 'SayHello', { name: 'ada' });
@@ -622,6 +624,8 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
 
   describe('what passes through untouched', () => {
     it('a streaming method passes through even when listed: no retry, no grpc-previous-rpc-attempts', async () => {
+      const captured = captureWarnings();
+      onTestFinished(() => captured.restore());
       const clock = new FakeClock();
       const { policy, attempts } = recordedRetry(clock, 100);
       const { server, client } = await setup(
@@ -677,6 +681,17 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
       expect(server.of('CollectHellos')[0]?.request).toEqual([{ name: 'x' }, { name: 'y' }]);
       expect(attempts).toEqual([]);
       expect(clock.pendingTimers).toBe(0);
+      // Each listed streaming method is reported once, at its first call.
+      expect(captured.warnings.map((w) => [w.code, w.message.split('. ')[0]])).toEqual([
+        [
+          'BULWARK_GRPC_STREAMING_METHOD',
+          "grpcInterceptor: methods['/bulwark.test.Greeter/StreamHellos'] names a server streaming method",
+        ],
+        [
+          'BULWARK_GRPC_STREAMING_METHOD',
+          "grpcInterceptor: methods['/bulwark.test.Greeter/CollectHellos'] names a client streaming method",
+        ],
+      ]);
     });
 
     it('an unlisted unary method passes through: no retry on UNAVAILABLE, metadata as sent', async () => {
@@ -814,7 +829,7 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
 
     it('rejects an unknown option', () => {
       expect(problem({ methods: {}, retries: 3 })).toBe(
-        'grpcInterceptor: invalid options\n  - retries: expected a known option (unknown name; allowed: methods, failureCodes, clock, wallClock), got 3',
+        'grpcInterceptor: invalid options\n  - retries: expected a known option (unknown name; allowed: methods, failureCodes, services, clock, wallClock), got 3',
       );
     });
 
@@ -835,7 +850,7 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
       expect(problem({ methods: 5, failureCodes: [99], clock: {}, wallClock: 'now', extra: true })).toBe(
         [
           'grpcInterceptor: invalid options',
-          '  - extra: expected a known option (unknown name; allowed: methods, failureCodes, clock, wallClock), got true',
+          '  - extra: expected a known option (unknown name; allowed: methods, failureCodes, services, clock, wallClock), got true',
           `  - methods: expected ${methodsExpected}, got 5`,
           '  - failureCodes: expected an array of gRPC status codes (1..16), got an array of 1',
           '  - clock: expected a Clock (an object with now(), setTimeout() and clearTimeout()), got {}',
@@ -885,6 +900,51 @@ describe('statusOf', () => {
     ]);
   });
 
+  it.each([
+    [2_147_483_647, ['2147483647']],
+    [2_147_483_647.5, []],
+    [3e9, []],
+    [Number.MAX_VALUE, []],
+    [0, ['0']],
+  ])(
+    'an open circuit with retryAfterMs %d: pushback only within A6 range (0..2^31-1), never out of it',
+    (ms, pushback) => {
+      const s = statusOf(new CircuitOpenError('payments', ms, 'open'));
+      expect([s.code, s.metadata.get(PUSHBACK)]).toEqual([status.UNAVAILABLE, pushback]);
+    },
+  );
+
+  it("maps a RetryExhaustedError (onExhausted: 'wrap') to the status of its cause", () => {
+    const cause = new GrpcStatusError({ code: status.UNAVAILABLE, details: 'down', metadata: new Metadata() }, 5, true);
+    expect(statusOf(new RetryExhaustedError('r', 3, cause)).code).toBe(status.UNAVAILABLE);
+    const timedOut = statusOf(new RetryExhaustedError('r', 3, new TimeoutError('rpc', 250)));
+    expect([timedOut.code, timedOut.details]).toEqual([
+      status.DEADLINE_EXCEEDED,
+      'timeout "rpc": the operation did not settle within 250 ms',
+    ]);
+  });
+
+  it('is total: whatever was thrown, a status (UNKNOWN), never a throw', () => {
+    const hostile = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error('trap');
+        },
+        getPrototypeOf() {
+          throw new Error('trap');
+        },
+      },
+    );
+    const noProto = Object.create(null) as unknown;
+    for (const e of [hostile, noProto, Symbol('s'), 10n]) {
+      const s = statusOf(e);
+      expect(s.code).toBe(status.UNKNOWN);
+      expect(s.details.startsWith('bulwark: ')).toBe(true);
+    }
+    expect(statusOf(noProto).details).toBe('bulwark: {}');
+  });
+
   it('maps a full bulkhead to RESOURCE_EXHAUSTED and a timeout to DEADLINE_EXCEEDED', () => {
     const full = statusOf(new BulkheadRejectedError('db', 'full', 4, 2));
     expect([full.code, full.details, full.metadata.getMap()]).toEqual([
@@ -927,16 +987,44 @@ describe('pushbackOf', () => {
     ['0', 0],
     ['007', 7],
     ['86400000', 86_400_000],
+    ['2147483647', 2_147_483_647],
+    ['0002147483647', 2_147_483_647],
+    [' 5', 5],
+    ['5 ', 5],
   ])('parses %j as %d', (value, ms) => {
     expect(pushbackOf(md(value))).toBe(ms);
   });
 
-  it.each(['-1', '-250', 'soon', '1.5', '1e3', ' 5', '0x10', ''])('reads %j as -1 (stop retrying)', (value) => {
-    expect(pushbackOf(md(value))).toBe(-1);
+  it.each([
+    '-1',
+    '-0',
+    '-250',
+    'soon',
+    '1.5',
+    '1e3',
+    '+5',
+    '0x10',
+    '',
+    ' ',
+    '1 000',
+    '2147483648',
+    '9'.repeat(310),
+    'Infinity',
+  ])('reads %j as stop', (value) => {
+    expect(pushbackOf(md(value))).toBe('stop');
   });
 
-  it('reads the first value when there are several', () => {
-    expect(pushbackOf(md('300', '-1'))).toBe(300);
-    expect(pushbackOf(md('x', '300'))).toBe(-1);
+  it('several values: the largest delay, or stop if any says stop', () => {
+    expect(pushbackOf(md('300', '500'))).toBe(500);
+    expect(pushbackOf(md('500', '300'))).toBe(500);
+    expect(pushbackOf(md('300', '-1'))).toBe('stop');
+    expect(pushbackOf(md('x', '300'))).toBe('stop');
+  });
+
+  it('a value joined with commas (HTTP/2 joins a repeated field) is read as several', () => {
+    expect(pushbackOf(md('300, 500'))).toBe(500);
+    expect(pushbackOf(md('300,-1'))).toBe('stop');
+    expect(pushbackOf(md('300,'))).toBe('stop');
+    expect(pushbackOf(md(','))).toBe('stop');
   });
 });

@@ -199,3 +199,128 @@ describe('grpc interceptor: method config validation', () => {
     ).toThrow(/methods\['\/bulwark.test.Greeter\/SayHello'\].idempotent: expected a boolean, got "false"/);
   });
 });
+
+describe('grpc interceptor: every failure ends the call with a status (issue 11, same class)', {
+  timeout: 5_000,
+}, () => {
+  it.each([
+    ['an object without a prototype', () => Object.create(null) as unknown, 'bulwark: {}'],
+    [
+      'an object whose toString throws',
+      () => ({
+        toString() {
+          throw new Error('no');
+        },
+      }),
+      'bulwark: {}',
+    ],
+    [
+      'an Error whose message getter throws',
+      () =>
+        Object.defineProperty(new Error('x'), 'message', {
+          get() {
+            throw new Error('no');
+          },
+        }),
+      'bulwark: {}',
+    ],
+  ])('a policy rejecting with %s: UNKNOWN, never a hang or an unhandled rejection', async (_what, make, details) => {
+    const thrower: Policy = { name: 'thrower', execute: () => Promise.reject(make()) };
+    const { server, client } = await setup({ SayHello: hello }, { methods: { [PATH.SayHello]: thrower } });
+    const { error } = await unary(client, 'SayHello', { name: 'ada' }).result;
+    expect(summary(error)).toEqual({ code: status.UNKNOWN, details, metadata: {} });
+    expect(server.hits.length).toBe(0);
+  });
+
+  it('a Policy whose execute throws synchronously: UNKNOWN with its message, and no deadline timer left', async () => {
+    const clock = new FakeClock();
+    const base = Date.now();
+    const broken = {
+      name: 'broken',
+      execute: () => {
+        throw new Error('sync boom');
+      },
+    } as unknown as Policy;
+    const { client } = await setup(
+      { SayHello: hello },
+      { methods: { [PATH.SayHello]: broken }, clock, wallClock: () => base + clock.now() },
+    );
+    const { error } = await unary(client, 'SayHello', { name: 'ada' }, { deadline: base + 5_000 }).result;
+    expect(summary(error)).toEqual({ code: status.UNKNOWN, details: 'bulwark: sync boom', metadata: {} });
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it.each([
+    ['null', null, 'null'],
+    ['a number', 5, '5'],
+    ['a config without a policy', { policy: 'retry' }, '{"policy":"retry"}'],
+  ])(
+    'a methods function returning %s: the call ends with UNKNOWN saying so, nothing sent',
+    async (_what, value, shown) => {
+      const { server, client } = await setup({ SayHello: hello }, { methods: () => value as unknown as Policy });
+      const { error } = await unary(client, 'SayHello', { name: 'ada' }).result;
+      expect(summary(error)).toEqual({
+        code: status.UNKNOWN,
+        details: `bulwark: grpcInterceptor: methods('${PATH.SayHello}') returned ${shown}; expected a policy, { policy, idempotent?: boolean }, or undefined to pass the call through`,
+        metadata: {},
+      });
+      expect(server.hits.length).toBe(0);
+    },
+  );
+
+  it('a methods function that throws: the call ends with UNKNOWN saying so, no throw from the client call', async () => {
+    const { server, client } = await setup(
+      { SayHello: hello },
+      {
+        methods: () => {
+          throw new Error('config not loaded');
+        },
+      },
+    );
+    const { error } = await unary(client, 'SayHello', { name: 'ada' }).result;
+    expect(summary(error)).toEqual({
+      code: status.UNKNOWN,
+      details: `bulwark: grpcInterceptor: methods('${PATH.SayHello}') threw: config not loaded`,
+      metadata: {},
+    });
+    expect(server.hits.length).toBe(0);
+  });
+
+  it("a methods function returning idempotent: 'false' (a string) is refused, never retried as idempotent", async () => {
+    const { server, client } = await setup(
+      { SayHello: () => ({ code: status.UNAVAILABLE, details: 'down' }) },
+      { methods: () => ({ policy: retry({ backoff: constant(1) }), idempotent: 'false' as unknown as boolean }) },
+    );
+    const { error } = await unary(client, 'SayHello', { name: 'ada' }).result;
+    expect(error?.code).toBe(status.UNKNOWN);
+    expect(server.hits.length).toBe(0);
+  });
+});
+
+describe('grpc interceptor: deadlines far in the future', { timeout: 5_000 }, () => {
+  it.each([
+    ['Date.now() + 1e15 ms', () => Date.now() + 1e15],
+    ['the largest Date', () => new Date(8.64e15)],
+    ['1e300', () => 1e300],
+  ])(
+    '%s: the call runs (grpc-js alone never ends it: "Deadline is too far in the future")',
+    async (_what, deadline) => {
+      const { server, client } = await setup(
+        { SayHello: (hit) => (hit.n === 1 ? { code: status.UNAVAILABLE, details: 'down' } : hello(hit)) },
+        { methods: { [PATH.SayHello]: retry({ backoff: constant(1) }) } },
+      );
+      const { error, value } = await unary(client, 'SayHello', { name: 'ada' }, { deadline: deadline() }).result;
+      expect([error, value]).toEqual([null, { message: 'hello ada', attempt: 2 }]);
+      // The attempts carry no grpc-timeout: a deadline grpc-js cannot encode is sent as none.
+      expect(server.hits.map((h) => h.deadline)).toEqual([Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY]);
+    },
+  );
+
+  it('a deadline just below what grpc-js can encode is still sent to the server', async () => {
+    const { server, client } = await setup({ SayHello: hello }, { methods: { [PATH.SayHello]: retry() } });
+    const deadline = Date.now() + 3e14;
+    const { value } = await unary(client, 'SayHello', { name: 'ada' }, { deadline }).result;
+    expect(value?.message).toBe('hello ada');
+    expect(server.hits[0]?.deadline).not.toBe(Number.POSITIVE_INFINITY);
+  });
+});
