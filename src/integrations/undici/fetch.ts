@@ -3,9 +3,11 @@ import { isResilienceError } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
 import {
   type BulwarkRequestOptions,
+  checkNames,
   FETCH_EXTRA,
   type FetchExtra,
   interceptor,
+  OPTION_NAMES,
   type ReplayableBody,
   type UndiciInterceptorOptions,
 } from './interceptor.js';
@@ -28,17 +30,7 @@ export interface BulwarkFetch {
   close(): Promise<void>;
 }
 
-const FETCH_OPTION_NAMES = [
-  'dispatcher',
-  'policy',
-  'maxOrigins',
-  'methods',
-  'idempotencyKey',
-  'failureStatuses',
-  'failureCodes',
-  'maxRetryAfterMs',
-  'wallClock',
-] as const;
+const FETCH_OPTION_NAMES: readonly string[] = ['dispatcher', ...OPTION_NAMES];
 
 function replayable(body: unknown): ReplayableBody | undefined {
   if (typeof body === 'string' || body instanceof Uint8Array) return body;
@@ -63,7 +55,7 @@ function replayable(body: unknown): ReplayableBody | undefined {
  */
 export function createFetch(options: CreateFetchOptions): BulwarkFetch {
   const check = new Checker('createFetch');
-  if (check.object('', options, FETCH_OPTION_NAMES)) {
+  if (checkNames(check, options, FETCH_OPTION_NAMES)) {
     const d = options.dispatcher as unknown;
     if (d !== undefined && (typeof d !== 'object' || d === null || typeof (d as Dispatcher).compose !== 'function')) {
       check.fail('dispatcher', d, 'an undici Dispatcher (Agent, Pool, Client)');

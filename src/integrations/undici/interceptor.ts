@@ -57,33 +57,47 @@ export interface UndiciInterceptorOptions {
   /** Methods retried without an Idempotency-Key. @defaultValue GET, HEAD, OPTIONS, PUT, DELETE, TRACE */
   methods?: readonly string[];
   /**
-   * Give every POST or PATCH without one an `Idempotency-Key` header (a random UUID, the same on every attempt of
-   * the request), which makes it retryable. @defaultValue false
+   * Generate an `Idempotency-Key` header (a random UUID, the same on every attempt of the request) for every POST
+   * or PATCH that has none, which makes it retryable. Only for servers that deduplicate requests by that header.
+   * Needs `honorIdempotencyKey` (the default). Formerly `idempotencyKey`. @defaultValue false
    */
-  idempotencyKey?: boolean;
+  generateIdempotencyKeys?: boolean;
+  /**
+   * Treat a request that carries an `Idempotency-Key` header (set by the caller, or generated) as retryable, whatever
+   * its method. `false`: only `methods` and `retryNonIdempotent` make a request retryable, for servers that ignore
+   * the header. @defaultValue true
+   */
+  honorIdempotencyKey?: boolean;
   /** Response statuses that are failures. @defaultValue 408, 429, 500, 502, 503, 504 */
   failureStatuses?: readonly number[];
   /** Error codes that are failures (network errors). Other errors pass through as they are. @defaultValue see docs */
   failureCodes?: readonly string[];
-  /**
-   * The longest `Retry-After` bulwark waits for, in ms. A response asking for longer is returned to the caller at
-   * once instead. @defaultValue 60_000
-   */
-  maxRetryAfterMs?: number;
   /** Wall-clock ms, to read `Retry-After` dates. @defaultValue `Date.now` */
   wallClock?: () => number;
 }
 
-const OPTION_NAMES = [
+/** @internal The interceptor's option names (createFetch adds `dispatcher`). */
+export const OPTION_NAMES: readonly string[] = [
   'policy',
   'maxOrigins',
   'methods',
-  'idempotencyKey',
+  'generateIdempotencyKeys',
+  'honorIdempotencyKey',
   'failureStatuses',
   'failureCodes',
-  'maxRetryAfterMs',
   'wallClock',
-] as const;
+];
+
+/**
+ * @internal Options that were renamed or removed: each is refused with what to use instead, never ignored.
+ * Keyed by the old name; the text completes "expected ...".
+ */
+export const RETIRED_OPTIONS: Readonly<Record<string, string>> = {
+  idempotencyKey:
+    "generateIdempotencyKeys instead (renamed: it generates a key for every POST and PATCH without one; honorIdempotencyKey turns off honouring a caller's key)",
+  maxRetryAfterMs:
+    'maxRetryAfterMs on the retry policy instead (retry({ maxRetryAfterMs })): it is the one limit on Retry-After; a longer one makes retry give up at once and the caller gets that response',
+};
 
 const HTTP_STATUS_BRAND = Symbol.for('bulwark.http-status-error');
 
@@ -104,7 +118,10 @@ export class HttpStatusError extends Error {
   readonly headers: IncomingHttpHeaders;
   /** The server's `Retry-After`, in ms, when it sent a usable one. */
   readonly retryAfterMs: number | undefined;
-  /** False when this request must not be retried (non-idempotent method, one-shot body, Retry-After too long). */
+  /**
+   * False when this request must not be retried: a non-idempotent method, a one-shot body, or a `Retry-After` too
+   * large to represent (`retryAfterMs` is then `Infinity`: do not retry now).
+   */
   readonly retryable: boolean;
   /** @internal The attempt whose response this is. */
   readonly _attempt: unknown;
@@ -158,10 +175,10 @@ export interface FetchExtra {
 interface Config {
   readonly policyOf: (origin: string | URL | undefined) => Policy;
   readonly methods: ReadonlySet<string>;
-  readonly idempotencyKey: boolean;
+  readonly generateIdempotencyKeys: boolean;
+  readonly honorIdempotencyKey: boolean;
   readonly failureStatuses: ReadonlySet<number>;
   readonly failureCodes: ReadonlySet<string>;
-  readonly maxRetryAfterMs: number;
   readonly wallClock: () => number;
 }
 
@@ -278,9 +295,12 @@ class Attempt implements Dispatcher.DispatchHandler, AbortListener {
     }
     // The body is kept in memory while the policy decides (error bodies are small), so the connection goes back
     // to the pool when it ends even if a retry waits out a long backoff; past HOLD_LIMIT the socket is paused.
+    // The limit on a Retry-After is the retry's own `maxRetryAfterMs` (one source of truth): a longer hint makes it
+    // give up at once, and the caller gets this response. Infinity (a value too large to represent) means "do not
+    // retry now" to any policy, one that only reads `retryable` included.
     const retryAfter = parseRetryAfter(headers['retry-after'], cfg.wallClock());
-    const tooLong = retryAfter !== undefined && retryAfter > cfg.maxRetryAfterMs;
-    this.#reject(new HttpStatusError(status, headers, retryAfter, this.#call.retryable && !tooLong, this));
+    const stop = retryAfter === Number.POSITIVE_INFINITY;
+    this.#reject(new HttpStatusError(status, headers, retryAfter, this.#call.retryable && !stop, this));
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -395,10 +415,11 @@ class HttpCall extends CancelScope {
     this.proxy = new ProxyController(this);
     const method = opts.method.toUpperCase();
     let headers = opts.headers as Parameters<typeof getHeader>[0];
-    let keyed = getHeader(headers, IDEMPOTENCY_KEY) !== undefined;
-    if (!keyed && cfg.idempotencyKey && (method === 'POST' || method === 'PATCH')) {
+    const hasKey = getHeader(headers, IDEMPOTENCY_KEY) !== undefined;
+    let keyed = hasKey && cfg.honorIdempotencyKey;
+    if (!hasKey && cfg.generateIdempotencyKeys && (method === 'POST' || method === 'PATCH')) {
       headers = withHeader(headers, IDEMPOTENCY_KEY, randomUUID());
-      keyed = true;
+      keyed = true; // generateIdempotencyKeys requires honorIdempotencyKey
     }
     this.#bodyFactory = request?.body;
     const body = opts.body;
@@ -546,7 +567,7 @@ class HttpCall extends CancelScope {
  */
 export function interceptor(options: UndiciInterceptorOptions): Dispatcher.DispatcherComposeInterceptor {
   const check = new Checker('undici interceptor');
-  if (check.object('', options, OPTION_NAMES)) {
+  if (checkNames(check, options)) {
     const p = options.policy as unknown;
     if (
       typeof p !== 'function' &&
@@ -561,8 +582,16 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
     ) {
       check.fail('methods', options.methods, 'an array of HTTP method names');
     }
-    if (options.idempotencyKey !== undefined && typeof options.idempotencyKey !== 'boolean') {
-      check.fail('idempotencyKey', options.idempotencyKey, 'a boolean');
+    for (const name of ['generateIdempotencyKeys', 'honorIdempotencyKey'] as const) {
+      if (options[name] !== undefined && typeof options[name] !== 'boolean')
+        check.fail(name, options[name], 'a boolean');
+    }
+    if (options.generateIdempotencyKeys === true && options.honorIdempotencyKey === false) {
+      check.fail(
+        'honorIdempotencyKey',
+        false,
+        'true (or unset) with generateIdempotencyKeys: true: a generated key is only worth sending if it makes the request retryable',
+      );
     }
     if (
       options.failureStatuses !== undefined &&
@@ -579,7 +608,6 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
     ) {
       check.fail('failureCodes', options.failureCodes, 'an array of error codes');
     }
-    check.number('maxRetryAfterMs', options.maxRetryAfterMs, { min: 0, infinity: true });
     check.fn('wallClock', options.wallClock);
   } else if (options === undefined) {
     check.fail('policy', undefined, 'a bulwark policy or a function of the origin returning one (required)');
@@ -589,10 +617,10 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
   const cfg: Config = {
     policyOf: perOrigin(options.policy, options.maxOrigins ?? 256),
     methods: new Set((options.methods ?? IDEMPOTENT_METHODS).map((m) => m.toUpperCase())),
-    idempotencyKey: options.idempotencyKey ?? false,
+    generateIdempotencyKeys: options.generateIdempotencyKeys ?? false,
+    honorIdempotencyKey: options.honorIdempotencyKey ?? true,
     failureStatuses: new Set(options.failureStatuses ?? FAILURE_STATUSES),
     failureCodes: new Set(options.failureCodes ?? FAILURE_CODES),
-    maxRetryAfterMs: options.maxRetryAfterMs ?? 60_000,
     wallClock: options.wallClock ?? wallClockNow,
   };
 
@@ -615,6 +643,26 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
       call.start(policy, request?.operation ?? rest.method.toUpperCase());
       return true;
     };
+}
+
+/**
+ * @internal Checks that `options` is an object of known names; a renamed or removed option is reported with what to
+ * use instead (never silently ignored). Returns whether `options` is an object.
+ */
+export function checkNames(
+  check: Checker,
+  options: unknown,
+  allowed: readonly string[] = OPTION_NAMES,
+): options is Record<string, unknown> {
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    return check.object('', options, allowed);
+  const rest: Record<string, unknown> = {};
+  for (const key of Object.keys(options)) {
+    const value = (options as Record<string, unknown>)[key];
+    if (Object.hasOwn(RETIRED_OPTIONS, key)) check.fail(key, value, RETIRED_OPTIONS[key] as string);
+    else Object.defineProperty(rest, key, { value, enumerable: true });
+  }
+  return check.object('', rest, allowed);
 }
 
 /** The origin as a key: a URL and its string form give the same key (`URL.origin` has no trailing slash). */
