@@ -68,7 +68,7 @@ export function createFetch(options: CreateFetchOptions): BulwarkFetch {
   const base = dispatcher ?? new Agent();
   const composed = base.compose(icpt);
   const fetch = async (input: Parameters<typeof undiciFetch>[0], init?: BulwarkRequestInit) => {
-    const store: FetchExtra = { body: replayable(init?.body), request: init?.bulwark };
+    const store: FetchExtra = { body: replayable(init?.body), request: init?.bulwark, source: init?.body };
     const { bulwark: _omit, ...plain } = init ?? {};
     void _omit;
     try {

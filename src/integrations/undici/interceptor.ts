@@ -170,6 +170,40 @@ export const FETCH_EXTRA: unique symbol = Symbol('bulwark.fetch');
 export interface FetchExtra {
   body: ReplayableBody | undefined;
   request: BulwarkRequestOptions | undefined;
+  /** The caller's own `init.body`, released when the request never sends it. */
+  source: unknown;
+}
+
+/**
+ * Releases a request body that will not be sent (or no longer): destroys a Node stream, cancels an unlocked web
+ * stream, returns an iterator, so a file stream nobody reads does not keep its descriptor open. Never throws.
+ */
+function release(body: unknown): void {
+  if (typeof body !== 'object' || body === null) return;
+  const b = body as {
+    destroy?: unknown;
+    destroyed?: unknown;
+    cancel?: unknown;
+    getReader?: unknown;
+    locked?: unknown;
+    next?: unknown;
+    return?: unknown;
+  };
+  try {
+    let pending: unknown;
+    if (typeof b.destroy === 'function') {
+      if (b.destroyed !== true) b.destroy();
+    } else if (typeof b.cancel === 'function' && typeof b.getReader === 'function') {
+      if (b.locked !== true) pending = b.cancel();
+    } else if (typeof b.return === 'function' && typeof b.next === 'function') {
+      pending = b.return();
+    }
+    if (typeof (pending as PromiseLike<unknown> | undefined)?.then === 'function') {
+      (pending as PromiseLike<unknown>).then(undefined, () => {});
+    }
+  } catch {
+    // A body that fails to release has nothing more we can do for it.
+  }
 }
 
 interface Config {
@@ -222,6 +256,8 @@ const HOLD_LIMIT = 1 << 20;
 /** One attempt: one dispatch, its response held until the policy decides, then forwarded or discarded. */
 class Attempt implements Dispatcher.DispatchHandler, AbortListener {
   controller: Dispatcher.DispatchController | undefined;
+  /** The body this attempt sends. */
+  body: unknown = undefined;
   status = 0;
   headers: IncomingHttpHeaders = {};
   statusMessage: string | undefined;
@@ -395,6 +431,11 @@ class HttpCall extends CancelScope {
   readonly #opts: Dispatcher.DispatchOptions;
   readonly #replay: ReplayableBody | undefined;
   readonly #bodyFactory: BulwarkRequestOptions['body'];
+  /** fetch's `init.body` (what `opts.body` streams), released if never sent. */
+  readonly #source: unknown;
+  /** Every body handed to an attempt, released at the end unless it is the delivered attempt's. */
+  #sent: unknown[] | undefined;
+  #released = false;
 
   readonly cfg: Config;
   readonly dispatch: Dispatcher['dispatch'];
@@ -407,8 +448,10 @@ class HttpCall extends CancelScope {
     handler: Dispatcher.DispatchHandler,
     request: BulwarkRequestOptions | undefined,
     fetchBody: ReplayableBody | undefined,
+    fetchSource: unknown,
   ) {
     super();
+    this.#source = fetchSource;
     this.cfg = cfg;
     this.dispatch = dispatch;
     this.handler = handler;
@@ -436,6 +479,7 @@ class HttpCall extends CancelScope {
     // The caller's handler gets the stable controller now, so its abort reaches a backoff or a queued call too.
     this.handler.onRequestStart?.(this.proxy, {});
     if (this.proxy.aborted) {
+      this.#releaseUnsent();
       this.finish(() => this.handler.onResponseError?.(this.proxy, this.proxy.reason as Error));
       return;
     }
@@ -478,7 +522,8 @@ class HttpCall extends CancelScope {
    * attempt then runs on an internal view of this call, and an abort of `given.signal` aborts it.
    */
   #attempt(given: Context): Promise<Passed> {
-    this.#current?.discard();
+    const previous = this.#current;
+    previous?.discard();
     let ctx: ExecutionContext;
     if (given instanceof ExecutionContext) ctx = given;
     else {
@@ -496,6 +541,11 @@ class HttpCall extends CancelScope {
       const attempt = new Attempt(this, ctx, resolve, reject);
       this.#current = attempt;
       const body = this.#bodyFor(ctx.attempt);
+      attempt.body = body;
+      // Only what could need releasing is kept (not a Buffer: the common replayed body costs nothing here).
+      if (typeof body === 'object' && body !== null && !(body instanceof Uint8Array)) (this.#sent ??= []).push(body);
+      // The abandoned attempt's body (a factory's stream) will never be read again: release it now, not at the end.
+      if (previous !== undefined && previous.body !== body) release(previous.body);
       // The options are copied only when the body differs: most attempts send the caller's options as they are.
       this.dispatch(body === this.#opts.body ? this.#opts : { ...this.#opts, body }, attempt);
     });
@@ -512,8 +562,9 @@ class HttpCall extends CancelScope {
           ? value._attempt
           : undefined;
     if (this.#current !== attempt) this.#current?.discard();
+    if (attempt !== undefined) this.delivered = attempt;
+    this.#releaseUnsent();
     if (attempt !== undefined) {
-      this.delivered = attempt;
       try {
         attempt.deliver();
       } catch (error) {
@@ -531,6 +582,23 @@ class HttpCall extends CancelScope {
       );
     }
     this.finish(() => this.handler.onResponseError?.(this.proxy, error as Error));
+  }
+
+  /**
+   * Once the policy has decided: releases every body that is not being sent, that is all of them but the delivered
+   * attempt's: the caller's own body when a factory or a replay replaced it, the bodies of abandoned attempts, and
+   * the unsent body of a call the policy refused (open breaker, full bulkhead) or the caller aborted.
+   */
+  #releaseUnsent(): void {
+    if (this.#released) return;
+    this.#released = true;
+    const kept = this.delivered?.body;
+    const original = this.#opts.body;
+    if (this.#sent !== undefined) for (const body of this.#sent) if (body !== kept) release(body);
+    if (original !== kept) {
+      release(original);
+      release(this.#source);
+    }
   }
 
   /** Ends the call once: the terminal callback of the caller's handler. */
@@ -639,7 +707,7 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
       const policy = request?.policy === false || tunnel ? undefined : (request?.policy ?? cfg.policyOf(opts.origin));
       if (policy === undefined) return dispatch(rest, handler);
       const body = rest.body != null ? fromFetch?.body : undefined;
-      const call = new HttpCall(cfg, dispatch, rest, handler, request, body);
+      const call = new HttpCall(cfg, dispatch, rest, handler, request, body, fromFetch?.source);
       call.start(policy, request?.operation ?? rest.method.toUpperCase());
       return true;
     };
