@@ -1,12 +1,12 @@
-import { Agent, type Dispatcher, fetch as undiciFetch } from 'undici';
+import { Agent, type Dispatcher, errors, fetch as undiciFetch } from 'undici';
 import { isResilienceError } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
 import {
   type BulwarkRequestOptions,
   checkNames,
+  createInterceptor,
   FETCH_EXTRA,
   type FetchExtra,
-  interceptor,
   OPTION_NAMES,
   type ReplayableBody,
   type UndiciInterceptorOptions,
@@ -26,7 +26,12 @@ export interface BulwarkFetch {
   (input: Parameters<typeof undiciFetch>[0], init?: BulwarkRequestInit): ReturnType<typeof undiciFetch>;
   /** The composed dispatcher requests go through. */
   readonly dispatcher: Dispatcher;
-  /** Closes the dispatcher (the one it created, or the one you passed): call it at shutdown. */
+  /**
+   * Closes the dispatcher (the one it created, or the one you passed): call it at shutdown. A request waiting to
+   * retry (a backoff, a `Retry-After`) or queued in a bulkhead rejects at once with a `ClientClosedError` (code
+   * `UND_ERR_CLOSED`) saying so, and leaves no timer; an attempt in flight finishes and is not retried; later
+   * requests are refused by the closed dispatcher. Resolves when the dispatcher has closed.
+   */
   close(): Promise<void>;
 }
 
@@ -64,7 +69,7 @@ export function createFetch(options: CreateFetchOptions): BulwarkFetch {
     check.fail('policy', undefined, 'a bulwark policy or a function of the origin returning one (required)');
   check.done();
   const { dispatcher, ...rest } = options;
-  const icpt = interceptor(rest); // validates the rest, before anything is created
+  const { interceptor: icpt, closer } = createInterceptor(rest, true); // validates the rest, before anything is created
   const base = dispatcher ?? new Agent();
   const composed = base.compose(icpt);
   const fetch = async (input: Parameters<typeof undiciFetch>[0], init?: BulwarkRequestInit) => {
@@ -84,9 +89,19 @@ export function createFetch(options: CreateFetchOptions): BulwarkFetch {
       return await undiciFetch(input, { ...plain, dispatcher: carrier as unknown as Dispatcher });
     } catch (error) {
       const cause = (error as { cause?: unknown }).cause;
-      if (error instanceof TypeError && isResilienceError(cause)) throw cause;
+      if (error instanceof TypeError && (isResilienceError(cause) || (cause !== undefined && cause === closedError))) {
+        throw cause;
+      }
       throw error;
     }
   };
-  return Object.assign(fetch, { dispatcher: composed, close: () => base.close() });
+  let closedError: Error | undefined;
+  const close = (): Promise<void> => {
+    closedError ??= new errors.ClientClosedError(
+      'bulwark/undici: fetch.close() was called while this request waited to be sent again (a retry backoff, a Retry-After or a bulkhead queue); it was not sent again',
+    );
+    closer.close(closedError);
+    return base.close();
+  };
+  return Object.assign(fetch, { dispatcher: composed, close });
 }

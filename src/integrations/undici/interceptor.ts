@@ -214,7 +214,22 @@ interface Config {
   readonly failureStatuses: ReadonlySet<number>;
   readonly failureCodes: ReadonlySet<string>;
   readonly wallClock: () => number;
+  /** The calls the policy has not decided yet, tracked only for a closer (createFetch's `close()`). */
+  readonly live: Set<HttpCall> | undefined;
 }
+
+/** @internal Closes what an interceptor made by {@link createInterceptor} still waits on. */
+export interface InterceptorCloser {
+  /**
+   * From now on requests bypass the policy (the closed dispatcher refuses them at once, never a retry); a call
+   * waiting to retry, or queued, rejects at once with `reason`; an attempt in flight finishes and its outcome is
+   * final (no further attempt).
+   */
+  close(reason: Error): void;
+}
+
+/** Errors undici's dispatcher raises, synchronously, when it is closed or destroyed: no attempt on it can succeed. */
+const CLOSED_CODES: ReadonlySet<string> = new Set(['UND_ERR_CLOSED', 'UND_ERR_DESTROYED']);
 
 /** The controller handed to the caller's handler: stable across attempts, forwarding to the delivered one. */
 class ProxyController implements Dispatcher.DispatchController {
@@ -258,6 +273,8 @@ class Attempt implements Dispatcher.DispatchHandler, AbortListener {
   controller: Dispatcher.DispatchController | undefined;
   /** The body this attempt sends. */
   body: unknown = undefined;
+  /** True until its response headers or its error arrived: the attempt is on the wire. */
+  inFlight = true;
   status = 0;
   headers: IncomingHttpHeaders = {};
   statusMessage: string | undefined;
@@ -320,6 +337,7 @@ class Attempt implements Dispatcher.DispatchHandler, AbortListener {
     statusMessage?: string,
   ): void {
     if (status < 200) return; // 1xx: informational, not the response
+    this.inFlight = false;
     this.status = status;
     this.headers = headers;
     this.statusMessage = statusMessage;
@@ -368,9 +386,14 @@ class Attempt implements Dispatcher.DispatchHandler, AbortListener {
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.#unsubscribe();
     if (this.#mode === 'waiting') {
+      this.inFlight = false;
       const code = (error as { code?: unknown }).code;
       if (typeof code === 'string' && this.#call.cfg.failureCodes.has(code)) {
-        if (!this.#call.retryable) Object.defineProperty(error, 'retryable', { value: false, configurable: true });
+        // A dispatcher that refused the attempt at once because it is closed would refuse every retry too.
+        const closed = this.#call.dispatching && CLOSED_CODES.has(code);
+        if (!this.#call.retryable || closed) {
+          Object.defineProperty(error, 'retryable', { value: false, configurable: true });
+        }
         this.#reject(error);
       } else if (this.#ctx._aborted && error === this.#ctx._reason) {
         this.#reject(error); // our own abort (a timeout, the caller): the policy knows what it means
@@ -436,6 +459,10 @@ class HttpCall extends CancelScope {
   /** Every body handed to an attempt, released at the end unless it is the delivered attempt's. */
   #sent: unknown[] | undefined;
   #released = false;
+  /** True while an attempt is being handed to the dispatcher (an error now is the dispatcher refusing it). */
+  dispatching = false;
+  /** Where the call's properties live: bulwark's root context, or the context a foreign policy passed. */
+  #propsOf: { readonly properties: Context['properties'] } | undefined;
 
   readonly cfg: Config;
   readonly dispatch: Dispatcher['dispatch'];
@@ -483,10 +510,13 @@ class HttpCall extends CancelScope {
       this.finish(() => this.handler.onResponseError?.(this.proxy, this.proxy.reason as Error));
       return;
     }
+    this.cfg.live?.add(this);
     const op = (ctx: Context) => this.#attempt(ctx);
     let result: Promise<Passed>;
     if (policy instanceof PolicyBase) {
-      result = policy._execute(new ExecutionContext(undefined, operation, undefined, 1, this), op);
+      const root = new ExecutionContext(undefined, operation, undefined, 1, this);
+      this.#propsOf = root;
+      result = policy._execute(root, op);
     } else {
       // A policy from elsewhere only has the public API: give it a signal.
       const ac = new AbortController();
@@ -503,6 +533,17 @@ class HttpCall extends CancelScope {
   cancel(reason: Error): void {
     if (!this.aborted) this.abort(reason);
     this.delivered?.abort(reason);
+  }
+
+  /**
+   * The dispatcher is closing: an attempt in flight finishes and its outcome is final (retry gives up after it);
+   * a call with none in flight (waiting out a backoff or a Retry-After, queued in a bulkhead) rejects at once with
+   * `reason`, clearing its timer.
+   */
+  close(reason: Error): void {
+    if (this.#done || this.delivered !== undefined) return;
+    this.#propsOf?.properties.set(RETRYABLE, false);
+    if (this.#current?.inFlight !== true) this.cancel(reason);
   }
 
   /** A root scope has no parent to hear from. */
@@ -531,6 +572,7 @@ class HttpCall extends CancelScope {
       const signal = given.signal;
       if (signal.aborted) return Promise.reject(signal.reason);
       signal.addEventListener('abort', () => this.#current?.abort(signal.reason as Error), { once: true });
+      this.#propsOf = given;
     }
     if (ctx._aborted) return Promise.reject(ctx._reason);
     // A request that must not be sent twice: once an attempt is sent, whatever fails (a timeout too) is final.
@@ -547,11 +589,17 @@ class HttpCall extends CancelScope {
       // The abandoned attempt's body (a factory's stream) will never be read again: release it now, not at the end.
       if (previous !== undefined && previous.body !== body) release(previous.body);
       // The options are copied only when the body differs: most attempts send the caller's options as they are.
-      this.dispatch(body === this.#opts.body ? this.#opts : { ...this.#opts, body }, attempt);
+      this.dispatching = true;
+      try {
+        this.dispatch(body === this.#opts.body ? this.#opts : { ...this.#opts, body }, attempt);
+      } finally {
+        this.dispatching = false;
+      }
     });
   }
 
   #settle(outcome: unknown, failed = false): void {
+    this.cfg.live?.delete(this);
     if (this.#done) return;
     let value = outcome;
     if (failed && isRetryExhaustedError(value) && value.cause instanceof HttpStatusError) value = value.cause;
@@ -634,6 +682,17 @@ class HttpCall extends CancelScope {
  * ```
  */
 export function interceptor(options: UndiciInterceptorOptions): Dispatcher.DispatcherComposeInterceptor {
+  return createInterceptor(options, false).interceptor;
+}
+
+/**
+ * @internal {@link interceptor}, and with `closable` a closer that settles the calls it still waits on (createFetch's
+ * `close()`). Tracking costs a Set entry per call, so the public interceptor does without.
+ */
+export function createInterceptor(
+  options: UndiciInterceptorOptions,
+  closable: boolean,
+): { interceptor: Dispatcher.DispatcherComposeInterceptor; closer: InterceptorCloser } {
   const check = new Checker('undici interceptor');
   if (checkNames(check, options)) {
     const p = options.policy as unknown;
@@ -690,9 +749,20 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
     failureStatuses: new Set(options.failureStatuses ?? FAILURE_STATUSES),
     failureCodes: new Set(options.failureCodes ?? FAILURE_CODES),
     wallClock: options.wallClock ?? wallClockNow,
+    live: closable ? new Set() : undefined,
+  };
+  let closed = false;
+  const closer: InterceptorCloser = {
+    close(reason) {
+      closed = true;
+      if (cfg.live === undefined) return;
+      const calls = [...cfg.live];
+      cfg.live.clear();
+      for (const call of calls) call.close(reason);
+    },
   };
 
-  return (dispatch) =>
+  const make: Dispatcher.DispatcherComposeInterceptor = (dispatch) =>
     function bulwarkInterceptor(opts, handler) {
       const fromFetch = (opts as { [FETCH_EXTRA]?: FetchExtra })[FETCH_EXTRA];
       const request = opts.bulwark ?? fromFetch?.request;
@@ -704,13 +774,16 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
       }
       // An upgrade or CONNECT hands the socket over: there is no response to classify or replay.
       const tunnel = rest.upgrade != null || rest.method.toUpperCase() === 'CONNECT';
-      const policy = request?.policy === false || tunnel ? undefined : (request?.policy ?? cfg.policyOf(opts.origin));
+      // Once closed, the dispatcher refuses the request itself, at once: no policy, so no retry of that refusal.
+      const policy =
+        request?.policy === false || tunnel || closed ? undefined : (request?.policy ?? cfg.policyOf(opts.origin));
       if (policy === undefined) return dispatch(rest, handler);
       const body = rest.body != null ? fromFetch?.body : undefined;
       const call = new HttpCall(cfg, dispatch, rest, handler, request, body, fromFetch?.source);
       call.start(policy, request?.operation ?? rest.method.toUpperCase());
       return true;
     };
+  return { interceptor: make, closer };
 }
 
 /**
