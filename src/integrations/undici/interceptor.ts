@@ -485,8 +485,10 @@ class HttpCall extends CancelScope {
     this.proxy = new ProxyController(this);
     const method = opts.method.toUpperCase();
     let headers = opts.headers as Parameters<typeof getHeader>[0];
-    const hasKey = getHeader(headers, IDEMPOTENCY_KEY) !== undefined;
-    let keyed = hasKey && cfg.honorIdempotencyKey;
+    const key: unknown = getHeader(headers, IDEMPOTENCY_KEY); // a caller's object headers may hold null
+    const hasKey = key != null;
+    // Only a key with a value makes a request retryable: an empty (or blank, or null) header deduplicates nothing.
+    let keyed = hasKey && cfg.honorIdempotencyKey && String(key).trim() !== '';
     if (!hasKey && cfg.generateIdempotencyKeys && (method === 'POST' || method === 'PATCH')) {
       headers = withHeader(headers, IDEMPOTENCY_KEY, randomUUID());
       keyed = true; // generateIdempotencyKeys requires honorIdempotencyKey
@@ -580,9 +582,10 @@ class HttpCall extends CancelScope {
     // a full bulkhead) sent nothing.
     if (!this.retryable) given.properties.set(RETRYABLE, false);
     return new Promise<Passed>((resolve, reject) => {
+      // The body first: a factory that throws rejects this attempt before it exists (no attempt left "in flight").
+      const body = this.#bodyFor(ctx.attempt);
       const attempt = new Attempt(this, ctx, resolve, reject);
       this.#current = attempt;
-      const body = this.#bodyFor(ctx.attempt);
       attempt.body = body;
       // Only what could need releasing is kept (not a Buffer: the common replayed body costs nothing here).
       if (typeof body === 'object' && body !== null && !(body instanceof Uint8Array)) (this.#sent ??= []).push(body);

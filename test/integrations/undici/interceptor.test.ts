@@ -223,6 +223,27 @@ describe('undici interceptor', { timeout: 5_000 }, () => {
       expect((await pending).statusCode).toBe(200);
     });
 
+    // Regression: any Idempotency-Key header, an empty one included, made a POST retryable.
+    it.each([
+      ['an empty', { 'idempotency-key': '' }],
+      ['a blank', ['Idempotency-Key', '  ']],
+    ])('%s Idempotency-Key does not make a POST retryable (and is not replaced)', async (_name, headers) => {
+      const server = await sequence([503, 200]);
+      const clock = new FakeClock();
+      const { policy } = recordedRetry(clock, 100);
+      const agent = agentWith({ policy, generateIdempotencyKeys: true });
+      const res = await agent.request({
+        origin: server.origin,
+        path: '/',
+        method: 'POST',
+        headers: headers as never,
+        body: 'b',
+      });
+      expect([res.statusCode, await res.body.text()]).toEqual([503, '503 #1 b']);
+      expect(server.hits).toHaveLength(1);
+      expect(clock.pendingTimers).toBe(0);
+    });
+
     it('the old idempotencyKey option is refused, naming generateIdempotencyKeys; a contradiction is refused', () => {
       expect(() => interceptor({ policy: retry(), idempotencyKey: true } as never)).toThrow(
         /^undici interceptor: invalid options\n {2}- idempotencyKey: expected generateIdempotencyKeys instead \(renamed: it generates a key for every POST and PATCH without one; honorIdempotencyKey turns off honouring a caller's key\), got true$/,
