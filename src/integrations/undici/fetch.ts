@@ -29,8 +29,8 @@ export interface BulwarkFetch {
   /**
    * Closes the dispatcher (the one it created, or the one you passed): call it at shutdown. A request waiting to
    * retry (a backoff, a `Retry-After`) or queued in a bulkhead rejects at once with a `ClientClosedError` (code
-   * `UND_ERR_CLOSED`) saying so, and leaves no timer; an attempt in flight finishes and is not retried; later
-   * requests are refused by the closed dispatcher. Resolves when the dispatcher has closed.
+   * `UND_ERR_CLOSED`) saying so, and leaves no timer; an attempt in flight finishes and is not retried; a later
+   * request rejects at once with a `ClientClosedError` too, unsent. Resolves when the dispatcher has closed.
    */
   close(): Promise<void>;
 }
@@ -89,18 +89,27 @@ export function createFetch(options: CreateFetchOptions): BulwarkFetch {
       return await undiciFetch(input, { ...plain, dispatcher: carrier as unknown as Dispatcher });
     } catch (error) {
       const cause = (error as { cause?: unknown }).cause;
-      if (error instanceof TypeError && (isResilienceError(cause) || (cause !== undefined && cause === closedError))) {
+      if (
+        error instanceof TypeError &&
+        (isResilienceError(cause) || (cause !== undefined && closedErrors.has(cause)))
+      ) {
         throw cause;
       }
       throw error;
     }
   };
-  let closedError: Error | undefined;
+  const closedErrors = new Set<unknown>();
   const close = (): Promise<void> => {
-    closedError ??= new errors.ClientClosedError(
-      'bulwark/undici: fetch.close() was called while this request waited to be sent again (a retry backoff, a Retry-After or a bulkhead queue); it was not sent again',
-    );
-    closer.close(closedError);
+    if (closedErrors.size === 0) {
+      const waiting = new errors.ClientClosedError(
+        'bulwark/undici: fetch.close() was called while this request waited to be sent again (a retry backoff, a Retry-After or a bulkhead queue); it was not sent again',
+      );
+      const later = new errors.ClientClosedError(
+        'bulwark/undici: fetch.close() was called before this request; it was not sent',
+      );
+      closedErrors.add(waiting).add(later);
+      closer.close(waiting, later);
+    }
     return base.close();
   };
   return Object.assign(fetch, { dispatcher: composed, close });

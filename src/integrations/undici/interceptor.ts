@@ -221,11 +221,11 @@ interface Config {
 /** @internal Closes what an interceptor made by {@link createInterceptor} still waits on. */
 export interface InterceptorCloser {
   /**
-   * From now on requests bypass the policy (the closed dispatcher refuses them at once, never a retry); a call
-   * waiting to retry, or queued, rejects at once with `reason`; an attempt in flight finishes and its outcome is
-   * final (no further attempt).
+   * A call waiting to retry, or queued, rejects at once with `waiting`; an attempt in flight finishes and its
+   * outcome is final (no further attempt); from now on every request is refused at once with `later`, unsent (a
+   * request given its own dispatcher too: it is never sent without the policy).
    */
-  close(reason: Error): void;
+  close(waiting: Error, later: Error): void;
 }
 
 /** Errors undici's dispatcher raises, synchronously, when it is closed or destroyed: no attempt on it can succeed. */
@@ -531,6 +531,13 @@ class HttpCall extends CancelScope {
     );
   }
 
+  /** Ends the call at once with `reason`, unsent (its body released): the interceptor was closed. */
+  refuse(reason: Error): void {
+    this.handler.onRequestStart?.(this.proxy, {});
+    this.#releaseUnsent();
+    this.finish(() => this.handler.onResponseError?.(this.proxy, this.proxy.reason ?? reason));
+  }
+
   /** The caller aborted (through the proxy controller): cancel everything of this call. */
   cancel(reason: Error): void {
     if (!this.aborted) this.abort(reason);
@@ -754,14 +761,14 @@ export function createInterceptor(
     wallClock: options.wallClock ?? wallClockNow,
     live: closable ? new Set() : undefined,
   };
-  let closed = false;
+  let refusal: Error | undefined;
   const closer: InterceptorCloser = {
-    close(reason) {
-      closed = true;
+    close(waiting, later) {
+      refusal = later;
       if (cfg.live === undefined) return;
       const calls = [...cfg.live];
       cfg.live.clear();
-      for (const call of calls) call.close(reason);
+      for (const call of calls) call.close(waiting);
     },
   };
 
@@ -777,13 +784,13 @@ export function createInterceptor(
       }
       // An upgrade or CONNECT hands the socket over: there is no response to classify or replay.
       const tunnel = rest.upgrade != null || rest.method.toUpperCase() === 'CONNECT';
-      // Once closed, the dispatcher refuses the request itself, at once: no policy, so no retry of that refusal.
-      const policy =
-        request?.policy === false || tunnel || closed ? undefined : (request?.policy ?? cfg.policyOf(opts.origin));
+      const policy = request?.policy === false || tunnel ? undefined : (request?.policy ?? cfg.policyOf(opts.origin));
       if (policy === undefined) return dispatch(rest, handler);
       const body = rest.body != null ? fromFetch?.body : undefined;
       const call = new HttpCall(cfg, dispatch, rest, handler, request, body, fromFetch?.source);
-      call.start(policy, request?.operation ?? rest.method.toUpperCase());
+      // Once closed, a request is refused at once, unsent: no policy, so no retry of a refusal and no timer.
+      if (refusal !== undefined) call.refuse(refusal);
+      else call.start(policy, request?.operation ?? rest.method.toUpperCase());
       return true;
     };
   return { interceptor: make, closer };

@@ -14,6 +14,8 @@ afterEach(() => resources.closeAll());
 const CLOSED_MESSAGE =
   'bulwark/undici: fetch.close() was called while this request waited to be sent again (a retry backoff, a Retry-After or a bulkhead queue); it was not sent again';
 
+const LATE_MESSAGE = 'bulwark/undici: fetch.close() was called before this request; it was not sent';
+
 /*
  * Regressions: fetch.close() during a retry backoff resolved at once; the waiting request failed about 1 s later
  * with UND_ERR_DESTROYED, and its timer kept the process alive until then.
@@ -85,7 +87,7 @@ describe('createFetch: close() settles what waits to be sent', { timeout: 10_000
     expect(server.hits).toHaveLength(1);
   });
 
-  it('a request made while close() waits for another is refused at once by the dispatcher, never retried', async () => {
+  it('a request made while close() waits for another is refused at once, unsent, never retried', async () => {
     let answer: (() => void) | undefined;
     const server = resources.add(
       await startServer((req, res) => {
@@ -100,8 +102,8 @@ describe('createFetch: close() settles what waits to be sent', { timeout: 10_000
     const closing = fetch.close(); // waits for /hold
 
     const error = await rejectionOf(fetch(`${server.origin}/late`));
-    expect(error).toBeInstanceOf(TypeError);
-    expect((error as Error).cause).toMatchObject({ code: 'UND_ERR_CLOSED' });
+    expect(error).toBeInstanceOf(errors.ClientClosedError);
+    expect(error).toMatchObject({ code: 'UND_ERR_CLOSED', message: LATE_MESSAGE });
     expect(clock.pendingTimers).toBe(0);
     answer?.();
     expect(await (await held).text()).toBe('held');
@@ -109,13 +111,16 @@ describe('createFetch: close() settles what waits to be sent', { timeout: 10_000
     expect(server.hits.map((h) => h.url)).toEqual(['/hold']);
   });
 
-  it('after close() has resolved, a request is refused too (no timer)', async () => {
+  it('after close() has resolved, a request is refused too, even one given its own dispatcher (never sent without the policy)', async () => {
     const server = resources.add(await startServer((_req, res) => reply(res, 200, 'ok')));
     const clock = new FakeClock();
     const fetch = createFetch({ policy: retry({ clock, backoff: constant(100) }) });
     await fetch.close();
-    const error = await rejectionOf(fetch(server.origin));
-    expect((error as Error).cause).toMatchObject({ code: expect.stringMatching(/^UND_ERR_(CLOSED|DESTROYED)$/) });
+    const own = resources.add(new Agent());
+    for (const init of [undefined, { dispatcher: own }]) {
+      const error = await rejectionOf(fetch(server.origin, init));
+      expect(error).toMatchObject({ code: 'UND_ERR_CLOSED', message: LATE_MESSAGE });
+    }
     expect(clock.pendingTimers).toBe(0);
     expect(server.hits).toHaveLength(0);
   });
