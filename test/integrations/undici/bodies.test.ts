@@ -131,6 +131,22 @@ describe('undici interceptor: request bodies bulwark does not send are released'
     expect(server.hits.map((h) => h.body.toString())).toEqual(Array(50).fill(CONTENT));
   });
 
+  it('a factory alone (no body, as the docs show): each attempt sends the file again; nothing stays open', async () => {
+    const server = resources.add(
+      await startServer((_req, res, hit) => reply(res, hit.n === 1 ? 503 : 200, hit.body.toString())),
+    );
+    const agent = agentWith({ policy: retry({ backoff: constant(0) }) });
+    const res = await agent.request({
+      origin: server.origin,
+      path: '/upload',
+      method: 'PUT',
+      bulwark: { body: () => fileStream() },
+    });
+    expect([res.statusCode, await res.body.text()]).toEqual([200, CONTENT]);
+    expect(server.hits.map((h) => h.body.toString())).toEqual([CONTENT, CONTENT]);
+    await expectNoneOpen('factory alone');
+  });
+
   it('an open breaker: the stream body of the refused request is released (raw dispatch, no API to clean up)', async () => {
     const breaker = circuitBreaker();
     const release = breaker.isolate();
