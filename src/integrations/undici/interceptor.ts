@@ -116,7 +116,10 @@ export class HttpStatusError extends Error {
   readonly status: number;
   /** The response headers. */
   readonly headers: IncomingHttpHeaders;
-  /** The server's `Retry-After`, in ms, when it sent a usable one. */
+  /**
+   * The server's `Retry-After`, in ms, when it sent a usable one; `Infinity` when it was too large to represent
+   * (do not retry now). See {@link parseRetryAfter}.
+   */
   readonly retryAfterMs: number | undefined;
   /**
    * False when this request must not be retried: a non-idempotent method, a one-shot body, or a `Retry-After` too
