@@ -605,6 +605,9 @@ class HttpCall extends CancelScope {
       this.dispatching = true;
       try {
         this.dispatch(body === this.#opts.body ? this.#opts : { ...this.#opts, body }, attempt);
+      } catch (error) {
+        attempt.inFlight = false; // thrown, not reported: this attempt is not on the wire (the promise rejects)
+        throw error;
       } finally {
         this.dispatching = false;
       }

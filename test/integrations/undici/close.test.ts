@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Agent, errors } from 'undici';
+import { Agent, Dispatcher, errors } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bulkhead, constant, retry } from '../../../src/index.js';
 import { createFetch, interceptor } from '../../../src/integrations/undici/index.js';
@@ -44,6 +44,28 @@ describe('createFetch: close() settles what waits to be sent', { timeout: 10_000
     expect(error).toMatchObject({ code: 'UND_ERR_CLOSED', message: CLOSED_MESSAGE });
     expect(clock.pendingTimers).toBe(0);
     expect(server.hits).toHaveLength(1);
+  });
+
+  it('a request whose last attempt the dispatcher threw on (not on the wire) rejects at once too', async () => {
+    const clock = new FakeClock();
+    let thrown = 0;
+    // A dispatcher of its own whose dispatch throws (undici's own report errors to the handler instead).
+    class Throwing extends Dispatcher {
+      override dispatch(): boolean {
+        thrown++;
+        throw new Error('dispatcher bug');
+      }
+      override async close(): Promise<void> {}
+    }
+    const throwing = new Throwing();
+    const fetch = createFetch({ dispatcher: throwing, policy: retry({ clock, backoff: constant(10_000) }) });
+    const pending = rejectionOf(fetch('http://127.0.0.1:8089/'));
+    await waitFor(() => clock.pendingTimers === 1, 'the backoff timer');
+    const closing = fetch.close();
+    expect(await pending).toMatchObject({ code: 'UND_ERR_CLOSED', message: CLOSED_MESSAGE });
+    await closing;
+    expect(clock.pendingTimers).toBe(0);
+    expect(thrown).toBe(1);
   });
 
   it('a request queued in a bulkhead rejects at once too', async () => {
