@@ -229,6 +229,43 @@ describe('undici interceptor: request bodies bulwark does not send are released'
     await expectNoneOpen('timeouts');
   });
 
+  it('async-iterator bodies: an abandoned attempt’s iterator is returned (its finally runs), an unsent one too', async () => {
+    const server = resources.add(
+      await startServer(
+        () => {
+          // never answers
+        },
+        { readBody: false },
+      ),
+    );
+    const agent = agentWith({ policy: pipeline(retry({ maxAttempts: 2, backoff: constant(0) }), timeout(100)) });
+    const finished: number[] = [];
+    async function* endless(n: number): AsyncGenerator<Buffer> {
+      try {
+        for (;;) {
+          yield Buffer.from('partial'); // the upload never ends
+          await new Promise<void>((resolve) => setTimeout(resolve, 10));
+        }
+      } finally {
+        finished.push(n);
+      }
+    }
+    const original = endless(0);
+    const error = await rejectionOf(
+      dispatchOnce(agent, {
+        origin: server.origin,
+        path: '/',
+        method: 'PUT',
+        body: original,
+        bulwark: { body: (attempt) => endless(attempt) },
+      }).done,
+    );
+    expect(error).toBeInstanceOf(TimeoutError);
+    await waitFor(() => finished.length === 2, 'both attempt iterators returned');
+    expect(finished.sort()).toEqual([1, 2]); // the original never started: nothing to finish, but it is done
+    expect(await original.next()).toEqual({ done: true, value: undefined });
+  });
+
   it('a request the caller aborts as it starts never leaks its body', async () => {
     const server = resources.add(await startServer((_req, res) => reply(res, 200, 'ok')));
     const agent = agentWith({ policy: retry() });
