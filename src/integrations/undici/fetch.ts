@@ -1,11 +1,13 @@
-import { Agent, type Dispatcher, fetch as undiciFetch } from 'undici';
+import { Agent, type Dispatcher, errors, fetch as undiciFetch } from 'undici';
 import { isResilienceError } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
 import {
   type BulwarkRequestOptions,
+  checkNames,
+  createInterceptor,
   FETCH_EXTRA,
   type FetchExtra,
-  interceptor,
+  OPTION_NAMES,
   type ReplayableBody,
   type UndiciInterceptorOptions,
 } from './interceptor.js';
@@ -24,21 +26,16 @@ export interface BulwarkFetch {
   (input: Parameters<typeof undiciFetch>[0], init?: BulwarkRequestInit): ReturnType<typeof undiciFetch>;
   /** The composed dispatcher requests go through. */
   readonly dispatcher: Dispatcher;
-  /** Closes the dispatcher (the one it created, or the one you passed): call it at shutdown. */
+  /**
+   * Closes the dispatcher (the one it created, or the one you passed): call it at shutdown. A request waiting to
+   * retry (a backoff, a `Retry-After`) or queued in a bulkhead rejects at once with a `ClientClosedError` (code
+   * `UND_ERR_CLOSED`) saying so, and leaves no timer; an attempt in flight finishes and is not retried; a later
+   * request rejects at once with a `ClientClosedError` too, unsent. Resolves when the dispatcher has closed.
+   */
   close(): Promise<void>;
 }
 
-const FETCH_OPTION_NAMES = [
-  'dispatcher',
-  'policy',
-  'maxOrigins',
-  'methods',
-  'idempotencyKey',
-  'failureStatuses',
-  'failureCodes',
-  'maxRetryAfterMs',
-  'wallClock',
-] as const;
+const FETCH_OPTION_NAMES: readonly string[] = ['dispatcher', ...OPTION_NAMES];
 
 function replayable(body: unknown): ReplayableBody | undefined {
   if (typeof body === 'string' || body instanceof Uint8Array) return body;
@@ -63,7 +60,7 @@ function replayable(body: unknown): ReplayableBody | undefined {
  */
 export function createFetch(options: CreateFetchOptions): BulwarkFetch {
   const check = new Checker('createFetch');
-  if (check.object('', options, FETCH_OPTION_NAMES)) {
+  if (checkNames(check, options, FETCH_OPTION_NAMES)) {
     const d = options.dispatcher as unknown;
     if (d !== undefined && (typeof d !== 'object' || d === null || typeof (d as Dispatcher).compose !== 'function')) {
       check.fail('dispatcher', d, 'an undici Dispatcher (Agent, Pool, Client)');
@@ -72,11 +69,11 @@ export function createFetch(options: CreateFetchOptions): BulwarkFetch {
     check.fail('policy', undefined, 'a bulwark policy or a function of the origin returning one (required)');
   check.done();
   const { dispatcher, ...rest } = options;
-  const icpt = interceptor(rest); // validates the rest, before anything is created
+  const { interceptor: icpt, closer } = createInterceptor(rest, true); // validates the rest, before anything is created
   const base = dispatcher ?? new Agent();
   const composed = base.compose(icpt);
   const fetch = async (input: Parameters<typeof undiciFetch>[0], init?: BulwarkRequestInit) => {
-    const store: FetchExtra = { body: replayable(init?.body), request: init?.bulwark };
+    const store: FetchExtra = { body: replayable(init?.body), request: init?.bulwark, source: init?.body };
     const { bulwark: _omit, ...plain } = init ?? {};
     void _omit;
     try {
@@ -92,9 +89,28 @@ export function createFetch(options: CreateFetchOptions): BulwarkFetch {
       return await undiciFetch(input, { ...plain, dispatcher: carrier as unknown as Dispatcher });
     } catch (error) {
       const cause = (error as { cause?: unknown }).cause;
-      if (error instanceof TypeError && isResilienceError(cause)) throw cause;
+      if (
+        error instanceof TypeError &&
+        (isResilienceError(cause) || (cause !== undefined && closedErrors.has(cause)))
+      ) {
+        throw cause;
+      }
       throw error;
     }
   };
-  return Object.assign(fetch, { dispatcher: composed, close: () => base.close() });
+  const closedErrors = new Set<unknown>();
+  const close = (): Promise<void> => {
+    if (closedErrors.size === 0) {
+      const waiting = new errors.ClientClosedError(
+        'bulwark/undici: fetch.close() was called while this request waited to be sent again (a retry backoff, a Retry-After or a bulkhead queue); it was not sent again',
+      );
+      const later = new errors.ClientClosedError(
+        'bulwark/undici: fetch.close() was called before this request; it was not sent',
+      );
+      closedErrors.add(waiting).add(later);
+      closer.close(waiting, later);
+    }
+    return base.close();
+  };
+  return Object.assign(fetch, { dispatcher: composed, close });
 }

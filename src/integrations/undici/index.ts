@@ -7,7 +7,13 @@
  * ```
  * @module
  */
-export { FAILURE_CODES, FAILURE_STATUSES, IDEMPOTENT_METHODS, parseRetryAfter } from './classify.js';
+export {
+  FAILURE_CODES,
+  FAILURE_STATUSES,
+  IDEMPOTENT_METHODS,
+  MAX_RETRY_AFTER_HINT_MS,
+  parseRetryAfter,
+} from './classify.js';
 export { type BulwarkFetch, type BulwarkRequestInit, type CreateFetchOptions, createFetch } from './fetch.js';
 export {
   type BulwarkRequestOptions,

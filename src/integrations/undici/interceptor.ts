@@ -57,33 +57,47 @@ export interface UndiciInterceptorOptions {
   /** Methods retried without an Idempotency-Key. @defaultValue GET, HEAD, OPTIONS, PUT, DELETE, TRACE */
   methods?: readonly string[];
   /**
-   * Give every POST or PATCH without one an `Idempotency-Key` header (a random UUID, the same on every attempt of
-   * the request), which makes it retryable. @defaultValue false
+   * Generate an `Idempotency-Key` header (a random UUID, the same on every attempt of the request) for every POST
+   * or PATCH that has none, which makes it retryable. Only for servers that deduplicate requests by that header.
+   * Needs `honorIdempotencyKey` (the default). Formerly `idempotencyKey`. @defaultValue false
    */
-  idempotencyKey?: boolean;
+  generateIdempotencyKeys?: boolean;
+  /**
+   * Treat a request that carries an `Idempotency-Key` header (set by the caller, or generated) as retryable, whatever
+   * its method. `false`: only `methods` and `retryNonIdempotent` make a request retryable, for servers that ignore
+   * the header. @defaultValue true
+   */
+  honorIdempotencyKey?: boolean;
   /** Response statuses that are failures. @defaultValue 408, 429, 500, 502, 503, 504 */
   failureStatuses?: readonly number[];
   /** Error codes that are failures (network errors). Other errors pass through as they are. @defaultValue see docs */
   failureCodes?: readonly string[];
-  /**
-   * The longest `Retry-After` bulwark waits for, in ms. A response asking for longer is returned to the caller at
-   * once instead. @defaultValue 60_000
-   */
-  maxRetryAfterMs?: number;
   /** Wall-clock ms, to read `Retry-After` dates. @defaultValue `Date.now` */
   wallClock?: () => number;
 }
 
-const OPTION_NAMES = [
+/** @internal The interceptor's option names (createFetch adds `dispatcher`). */
+export const OPTION_NAMES: readonly string[] = [
   'policy',
   'maxOrigins',
   'methods',
-  'idempotencyKey',
+  'generateIdempotencyKeys',
+  'honorIdempotencyKey',
   'failureStatuses',
   'failureCodes',
-  'maxRetryAfterMs',
   'wallClock',
-] as const;
+];
+
+/**
+ * @internal Options that were renamed or removed: each is refused with what to use instead, never ignored.
+ * Keyed by the old name; the text completes "expected ...".
+ */
+export const RETIRED_OPTIONS: Readonly<Record<string, string>> = {
+  idempotencyKey:
+    "generateIdempotencyKeys instead (renamed: it generates a key for every POST and PATCH without one; honorIdempotencyKey turns off honouring a caller's key)",
+  maxRetryAfterMs:
+    'maxRetryAfterMs on the retry policy instead (retry({ maxRetryAfterMs })): it is the one limit on Retry-After; a longer one makes retry give up at once and the caller gets that response',
+};
 
 const HTTP_STATUS_BRAND = Symbol.for('bulwark.http-status-error');
 
@@ -102,9 +116,15 @@ export class HttpStatusError extends Error {
   readonly status: number;
   /** The response headers. */
   readonly headers: IncomingHttpHeaders;
-  /** The server's `Retry-After`, in ms, when it sent a usable one. */
+  /**
+   * The server's `Retry-After`, in ms, when it sent a usable one; `Infinity` when it was too large to represent
+   * (do not retry now). See {@link parseRetryAfter}.
+   */
   readonly retryAfterMs: number | undefined;
-  /** False when this request must not be retried (non-idempotent method, one-shot body, Retry-After too long). */
+  /**
+   * False when this request must not be retried: a non-idempotent method, a one-shot body, or a `Retry-After` too
+   * large to represent (`retryAfterMs` is then `Infinity`: do not retry now).
+   */
   readonly retryable: boolean;
   /** @internal The attempt whose response this is. */
   readonly _attempt: unknown;
@@ -153,17 +173,66 @@ export const FETCH_EXTRA: unique symbol = Symbol('bulwark.fetch');
 export interface FetchExtra {
   body: ReplayableBody | undefined;
   request: BulwarkRequestOptions | undefined;
+  /** The caller's own `init.body`, released when the request never sends it. */
+  source: unknown;
+}
+
+/**
+ * Releases a request body that will not be sent (or no longer): destroys a Node stream, cancels an unlocked web
+ * stream, returns an iterator, so a file stream nobody reads does not keep its descriptor open. Never throws.
+ */
+function release(body: unknown): void {
+  if (typeof body !== 'object' || body === null) return;
+  const b = body as {
+    destroy?: unknown;
+    destroyed?: unknown;
+    cancel?: unknown;
+    getReader?: unknown;
+    locked?: unknown;
+    next?: unknown;
+    return?: unknown;
+  };
+  try {
+    let pending: unknown;
+    if (typeof b.destroy === 'function') {
+      if (b.destroyed !== true) b.destroy();
+    } else if (typeof b.cancel === 'function' && typeof b.getReader === 'function') {
+      if (b.locked !== true) pending = b.cancel();
+    } else if (typeof b.return === 'function' && typeof b.next === 'function') {
+      pending = b.return();
+    }
+    if (typeof (pending as PromiseLike<unknown> | undefined)?.then === 'function') {
+      (pending as PromiseLike<unknown>).then(undefined, () => {});
+    }
+  } catch {
+    // A body that fails to release has nothing more we can do for it.
+  }
 }
 
 interface Config {
   readonly policyOf: (origin: string | URL | undefined) => Policy;
   readonly methods: ReadonlySet<string>;
-  readonly idempotencyKey: boolean;
+  readonly generateIdempotencyKeys: boolean;
+  readonly honorIdempotencyKey: boolean;
   readonly failureStatuses: ReadonlySet<number>;
   readonly failureCodes: ReadonlySet<string>;
-  readonly maxRetryAfterMs: number;
   readonly wallClock: () => number;
+  /** The calls the policy has not decided yet, tracked only for a closer (createFetch's `close()`). */
+  readonly live: Set<HttpCall> | undefined;
 }
+
+/** @internal Closes what an interceptor made by {@link createInterceptor} still waits on. */
+export interface InterceptorCloser {
+  /**
+   * A call waiting to retry, or queued, rejects at once with `waiting`; an attempt in flight finishes and its
+   * outcome is final (no further attempt); from now on every request is refused at once with `later`, unsent (a
+   * request given its own dispatcher too: it is never sent without the policy).
+   */
+  close(waiting: Error, later: Error): void;
+}
+
+/** Errors undici's dispatcher raises, synchronously, when it is closed or destroyed: no attempt on it can succeed. */
+const CLOSED_CODES: ReadonlySet<string> = new Set(['UND_ERR_CLOSED', 'UND_ERR_DESTROYED']);
 
 /** The controller handed to the caller's handler: stable across attempts, forwarding to the delivered one. */
 class ProxyController implements Dispatcher.DispatchController {
@@ -205,6 +274,10 @@ const HOLD_LIMIT = 1 << 20;
 /** One attempt: one dispatch, its response held until the policy decides, then forwarded or discarded. */
 class Attempt implements Dispatcher.DispatchHandler, AbortListener {
   controller: Dispatcher.DispatchController | undefined;
+  /** The body this attempt sends. */
+  body: unknown = undefined;
+  /** True until its response headers or its error arrived: the attempt is on the wire. */
+  inFlight = true;
   status = 0;
   headers: IncomingHttpHeaders = {};
   statusMessage: string | undefined;
@@ -267,6 +340,7 @@ class Attempt implements Dispatcher.DispatchHandler, AbortListener {
     statusMessage?: string,
   ): void {
     if (status < 200) return; // 1xx: informational, not the response
+    this.inFlight = false;
     this.status = status;
     this.headers = headers;
     this.statusMessage = statusMessage;
@@ -278,9 +352,12 @@ class Attempt implements Dispatcher.DispatchHandler, AbortListener {
     }
     // The body is kept in memory while the policy decides (error bodies are small), so the connection goes back
     // to the pool when it ends even if a retry waits out a long backoff; past HOLD_LIMIT the socket is paused.
+    // The limit on a Retry-After is the retry's own `maxRetryAfterMs` (one source of truth): a longer hint makes it
+    // give up at once, and the caller gets this response. Infinity (a value too large to represent) means "do not
+    // retry now" to any policy, one that only reads `retryable` included.
     const retryAfter = parseRetryAfter(headers['retry-after'], cfg.wallClock());
-    const tooLong = retryAfter !== undefined && retryAfter > cfg.maxRetryAfterMs;
-    this.#reject(new HttpStatusError(status, headers, retryAfter, this.#call.retryable && !tooLong, this));
+    const stop = retryAfter === Number.POSITIVE_INFINITY;
+    this.#reject(new HttpStatusError(status, headers, retryAfter, this.#call.retryable && !stop, this));
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -312,9 +389,14 @@ class Attempt implements Dispatcher.DispatchHandler, AbortListener {
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.#unsubscribe();
     if (this.#mode === 'waiting') {
+      this.inFlight = false;
       const code = (error as { code?: unknown }).code;
       if (typeof code === 'string' && this.#call.cfg.failureCodes.has(code)) {
-        if (!this.#call.retryable) Object.defineProperty(error, 'retryable', { value: false, configurable: true });
+        // A dispatcher that refused the attempt at once because it is closed would refuse every retry too.
+        const closed = this.#call.dispatching && CLOSED_CODES.has(code);
+        if (!this.#call.retryable || closed) {
+          Object.defineProperty(error, 'retryable', { value: false, configurable: true });
+        }
         this.#reject(error);
       } else if (this.#ctx._aborted && error === this.#ctx._reason) {
         this.#reject(error); // our own abort (a timeout, the caller): the policy knows what it means
@@ -375,6 +457,15 @@ class HttpCall extends CancelScope {
   readonly #opts: Dispatcher.DispatchOptions;
   readonly #replay: ReplayableBody | undefined;
   readonly #bodyFactory: BulwarkRequestOptions['body'];
+  /** fetch's `init.body` (what `opts.body` streams), released if never sent. */
+  readonly #source: unknown;
+  /** Every body handed to an attempt, released at the end unless it is the delivered attempt's. */
+  #sent: unknown[] | undefined;
+  #released = false;
+  /** True while an attempt is being handed to the dispatcher (an error now is the dispatcher refusing it). */
+  dispatching = false;
+  /** Where the call's properties live: bulwark's root context, or the context a foreign policy passed. */
+  #propsOf: { readonly properties: Context['properties'] } | undefined;
 
   readonly cfg: Config;
   readonly dispatch: Dispatcher['dispatch'];
@@ -387,18 +478,23 @@ class HttpCall extends CancelScope {
     handler: Dispatcher.DispatchHandler,
     request: BulwarkRequestOptions | undefined,
     fetchBody: ReplayableBody | undefined,
+    fetchSource: unknown,
   ) {
     super();
+    this.#source = fetchSource;
     this.cfg = cfg;
     this.dispatch = dispatch;
     this.handler = handler;
     this.proxy = new ProxyController(this);
     const method = opts.method.toUpperCase();
     let headers = opts.headers as Parameters<typeof getHeader>[0];
-    let keyed = getHeader(headers, IDEMPOTENCY_KEY) !== undefined;
-    if (!keyed && cfg.idempotencyKey && (method === 'POST' || method === 'PATCH')) {
+    const key: unknown = getHeader(headers, IDEMPOTENCY_KEY); // a caller's object headers may hold null
+    const hasKey = key != null;
+    // Only a key with a value makes a request retryable: an empty (or blank, or null) header deduplicates nothing.
+    let keyed = hasKey && cfg.honorIdempotencyKey && String(key).trim() !== '';
+    if (!hasKey && cfg.generateIdempotencyKeys && (method === 'POST' || method === 'PATCH')) {
       headers = withHeader(headers, IDEMPOTENCY_KEY, randomUUID());
-      keyed = true;
+      keyed = true; // generateIdempotencyKeys requires honorIdempotencyKey
     }
     this.#bodyFactory = request?.body;
     const body = opts.body;
@@ -415,13 +511,17 @@ class HttpCall extends CancelScope {
     // The caller's handler gets the stable controller now, so its abort reaches a backoff or a queued call too.
     this.handler.onRequestStart?.(this.proxy, {});
     if (this.proxy.aborted) {
+      this.#releaseUnsent();
       this.finish(() => this.handler.onResponseError?.(this.proxy, this.proxy.reason as Error));
       return;
     }
+    this.cfg.live?.add(this);
     const op = (ctx: Context) => this.#attempt(ctx);
     let result: Promise<Passed>;
     if (policy instanceof PolicyBase) {
-      result = policy._execute(new ExecutionContext(undefined, operation, undefined, 1, this), op);
+      const root = new ExecutionContext(undefined, operation, undefined, 1, this);
+      this.#propsOf = root;
+      result = policy._execute(root, op);
     } else {
       // A policy from elsewhere only has the public API: give it a signal.
       const ac = new AbortController();
@@ -434,10 +534,28 @@ class HttpCall extends CancelScope {
     );
   }
 
+  /** Ends the call at once with `reason`, unsent (its body released): the interceptor was closed. */
+  refuse(reason: Error): void {
+    this.handler.onRequestStart?.(this.proxy, {});
+    this.#releaseUnsent();
+    this.finish(() => this.handler.onResponseError?.(this.proxy, this.proxy.reason ?? reason));
+  }
+
   /** The caller aborted (through the proxy controller): cancel everything of this call. */
   cancel(reason: Error): void {
     if (!this.aborted) this.abort(reason);
     this.delivered?.abort(reason);
+  }
+
+  /**
+   * The dispatcher is closing: an attempt in flight finishes and its outcome is final (retry gives up after it);
+   * a call with none in flight (waiting out a backoff or a Retry-After, queued in a bulkhead) rejects at once with
+   * `reason`, clearing its timer.
+   */
+  close(reason: Error): void {
+    if (this.#done || this.delivered !== undefined) return;
+    this.#propsOf?.properties.set(RETRYABLE, false);
+    if (this.#current?.inFlight !== true) this.cancel(reason);
   }
 
   /** A root scope has no parent to hear from. */
@@ -457,7 +575,8 @@ class HttpCall extends CancelScope {
    * attempt then runs on an internal view of this call, and an abort of `given.signal` aborts it.
    */
   #attempt(given: Context): Promise<Passed> {
-    this.#current?.discard();
+    const previous = this.#current;
+    previous?.discard();
     let ctx: ExecutionContext;
     if (given instanceof ExecutionContext) ctx = given;
     else {
@@ -465,6 +584,7 @@ class HttpCall extends CancelScope {
       const signal = given.signal;
       if (signal.aborted) return Promise.reject(signal.reason);
       signal.addEventListener('abort', () => this.#current?.abort(signal.reason as Error), { once: true });
+      this.#propsOf = given;
     }
     if (ctx._aborted) return Promise.reject(ctx._reason);
     // A request that must not be sent twice: once an attempt is sent, whatever fails (a timeout too) is final.
@@ -472,15 +592,30 @@ class HttpCall extends CancelScope {
     // a full bulkhead) sent nothing.
     if (!this.retryable) given.properties.set(RETRYABLE, false);
     return new Promise<Passed>((resolve, reject) => {
+      // The body first: a factory that throws rejects this attempt before it exists (no attempt left "in flight").
+      const body = this.#bodyFor(ctx.attempt);
       const attempt = new Attempt(this, ctx, resolve, reject);
       this.#current = attempt;
-      const body = this.#bodyFor(ctx.attempt);
+      attempt.body = body;
+      // Only what could need releasing is kept (not a Buffer: the common replayed body costs nothing here).
+      if (typeof body === 'object' && body !== null && !(body instanceof Uint8Array)) (this.#sent ??= []).push(body);
+      // The abandoned attempt's body (a factory's stream) will never be read again: release it now, not at the end.
+      if (previous !== undefined && previous.body !== body) release(previous.body);
       // The options are copied only when the body differs: most attempts send the caller's options as they are.
-      this.dispatch(body === this.#opts.body ? this.#opts : { ...this.#opts, body }, attempt);
+      this.dispatching = true;
+      try {
+        this.dispatch(body === this.#opts.body ? this.#opts : { ...this.#opts, body }, attempt);
+      } catch (error) {
+        attempt.inFlight = false; // thrown, not reported: this attempt is not on the wire (the promise rejects)
+        throw error;
+      } finally {
+        this.dispatching = false;
+      }
     });
   }
 
   #settle(outcome: unknown, failed = false): void {
+    this.cfg.live?.delete(this);
     if (this.#done) return;
     let value = outcome;
     if (failed && isRetryExhaustedError(value) && value.cause instanceof HttpStatusError) value = value.cause;
@@ -491,8 +626,9 @@ class HttpCall extends CancelScope {
           ? value._attempt
           : undefined;
     if (this.#current !== attempt) this.#current?.discard();
+    if (attempt !== undefined) this.delivered = attempt;
+    this.#releaseUnsent();
     if (attempt !== undefined) {
-      this.delivered = attempt;
       try {
         attempt.deliver();
       } catch (error) {
@@ -510,6 +646,23 @@ class HttpCall extends CancelScope {
       );
     }
     this.finish(() => this.handler.onResponseError?.(this.proxy, error as Error));
+  }
+
+  /**
+   * Once the policy has decided: releases every body that is not being sent, that is all of them but the delivered
+   * attempt's: the caller's own body when a factory or a replay replaced it, the bodies of abandoned attempts, and
+   * the unsent body of a call the policy refused (open breaker, full bulkhead) or the caller aborted.
+   */
+  #releaseUnsent(): void {
+    if (this.#released) return;
+    this.#released = true;
+    const kept = this.delivered?.body;
+    const original = this.#opts.body;
+    if (this.#sent !== undefined) for (const body of this.#sent) if (body !== kept) release(body);
+    if (original !== kept) {
+      release(original);
+      release(this.#source);
+    }
   }
 
   /** Ends the call once: the terminal callback of the caller's handler. */
@@ -545,8 +698,19 @@ class HttpCall extends CancelScope {
  * ```
  */
 export function interceptor(options: UndiciInterceptorOptions): Dispatcher.DispatcherComposeInterceptor {
+  return createInterceptor(options, false).interceptor;
+}
+
+/**
+ * @internal {@link interceptor}, and with `closable` a closer that settles the calls it still waits on (createFetch's
+ * `close()`). Tracking costs a Set entry per call, so the public interceptor does without.
+ */
+export function createInterceptor(
+  options: UndiciInterceptorOptions,
+  closable: boolean,
+): { interceptor: Dispatcher.DispatcherComposeInterceptor; closer: InterceptorCloser } {
   const check = new Checker('undici interceptor');
-  if (check.object('', options, OPTION_NAMES)) {
+  if (checkNames(check, options)) {
     const p = options.policy as unknown;
     if (
       typeof p !== 'function' &&
@@ -561,8 +725,16 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
     ) {
       check.fail('methods', options.methods, 'an array of HTTP method names');
     }
-    if (options.idempotencyKey !== undefined && typeof options.idempotencyKey !== 'boolean') {
-      check.fail('idempotencyKey', options.idempotencyKey, 'a boolean');
+    for (const name of ['generateIdempotencyKeys', 'honorIdempotencyKey'] as const) {
+      if (options[name] !== undefined && typeof options[name] !== 'boolean')
+        check.fail(name, options[name], 'a boolean');
+    }
+    if (options.generateIdempotencyKeys === true && options.honorIdempotencyKey === false) {
+      check.fail(
+        'honorIdempotencyKey',
+        false,
+        'true (or unset) with generateIdempotencyKeys: true: a generated key is only worth sending if it makes the request retryable',
+      );
     }
     if (
       options.failureStatuses !== undefined &&
@@ -579,7 +751,6 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
     ) {
       check.fail('failureCodes', options.failureCodes, 'an array of error codes');
     }
-    check.number('maxRetryAfterMs', options.maxRetryAfterMs, { min: 0, infinity: true });
     check.fn('wallClock', options.wallClock);
   } else if (options === undefined) {
     check.fail('policy', undefined, 'a bulwark policy or a function of the origin returning one (required)');
@@ -589,14 +760,25 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
   const cfg: Config = {
     policyOf: perOrigin(options.policy, options.maxOrigins ?? 256),
     methods: new Set((options.methods ?? IDEMPOTENT_METHODS).map((m) => m.toUpperCase())),
-    idempotencyKey: options.idempotencyKey ?? false,
+    generateIdempotencyKeys: options.generateIdempotencyKeys ?? false,
+    honorIdempotencyKey: options.honorIdempotencyKey ?? true,
     failureStatuses: new Set(options.failureStatuses ?? FAILURE_STATUSES),
     failureCodes: new Set(options.failureCodes ?? FAILURE_CODES),
-    maxRetryAfterMs: options.maxRetryAfterMs ?? 60_000,
     wallClock: options.wallClock ?? wallClockNow,
+    live: closable ? new Set() : undefined,
+  };
+  let refusal: Error | undefined;
+  const closer: InterceptorCloser = {
+    close(waiting, later) {
+      refusal = later;
+      if (cfg.live === undefined) return;
+      const calls = [...cfg.live];
+      cfg.live.clear();
+      for (const call of calls) call.close(waiting);
+    },
   };
 
-  return (dispatch) =>
+  const make: Dispatcher.DispatcherComposeInterceptor = (dispatch) =>
     function bulwarkInterceptor(opts, handler) {
       const fromFetch = (opts as { [FETCH_EXTRA]?: FetchExtra })[FETCH_EXTRA];
       const request = opts.bulwark ?? fromFetch?.request;
@@ -611,10 +793,33 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
       const policy = request?.policy === false || tunnel ? undefined : (request?.policy ?? cfg.policyOf(opts.origin));
       if (policy === undefined) return dispatch(rest, handler);
       const body = rest.body != null ? fromFetch?.body : undefined;
-      const call = new HttpCall(cfg, dispatch, rest, handler, request, body);
-      call.start(policy, request?.operation ?? rest.method.toUpperCase());
+      const call = new HttpCall(cfg, dispatch, rest, handler, request, body, fromFetch?.source);
+      // Once closed, a request is refused at once, unsent: no policy, so no retry of a refusal and no timer.
+      if (refusal !== undefined) call.refuse(refusal);
+      else call.start(policy, request?.operation ?? rest.method.toUpperCase());
       return true;
     };
+  return { interceptor: make, closer };
+}
+
+/**
+ * @internal Checks that `options` is an object of known names; a renamed or removed option is reported with what to
+ * use instead (never silently ignored). Returns whether `options` is an object.
+ */
+export function checkNames(
+  check: Checker,
+  options: unknown,
+  allowed: readonly string[] = OPTION_NAMES,
+): options is Record<string, unknown> {
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    return check.object('', options, allowed);
+  const rest: Record<string, unknown> = {};
+  for (const key of Object.keys(options)) {
+    const value = (options as Record<string, unknown>)[key];
+    if (Object.hasOwn(RETIRED_OPTIONS, key)) check.fail(key, value, RETIRED_OPTIONS[key] as string);
+    else Object.defineProperty(rest, key, { value, enumerable: true });
+  }
+  return check.object('', rest, allowed);
 }
 
 /** The origin as a key: a URL and its string form give the same key (`URL.origin` has no trailing slash). */

@@ -33,7 +33,41 @@ describe('parseRetryAfter', () => {
 
   it('the obsolete RFC 850 and asctime date forms are read too', () => {
     expect(parseRetryAfter('Saturday, 15-Jun-30 10:30:10 GMT', NOW)).toBe(10_000);
-    expect(parseRetryAfter('Sat Jun 15 10:30:20 2030', NOW - new Date(NOW).getTimezoneOffset() * 60_000)).toBe(20_000);
+    expect(parseRetryAfter('Sat Jun 15 10:30:20 2030', NOW)).toBe(20_000); // asctime is UTC too, not local time
+    expect(parseRetryAfter('Sat Jun  1 00:00:00 2030', Date.UTC(2030, 5, 1) - 1_000)).toBe(1_000);
+  });
+
+  it('an RFC 850 two-digit year is read within 50 years of the wall clock (RFC 9110 5.6.7)', () => {
+    const now = Date.UTC(2030, 0, 1);
+    expect(parseRetryAfter('Friday, 01-Jan-80 00:00:00 GMT', now)).toBe(Date.UTC(2080, 0, 1) - now);
+    expect(parseRetryAfter('Monday, 01-Jan-81 00:00:00 GMT', now)).toBeUndefined(); // 1981: in the past
+  });
+
+  // Regression: Date.parse read these as dates (2 Feb 2030, 1 May 2030), so a 503 waited until then.
+  it.each([
+    '2.5.2030',
+    'May 2030',
+    '2030-06-16',
+    '2030-06-16T10:00:00Z',
+    'Sun, 16 Jun 2030 10:00:00 +0000',
+    'Sun, 16 Jun 2030 10:00:00 UTC',
+    'sun, 16 jun 2030 10:00:00 gmt',
+    'Sun, 16 Jun 2030 10:00 GMT',
+    'Sun,  16 Jun 2030 10:00:00 GMT',
+    'Sun, 31 Jun 2030 10:00:00 GMT',
+    'Sun Jun 16 10:00:00 2030 GMT',
+    'Sun Jun 6 10:00:00 2030',
+    '\u00a0120',
+    '\uff11\uff12',
+  ])('%j is not an HTTP-date nor delay-seconds: no hint (the backoff decides)', (value) => {
+    expect(parseRetryAfter(value, NOW)).toBeUndefined();
+  });
+
+  // Regression: 400 digits parsed to Infinity and then gave no hint, so the request was retried on the backoff.
+  it('delay-seconds too large to represent (400 digits) is Infinity: do not retry now', () => {
+    expect(parseRetryAfter('9'.repeat(400), NOW)).toBe(Number.POSITIVE_INFINITY);
+    expect(parseRetryAfter(String(Number.MAX_SAFE_INTEGER), NOW)).toBe(Number.POSITIVE_INFINITY);
+    expect(parseRetryAfter('9007199254740', NOW)).toBe(9_007_199_254_740_000);
   });
 
   it('a date now or in the past is undefined (the backoff decides)', () => {
@@ -46,9 +80,11 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter(value, NOW)).toBeUndefined();
   });
 
-  it('absent is undefined; of several values the first counts', () => {
+  it('absent is undefined; of several values the longest usable one counts (a repeat can only delay)', () => {
     expect(parseRetryAfter(undefined, NOW)).toBeUndefined();
-    expect(parseRetryAfter(['4', '9'], NOW)).toBe(4_000);
+    expect(parseRetryAfter(['4', '9'], NOW)).toBe(9_000);
+    expect(parseRetryAfter(['9', 'soon', '4'], NOW)).toBe(9_000);
+    expect(parseRetryAfter(['soon', '1'.repeat(400)], NOW)).toBe(Number.POSITIVE_INFINITY);
     expect(parseRetryAfter([], NOW)).toBeUndefined();
   });
 });

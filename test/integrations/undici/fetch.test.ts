@@ -94,7 +94,7 @@ describe('createFetch', { timeout: 5_000 }, () => {
     const server = await sequence([503, 500, 200]);
     const clock = new FakeClock();
     const { policy } = recordedRetry(clock, 100);
-    const fetch = fetchWith({ policy, idempotencyKey: true });
+    const fetch = fetchWith({ policy, generateIdempotencyKeys: true });
     const body = `{"items":[${'1,'.repeat(5_000)}2],"note":"ünïcødé"}`;
 
     const pending = fetch(`${server.origin}/orders`, {
@@ -126,7 +126,7 @@ describe('createFetch', { timeout: 5_000 }, () => {
     );
     const clock = new FakeClock();
     const { policy } = recordedRetry(clock, 100);
-    const fetch = fetchWith({ policy, idempotencyKey: true });
+    const fetch = fetchWith({ policy, generateIdempotencyKeys: true });
 
     const pending = Promise.all(
       [0, 1, 2, 3, 4].map(async (i) => {
@@ -342,6 +342,15 @@ describe('createFetch', { timeout: 5_000 }, () => {
     expect(() => createFetch({ dispatcher } as never)).toThrow(InvalidOptionsError);
     expect(() => createFetch({ dispatcher } as never)).toThrow(
       'undici interceptor: invalid options\n  - policy: expected a bulwark policy or a function of the origin returning one (required), got undefined',
+    );
+  });
+
+  it('refuses the renamed and removed options, naming what to use instead', () => {
+    const dispatcher = resources.add(new Agent());
+    expect(() =>
+      createFetch({ dispatcher, policy: retry(), idempotencyKey: true, maxRetryAfterMs: 5 } as never),
+    ).toThrow(
+      /^createFetch: invalid options\n {2}- idempotencyKey: expected generateIdempotencyKeys instead .*\n {2}- maxRetryAfterMs: expected maxRetryAfterMs on the retry policy instead \(retry\(\{ maxRetryAfterMs \}\)\).*, got 5$/,
     );
   });
 });

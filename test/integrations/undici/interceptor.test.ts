@@ -126,11 +126,11 @@ describe('undici interceptor', { timeout: 5_000 }, () => {
       expect(headers).toEqual({ 'Idempotency-Key': 'order-42', 'content-type': 'text/plain' });
     });
 
-    it('idempotencyKey: true gives each POST one key, reused across its attempts, different between requests', async () => {
+    it('generateIdempotencyKeys: true gives each POST one key, reused across its attempts, different between requests', async () => {
       const server = await sequence([503, 200, 503, 200]);
       const clock = new FakeClock();
       const { policy } = recordedRetry(clock, 100);
-      const agent = agentWith({ policy, idempotencyKey: true });
+      const agent = agentWith({ policy, generateIdempotencyKeys: true });
       const headers = { 'x-tenant': 't1' };
 
       const first = agent.request({ origin: server.origin, path: '/', method: 'POST', headers, body: 'one' });
@@ -154,11 +154,11 @@ describe('undici interceptor', { timeout: 5_000 }, () => {
       expect(headers).toEqual({ 'x-tenant': 't1' });
     });
 
-    it('idempotencyKey: true keeps a key the caller set (flat array headers too)', async () => {
+    it('generateIdempotencyKeys: true keeps a key the caller set (flat array headers too)', async () => {
       const server = await sequence([503, 200]);
       const clock = new FakeClock();
       const { policy } = recordedRetry(clock, 100);
-      const agent = agentWith({ policy, idempotencyKey: true });
+      const agent = agentWith({ policy, generateIdempotencyKeys: true });
 
       const pending = agent.request({
         origin: server.origin,
@@ -173,7 +173,7 @@ describe('undici interceptor', { timeout: 5_000 }, () => {
       expect(server.hits.map((h) => h.headers['x-a'])).toEqual(['1', '1']);
     });
 
-    it('PATCH: not retried without a key, retried with the same generated key under idempotencyKey: true', async () => {
+    it('PATCH: not retried without a key, retried with the same generated key under generateIdempotencyKeys: true', async () => {
       const plain = await sequence([503, 200]);
       const clock = new FakeClock();
       const { policy } = recordedRetry(clock, 100);
@@ -184,7 +184,7 @@ describe('undici interceptor', { timeout: 5_000 }, () => {
       expect(plain.hits).toHaveLength(1);
 
       const keyed = await sequence([503, 503, 200]);
-      const keyedAgent = agentWith({ policy, idempotencyKey: true });
+      const keyedAgent = agentWith({ policy, generateIdempotencyKeys: true });
       const pending = keyedAgent.request({ origin: keyed.origin, path: '/', method: 'PATCH', body: 'p' });
       await advanceUntil(clock, 100, () => keyed.hits.length === 3, '3 hits');
       const ok = await pending;
@@ -194,6 +194,64 @@ describe('undici interceptor', { timeout: 5_000 }, () => {
       expect(keys[0]).toMatch(/^[0-9a-f-]{36}$/);
       expect(keys).toEqual([keys[0], keys[0], keys[0]]);
       expect(keyed.hits.map((h) => h.method)).toEqual(['PATCH', 'PATCH', 'PATCH']);
+    });
+
+    // Regression: honouring a caller's Idempotency-Key was always on; a server that ignores the header got retries.
+    it("honorIdempotencyKey: false: a caller's Idempotency-Key no longer makes a POST retryable", async () => {
+      const server = await sequence([503, 503, 200]);
+      const clock = new FakeClock();
+      const { policy } = recordedRetry(clock, 100);
+      const agent = agentWith({ policy, honorIdempotencyKey: false });
+      const headers = { 'idempotency-key': 'order-7' };
+
+      const post = await agent.request({ origin: server.origin, path: '/', method: 'POST', headers, body: 'b' });
+      expect([post.statusCode, await post.body.text()]).toEqual([503, '503 #1 b']);
+      expect(server.hits).toHaveLength(1);
+      expect(server.hits[0]?.headers['idempotency-key']).toBe('order-7'); // still sent, only not relied on
+      expect(clock.pendingTimers).toBe(0);
+
+      // An idempotent method is still retried; so is a POST the caller marks with retryNonIdempotent.
+      const pending = agent.request({
+        origin: server.origin,
+        path: '/',
+        method: 'POST',
+        headers,
+        body: 'c',
+        bulwark: { retryNonIdempotent: true },
+      });
+      await advanceUntil(clock, 100, () => server.hits.length === 3, '3 hits');
+      expect((await pending).statusCode).toBe(200);
+    });
+
+    // Regression: any Idempotency-Key header, an empty one included, made a POST retryable.
+    it.each([
+      ['an empty', { 'idempotency-key': '' }],
+      ['a blank', ['Idempotency-Key', '  ']],
+    ])('%s Idempotency-Key does not make a POST retryable (and is not replaced)', async (_name, headers) => {
+      const server = await sequence([503, 200]);
+      const clock = new FakeClock();
+      const { policy } = recordedRetry(clock, 100);
+      const agent = agentWith({ policy, generateIdempotencyKeys: true });
+      const res = await agent.request({
+        origin: server.origin,
+        path: '/',
+        method: 'POST',
+        headers: headers as never,
+        body: 'b',
+      });
+      expect([res.statusCode, await res.body.text()]).toEqual([503, '503 #1 b']);
+      expect(server.hits).toHaveLength(1);
+      expect(clock.pendingTimers).toBe(0);
+    });
+
+    it('the old idempotencyKey option is refused, naming generateIdempotencyKeys; a contradiction is refused', () => {
+      expect(() => interceptor({ policy: retry(), idempotencyKey: true } as never)).toThrow(
+        /^undici interceptor: invalid options\n {2}- idempotencyKey: expected generateIdempotencyKeys instead \(renamed: it generates a key for every POST and PATCH without one; honorIdempotencyKey turns off honouring a caller's key\), got true$/,
+      );
+      expect(() => interceptor({ policy: retry(), idempotencyKey: false } as never)).toThrow(/generateIdempotencyKeys/);
+      expect(() => interceptor({ policy: retry(), generateIdempotencyKeys: true, honorIdempotencyKey: false })).toThrow(
+        /- honorIdempotencyKey: expected true \(or unset\) with generateIdempotencyKeys: true: a generated key is only worth sending if it makes the request retryable, got false/,
+      );
     });
 
     it('bulwark: { retryNonIdempotent: true } retries a POST without adding a key', async () => {
@@ -289,28 +347,93 @@ describe('undici interceptor', { timeout: 5_000 }, () => {
     });
 
     it.each([
-      [503, '5'],
-      [429, '61'],
-    ])('over maxRetryAfterMs: the %i response is returned at once (1 hit)', async (status, value) => {
+      [503, '5', 4_999],
+      [429, '61', undefined],
+    ])("over the retry's maxRetryAfterMs: the %i response is returned at once (1 hit)", async (status, value, max) => {
       const server = await sequence([status, 200], () => ({ 'retry-after': value }));
       const clock = new FakeClock();
-      const { policy, events } = recordedRetry(clock, 100);
-      const agent = agentWith({ policy, ...(status === 503 ? { maxRetryAfterMs: 4_999 } : {}) });
+      const policy = retry({ clock, backoff: constant(100), ...(max === undefined ? {} : { maxRetryAfterMs: max }) });
+      const events: string[] = [];
+      policy.on('retry.attempt', (e) => events.push(`attempt ${e.delayMs}`));
+      policy.on('retry.exhausted', (e) => events.push(`exhausted ${e.reason}`));
+      const agent = agentWith({ policy });
 
       const res = await agent.request({ origin: server.origin, path: '/', method: 'GET' });
       expect(res.statusCode).toBe(status);
       expect(res.headers['retry-after']).toBe(value);
       expect(await res.body.text()).toBe(`${status} #1 `);
       expect(server.hits).toHaveLength(1);
-      expect(events).toEqual([]);
+      expect(events).toEqual(['exhausted stopped']);
       expect(clock.pendingTimers).toBe(0);
     });
 
-    it('exactly maxRetryAfterMs is still waited for', async () => {
+    // Regression: the interceptor had a maxRetryAfterMs of its own (60 s); raising only the retry's had no effect.
+    it("the retry's maxRetryAfterMs is the one limit: raising it lets a 90 s Retry-After be waited for", async () => {
+      const server = await sequence([503, 200], (hit) => (hit.n === 1 ? { 'retry-after': '90' } : {}));
+      const clock = new FakeClock();
+      const policy = retry({ clock, backoff: constant(100), maxRetryAfterMs: 120_000 });
+      const delays: number[] = [];
+      policy.on('retry.attempt', (e) => delays.push(e.delayMs));
+      const agent = agentWith({ policy });
+
+      const pending = agent.request({ origin: server.origin, path: '/', method: 'GET' });
+      await advanceUntil(clock, 10_000, () => server.hits.length === 2, '2 hits');
+      const res = await pending;
+      expect([res.statusCode, await res.body.text()]).toEqual([200, '200 #2 ']);
+      expect(delays).toEqual([90_000]);
+    });
+
+    it("the interceptor's old maxRetryAfterMs is refused, naming the retry's", () => {
+      expect(() => interceptor({ policy: retry(), maxRetryAfterMs: 10_000 } as never)).toThrow(
+        'undici interceptor: invalid options\n  - maxRetryAfterMs: expected maxRetryAfterMs on the retry policy instead (retry({ maxRetryAfterMs })): it is the one limit on Retry-After; a longer one makes retry give up at once and the caller gets that response, got 10000',
+      );
+    });
+
+    // Regression: 400 digits parsed to Infinity, which retry ignored: with no limit the 503 was retried on the backoff.
+    it.each([
+      ['400 digits', '9'.repeat(400)],
+      ['2^53 ms and more', '9007199254741'],
+    ])('a Retry-After too large to represent (%s) means do not retry now, even with no limit', async (_n, value) => {
+      const server = await sequence([503, 200], () => ({ 'retry-after': value }));
+      const clock = new FakeClock();
+      const policy = retry({ clock, backoff: constant(100), maxRetryAfterMs: Number.POSITIVE_INFINITY });
+      const seen: unknown[] = [];
+      policy.on('retry.attempt', (e) => seen.push(e));
+      const errors: unknown[] = [];
+      policy.on('execution.completed', (e) => errors.push(e.result === 'success' ? undefined : e.error));
+      const agent = agentWith({ policy });
+
+      const res = await agent.request({ origin: server.origin, path: '/', method: 'GET' });
+      expect([res.statusCode, await res.body.text()]).toEqual([503, '503 #1 ']);
+      expect(server.hits).toHaveLength(1);
+      expect(seen).toEqual([]);
+      expect(clock.pendingTimers).toBe(0);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatchObject({ status: 503, retryAfterMs: Number.POSITIVE_INFINITY, retryable: false });
+    });
+
+    // Regression: Date.parse read '2.5.2030' as 5 Feb 2030 (months away), so a 503 waited until then.
+    it.each(['2.5.2030', 'May 2030'])('a lax date %j is no hint: the backoff decides', async (value) => {
+      const server = await sequence([503, 200], (hit) => (hit.n === 1 ? { 'retry-after': value } : {}));
+      const clock = new FakeClock();
+      const policy = retry({ clock, backoff: constant(250), maxRetryAfterMs: Number.POSITIVE_INFINITY });
+      const delays: number[] = [];
+      policy.on('retry.attempt', (e) => delays.push(e.delayMs));
+      const agent = agentWith({ policy, wallClock: () => Date.UTC(2030, 0, 1) });
+
+      const pending = agent.request({ origin: server.origin, path: '/', method: 'GET' });
+      await advanceUntil(clock, 250, () => server.hits.length === 2, '2 hits');
+      expect((await pending).statusCode).toBe(200);
+      expect(delays).toEqual([250]);
+    });
+
+    it("exactly the retry's maxRetryAfterMs is still waited for", async () => {
       const server = await sequence([503, 200], () => ({ 'retry-after': '5' }));
       const clock = new FakeClock();
-      const { policy, events } = recordedRetry(clock, 100);
-      const agent = agentWith({ policy, maxRetryAfterMs: 5_000 });
+      const policy = retry({ clock, backoff: constant(100), maxRetryAfterMs: 5_000 });
+      const events: RetryAttemptEvent[] = [];
+      policy.on('retry.attempt', (e) => events.push(e));
+      const agent = agentWith({ policy });
 
       const pending = agent.request({ origin: server.origin, path: '/', method: 'GET' });
       await advanceUntil(clock, 1_000, () => server.hits.length === 2, '2 hits');
@@ -1003,7 +1126,7 @@ describe('undici interceptor', { timeout: 5_000 }, () => {
 
     it('an unknown option is reported with the allowed names', () => {
       expect(() => interceptor({ policy, retries: 3 } as never)).toThrow(
-        'undici interceptor: invalid options\n  - retries: expected a known option (unknown name; allowed: policy, maxOrigins, methods, idempotencyKey, failureStatuses, failureCodes, maxRetryAfterMs, wallClock), got 3',
+        'undici interceptor: invalid options\n  - retries: expected a known option (unknown name; allowed: policy, maxOrigins, methods, generateIdempotencyKeys, honorIdempotencyKey, failureStatuses, failureCodes, wallClock), got 3',
       );
     });
 
@@ -1017,8 +1140,8 @@ describe('undici interceptor', { timeout: 5_000 }, () => {
           policy: 42 as never,
           maxOrigins: 0,
           failureStatuses: '503' as never,
-          maxRetryAfterMs: -1,
-          idempotencyKey: 'yes' as never,
+          generateIdempotencyKeys: 'yes' as never,
+          honorIdempotencyKey: 0 as never,
           wallClock: 5 as never,
         });
       } catch (e) {
@@ -1029,9 +1152,9 @@ describe('undici interceptor', { timeout: 5_000 }, () => {
       expect((caught as InvalidOptionsError).problems.map((p) => p.option)).toEqual([
         'policy',
         'maxOrigins',
-        'idempotencyKey',
+        'generateIdempotencyKeys',
+        'honorIdempotencyKey',
         'failureStatuses',
-        'maxRetryAfterMs',
         'wallClock',
       ]);
       expect((caught as Error).message).toBe(
@@ -1039,9 +1162,9 @@ describe('undici interceptor', { timeout: 5_000 }, () => {
           'undici interceptor: invalid options',
           '  - policy: expected a bulwark policy or a function of the origin returning one (required), got 42',
           '  - maxOrigins: expected an integer >= 1, got 0',
-          '  - idempotencyKey: expected a boolean, got "yes"',
+          '  - generateIdempotencyKeys: expected a boolean, got "yes"',
+          '  - honorIdempotencyKey: expected a boolean, got 0',
           '  - failureStatuses: expected an array of HTTP statuses (100..599), got "503"',
-          '  - maxRetryAfterMs: expected a number >= 0 or Infinity, got -1',
           '  - wallClock: expected a function, got 5',
         ].join('\n'),
       );

@@ -55,7 +55,7 @@ describe('undici interceptor: connections during a retry backoff', { timeout: 5_
   });
 });
 
-describe('undici interceptor: repeated request headers with idempotencyKey: true', { timeout: 5_000 }, () => {
+describe('undici interceptor: repeated request headers with generateIdempotencyKeys: true', { timeout: 5_000 }, () => {
   it('withHeader keeps every value of a header repeated in a flat array or an iterable', () => {
     expect(withHeader(['Accept', 'a', 'accept', 'b', 'x', '1'], IDEMPOTENCY_KEY, 'k')).toEqual({
       accept: ['a', 'b'],
@@ -74,7 +74,7 @@ describe('undici interceptor: repeated request headers with idempotencyKey: true
 
   it('a POST with a repeated header reaches the server with all its values when a key is generated', async () => {
     const server = resources.add(await startServer((_req, res) => reply(res, 200, 'ok')));
-    const agent = agentWith({ policy: retry({ backoff: constant(0) }), idempotencyKey: true });
+    const agent = agentWith({ policy: retry({ backoff: constant(0) }), generateIdempotencyKeys: true });
     const headers = ['x-tag', 'a', 'x-tag', 'b'];
 
     const plain = await agent.request({
