@@ -12,6 +12,11 @@ export type { DeadLetter, Delivery } from './delivery.js';
 export {
   type ConsumeJetStreamOptions,
   consumeJetStream,
+  DeadLetterTooLargeError,
+  isDeadLetterTooLargeError,
+  JETSTREAM_DEAD_LETTER_HEADERS,
+  type JetStreamClosed,
+  type JetStreamCloseReason,
   type JetStreamConsumption,
   type JetStreamDeliveryOptions,
   jetstreamDelivery,
