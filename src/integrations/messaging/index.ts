@@ -22,6 +22,11 @@ export {
   jetstreamDelivery,
 } from './nats.js';
 export {
+  declareJetStreamTopology,
+  type JetStreamTopology,
+  type JetStreamTopologyOptions,
+} from './nats-topology.js';
+export {
   type ConsumeRabbitOptions,
   consumeRabbit,
   DELIVERIES_HEADER,
