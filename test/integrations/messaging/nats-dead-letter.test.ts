@@ -306,3 +306,30 @@ describe('onError', () => {
     expect(calls).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe('retryLater delays the server reads as asked (real NATS)', () => {
+  // nats.js sends no delay for NaN (an immediate redelivery) and `{"delay":null}` for Infinity.
+  for (const [name, delay, expected] of [
+    ['Infinity: held, not redelivered at once', Number.POSITIVE_INFINITY, 1],
+    ['NaN: the release delay (1 s), not at once', Number.NaN, 2],
+  ] as const) {
+    it(name, async () => {
+      const { subject, consumer } = await setup({ ack_wait: nanos(30_000) });
+      const attempts: number[] = [];
+      const handle = wrapHandler(
+        (_body: Uint8Array, ctx) => {
+          attempts.push(ctx.delivery.attempt);
+          throw new Error('later');
+        },
+        { maxDeliveries: 100, redeliveryDelay: () => delay },
+      );
+      run(consumer, handle, {});
+      await js.publish(subject, new TextEncoder().encode('x'));
+      await until(() => attempts.length === 1);
+      await sleep(600);
+      expect(attempts).toEqual([1]);
+      await sleep(900);
+      expect(attempts.length).toBe(expected);
+    });
+  }
+});
