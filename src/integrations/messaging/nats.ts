@@ -362,9 +362,14 @@ export interface ConsumeJetStreamOptions extends JetStreamDeliveryOptions {
   pausePollMs?: number;
   /** Times the paused poll. @defaultValue `systemClock` */
   clock?: Clock;
+  /**
+   * Called once when the loop stops pulling, with why (the value of {@link JetStreamConsumption.closed}). An
+   * exception it throws is ignored. @defaultValue none
+   */
+  onClose?: (closed: JetStreamClosed) => void;
 }
 
-const CONSUME_OPTIONS = [...DELIVERY_OPTIONS, 'maxMessages', 'pausePollMs', 'clock'] as const;
+const CONSUME_OPTIONS = [...DELIVERY_OPTIONS, 'maxMessages', 'pausePollMs', 'clock', 'onClose'] as const;
 
 /**
  * Why a {@link consumeJetStream} loop ended: `'stopped'` (`stop()` was called), `'connection_closed'` (the NATS
@@ -480,6 +485,7 @@ export function consumeJetStream(
     check.number('maxMessages', options.maxMessages, { min: 1, integer: true });
     check.number('pausePollMs', options.pausePollMs, { min: 0, exclusiveMin: true });
     check.clock('clock', options.clock);
+    check.fn('onClose', options.onClose);
   }
   check.done();
 
@@ -574,6 +580,13 @@ export function consumeJetStream(
     () => ended ?? { reason: 'stopped' },
     (error: unknown) => ended ?? { reason: closeReasonOf(error, connection?.isClosed() ?? false), error },
   );
+  void closed.then((c) => {
+    try {
+      options.onClose?.(c);
+    } catch {
+      // ignored: see onClose
+    }
+  });
   const done = closed.then((c) => {
     if (c.reason !== 'stopped') {
       throw c.error ?? new Error(`bulwark/messaging: the JetStream consumer stopped (${c.reason})`);

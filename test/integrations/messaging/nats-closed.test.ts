@@ -85,14 +85,21 @@ async function setup(servers = '127.0.0.1:4222', extra: Parameters<typeof connec
   const handle: WrappedHandler<Uint8Array> = wrapHandler(async (body: Uint8Array) => {
     seen.push(new TextDecoder().decode(body));
   });
-  const loop: JetStreamConsumption = consumeJetStream(consumer, handle, { maxMessages: 10 });
+  const onClose: JetStreamClosed[] = [];
+  const loop: JetStreamConsumption = consumeJetStream(consumer, handle, {
+    maxMessages: 10,
+    onClose: (c) => {
+      onClose.push(c);
+      throw new Error('a failing onClose is ignored');
+    },
+  });
   cleanups.push(() => Promise.all([handle.shutdown(200), loop.stop()]));
   let closed: JetStreamClosed | undefined;
   void loop.closed.then((c) => {
     closed = c;
   });
   const publish = (text: string) => admin.jetstream().publish(subject, new TextEncoder().encode(text));
-  return { stream, subject, nc, loop, seen, publish, closedNow: () => closed };
+  return { stream, subject, nc, loop, seen, publish, onClose, closedNow: () => closed };
 }
 
 describe('consumeJetStream: closed (real NATS)', () => {
@@ -106,13 +113,18 @@ describe('consumeJetStream: closed (real NATS)', () => {
   });
 
   it('the consumer is deleted: closed resolves with "consumer_deleted", done rejects', async () => {
-    const { stream, loop, publish, seen, closedNow } = await setup();
+    const { stream, loop, publish, seen, onClose, closedNow } = await setup();
     await publish('a');
     await until(() => seen.length === 1);
     expect(closedNow()).toBeUndefined();
+    expect(onClose).toEqual([]);
     await jsm.consumers.delete(stream, 'worker');
     await until(() => closedNow() !== undefined, 6_000);
     expect(closedNow()?.reason).toBe('consumer_deleted');
+    // onClose: once, with the same value.
+    expect(onClose).toEqual([closedNow()]);
+    await loop.stop();
+    expect(onClose).toHaveLength(1);
     await expect(loop.done).rejects.toThrow(/consumer deleted/);
   });
 
