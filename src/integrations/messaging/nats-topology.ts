@@ -229,9 +229,18 @@ export async function declareJetStreamTopology(
   if (o.deadLetterSubject !== undefined && !isSubject(o.deadLetterSubject, false)) {
     check.fail('deadLetterSubject', o.deadLetterSubject, 'a subject without wildcards');
   }
-  const deadLetterSubject = o.deadLetterSubject ?? `dlq.${String(o.stream)}`;
-  if (Array.isArray(subjects)) {
-    const captured = subjects.find((s) => typeof s === 'string' && matches(s, deadLetterSubject));
+  // Checked against the work subjects only when it is a subject (the default: when the stream name is a string).
+  const dlqSubject =
+    o.deadLetterSubject !== undefined
+      ? isSubject(o.deadLetterSubject, false)
+        ? o.deadLetterSubject
+        : undefined
+      : typeof o.stream === 'string'
+        ? `dlq.${o.stream}`
+        : undefined;
+  if (dlqSubject !== undefined && Array.isArray(subjects)) {
+    const deadLetterSubject = dlqSubject;
+    const captured = subjects.find((s) => isSubject(s, true) && matches(s, deadLetterSubject));
     if (captured !== undefined) {
       check.fail(
         o.deadLetterSubject === undefined ? 'deadLetterSubject (default)' : 'deadLetterSubject',
@@ -240,9 +249,9 @@ export async function declareJetStreamTopology(
       );
     }
   }
-  check.number('maxDeliveries', o.maxDeliveries, { min: 1, integer: true, infinity: true });
-  const maxDeliveries = o.maxDeliveries ?? 5;
-  if (o.maxDeliver !== undefined) {
+  const deliveriesOk = check.number('maxDeliveries', o.maxDeliveries, { min: 1, integer: true, infinity: true });
+  const maxDeliveries = deliveriesOk ? (o.maxDeliveries as number) : 5;
+  if (o.maxDeliver !== undefined && (deliveriesOk || o.maxDeliveries === undefined)) {
     const md = o.maxDeliver;
     const ok = md === -1 || (Number.isInteger(md) && md > maxDeliveries);
     if (!ok) {
@@ -255,24 +264,27 @@ export async function declareJetStreamTopology(
       );
     }
   }
-  check.number('handlerTimeoutMs', o.handlerTimeoutMs, { min: 0, exclusiveMin: true });
-  check.number('workingEveryMs', o.workingEveryMs, { min: 0, exclusiveMin: true });
+  const timeoutOk = check.number('handlerTimeoutMs', o.handlerTimeoutMs, { min: 0, exclusiveMin: true });
+  const workingOk = check.number('workingEveryMs', o.workingEveryMs, { min: 0, exclusiveMin: true });
+  // Only numbers that passed their check are computed with; an invalid one is already reported.
+  const handlerTimeoutMs = timeoutOk ? (o.handlerTimeoutMs as number) : undefined;
+  const workingEveryMs = workingOk ? (o.workingEveryMs as number) : undefined;
   check.number('maxAckPending', o.maxAckPending, { min: 1, integer: true });
   check.oneOf('retention', o.retention, ['limits', 'workqueue']);
   check.number('maxAgeMs', o.maxAgeMs, { min: 0, integer: true });
   const minAckWait =
-    o.workingEveryMs !== undefined
-      ? 2 * o.workingEveryMs
-      : o.handlerTimeoutMs !== undefined
-        ? o.handlerTimeoutMs + 1_000
+    workingEveryMs !== undefined
+      ? 2 * workingEveryMs
+      : handlerTimeoutMs !== undefined
+        ? handlerTimeoutMs + 1_000
         : 1_000;
   if (check.number('ackWaitMs', o.ackWaitMs, { min: 1, integer: true }) && (o.ackWaitMs as number) < minAckWait) {
     check.fail(
       'ackWaitMs',
       o.ackWaitMs,
-      o.workingEveryMs !== undefined
+      workingEveryMs !== undefined
         ? `at least 2 * workingEveryMs (${minAckWait} ms): a heartbeat must reach the server before the ack wait ends`
-        : o.handlerTimeoutMs !== undefined
+        : handlerTimeoutMs !== undefined
           ? `at least handlerTimeoutMs + 1000 (${minAckWait} ms): the server would redeliver a message whose handler is still running (or set workingEveryMs)`
           : `at least ${minAckWait} ms`,
     );
@@ -280,14 +292,15 @@ export async function declareJetStreamTopology(
   check.done();
 
   const stream = o.stream as string;
+  const deadLetterSubject = o.deadLetterSubject ?? `dlq.${stream}`;
   const consumer = o.consumer as string;
   const deadLetterStream = o.deadLetterStream ?? `${stream}_DLQ`;
   const ackWaitMs =
     o.ackWaitMs ??
-    (o.workingEveryMs !== undefined
-      ? Math.max(30_000, 3 * o.workingEveryMs)
-      : o.handlerTimeoutMs !== undefined
-        ? Math.ceil(o.handlerTimeoutMs) + 10_000
+    (workingEveryMs !== undefined
+      ? Math.max(30_000, 3 * workingEveryMs)
+      : handlerTimeoutMs !== undefined
+        ? Math.ceil(handlerTimeoutMs) + 10_000
         : 60_000);
   const maxDeliver = o.maxDeliver ?? -1;
   const where = 'declareJetStreamTopology';
