@@ -15,10 +15,10 @@ import type { WrappedHandler } from './wrap-handler.js';
 export interface JetStreamDeliveryOptions {
   /**
    * Where exhausted and permanently failing messages are published (byte-identical data, the original headers
-   * plus the `x-bulwark-*` headers of {@link JETSTREAM_DEAD_LETTER_HEADERS}) before the original is terminated. Needs `js`.
-   * A stream must capture this subject (`declareJetStreamTopology` creates one), or the publish fails and the
-   * message comes back after ack-wait. Without it a dead letter only terminates the message (`msg.term()`), which
-   * drops it. @defaultValue none
+   * plus the `x-bulwark-*` headers of {@link JETSTREAM_DEAD_LETTER_HEADERS}) before the original is terminated.
+   * Needs `js`. A stream must capture this subject (`declareJetStreamTopology` creates one), or the publish fails
+   * and the message comes back after ack-wait. Without it a dead letter only terminates the message
+   * (`msg.term()`), which drops it. @defaultValue none
    */
   deadLetterSubject?: string;
   /** The JetStream client that publishes dead letters. Required with `deadLetterSubject`. */
@@ -29,10 +29,10 @@ export interface JetStreamDeliveryOptions {
    */
   releaseDelayMs?: number;
   /**
-   * Called when settling a delivery fails (an `ackAck` that times out, a dead-letter publish that fails: the message
-   * is not lost, the server redelivers it after ack-wait), and with a {@link DeadLetterTooLargeError} when a
-   * message was dead-lettered without its body (see {@link jetstreamDelivery}). An exception it throws is ignored.
-   * @defaultValue none (ignored)
+   * Called with a {@link DeadLetterTooLargeError} when a message was dead-lettered without its body (see
+   * {@link jetstreamDelivery}), and, by `consumeJetStream`, when settling a delivery fails (an `ackAck` that times
+   * out, a dead-letter publish that fails: the message is not lost, the server redelivers it after ack-wait).
+   * An exception it throws is ignored. @defaultValue none (ignored)
    */
   onError?: (error: unknown, msg: JsMsg) => void;
 }
@@ -92,7 +92,7 @@ export class DeadLetterTooLargeError extends Error {
   ) {
     super(
       `bulwark/messaging: message ${stream}#${sequence} (${bodyBytes} bytes) is too large to dead-letter to ` +
-        `"${deadLetterSubject}"${limitBytes === undefined ? ' (the dead-letter stream refused it)' : ` (max_payload ${limitBytes} bytes)`}; ` +
+        `"${deadLetterSubject}" (${limitBytes === undefined ? 'refused by its stream' : `max_payload ${limitBytes}`}); ` +
         'a dead letter without its body was published and the message terminated; the body stays in the work ' +
         'stream at that sequence while its retention keeps it',
     );
@@ -100,7 +100,10 @@ export class DeadLetterTooLargeError extends Error {
   }
 }
 
-/** Whether `e` is a {@link DeadLetterTooLargeError} (across package copies). @example `if (isDeadLetterTooLargeError(e)) e.sequence;` */
+/**
+ * Whether `e` is a {@link DeadLetterTooLargeError} (across package copies).
+ * @example `if (isDeadLetterTooLargeError(e)) alert(e.stream, e.sequence);`
+ */
 export const isDeadLetterTooLargeError = (e: unknown): e is DeadLetterTooLargeError =>
   typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'ERR_DEAD_LETTER_TOO_LARGE';
 
@@ -464,7 +467,9 @@ function closeReasonOf(error: unknown, connectionClosed: boolean): JetStreamClos
  * loop = consumeJetStream(await js.consumers.get(topology.stream, topology.consumer), handle, {
  *   deadLetterSubject: topology.deadLetterSubject, js, maxMessages: 10,
  * });
- * void loop.closed.then(({ reason, error }) => reason === 'stopped' || console.error('consumer stopped', reason, error));
+ * void loop.closed.then(({ reason, error }) => {
+ *   if (reason !== 'stopped') console.error('the consumer stopped', reason, error);
+ * });
  * // shutdown
  * await Promise.all([handle.shutdown(5_000), loop.stop()]);
  * await nc.drain();
