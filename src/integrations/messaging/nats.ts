@@ -534,12 +534,32 @@ export function consumeJetStream(
     (error: unknown) => end({ reason: 'connection_closed', error }),
   );
 
+  /**
+   * A settlement failed: the server redelivers the message after ack-wait, unless this was its last delivery
+   * (`max_deliver`), when it would vanish without a word. Then the error says so (the consumer's configuration,
+   * cached by nats.js, is read only on this path).
+   */
+  const lastDelivery = async (error: unknown, msg: JsMsg): Promise<unknown> => {
+    try {
+      const maxDeliver = (await consumer.info(true)).config.max_deliver;
+      if (maxDeliver === undefined || maxDeliver < 1 || msg.info.deliveryCount < maxDeliver) return error;
+      return new Error(
+        `bulwark/messaging: settling message ${msg.info.stream}#${msg.info.streamSequence} failed on its last ` +
+          `delivery (the consumer's max_deliver is ${maxDeliver}): the server will not deliver it again. Set ` +
+          "max_deliver to -1 or above wrapHandler's maxDeliveries (declareJetStreamTopology does)",
+        { cause: error },
+      );
+    } catch {
+      return error;
+    }
+  };
+
   const feed = (msg: JsMsg): void => {
     let p: Promise<void>;
     try {
       p = handler(makeDelivery(msg, deliveryOptions)).then(
         () => undefined,
-        (error: unknown) => report(options, error, msg),
+        async (error: unknown) => report(options, await lastDelivery(error, msg), msg),
       );
     } catch (error) {
       // A handler that throws instead of rejecting: reported; the server redelivers the message after ack-wait.
