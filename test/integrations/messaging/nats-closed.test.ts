@@ -93,7 +93,7 @@ async function setup(servers = '127.0.0.1:4222', extra: Parameters<typeof connec
       throw new Error('a failing onClose is ignored');
     },
   });
-  cleanups.push(() => Promise.all([handle.shutdown(200), loop.stop()]));
+  cleanups.push(() => Promise.all([handle.shutdown(200).catch(() => undefined), loop.stop()]));
   let closed: JetStreamClosed | undefined;
   void loop.closed.then((c) => {
     closed = c;

@@ -43,7 +43,8 @@ const loops: JetStreamConsumption[] = [];
 const handlers: WrappedHandler<Uint8Array>[] = [];
 
 afterEach(async () => {
-  await Promise.all(handlers.splice(0).map((h) => h.shutdown(500)));
+  // shutdown() rejects when a settlement in flight fails, which some tests cause on purpose.
+  await Promise.all(handlers.splice(0).map((h) => h.shutdown(500).catch(() => undefined)));
   await Promise.all(loops.splice(0).map((l) => l.stop()));
   for (const s of streams.splice(0)) await jsm.streams.delete(s).catch(() => false);
 });
@@ -332,4 +333,31 @@ describe('retryLater delays the server reads as asked (real NATS)', () => {
       expect(attempts.length).toBe(expected);
     });
   }
+});
+
+describe('a settlement that fails on the last delivery the server allows (real NATS)', () => {
+  it('is reported as a message the server will not deliver again, naming max_deliver', async () => {
+    const { stream, subject, consumer } = await setup({ max_deliver: 2 });
+    const errors: unknown[] = [];
+    const attempts: number[] = [];
+    const handle = wrapHandler(
+      (_body: Uint8Array, ctx) => {
+        attempts.push(ctx.delivery.attempt);
+        throw new Error('always failing');
+      },
+      { maxDeliveries: 2, redeliveryDelay: () => 50 },
+    );
+    // No stream captures this subject: the dead-letter publish on delivery 2 fails.
+    run(consumer, handle, { deadLetterSubject: `bw.${randomUUID()}.nowhere`, js, onError: (e) => errors.push(e) });
+    const ack = await js.publish(subject, new TextEncoder().encode('x'));
+    await until(() => errors.length === 1);
+    expect(attempts).toEqual([1, 2]);
+    const error = errors[0] as Error;
+    expect(error.message).toBe(
+      `bulwark/messaging: settling message ${stream}#${ack.seq} failed on its last delivery (the consumer's ` +
+        "max_deliver is 2): the server will not deliver it again. Set max_deliver to -1 or above wrapHandler's " +
+        'maxDeliveries (declareJetStreamTopology does)',
+    );
+    expect(error.cause).toBeDefined();
+  });
 });
