@@ -43,6 +43,12 @@ const DELIVERY_OPTIONS = ['deadLetterSubject', 'js', 'releaseDelayMs', 'onError'
  * The headers a NATS dead letter carries, besides the message's own. The first three are the ones RabbitMQ's dead
  * letters carry (`consumeRabbit`), spelled the same. nats.js looks header names up exactly as written
  * (`msg.headers.get('x-bulwark-reason')`), so read them in this spelling.
+ *
+ * @example
+ * ```ts
+ * const letter = await jsm.streams.getMessage('ORDERS_DLQ', { last_by_subj: 'dlq.ORDERS' });
+ * const reason = letter.header.get(JETSTREAM_DEAD_LETTER_HEADERS.reason); // 'exhausted' | 'permanent'
+ * ```
  */
 export const JETSTREAM_DEAD_LETTER_HEADERS = {
   /** Deliveries made, the last one included. */
@@ -125,6 +131,8 @@ function safeString(read: () => unknown): string | undefined {
  * A one-line description of whatever a handler threw, for a header. Total: a value `String()` cannot convert
  * (`Object.create(null)`, a throwing `toString`, a throwing `message` getter, a revoked Proxy) is described too,
  * and this never throws: a dead letter must never fail because of its error's description.
+ * @internal
+ * @example `errorText(Object.create(null)) // 'a thrown value that cannot be converted to a string ([object Object])'`
  */
 export function errorText(error: unknown): string {
   let text: string | undefined;
