@@ -12,10 +12,20 @@ export type { DeadLetter, Delivery } from './delivery.js';
 export {
   type ConsumeJetStreamOptions,
   consumeJetStream,
+  DeadLetterTooLargeError,
+  isDeadLetterTooLargeError,
+  JETSTREAM_DEAD_LETTER_HEADERS,
+  type JetStreamClosed,
+  type JetStreamCloseReason,
   type JetStreamConsumption,
   type JetStreamDeliveryOptions,
   jetstreamDelivery,
 } from './nats.js';
+export {
+  declareJetStreamTopology,
+  type JetStreamTopology,
+  type JetStreamTopologyOptions,
+} from './nats-topology.js';
 export {
   type ConsumeRabbitOptions,
   consumeRabbit,

@@ -5,7 +5,7 @@
  * Only types are imported from `nats` at load time: `nats` is an optional peer dependency, and users of the
  * RabbitMQ adapter import the same `bulwark/messaging` entry without having it installed.
  */
-import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg, MsgHdrs } from 'nats';
+import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg, MsgHdrs, NatsConnection } from 'nats';
 import { type Clock, systemClock, type TimerHandle } from '../../core/clock.js';
 import { Checker } from '../../errors/validate.js';
 import type { DeadLetter, Delivery } from './delivery.js';
@@ -15,8 +15,10 @@ import type { WrappedHandler } from './wrap-handler.js';
 export interface JetStreamDeliveryOptions {
   /**
    * Where exhausted and permanently failing messages are published (byte-identical data, the original headers
-   * plus `bulwark-attempts`, `bulwark-reason`, `bulwark-error`) before the original is terminated. Needs `js`.
-   * Without it a dead letter only terminates the message (`msg.term()`), which drops it. @defaultValue none
+   * plus the `x-bulwark-*` headers of {@link JETSTREAM_DEAD_LETTER_HEADERS}) before the original is terminated.
+   * Needs `js`. A stream must capture this subject (`declareJetStreamTopology` creates one), or the publish fails
+   * and the message comes back after ack-wait. Without it a dead letter only terminates the message
+   * (`msg.term()`), which drops it. @defaultValue none
    */
   deadLetterSubject?: string;
   /** The JetStream client that publishes dead letters. Required with `deadLetterSubject`. */
@@ -26,15 +28,134 @@ export interface JetStreamDeliveryOptions {
    * delay rather than at once, so a consumer restarting in a loop does not spin on it. @defaultValue 1_000
    */
   releaseDelayMs?: number;
+  /**
+   * Called with a {@link DeadLetterTooLargeError} when a message was dead-lettered without its body (see
+   * {@link jetstreamDelivery}), and, by `consumeJetStream`, when settling a delivery fails (an `ackAck` that times
+   * out, a dead-letter publish that fails: the message is not lost, the server redelivers it after ack-wait).
+   * An exception it throws is ignored. @defaultValue none (ignored)
+   */
+  onError?: (error: unknown, msg: JsMsg) => void;
 }
 
-const DELIVERY_OPTIONS = ['deadLetterSubject', 'js', 'releaseDelayMs'] as const;
+const DELIVERY_OPTIONS = ['deadLetterSubject', 'js', 'releaseDelayMs', 'onError'] as const;
 
-/** The dead-letter header values carry one line; NATS headers may not hold CR/LF. */
+/**
+ * The headers a NATS dead letter carries, besides the message's own. The first three are the ones RabbitMQ's dead
+ * letters carry (`consumeRabbit`), spelled the same. nats.js looks header names up exactly as written
+ * (`msg.headers.get('x-bulwark-reason')`), so read them in this spelling.
+ *
+ * @example
+ * ```ts
+ * const letter = await jsm.streams.getMessage('ORDERS_DLQ', { last_by_subj: 'dlq.ORDERS' });
+ * const reason = letter.header.get(JETSTREAM_DEAD_LETTER_HEADERS.reason); // 'exhausted' | 'permanent'
+ * ```
+ */
+export const JETSTREAM_DEAD_LETTER_HEADERS = {
+  /** Deliveries made, the last one included. */
+  attempts: 'x-bulwark-attempts',
+  /** `exhausted` (out of deliveries) or `permanent`. */
+  reason: 'x-bulwark-reason',
+  /** The last failure, `Name: message` on one line (shortened, or absent, if the dead letter would not fit). */
+  error: 'x-bulwark-error',
+  /** The subject the message was consumed from. */
+  originalSubject: 'x-bulwark-original-subject',
+  /** The stream the message was consumed from. */
+  originalStream: 'x-bulwark-original-stream',
+  /** The message's sequence in that stream (`jsm.streams.getMessage(stream, { seq })`). */
+  originalSequence: 'x-bulwark-original-sequence',
+  /**
+   * Only on a dead letter published without its body, because the body did not fit under the server's
+   * `max_payload` (or the dead-letter stream's `max_msg_size`): the body's size in bytes.
+   */
+  bodyOmitted: 'x-bulwark-body-omitted',
+} as const;
+
+/**
+ * Reported to `onError` when a message's body is too large to be dead-lettered (with the dead letter's headers it
+ * exceeds the server's `max_payload`, or the dead-letter stream's `max_msg_size`). The message was dead-lettered
+ * without its body (a record with the `x-bulwark-body-omitted` header and the original's stream and sequence) and
+ * then terminated; its body stays in the work stream at `sequence` as long as the stream's retention keeps it.
+ *
+ * @example
+ * ```ts
+ * onError: (e) => { if (isDeadLetterTooLargeError(e)) alert(`dead letter without body: ${e.stream}#${e.sequence}`); }
+ * ```
+ */
+export class DeadLetterTooLargeError extends Error {
+  /** `ERR_DEAD_LETTER_TOO_LARGE`. */
+  readonly code = 'ERR_DEAD_LETTER_TOO_LARGE' as const;
+  constructor(
+    /** The body's size in bytes. */
+    readonly bodyBytes: number,
+    /** The limit it met, in bytes (`max_payload`), or undefined when the dead-letter stream refused it. */
+    readonly limitBytes: number | undefined,
+    /** The work stream holding the original. */
+    readonly stream: string,
+    /** The original's sequence in that stream. */
+    readonly sequence: number,
+    /** The dead-letter subject the record went to. */
+    readonly deadLetterSubject: string,
+  ) {
+    super(
+      `bulwark/messaging: message ${stream}#${sequence} (${bodyBytes} bytes) is too large to dead-letter to ` +
+        `"${deadLetterSubject}" (${limitBytes === undefined ? 'refused by its stream' : `max_payload ${limitBytes}`}); ` +
+        'a dead letter without its body was published and the message terminated; the body stays in the work ' +
+        'stream at that sequence while its retention keeps it',
+    );
+    this.name = 'DeadLetterTooLargeError';
+  }
+}
+
+/**
+ * Whether `e` is a {@link DeadLetterTooLargeError} (across package copies).
+ * @example `if (isDeadLetterTooLargeError(e)) alert(e.stream, e.sequence);`
+ */
+export const isDeadLetterTooLargeError = (e: unknown): e is DeadLetterTooLargeError =>
+  typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'ERR_DEAD_LETTER_TOO_LARGE';
+
+/** The dead-letter error header carries one line, at most this many characters. */
 const MAX_ERROR_HEADER = 1_024;
-function errorText(error: unknown): string {
-  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  return text.replace(/[\r\n]+/g, ' ').slice(0, MAX_ERROR_HEADER);
+
+/** Reads one property of a thrown value as a string, or undefined if reading or converting it throws. */
+function safeString(read: () => unknown): string | undefined {
+  try {
+    const v = read();
+    if (v === undefined) return undefined;
+    return typeof v === 'string' ? v : String(v);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A one-line description of whatever a handler threw, for a header. Total: a value `String()` cannot convert
+ * (`Object.create(null)`, a throwing `toString`, a throwing `message` getter, a revoked Proxy) is described too,
+ * and this never throws: a dead letter must never fail because of its error's description.
+ * @internal
+ * @example `errorText(Object.create(null)) // 'a thrown value that cannot be converted to a string ([object Object])'`
+ */
+export function errorText(error: unknown): string {
+  let text: string | undefined;
+  try {
+    if (error instanceof Error) {
+      const name = safeString(() => error.name) || 'Error';
+      const message = safeString(() => error.message);
+      text = message ? `${name}: ${message}` : name;
+    } else {
+      text = safeString(() => String(error));
+    }
+  } catch {
+    // instanceof itself threw (a Proxy): described below.
+  }
+  if (text === undefined) {
+    const tag = safeString(() => Object.prototype.toString.call(error)) ?? typeof error;
+    text = `a thrown value that cannot be converted to a string (${tag})`;
+  }
+  // Header values hold one line of text: no CR/LF, nor other control characters the protocol may choke on.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
+  const line = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
+  if (line === '') return '(an empty description)';
+  return line.length > MAX_ERROR_HEADER ? `${line.slice(0, MAX_ERROR_HEADER - 1)}…` : line;
 }
 
 function headerRecord(h: MsgHdrs | undefined): Record<string, string> {
@@ -57,6 +178,59 @@ function validateDeliveryOptions(check: Checker, options: JetStreamDeliveryOptio
     check.fail('js', js, 'a JetStream client to publish to deadLetterSubject');
   }
   check.number('releaseDelayMs', releaseDelayMs, { min: 0 });
+  check.fn('onError', options.onError);
+}
+
+/** Calls the user's error callback; one that throws must not turn into an unhandled rejection. */
+function report(options: JetStreamDeliveryOptions, error: unknown, msg: JsMsg): void {
+  try {
+    options.onError?.(error, msg);
+  } catch {
+    // ignored: see onError
+  }
+}
+
+/** The largest nak delay, in ms: its nanoseconds still fit the server's int64 duration. */
+const MAX_NAK_DELAY_MS = 9e12;
+
+/**
+ * A nak delay the server reads as asked. nats.js sends no delay for 0 or NaN (an immediate redelivery) and `null`
+ * for Infinity; a redelivery must never come sooner than asked, so Infinity and huge delays become the largest
+ * delay the server accepts (about 285 years), and NaN the release delay.
+ */
+function nakDelay(delayMs: number, fallbackMs: number): number {
+  if (Number.isNaN(delayMs)) return fallbackMs;
+  return Math.min(MAX_NAK_DELAY_MS, Math.max(0, Math.round(delayMs)));
+}
+
+/** The server's `max_payload` through the client's connection (nats.js 2.x keeps it at `js.nc`). */
+function maxPayloadOf(js: JetStreamClient): number | undefined {
+  const limit = (js as { nc?: { info?: { max_payload?: unknown } } }).nc?.info?.max_payload;
+  return typeof limit === 'number' && limit > 0 ? limit : undefined;
+}
+
+/** Whether a publish failed because the message is too large (the client's check, or the stream's limit). */
+function isTooLarge(error: unknown): boolean {
+  const e = error as { code?: unknown; api_error?: { err_code?: unknown } } | null;
+  // MAX_PAYLOAD_EXCEEDED: the client refused it; 10054: the stream's max_msg_size (JSStreamMessageExceedsMaximumErr).
+  return e?.code === 'MAX_PAYLOAD_EXCEEDED' || e?.api_error?.err_code === 10054;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The size of headers on the wire, as nats.js encodes them (`NATS/1.0`, a CRLF line per value, a blank line). */
+function headerBytes(h: MsgHdrs): number {
+  let text = 'NATS/1.0';
+  for (const key of h.keys()) for (const value of h.values(key)) text += `\r\n${key}: ${value}`;
+  return encoder.encode(`${text}\r\n\r\n`).length;
+}
+
+/** `text` cut to at most `bytes` UTF-8 bytes, on a character boundary. */
+function cutToBytes(text: string, bytes: number): string {
+  const encoded = encoder.encode(text);
+  if (encoded.length <= bytes) return text;
+  return decoder.decode(encoded.subarray(0, Math.max(0, bytes))).replace(/\uFFFD$/, '');
 }
 
 /**
@@ -66,13 +240,20 @@ function validateDeliveryOptions(check: Checker, options: JetStreamDeliveryOptio
  * to `deadLetterSubject` (if given) and then terminates the message; `release` is `nak(releaseDelayMs)`;
  * `working` is `msg.working()` (resets the server's ack-wait timer).
  *
+ * A dead letter must fit under the server's `max_payload`: if the body plus the headers do not, the
+ * `x-bulwark-error` header is shortened (or dropped) first; if the body alone does not fit (or the dead-letter
+ * stream's `max_msg_size` refuses it), a dead letter without the body is published (headers
+ * `x-bulwark-body-omitted` and `x-bulwark-original-sequence` say which message it was), the message is terminated,
+ * and `onError` receives a {@link DeadLetterTooLargeError}. Any other failed publish leaves the message
+ * unterminated: the server redelivers it after ack-wait and it is dead-lettered again.
+ *
  * @throws InvalidOptionsError listing every invalid option.
  * @example
  * ```ts
  * const js = nc.jetstream();
  * const handle = wrapHandler(async (data: Uint8Array) => save(JSON.parse(new TextDecoder().decode(data))));
  * const msg = await (await js.consumers.get('ORDERS', 'worker')).next();
- * if (msg) await handle(jetstreamDelivery(msg, { deadLetterSubject: 'orders.dead', js }));
+ * if (msg) await handle(jetstreamDelivery(msg, { deadLetterSubject: 'dlq.ORDERS', js }));
  * ```
  */
 export function jetstreamDelivery(msg: JsMsg, options: JetStreamDeliveryOptions = {}): Delivery<Uint8Array> {
@@ -80,6 +261,69 @@ export function jetstreamDelivery(msg: JsMsg, options: JetStreamDeliveryOptions 
   if (check.object('', options, DELIVERY_OPTIONS)) validateDeliveryOptions(check, options);
   check.done();
   return makeDelivery(msg, options);
+}
+
+/** Publishes the dead letter of `msg`, shortened to fit; returns the error to report if the body was left out. */
+async function publishDeadLetter(
+  msg: JsMsg,
+  dead: DeadLetter,
+  subject: string,
+  js: JetStreamClient,
+): Promise<DeadLetterTooLargeError | undefined> {
+  // Loaded lazily: nats is an optional peer dependency (see the module comment).
+  const { headers } = await import('nats');
+  const limit = maxPayloadOf(js);
+  const H = JETSTREAM_DEAD_LETTER_HEADERS;
+  /** The dead letter's headers; `error` undefined leaves the error header out. */
+  const build = (withOriginal: boolean, error: string | undefined, omitted?: number): MsgHdrs => {
+    const h = headers();
+    const original = msg.headers;
+    if (withOriginal && original !== undefined) {
+      for (const key of original.keys()) {
+        // Nats-* headers (Nats-Msg-Id, Nats-Expected-*) would make the server dedupe or reject the copy; x-bulwark-*
+        // ones are this dead letter's own (a message dead-lettered before and replayed).
+        const lower = key.toLowerCase();
+        if (lower.startsWith('nats-') || lower.startsWith('x-bulwark-')) continue;
+        for (const value of original.values(key)) h.append(key, value);
+      }
+    }
+    h.set(H.attempts, String(dead.attempts));
+    h.set(H.reason, dead.reason);
+    h.set(H.originalSubject, msg.subject);
+    h.set(H.originalStream, msg.info.stream);
+    h.set(H.originalSequence, String(msg.info.streamSequence));
+    if (omitted !== undefined) h.set(H.bodyOmitted, String(omitted));
+    if (error !== undefined && error !== '') h.set(H.error, error);
+    return h;
+  };
+  const error = errorText(dead.error);
+  const size = (h: MsgHdrs, body: number): number => headerBytes(h) + body;
+  let h = build(true, error);
+  /** The limit reported: undefined when the stream, not max_payload, refused the dead letter. */
+  let refusedBy = limit;
+  if (limit !== undefined && size(h, msg.data.length) > limit) {
+    // Too large: shorten bulwark's own error description first, down to nothing.
+    const without = build(true, undefined);
+    const line = encoder.encode(`\r\n${H.error}: `).length;
+    const room = limit - size(without, msg.data.length) - line;
+    h = room >= 16 ? build(true, `${cutToBytes(error, room - 3)}…`) : without;
+  }
+  if (limit === undefined || size(h, msg.data.length) <= limit) {
+    try {
+      await js.publish(subject, msg.data, { headers: h });
+      return undefined;
+    } catch (e) {
+      if (!isTooLarge(e)) throw e;
+      // Refused for its size (the dead-letter stream's max_msg_size, say): published without the body below.
+      if ((e as { code?: unknown }).code !== 'MAX_PAYLOAD_EXCEEDED') refusedBy = undefined;
+    }
+  }
+  // The body itself does not fit: a record of the dead letter without it, which points at the original. Without
+  // the original's headers (they may be what is large) and, if need be, without the error description.
+  let record = build(false, error, msg.data.length);
+  if (limit !== undefined && size(record, 0) > limit) record = build(false, undefined, msg.data.length);
+  await js.publish(subject, new Uint8Array(0), { headers: record });
+  return new DeadLetterTooLargeError(msg.data.length, refusedBy, msg.info.stream, msg.info.streamSequence, subject);
 }
 
 function makeDelivery(msg: JsMsg, options: JetStreamDeliveryOptions): Delivery<Uint8Array> {
@@ -94,33 +338,20 @@ function makeDelivery(msg: JsMsg, options: JetStreamDeliveryOptions): Delivery<U
     },
     retryLater(delayMs: number) {
       // nak with a delay: the server redelivers after delayMs, never in a hot loop.
-      msg.nak(Math.max(0, Math.round(delayMs)));
+      msg.nak(nakDelay(delayMs, releaseDelayMs));
     },
     async deadLetter(dead: DeadLetter) {
       const { deadLetterSubject, js } = options;
+      let omitted: DeadLetterTooLargeError | undefined;
       if (deadLetterSubject !== undefined && js !== undefined) {
-        // Loaded lazily: nats is an optional peer dependency (see the module comment).
-        const { headers } = await import('nats');
-        const h = headers();
-        const original = msg.headers;
-        if (original !== undefined) {
-          for (const key of original.keys()) {
-            // Nats-* headers (Nats-Msg-Id, Nats-Expected-*) would make the server dedupe or reject the copy.
-            if (key.toLowerCase().startsWith('nats-')) continue;
-            for (const value of original.values(key)) h.append(key, value);
-          }
-        }
-        h.set('bulwark-attempts', String(dead.attempts));
-        h.set('bulwark-reason', dead.reason);
-        h.set('bulwark-error', errorText(dead.error));
-        h.set('bulwark-original-subject', msg.subject);
         // Published before the term: if the publish fails the original is not terminated and comes back after
         // ack-wait (a possible duplicate in the dead-letter stream rather than a lost message).
-        await js.publish(deadLetterSubject, msg.data, { headers: h });
+        omitted = await publishDeadLetter(msg, dead, deadLetterSubject, js);
       }
       // No term reason: servers before 2.10.4 ignore a `+TERM <reason>` entirely, leaving the message pending
       // until ack-wait and redelivered; the reason travels in the dead letter's headers instead.
       msg.term();
+      if (omitted !== undefined) report(options, omitted, msg);
     },
     release() {
       msg.nak(releaseDelayMs);
@@ -138,18 +369,32 @@ export interface ConsumeJetStreamOptions extends JetStreamDeliveryOptions {
    * this many; each waits its turn within the consumer's ack-wait). @defaultValue 100
    */
   maxMessages?: number;
-  /**
-   * Called when settling a delivery fails (an `ackAck` that times out, a dead-letter publish that fails). The
-   * message is not lost: the server redelivers it after ack-wait. @defaultValue none (ignored)
-   */
-  onError?: (error: unknown, msg: JsMsg) => void;
   /** How often a paused loop checks `handler.paused`, in ms. @defaultValue 100 */
   pausePollMs?: number;
   /** Times the paused poll. @defaultValue `systemClock` */
   clock?: Clock;
+  /**
+   * Called once when the loop stops pulling, with why (the value of {@link JetStreamConsumption.closed}). An
+   * exception it throws is ignored. @defaultValue none
+   */
+  onClose?: (closed: JetStreamClosed) => void;
 }
 
-const CONSUME_OPTIONS = [...DELIVERY_OPTIONS, 'maxMessages', 'onError', 'pausePollMs', 'clock'] as const;
+const CONSUME_OPTIONS = [...DELIVERY_OPTIONS, 'maxMessages', 'pausePollMs', 'clock', 'onClose'] as const;
+
+/**
+ * Why a {@link consumeJetStream} loop ended: `'stopped'` (`stop()` was called), `'connection_closed'` (the NATS
+ * connection closed for good: `nc.close()`, or the client gave up reconnecting), `'consumer_deleted'` (the
+ * consumer or its stream is gone), `'failed'` (pulling failed otherwise: permissions, say).
+ */
+export type JetStreamCloseReason = 'stopped' | 'connection_closed' | 'consumer_deleted' | 'failed';
+
+/** How a {@link consumeJetStream} loop ended: {@link JetStreamConsumption.closed}. */
+export interface JetStreamClosed {
+  readonly reason: JetStreamCloseReason;
+  /** The error behind it (none for `'stopped'`, nor for a connection closed without one). */
+  readonly error?: unknown;
+}
 
 /** A running {@link consumeJetStream} loop. */
 export interface JetStreamConsumption {
@@ -162,8 +407,35 @@ export interface JetStreamConsumption {
   pause(): void;
   /** Resumes pulling after {@link JetStreamConsumption.pause} (for `wrapHandler`'s `onResume`). */
   resume(): void;
-  /** Resolves when the loop has ended (after `stop`); rejects if pulling failed (the consumer was deleted, say). */
+  /**
+   * Resolves, never rejects, as soon as the loop stops pulling, with why: after `stop()`, or on its own when the
+   * connection closes or the consumer is deleted (then start a new loop on a new connection or consumer, or exit
+   * and let the supervisor restart the process). Handlers still running keep running; their settlements fail on
+   * a closed connection and the server redelivers those messages.
+   */
+  readonly closed: Promise<JetStreamClosed>;
+  /**
+   * Resolves when the loop has ended after `stop()` and rejects with the error when it ended on its own (the
+   * connection closed, the consumer was deleted): `closed`, as a promise that fails.
+   */
   readonly done: Promise<void>;
+}
+
+/** The connection a nats.js 2.x consumer pulls through (`consumer.api.nc`), to learn when it closes. */
+function connectionOf(consumer: Consumer): Pick<NatsConnection, 'closed' | 'isClosed'> | undefined {
+  const nc = (consumer as { api?: { nc?: { closed?: unknown; isClosed?: unknown } } }).api?.nc;
+  if (typeof nc?.closed !== 'function' || typeof nc.isClosed !== 'function') return undefined;
+  return nc as Pick<NatsConnection, 'closed' | 'isClosed'>;
+}
+
+/** Why pulling failed with `error`. */
+function closeReasonOf(error: unknown, connectionClosed: boolean): JetStreamCloseReason {
+  if (connectionClosed) return 'connection_closed';
+  const e = error as { code?: unknown; message?: unknown } | null;
+  if (e?.code === 'CONNECTION_CLOSED') return 'connection_closed';
+  const message = typeof e?.message === 'string' ? e.message : '';
+  if (/consumer deleted|consumer not found|stream not found/i.test(message)) return 'consumer_deleted';
+  return 'failed';
 }
 
 /**
@@ -176,26 +448,35 @@ export interface JetStreamConsumption {
  * each message and every `pausePollMs` while paused); wiring `onPause`/`onResume` to `pause()`/`resume()` makes
  * it react at once.
  *
- * Max deliveries: set `wrapHandler`'s `maxDeliveries` no higher than the consumer's `max_deliver`. The server
- * stops delivering a message after `max_deliver` deliveries without telling anyone, so with a larger
- * `maxDeliveries` a failing message would vanish instead of being dead-lettered; with
- * `maxDeliveries <= max_deliver` the last delivery is dead-lettered (published to `deadLetterSubject`, then
- * terminated). `max_deliver: -1` (unlimited) is fine.
+ * Max deliveries: the consumer's `max_deliver` must be -1 (unlimited) or greater than `wrapHandler`'s
+ * `maxDeliveries`, so that bulwark, not the server, decides when a message is dead-lettered: the server stops
+ * delivering a message after `max_deliver` deliveries without telling anyone, so a dead letter whose publish
+ * failed on the last allowed delivery would never come back. `declareJetStreamTopology` sets it up so.
+ *
+ * Stopping: `closed` resolves with the reason when the loop stops, whether by `stop()`, a connection closed for
+ * good, or a deleted consumer. nats.js reconnects on its own first (`maxReconnectAttempts`), and the loop keeps
+ * pulling across a reconnect.
  *
  * @throws InvalidOptionsError listing every invalid option.
  * @example
  * ```ts
- * const nc = await connect({ servers: '127.0.0.1:4222' });
+ * const nc = await connect({ servers: '127.0.0.1:4222', maxReconnectAttempts: -1 });
  * const js = nc.jetstream();
+ * const topology = await declareJetStreamTopology(await nc.jetstreamManager(), {
+ *   stream: 'ORDERS', subjects: ['orders.>'], consumer: 'worker', maxDeliveries: 5, handlerTimeoutMs: 30_000,
+ * });
  * let loop: JetStreamConsumption | undefined;
  * const handle = wrapHandler(async (data: Uint8Array, { signal }) => process(data, signal), {
- *   maxDeliveries: 5, // <= the consumer's max_deliver
- *   workingEveryMs: 10_000, // < the consumer's ack_wait, for long handlers
+ *   maxDeliveries: 5,
+ *   handlerTimeoutMs: 30_000,
  *   onPause: () => loop?.pause(),
  *   onResume: () => loop?.resume(),
  * });
- * loop = consumeJetStream(await js.consumers.get('ORDERS', 'worker'), handle, {
- *   deadLetterSubject: 'orders.dead', js, maxMessages: 10,
+ * loop = consumeJetStream(await js.consumers.get(topology.stream, topology.consumer), handle, {
+ *   deadLetterSubject: topology.deadLetterSubject, js, maxMessages: 10,
+ * });
+ * void loop.closed.then(({ reason, error }) => {
+ *   if (reason !== 'stopped') console.error('the consumer stopped', reason, error);
  * });
  * // shutdown
  * await Promise.all([handle.shutdown(5_000), loop.stop()]);
@@ -215,18 +496,20 @@ export function consumeJetStream(
   if (check.object('', options, CONSUME_OPTIONS)) {
     validateDeliveryOptions(check, options);
     check.number('maxMessages', options.maxMessages, { min: 1, integer: true });
-    check.fn('onError', options.onError);
     check.number('pausePollMs', options.pausePollMs, { min: 0, exclusiveMin: true });
     check.clock('clock', options.clock);
+    check.fn('onClose', options.onClose);
   }
   check.done();
 
   const maxMessages = options.maxMessages ?? 100;
   const pausePollMs = options.pausePollMs ?? 100;
+  const releaseDelayMs = options.releaseDelayMs ?? 1_000;
   const clock = options.clock ?? systemClock;
-  // A superset of the delivery options: makeDelivery reads only deadLetterSubject, js and releaseDelayMs.
+  // A superset of the delivery options: makeDelivery reads only the delivery ones.
   const deliveryOptions: JetStreamDeliveryOptions = options;
-  let stopped = false;
+  /** Set once, by whatever ends the loop first. */
+  let ended: JetStreamClosed | undefined;
   let pausedByCall = false;
   let messages: ConsumerMessages | undefined;
   const running = new Set<Promise<void>>();
@@ -246,12 +529,51 @@ export function consumeJetStream(
       };
     });
   const isPaused = (): boolean => pausedByCall || handler.paused;
+  const end = (closed: JetStreamClosed): void => {
+    ended ??= closed;
+    messages?.stop();
+    signal();
+  };
+
+  // The connection closing for good ends the loop: a pull on a closed connection neither ends nor fails.
+  const connection = connectionOf(consumer);
+  connection?.closed().then(
+    (error) => end({ reason: 'connection_closed', ...(error instanceof Error ? { error } : {}) }),
+    (error: unknown) => end({ reason: 'connection_closed', error }),
+  );
+
+  /**
+   * A settlement failed: the server redelivers the message after ack-wait, unless this was its last delivery
+   * (`max_deliver`), when it would vanish without a word. Then the error says so (the consumer's configuration,
+   * cached by nats.js, is read only on this path).
+   */
+  const lastDelivery = async (error: unknown, msg: JsMsg): Promise<unknown> => {
+    try {
+      const maxDeliver = (await consumer.info(true)).config.max_deliver;
+      if (maxDeliver === undefined || maxDeliver < 1 || msg.info.deliveryCount < maxDeliver) return error;
+      return new Error(
+        `bulwark/messaging: settling message ${msg.info.stream}#${msg.info.streamSequence} failed on its last ` +
+          `delivery (the consumer's max_deliver is ${maxDeliver}): the server will not deliver it again. Set ` +
+          "max_deliver to -1 or above wrapHandler's maxDeliveries (declareJetStreamTopology does)",
+        { cause: error },
+      );
+    } catch {
+      return error;
+    }
+  };
 
   const feed = (msg: JsMsg): void => {
-    const p = handler(makeDelivery(msg, deliveryOptions)).then(
-      () => undefined,
-      (error: unknown) => options.onError?.(error, msg),
-    );
+    let p: Promise<void>;
+    try {
+      p = handler(makeDelivery(msg, deliveryOptions)).then(
+        () => undefined,
+        async (error: unknown) => report(options, await lastDelivery(error, msg), msg),
+      );
+    } catch (error) {
+      // A handler that throws instead of rejecting: reported; the server redelivers the message after ack-wait.
+      report(options, error, msg);
+      return;
+    }
     const tracked = p.finally(() => {
       running.delete(tracked);
       signal();
@@ -260,42 +582,57 @@ export function consumeJetStream(
   };
 
   const loop = async (): Promise<void> => {
-    while (!stopped) {
+    while (ended === undefined) {
       if (isPaused()) {
         await sleep(pausePollMs);
         continue;
       }
-      const current = await consumer.consume({ max_messages: maxMessages });
+      // abort_on_missing_resource: a deleted consumer or stream ends the pull with an error, instead of the
+      // client retrying in silence until one of that name reappears.
+      const current = await consumer.consume({ max_messages: maxMessages, abort_on_missing_resource: true });
       messages = current;
       // stop() or pause() may have come while consume() was starting.
-      if (stopped || isPaused()) current.stop();
+      if (ended !== undefined || isPaused()) current.stop();
       for await (const msg of current) {
-        if (stopped || isPaused()) {
+        if (ended !== undefined || isPaused()) {
           // Taken off the wire after the loop decided to stop: hand it back with a delay, not at once.
-          msg.nak(options.releaseDelayMs ?? 1_000);
+          msg.nak(releaseDelayMs);
           current.stop();
           continue;
         }
         feed(msg);
         // The concurrency limit: wait for a slot before taking the next message.
-        while (running.size >= maxMessages && !stopped) await sleep(undefined);
+        while (running.size >= maxMessages && ended === undefined) await sleep(undefined);
         if (isPaused()) current.stop();
       }
       messages = undefined;
     }
   };
 
-  const done = loop();
+  const closed: Promise<JetStreamClosed> = loop().then(
+    () => ended ?? { reason: 'stopped' },
+    (error: unknown) => ended ?? { reason: closeReasonOf(error, connection?.isClosed() ?? false), error },
+  );
+  void closed.then((c) => {
+    try {
+      options.onClose?.(c);
+    } catch {
+      // ignored: see onClose
+    }
+  });
+  const done = closed.then((c) => {
+    if (c.reason !== 'stopped') {
+      throw c.error ?? new Error(`bulwark/messaging: the JetStream consumer stopped (${c.reason})`);
+    }
+  });
   // `done` is observed by stop(); this keeps a failure from being an unhandled rejection when nobody awaits it.
   done.catch(() => undefined);
 
   return {
     async stop() {
-      stopped = true;
-      messages?.stop();
-      signal();
+      end({ reason: 'stopped' });
       try {
-        await done;
+        await closed;
       } finally {
         await Promise.all(running);
       }
@@ -308,6 +645,7 @@ export function consumeJetStream(
       pausedByCall = false;
       signal();
     },
+    closed,
     done,
   };
 }

@@ -162,10 +162,10 @@ describe('jetstreamDelivery / consumeJetStream (real NATS)', () => {
     await until(async () => (await deadLetters(stream, dead)) === 1);
     const letter = await jsm.streams.getMessage(stream, { last_by_subj: dead });
     expect(Buffer.from(letter.data).equals(Buffer.from(data))).toBe(true);
-    expect(letter.header.get('bulwark-attempts')).toBe('3');
-    expect(letter.header.get('bulwark-reason')).toBe('exhausted');
-    expect(letter.header.get('bulwark-error')).toBe('Error: boom second line');
-    expect(letter.header.get('bulwark-original-subject')).toBe(subject);
+    expect(letter.header.get('x-bulwark-attempts')).toBe('3');
+    expect(letter.header.get('x-bulwark-reason')).toBe('exhausted');
+    expect(letter.header.get('x-bulwark-error')).toBe('Error: boom second line');
+    expect(letter.header.get('x-bulwark-original-subject')).toBe(subject);
     expect(letter.header.get('x-trace')).toBe('abc');
     // Terminated: no further delivery, nothing pending, a single dead letter.
     await sleep(500);
@@ -191,9 +191,9 @@ describe('jetstreamDelivery / consumeJetStream (real NATS)', () => {
     await until(async () => (await deadLetters(stream, dead)) === 1);
     const letter = await jsm.streams.getMessage(stream, { last_by_subj: dead });
     expect(new TextDecoder().decode(letter.data)).toBe('{"bad":true}');
-    expect(letter.header.get('bulwark-reason')).toBe('permanent');
-    expect(letter.header.get('bulwark-attempts')).toBe('1');
-    expect(letter.header.get('bulwark-error')).toBe('PermanentError: no id');
+    expect(letter.header.get('x-bulwark-reason')).toBe('permanent');
+    expect(letter.header.get('x-bulwark-attempts')).toBe('1');
+    expect(letter.header.get('x-bulwark-error')).toBe('PermanentError: no id');
     await sleep(400);
     expect(attempts).toEqual([1]);
     expect((await consumer.info()).num_ack_pending).toBe(0);
