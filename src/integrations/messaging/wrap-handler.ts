@@ -223,7 +223,7 @@ class MessageRun<M> extends CancelScope {
     if (!failed) {
       settlement = 'acked';
       how = () => this.delivery.ack();
-    } else if (error instanceof ShutdownError) {
+    } else if (guarded(() => error instanceof ShutdownError)) {
       settlement = 'released';
       how = () => this.delivery.release();
     } else {
