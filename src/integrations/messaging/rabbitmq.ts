@@ -266,6 +266,18 @@ function copyOptions(
   return options;
 }
 
+/**
+ * Whether amqplib refused an operation because the channel or its connection is closing or closed (its
+ * `IllegalOperationError`, thrown synchronously before anything is sent): not a refusal by the broker.
+ */
+function channelGone(error: unknown): boolean {
+  try {
+    return (error as { name?: unknown } | null)?.name === 'IllegalOperationError';
+  } catch {
+    return false;
+  }
+}
+
 const OPTION_NAMES = ['queue', 'handler', 'prefetch', 'onError', 'requeueDelayMs', 'onClose'] as const;
 
 function isConfirmChannel(channel: Channel): channel is ConfirmChannel {
@@ -473,7 +485,7 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
     try {
       return publish(routingKey, msg.content, copyOptions(msg, extra, expiration, true));
     } catch (error) {
-      if (closed) throw error;
+      if (closed || channelGone(error)) throw error;
       report(error);
       return publish(routingKey, msg.content, copyOptions(msg, extra, expiration, false));
     }
@@ -489,7 +501,9 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
     try {
       await settle();
     } catch (error) {
-      if (closed) return; // Lost mid-settlement: the broker redelivers the original.
+      // Lost mid-settlement, or closing (the application closed the connection first): the broker redelivers the
+      // original, and there is no channel left to requeue it on.
+      if (closed || channelGone(error)) return;
       report(error);
       // The copy was refused: hand the original back rather than leave it unsettled on the channel, after a pause,
       // so that a refusal that lasts is not a hot requeue loop.

@@ -168,6 +168,42 @@ describe('RabbitMQ poison messages (real broker)', () => {
   });
 });
 
+describe('RabbitMQ copies the broker refuses (real broker)', () => {
+  it('a refused retry copy requeues the original after requeueDelayMs, never in a hot loop', async () => {
+    // A retry queue that refuses every publish (max-length 0, reject-publish): each copy is nacked by the broker.
+    await scene.admin.deleteQueue(`${scene.queue}.retry`);
+    await scene.admin.assertQueue(`${scene.queue}.retry`, {
+      durable: true,
+      deadLetterExchange: '',
+      deadLetterRoutingKey: scene.queue,
+      arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' },
+    });
+    let calls = 0;
+    const reported: unknown[] = [];
+    const channel = await scene.channelOn(await scene.open());
+    const handle = wrapHandler<Buffer>(
+      async () => {
+        calls++;
+        throw new Error('transient');
+      },
+      { redeliveryDelay: () => 10 },
+    );
+    await consumeRabbit(channel, {
+      queue: scene.queue,
+      handler: handle,
+      requeueDelayMs: 200,
+      onError: (e) => reported.push(e),
+    });
+    await scene.publish(['refused']);
+    await sleep(700);
+    // 700 ms at one requeue per 200 ms: about 4 runs (a hot loop made thousands).
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(calls).toBeLessThanOrEqual(5);
+    expect(reported.length).toBe(calls);
+    expect(String(reported[0])).toMatch(/refused|nack/i);
+  });
+});
+
 describe('x-bulwark-deliveries parsing', () => {
   it('property: any header value reads as a whole number from 0 to 2^53 - 2, never a throw', () => {
     fc.assert(

@@ -114,4 +114,35 @@ describe('RabbitMQ graceful shutdown (real broker)', () => {
     await connection.close();
     expect(await redeliveries()).toBe(1); // only the released one
   });
+
+  it('a handler finishing while the connection is closing: its settlement is skipped quietly, nothing is lost', async () => {
+    const reported: unknown[] = [];
+    const gate = deferred();
+    let started = 0;
+    const connection = await scene.open();
+    const channel = await scene.channelOn(connection);
+    const handle = wrapHandler<Buffer>(
+      async () => {
+        started++;
+        await gate.promise;
+        throw new Error('fails late'); // its retry copy and ack would go to a closing channel
+      },
+      { redeliveryDelay: () => 60_000 },
+    );
+    await consumeRabbit(channel, {
+      queue: scene.queue,
+      handler: handle,
+      requeueDelayMs: 60_000, // a hold here would time the test out
+      onError: (e) => reported.push(e),
+    });
+    await scene.publish(['a', 'b']);
+    await until(() => started === 2, 'both handlers to start');
+    const closing = connection.close(); // the application closes without shutting the handler down first
+    gate.resolve();
+    await closing;
+    await until(() => handle.inFlight === 0, 'both deliveries to settle');
+    expect(reported).toEqual([]);
+    expect(await redeliveries()).toBe(2);
+    expect(await scene.count(`${scene.queue}.retry`)).toBe(0);
+  });
 });
