@@ -295,22 +295,38 @@ function isConfirmChannel(channel: Channel): channel is ConfirmChannel {
  *   `x-bulwark-attempts`, `x-bulwark-reason`, `x-bulwark-error`, then the original is acked;
  * - shutdown: `channel.nack(msg, false, true)`, the broker redelivers it later.
  *
- * The attempt number is read from the `x-bulwark-deliveries` header (absent: attempt 1), so a restarted consumer
- * keeps counting. A message the broker redelivers after a lost channel or a release keeps its attempt number.
+ * The attempt number is read from the `x-bulwark-deliveries` header (absent or unreadable: attempt 1), so a
+ * restarted consumer keeps counting. A message the broker redelivers after a lost channel or a release keeps its
+ * attempt number.
  *
- * A message is only ever settled on the channel it came from; once that channel has closed, its settlements are
- * skipped (the broker redelivers those messages), so a reconnect never produces a 406 "unknown delivery tag".
- * With a confirm channel (`createConfirmChannel`), the retry and dead-letter copies are confirmed by the broker
- * before the original is acked; otherwise they are at least written out first. Delivery is at least once: a channel
- * lost between the copy and the ack delivers the message twice.
+ * Each settlement resolves only once the broker has processed it: after the ack or nack, a `basic.qos` round trip
+ * on the same channel (settlements of one turn share it). So `handle.shutdown()` resolves only when every
+ * settlement has reached the broker, and a `connection.close()` after it loses none. consumeRabbit owns the
+ * channel's prefetch: give each consumer its own channel.
+ *
+ * A message is only ever settled on the channel it came from; once that channel has closed (or is closing), its
+ * settlements are skipped (the broker redelivers those messages), so a reconnect never produces a 406 "unknown
+ * delivery tag". With a confirm channel (`createConfirmChannel`), the retry and dead-letter copies are confirmed by
+ * the broker before the original is acked; otherwise they are at least written out first. A copy the broker
+ * refuses is reported to `onError` and the original is requeued after `requeueDelayMs`. Delivery is at least once:
+ * a channel lost between the copy and the ack delivers the message twice.
+ *
+ * When the channel or its connection closes, or the broker cancels the subscription, the consumer stops:
+ * `consumer.closed` resolves with the reason, `onClose` is called, `consumerTag` becomes undefined. Reconnecting is
+ * the application's: a new connection, channel and `consumeRabbit` (see the docs' reconnection example). The
+ * consumer watches the channel's and connection's errors without handling them: register your own `'error'`
+ * listeners, or a dropped socket is an uncaught error.
  *
  * Backpressure: pass the consumer's `pause` and `resume` to `wrapHandler`'s `onPause` and `onResume`, so an open
  * breaker stops the subscription instead of burning messages into the dead-letter queue.
  *
+ * @throws InvalidOptionsError listing every invalid option.
  * @example
  * ```ts
  * const connection = await connect('amqp://127.0.0.1');
+ * connection.on('error', (error) => console.error('RabbitMQ connection error', error)); // else a drop crashes
  * const channel = await connection.createConfirmChannel();
+ * channel.on('error', (error) => console.error('RabbitMQ channel error', error));
  * await declareRabbitTopology(channel, { queue: 'orders' });
  *
  * let consumer: RabbitConsumer | undefined;
@@ -321,8 +337,12 @@ function isConfirmChannel(channel: Channel): channel is ConfirmChannel {
  *   onResume: () => void consumer?.resume(),
  * });
  * consumer = await consumeRabbit(channel, { queue: 'orders', handler: handle, prefetch: 20 });
+ * void consumer.closed.then(({ reason, error }) => {
+ *   if (reason !== 'cancelled') console.error(`consumer stopped (${reason}): reconnect`, error);
+ * });
  *
- * // Graceful shutdown: stop taking messages, then wait for (or release) those in flight.
+ * // Graceful shutdown: stop taking messages, then wait for (or release) those in flight: once shutdown() has
+ * // resolved, every settlement has reached the broker.
  * await consumer.cancel();
  * await handle.shutdown(5_000);
  * await connection.close();

@@ -52,10 +52,15 @@ export interface WrapHandlerOptions {
   maxDeliveries?: number;
   /**
    * The broker-level delay before a failed message is delivered again, by delivery number: a backoff or a
-   * function. @defaultValue `exponential({ initialMs: 1_000, maxMs: 60_000 })` (full jitter)
+   * function. A function that throws, or returns something other than a finite number, gets the default backoff for
+   * that delivery; a negative delay counts as 0. @defaultValue `exponential({ initialMs: 1_000, maxMs: 60_000 })`
+   * (full jitter)
    */
   redeliveryDelay?: Backoff | ((attempt: number, error: unknown) => number);
-  /** Failures that no retry fixes, besides `PermanentError` and `SyntaxError` (a parse error). */
+  /**
+   * Failures that no retry fixes, besides `PermanentError` and `SyntaxError` (a parse error). A predicate that throws
+   * counts as `false` (the message is retried, then dead-lettered after `maxDeliveries`).
+   */
   isPermanent?: (error: unknown) => boolean;
   /** The longest a delivery may run, in ms: its `ctx.signal` aborts and it is retried later. @defaultValue none */
   handlerTimeoutMs?: number;
@@ -100,9 +105,17 @@ export interface WrappedHandler<M> {
   readonly paused: boolean;
   /**
    * Stops taking messages (later deliveries are released at once), waits up to `graceMs` for those in flight,
-   * then aborts their `ctx.signal` and releases them to the broker unsettled. Resolves when every delivery is
-   * settled. Final: a shut-down handler never takes messages again (make a new one). @param graceMs -
-   * @defaultValue 10_000
+   * then aborts the `ctx.signal` of those still running (never of a handler that already finished) and releases
+   * them to the broker unsettled. Resolves when every delivery is settled, that is when each adapter settle method
+   * has resolved (the RabbitMQ adapter's resolve once the broker has processed the settlement). Final: a shut-down
+   * handler never takes messages again (make a new one).
+   * @param graceMs - @defaultValue 10_000
+   * @example
+   * ```ts
+   * await consumer.cancel();
+   * await handle.shutdown(10_000);
+   * await connection.close();
+   * ```
    */
   shutdown(graceMs?: number): Promise<void>;
 }

@@ -1,8 +1,10 @@
 import { type EventEmitter, errorMonitor } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
-import { type ChannelModel, connect } from 'amqplib';
+import { type Channel, type ChannelModel, connect } from 'amqplib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { InvalidOptionsError } from '../../../src/index.js';
 import {
+  type ConsumeRabbitOptions,
   consumeRabbit,
   declareRabbitTopology,
   type RabbitConsumer,
@@ -185,5 +187,33 @@ describe('the documented reconnection loop (real broker, through a TCP proxy)', 
     expect(new Set(processed).size).toBe(60);
     const reconnects = log.filter((entry) => Array.isArray(entry) && String(entry[0]).startsWith('consumer stopped'));
     expect(reconnects).toHaveLength(2);
+  });
+});
+
+describe('consumeRabbit options', () => {
+  it('rejects bad options with one InvalidOptionsError naming each option, its value and what is allowed', async () => {
+    const bad = {
+      queue: '',
+      handler: 5,
+      prefetch: -1,
+      requeueDelayMs: Number.NaN,
+      onClose: 'log',
+      retries: 3,
+    } as unknown as ConsumeRabbitOptions;
+    const error = await consumeRabbit({} as Channel, bad).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    const message = (error as Error).message;
+    expect(message).toMatch(/^consumeRabbit: invalid options/);
+    for (const part of [
+      /retries: expected a known option/,
+      /queue: expected a non-empty string, got ""/,
+      /handler: expected a wrapHandler\(\) result, got 5/,
+      /prefetch: expected an integer .*got -1/,
+      /requeueDelayMs: expected a number .*got NaN/,
+      /onClose: expected a function/,
+      /channel: expected an amqplib channel/,
+    ]) {
+      expect(message).toMatch(part);
+    }
   });
 });
