@@ -468,7 +468,8 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
         resolve();
       };
       onChannelClosed.add(wake);
-      timer = systemClock.setTimeout(wake, ms);
+      // Unref'd: a held message alone does not keep the process alive (the broker requeues it if the process ends).
+      timer = systemClock.setTimeout(wake, ms, true);
     });
 
   /** Resolves once the broker (confirm channel) or the socket (plain channel) has taken the publish. */

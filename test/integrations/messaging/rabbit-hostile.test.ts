@@ -140,9 +140,11 @@ describe('RabbitMQ poison messages (real broker)', () => {
   // (A NaN or infinite double never arrives: RabbitMQ closes the publisher's connection with INTERNAL_ERROR.)
   it('a header amqplib cannot encode again (a huge negative double) is left off the copies, nothing loops', async () => {
     const attempts: number[] = [];
+    const seenHeaders: Record<string, string>[] = [];
     const handle = await consume(
       async (_body, { delivery }) => {
         attempts.push(delivery.attempt);
+        seenHeaders.push({ ...delivery.headers });
         throw new Error('still failing');
       },
       { maxDeliveries: 3, redeliveryDelay: () => 20 },
@@ -150,6 +152,7 @@ describe('RabbitMQ poison messages (real broker)', () => {
     await scene.publish(['odd headers'], {
       'x-very-negative': { '!': 'double', value: -1e300 },
       'x-kept': 'yes',
+      'x-death': 'not a list', // a producer's own x-death: never parsed, never copied
       'x-nested': { list: [1, 'two', { deep: true }] },
     });
     await until(
@@ -163,6 +166,9 @@ describe('RabbitMQ poison messages (real broker)', () => {
     expect(headers['x-kept']).toBe('yes');
     expect(headers['x-nested']).toEqual({ list: [1, 'two', { deep: true }] });
     expect('x-very-negative' in headers).toBe(false);
+    expect(headers['x-death']).toBeUndefined();
+    expect(seenHeaders[0]?.['x-death']).toBe('not a list');
+    expect(seenHeaders[0]?.['x-kept']).toBe('yes');
     expect(headers['x-bulwark-attempts']).toBe(3);
     expect(scene.errors).toEqual([]);
   });

@@ -199,6 +199,47 @@ describe('wrapHandler', () => {
     expect(handle.inFlight).toBe(0);
   });
 
+  it('shutdown leaves alone the signal of a handler that finished, even while its settlement is still pending', async () => {
+    const clock = new FakeClock();
+    const signals: AbortSignal[] = [];
+    let ackDone!: () => void;
+    const handle = wrapHandler(
+      (body: string, { signal }) => {
+        signals.push(signal);
+        if (body === 'done') return Promise.resolve();
+        return new Promise<void>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+      },
+      { clock },
+    );
+    const a = recording('done');
+    const slowAck: Delivery<string> = {
+      ...a.delivery,
+      // The broker has not confirmed the ack yet when the grace period ends.
+      ack: () =>
+        new Promise<void>((resolve) => {
+          ackDone = resolve;
+        }),
+    };
+    const ra = handle(slowAck);
+    const rb = handle(recording('stuck').delivery);
+    await clock.flush();
+    const done = handle.shutdown(100);
+    await clock.advance(100);
+    expect(signals[0]?.aborted).toBe(false);
+    expect(signals[1]?.aborted).toBe(true);
+    await expect(rb).resolves.toBe('released');
+    let finished = false;
+    void done.then(() => {
+      finished = true;
+    });
+    await clock.flush();
+    expect(finished).toBe(false); // shutdown waits for the ack to reach the broker
+    ackDone();
+    await done;
+    await expect(ra).resolves.toBe('acked');
+    expect(signals[0]?.aborted).toBe(false);
+  });
+
   it('checks its options', () => {
     expect(() => wrapHandler(5 as never)).toThrow(InvalidOptionsError);
     expect(() => wrapHandler(() => undefined, { maxDeliveries: 0, retries: 1 } as never)).toThrow(
