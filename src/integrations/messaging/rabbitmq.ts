@@ -561,7 +561,8 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
         onChannel(msg, async () => {
           const extra = {
             [DELIVERIES_HEADER]: attempt,
-            'x-bulwark-attempts': dead.attempts,
+            // A count that is not a safe integer (a broken adapter) would make amqplib's encoder throw.
+            'x-bulwark-attempts': Number.isSafeInteger(dead.attempts) ? dead.attempts : String(dead.attempts),
             'x-bulwark-reason': dead.reason,
             'x-bulwark-error': describeError(dead.error, MAX_ERROR_HEADER_LENGTH),
           };
@@ -610,8 +611,18 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
     await channel.cancel(tag);
   };
 
-  await channel.prefetch(prefetch);
-  await serial(subscribe);
+  try {
+    await channel.prefetch(prefetch);
+    await serial(subscribe);
+  } catch (error) {
+    // A channel that is already closed (or closes now) never emits 'close' again: drop the listeners here.
+    (channel as EventEmitter).off(errorMonitor, noteError);
+    if (connectionEvents) {
+      connection.off?.(errorMonitor, noteError);
+      connection.off?.('close', noteError);
+    }
+    throw error;
+  }
 
   return {
     get consumerTag() {

@@ -103,6 +103,18 @@ describe('RabbitMQ consumer lifecycle (real broker, through a TCP proxy)', () =>
     expect(second.consumerTag).toBeUndefined();
   });
 
+  it('consumeRabbit on a closed channel rejects and leaves no listener behind on the connection', async () => {
+    const connection = await scene.open(proxy.url);
+    const channel = await scene.channelOn(connection);
+    await channel.close();
+    const events = connection.connection as unknown as EventEmitter;
+    const before = [events.listenerCount('close'), events.listenerCount(errorMonitor)];
+    await expect(
+      consumeRabbit(channel, { queue: scene.queue, handler: wrapHandler<Buffer>(async () => {}) }),
+    ).rejects.toThrow(/closed/i);
+    expect([events.listenerCount('close'), events.listenerCount(errorMonitor)]).toEqual(before);
+  });
+
   it('a channel error closes the consumer with that error', async () => {
     const channel = await scene.channelOn(await scene.open(proxy.url));
     const consumer = await consumeRabbit(channel, { queue: scene.queue, handler: wrapHandler<Buffer>(async () => {}) });
