@@ -1,5 +1,5 @@
 import { type EventEmitter, errorMonitor } from 'node:events';
-import type { Channel, ConfirmChannel, ConsumeMessage, MessageProperties, Options } from 'amqplib';
+import type { Channel, ConfirmChannel, ConsumeMessage, Message, MessageProperties, Options } from 'amqplib';
 import { systemClock, type TimerHandle } from '../../core/clock.js';
 import { Checker } from '../../errors/validate.js';
 import { type DeadLetter, type Delivery, describeError } from './delivery.js';
@@ -251,7 +251,7 @@ function copyOptions(
     }
   }
   for (const k of Object.keys(extra)) define(headers, k, extra[k]);
-  const options: Options.Publish = { headers };
+  const options: Options.Publish = { headers, mandatory: true };
   if (p.contentType !== undefined) options.contentType = p.contentType;
   if (p.contentEncoding !== undefined) options.contentEncoding = p.contentEncoding;
   if (p.deliveryMode !== undefined) options.deliveryMode = p.deliveryMode;
@@ -264,6 +264,26 @@ function copyOptions(
   if (p.appId !== undefined) options.appId = p.appId;
   if (expiration !== undefined) options.expiration = expiration;
   return options;
+}
+
+/** A copy being published: the broker may return it as unroutable. */
+interface PendingCopy {
+  readonly routingKey: string;
+  readonly content: Buffer;
+  returned: boolean;
+}
+
+/**
+ * Whether a publish failed before anything was sent because amqplib could not encode it (a header table beyond the
+ * encoding buffer, a value it cannot encode): then a copy with bulwark's headers only is tried.
+ */
+function encodingFailed(error: unknown): boolean {
+  try {
+    const name = (error as { name?: unknown } | null)?.name;
+    return name === 'RangeError' || name === 'TypeError';
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -307,7 +327,8 @@ function isConfirmChannel(channel: Channel): channel is ConfirmChannel {
  * A message is only ever settled on the channel it came from; once that channel has closed (or is closing), its
  * settlements are skipped (the broker redelivers those messages), so a reconnect never produces a 406 "unknown
  * delivery tag". With a confirm channel (`createConfirmChannel`), the retry and dead-letter copies are confirmed by
- * the broker before the original is acked; otherwise they are at least written out first. A copy the broker
+ * the broker before the original is acked; otherwise they are at least written out first. Copies are published
+ * `mandatory`, so one no queue takes (a deleted retry or dead-letter queue) counts as refused. A copy the broker
  * refuses is reported to `onError` and the original is requeued after `requeueDelayMs`. Delivery is at least once:
  * a channel lost between the copy and the ack delivers the message twice.
  *
@@ -419,6 +440,7 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
     closed = true;
     consumerTag = undefined;
     (channel as EventEmitter).off(errorMonitor, noteError);
+    channel.off('return', onReturn);
     for (const wake of [...onChannelClosed]) wake();
     onChannelClosed.clear();
     // A dropped connection emits the channel's 'close' before its own 'close' (which carries the reason): report
@@ -472,6 +494,18 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
       timer = systemClock.setTimeout(wake, ms, true);
     });
 
+  /** Copies being published, to match the broker's returns (unroutable copies) to. */
+  const pendingCopies = new Set<PendingCopy>();
+  const onReturn = (returned: Message): void => {
+    for (const p of pendingCopies) {
+      if (!p.returned && p.routingKey === returned.fields.routingKey && p.content.equals(returned.content)) {
+        p.returned = true;
+        return;
+      }
+    }
+  };
+  channel.on('return', onReturn);
+
   /** Resolves once the broker (confirm channel) or the socket (plain channel) has taken the publish. */
   const publish = (routingKey: string, content: Buffer, publishOptions: Options.Publish): Promise<void> => {
     if (isConfirmChannel(channel)) {
@@ -497,18 +531,35 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
    * Publishes a copy of `msg` with its headers (those amqplib can encode again) plus `extra`; if even that cannot
    * be encoded (headers beyond the frame size, say), with bulwark's headers only.
    */
-  const publishCopy = (
+  const publishCopy = async (
     routingKey: string,
     msg: ConsumeMessage,
     extra: Record<string, unknown>,
     expiration?: string,
   ): Promise<void> => {
+    // Mandatory: a copy no queue takes (the retry or dead-letter queue was deleted) comes back as a basic.return,
+    // which the broker sends before the copy's confirm. Without it the copy would be confirmed and dropped, and the
+    // original acked: a silent loss.
+    const pending: PendingCopy = { routingKey, content: msg.content, returned: false };
+    pendingCopies.add(pending);
     try {
-      return publish(routingKey, msg.content, copyOptions(msg, extra, expiration, true));
-    } catch (error) {
-      if (closed || channelGone(error)) throw error;
-      report(error);
-      return publish(routingKey, msg.content, copyOptions(msg, extra, expiration, false));
+      try {
+        await publish(routingKey, msg.content, copyOptions(msg, extra, expiration, true));
+      } catch (error) {
+        if (closed || channelGone(error) || !encodingFailed(error)) throw error;
+        report(error);
+        await publish(routingKey, msg.content, copyOptions(msg, extra, expiration, false));
+      }
+      // A plain channel has no confirm: a round trip makes sure any return has arrived.
+      if (!isConfirmChannel(channel)) await synced();
+      if (pending.returned) {
+        throw new Error(
+          `consumeRabbit: the broker could not route the copy to queue "${routingKey}" (was it deleted? ` +
+            `declareRabbitTopology declares it); the original is requeued`,
+        );
+      }
+    } finally {
+      pendingCopies.delete(pending);
     }
   };
 
@@ -617,6 +668,7 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
   } catch (error) {
     // A channel that is already closed (or closes now) never emits 'close' again: drop the listeners here.
     (channel as EventEmitter).off(errorMonitor, noteError);
+    channel.off('return', onReturn);
     if (connectionEvents) {
       connection.off?.(errorMonitor, noteError);
       connection.off?.('close', noteError);

@@ -3,7 +3,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   consumeRabbit,
   DELIVERIES_HEADER,
+  declareRabbitTopology,
   type MessageHandler,
+  PermanentError,
   type WrapHandlerOptions,
   wrapHandler,
 } from '../../../src/integrations/messaging/index.js';
@@ -207,6 +209,35 @@ describe('RabbitMQ copies the broker refuses (real broker)', () => {
     expect(calls).toBeLessThanOrEqual(5);
     expect(reported.length).toBe(calls);
     expect(String(reported[0])).toMatch(/refused|nack/i);
+  });
+});
+
+describe('RabbitMQ copies no queue takes (real broker)', () => {
+  it('a deleted dead-letter queue: the copy is returned, the original requeued (not lost), dead-lettered once it is back', async () => {
+    await scene.admin.deleteQueue(`${scene.queue}.dlq`);
+    let calls = 0;
+    const reported: unknown[] = [];
+    const channel = await scene.channelOn(await scene.open());
+    const handle = wrapHandler<Buffer>(async () => {
+      calls++;
+      throw new PermanentError('bad order');
+    });
+    await consumeRabbit(channel, {
+      queue: scene.queue,
+      handler: handle,
+      requeueDelayMs: 100,
+      onError: (e) => reported.push(e),
+    });
+    await scene.publish(['orphan']);
+    await until(() => reported.length >= 1, 'the unroutable copy to be reported');
+    expect(String((reported[0] as Error).message)).toMatch(/could not route the copy to queue ".*\.dlq"/);
+    await declareRabbitTopology(scene.admin, { queue: scene.queue });
+    await until(
+      async () => (await scene.count(`${scene.queue}.dlq`)) === 1 && handle.inFlight === 0,
+      'the dead letter once the queue is back',
+    );
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(await scene.count(scene.queue)).toBe(0);
   });
 });
 
