@@ -139,6 +139,34 @@ describe('RabbitMQ poison messages (real broker)', () => {
     expect(scene.errors).toEqual([]);
   });
 
+  it("headers too large to encode again with bulwark's added: the copy goes with bulwark's headers only", async () => {
+    const attempts: number[] = [];
+    const channel = await scene.channelOn(await scene.open());
+    const handle = wrapHandler<Buffer>(
+      async (_body, { delivery }) => {
+        attempts.push(delivery.attempt);
+        throw new Error('x'.repeat(600));
+      },
+      { maxDeliveries: 2, redeliveryDelay: () => 20 },
+    );
+    await consumeRabbit(channel, { queue: scene.queue, handler: handle, onError: (e) => scene.errors.push(e) });
+    // Fits amqplib's 64 KiB encoding buffer on its own, not with the 512-character error header added.
+    await scene.publish(['big headers'], { 'x-big': 'b'.repeat(65_200) });
+    await until(
+      async () => (await scene.count(`${scene.queue}.dlq`)) === 1 && handle.inFlight === 0,
+      'the dead letter',
+      6_000,
+    );
+    expect(attempts).toEqual([1, 2]);
+    const headers = (await deadLetters()).get('big headers') ?? {};
+    expect(headers['x-big']).toBeUndefined();
+    expect(headers['x-bulwark-attempts']).toBe(2);
+    expect(headers['x-bulwark-reason']).toBe('exhausted');
+    // Each fallback is reported (it loses the message's own headers).
+    expect(scene.errors.length).toBeGreaterThanOrEqual(1);
+    expect(scene.errors.every((e) => e instanceof RangeError)).toBe(true);
+  });
+
   // (A NaN or infinite double never arrives: RabbitMQ closes the publisher's connection with INTERNAL_ERROR.)
   it('a header amqplib cannot encode again (a huge negative double) is left off the copies, nothing loops', async () => {
     const attempts: number[] = [];
