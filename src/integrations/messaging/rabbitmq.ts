@@ -266,6 +266,44 @@ function copyOptions(
   return options;
 }
 
+/** The consumers watching one connection's errors and close, behind a single listener of each kind. */
+interface ConnectionWatch {
+  readonly watchers: Set<(error: unknown) => void>;
+  readonly onEvent: (error: unknown) => void;
+}
+const CONNECTION_WATCHES = new WeakMap<object, ConnectionWatch>();
+
+/**
+ * Calls `watcher` with the connection's `'error'` events (seen through `errorMonitor`, so they stay unhandled when
+ * the application has no listener) and its `'close'` reason. One listener per connection whatever the number of
+ * consumers on it (no MaxListenersExceededWarning with many channels). Returns the unsubscribe function.
+ */
+function watchConnection(connection: unknown, watcher: (error: unknown) => void): () => void {
+  const events = connection as Partial<EventEmitter> | null | undefined;
+  if (typeof events !== 'object' || events === null || typeof events.on !== 'function' || !events.off) {
+    return () => undefined;
+  }
+  let watch = CONNECTION_WATCHES.get(events);
+  if (watch === undefined) {
+    const watchers = new Set<(error: unknown) => void>();
+    const onEvent = (error: unknown): void => {
+      for (const w of [...watchers]) w(error);
+    };
+    watch = { watchers, onEvent };
+    CONNECTION_WATCHES.set(events, watch);
+    events.on(errorMonitor, onEvent);
+    events.on('close', onEvent);
+  }
+  const current = watch;
+  current.watchers.add(watcher);
+  return () => {
+    if (!current.watchers.delete(watcher) || current.watchers.size > 0) return;
+    CONNECTION_WATCHES.delete(events);
+    events.off?.(errorMonitor, current.onEvent);
+    events.off?.('close', current.onEvent);
+  };
+}
+
 /** A copy being published: the broker may return it as unroutable. */
 interface PendingCopy {
   readonly routingKey: string;
@@ -409,13 +447,8 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
   const noteError = (error: unknown): void => {
     closeError ??= error;
   };
-  const connection = (channel as { connection?: unknown }).connection as Partial<EventEmitter> | undefined;
-  const connectionEvents = typeof connection?.on === 'function' && typeof connection.off === 'function';
   (channel as EventEmitter).on(errorMonitor, noteError);
-  if (connectionEvents) {
-    connection.on?.(errorMonitor, noteError);
-    connection.on?.('close', noteError);
-  }
+  const unwatchConnection = watchConnection((channel as { connection?: unknown }).connection, noteError);
 
   let resolveClosed!: (closed: RabbitConsumerClosed) => void;
   const closedPromise = new Promise<RabbitConsumerClosed>((resolve) => {
@@ -446,10 +479,7 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
     // A dropped connection emits the channel's 'close' before its own 'close' (which carries the reason): report
     // after the events of this turn.
     queueMicrotask(() => {
-      if (connectionEvents) {
-        connection.off?.(errorMonitor, noteError);
-        connection.off?.('close', noteError);
-      }
+      unwatchConnection();
       stop('channel_closed', closeError);
     });
   });
@@ -669,10 +699,7 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
     // A channel that is already closed (or closes now) never emits 'close' again: drop the listeners here.
     (channel as EventEmitter).off(errorMonitor, noteError);
     channel.off('return', onReturn);
-    if (connectionEvents) {
-      connection.off?.(errorMonitor, noteError);
-      connection.off?.('close', noteError);
-    }
+    unwatchConnection();
     throw error;
   }
 

@@ -115,6 +115,28 @@ describe('RabbitMQ consumer lifecycle (real broker, through a TCP proxy)', () =>
     expect([events.listenerCount('close'), events.listenerCount(errorMonitor)]).toEqual(before);
   });
 
+  it('twelve consumers on one connection add one listener to it, not twelve (no MaxListenersExceededWarning)', async () => {
+    const connection = await scene.open(proxy.url);
+    const events = connection.connection as unknown as EventEmitter;
+    const [closeBefore, monitorsBefore] = [events.listenerCount('close'), events.listenerCount(errorMonitor)];
+    const consumers: RabbitConsumer[] = [];
+    for (let i = 0; i < 12; i++) {
+      const channel = await scene.channelOn(connection);
+      consumers.push(
+        await consumeRabbit(channel, { queue: scene.queue, handler: wrapHandler<Buffer>(async () => {}) }),
+      );
+    }
+    expect([events.listenerCount('close'), events.listenerCount(errorMonitor)]).toEqual([
+      closeBefore + 1,
+      monitorsBefore + 1,
+    ]);
+    proxy.drop();
+    const closed = await Promise.all(consumers.map((c) => c.closed));
+    expect(closed.every((c) => c.reason === 'channel_closed' && c.error instanceof Error)).toBe(true);
+    await sleep(0);
+    expect([events.listenerCount('close'), events.listenerCount(errorMonitor)]).toEqual([closeBefore, monitorsBefore]);
+  });
+
   it('a channel error closes the consumer with that error', async () => {
     const channel = await scene.channelOn(await scene.open(proxy.url));
     const consumer = await consumeRabbit(channel, { queue: scene.queue, handler: wrapHandler<Buffer>(async () => {}) });
