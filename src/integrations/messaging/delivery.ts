@@ -15,7 +15,9 @@ export interface DeadLetter {
 
 /**
  * One delivery of a message, as a broker adapter exposes it. Every method settles the delivery; `wrapHandler`
- * calls exactly one of `ack`, `retryLater`, `deadLetter`, `release`, exactly once.
+ * calls exactly one of `ack`, `retryLater`, `deadLetter`, `release`, exactly once, and waits for the promise it
+ * returns (so does `shutdown()`): an adapter should resolve it once the broker has the settlement, so that closing
+ * the connection after `shutdown()` loses nothing.
  *
  * @example
  * ```ts

@@ -129,7 +129,7 @@ function permanent(error: unknown, extra: ((e: unknown) => boolean) | undefined)
   return (
     guarded(() => error instanceof PermanentError) ||
     guarded(() => error instanceof SyntaxError) ||
-    (extra !== undefined && guarded(() => extra(error) === true))
+    (extra !== undefined && guarded(() => Boolean(extra(error))))
   );
 }
 
