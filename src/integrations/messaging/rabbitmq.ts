@@ -661,6 +661,14 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
       stop('broker_cancelled', undefined);
       return;
     }
+    if (handler.stopping === true && !cancelled) {
+      // The handler was shut down while the subscription still runs (no cancel() first): it releases every
+      // message, and the broker would hand each straight back, a hot loop. Stop the subscription here.
+      cancelled = true;
+      serial(unsubscribe)
+        .finally(() => stop('cancelled', undefined))
+        .catch(report);
+    }
     let settled: Promise<unknown>;
     try {
       settled = handler(deliveryOf(msg));

@@ -104,6 +104,11 @@ export interface WrappedHandler<M> {
   /** Whether the consumer should hold off (the breaker is open). */
   readonly paused: boolean;
   /**
+   * Whether `shutdown()` was called: every later delivery is released at once. A consumer should stop its
+   * subscription (the RabbitMQ adapter does so by itself), or the broker hands the released messages straight back.
+   */
+  readonly stopping: boolean;
+  /**
    * Stops taking messages (later deliveries are released at once), waits up to `graceMs` for those in flight,
    * then aborts the `ctx.signal` of those still running (never of a handler that already finished) and releases
    * them to the broker unsettled. Resolves when every delivery is settled, that is when each adapter settle method
@@ -409,6 +414,7 @@ export function wrapHandler<M>(handler: MessageHandler<M>, options: WrapHandlerO
   Object.defineProperties(wrapped, {
     inFlight: { get: () => inFlight.size },
     paused: { get: () => paused },
+    stopping: { get: () => stopping },
     shutdown: {
       value: async (graceMs = 10_000): Promise<void> => {
         stopping = true;

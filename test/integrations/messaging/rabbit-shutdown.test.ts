@@ -145,4 +145,34 @@ describe('RabbitMQ graceful shutdown (real broker)', () => {
     expect(await redeliveries()).toBe(2);
     expect(await scene.count(`${scene.queue}.retry`)).toBe(0);
   });
+
+  it('shutdown() without cancel() first: the consumer unsubscribes itself instead of releasing in a hot loop', async () => {
+    let deliveries = 0;
+    const connection = await scene.open();
+    const channel = await scene.channelOn(connection);
+    const handle = wrapHandler<Buffer>(async () => undefined);
+    const counting = Object.defineProperties(
+      (delivery: Parameters<typeof handle>[0]) => {
+        deliveries++;
+        return handle(delivery);
+      },
+      {
+        inFlight: { get: () => handle.inFlight },
+        paused: { get: () => handle.paused },
+        stopping: { get: () => handle.stopping },
+        shutdown: { value: (graceMs?: number) => handle.shutdown(graceMs) },
+      },
+    ) as typeof handle;
+    const consumer = await consumeRabbit(channel, { queue: scene.queue, handler: counting, prefetch: 5 });
+    await handle.shutdown(1_000); // the application forgot consumer.cancel()
+    await scene.publish(['a', 'b', 'c']);
+    await sleep(300);
+    // Before: 668 deliveries in 300 ms. Now the first release cancels the subscription: each message is released
+    // once, plus at most a prefetch's worth already on its way before the broker took the cancel.
+    expect(deliveries).toBeGreaterThanOrEqual(3);
+    expect(deliveries).toBeLessThanOrEqual(3 + 5);
+    await expect(consumer.closed).resolves.toEqual({ reason: 'cancelled', error: undefined });
+    expect(consumer.consumerTag).toBeUndefined();
+    expect(await redeliveries()).toBe(3);
+  });
 });

@@ -187,7 +187,9 @@ describe('wrapHandler', () => {
     const ra = handle(a.delivery);
     const rb = handle(b.delivery);
     expect(handle.inFlight).toBe(2);
+    expect(handle.stopping).toBe(false);
     const done = handle.shutdown(1_000);
+    expect(handle.stopping).toBe(true);
     const c = recording('late');
     await expect(handle(c.delivery)).resolves.toBe('released');
     quick();
