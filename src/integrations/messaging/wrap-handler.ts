@@ -417,6 +417,9 @@ export function wrapHandler<M>(handler: MessageHandler<M>, options: WrapHandlerO
     stopping: { get: () => stopping },
     shutdown: {
       value: async (graceMs = 10_000): Promise<void> => {
+        const checkGrace = new Checker('wrapHandler shutdown()');
+        checkGrace.number('graceMs', graceMs, { min: 0, infinity: true });
+        checkGrace.done();
         stopping = true;
         if (resumeTimer !== undefined) clock.clearTimeout(resumeTimer);
         if (inFlight.size === 0) return;

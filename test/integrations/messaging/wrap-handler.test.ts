@@ -242,6 +242,17 @@ describe('wrapHandler', () => {
     expect(signals[0]?.aborted).toBe(false);
   });
 
+  it('shutdown() checks its grace period, and a refused one does not stop the handler', async () => {
+    const handle = wrapHandler(() => undefined);
+    for (const bad of [-1, Number.NaN, '5' as unknown as number]) {
+      await expect(handle.shutdown(bad)).rejects.toThrow(InvalidOptionsError);
+    }
+    await expect(handle.shutdown(Number.NaN)).rejects.toThrow(
+      /wrapHandler shutdown\(\): invalid options\n {2}- graceMs: expected a number >= 0 or Infinity, got NaN/,
+    );
+    expect(handle.stopping).toBe(false);
+  });
+
   it('checks its options', () => {
     expect(() => wrapHandler(5 as never)).toThrow(InvalidOptionsError);
     expect(() => wrapHandler(() => undefined, { maxDeliveries: 0, retries: 1 } as never)).toThrow(
