@@ -39,6 +39,7 @@ function namesOf(queue: string): RabbitTopology {
  * ones queued behind it (they come back late, never early).
  *
  * @returns the three queue names.
+ * @throws InvalidOptionsError when `queue` is not a non-empty string (or another option is given).
  * @example
  * ```ts
  * const channel = await connection.createConfirmChannel();
@@ -46,9 +47,13 @@ function namesOf(queue: string): RabbitTopology {
  * ```
  */
 export async function declareRabbitTopology(channel: Channel, options: RabbitTopologyOptions): Promise<RabbitTopology> {
-  if (typeof options?.queue !== 'string' || options.queue === '') {
-    throw new TypeError('declareRabbitTopology: options.queue must be a non-empty string');
-  }
+  const check = new Checker('declareRabbitTopology');
+  if (check.object('', options, ['queue'])) {
+    if (typeof options.queue !== 'string' || options.queue === '') {
+      check.fail('queue', options.queue, 'a non-empty string');
+    }
+  } else check.fail('options', options, 'an object with queue');
+  check.done();
   const names = namesOf(options.queue);
   await channel.assertQueue(names.queue, { durable: true });
   await channel.assertQueue(names.retryQueue, {

@@ -251,3 +251,13 @@ describe('consumeRabbit options', () => {
     }
   });
 });
+
+describe('declareRabbitTopology options', () => {
+  it('rejects a missing or empty queue name, or an unknown option, with an InvalidOptionsError', async () => {
+    for (const bad of [{ queue: '' }, {}, { queue: 'q', durable: false }, undefined]) {
+      const error = await declareRabbitTopology({} as Channel, bad as never).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidOptionsError);
+      expect((error as Error).message).toMatch(/^declareRabbitTopology: invalid options/);
+    }
+  });
+});
