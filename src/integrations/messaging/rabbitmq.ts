@@ -146,7 +146,9 @@ const MAX_EXPIRATION_MS = 4_294_967_295;
 
 /** Sets an own property, even one named `__proto__`, without touching the object's prototype. */
 function define(target: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  if (key === '__proto__') {
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  } else target[key] = value;
 }
 
 /** Header values as strings, for `Delivery.headers`. Total: whatever a producer put in the headers. */
