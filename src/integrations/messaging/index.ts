@@ -32,6 +32,7 @@ export {
   DELIVERIES_HEADER,
   declareRabbitTopology,
   type RabbitConsumer,
+  type RabbitConsumerClosed,
   type RabbitTopology,
   type RabbitTopologyOptions,
 } from './rabbitmq.js';

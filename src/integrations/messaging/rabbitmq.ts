@@ -1,5 +1,8 @@
-import type { Channel, ConfirmChannel, ConsumeMessage, MessageProperties, Options } from 'amqplib';
-import type { DeadLetter, Delivery } from './delivery.js';
+import { type EventEmitter, errorMonitor } from 'node:events';
+import type { Channel, ConfirmChannel, ConsumeMessage, Message, MessageProperties, Options } from 'amqplib';
+import { systemClock, type TimerHandle } from '../../core/clock.js';
+import { Checker } from '../../errors/validate.js';
+import { type DeadLetter, type Delivery, describeError } from './delivery.js';
 import type { WrappedHandler } from './wrap-handler.js';
 
 /** The header counting the deliveries a message has had so far (absent: none, this is the first). */
@@ -36,6 +39,7 @@ function namesOf(queue: string): RabbitTopology {
  * ones queued behind it (they come back late, never early).
  *
  * @returns the three queue names.
+ * @throws InvalidOptionsError when `queue` is not a non-empty string (or another option is given).
  * @example
  * ```ts
  * const channel = await connection.createConfirmChannel();
@@ -43,9 +47,13 @@ function namesOf(queue: string): RabbitTopology {
  * ```
  */
 export async function declareRabbitTopology(channel: Channel, options: RabbitTopologyOptions): Promise<RabbitTopology> {
-  if (typeof options?.queue !== 'string' || options.queue === '') {
-    throw new TypeError('declareRabbitTopology: options.queue must be a non-empty string');
-  }
+  const check = new Checker('declareRabbitTopology');
+  if (check.object('', options, ['queue'])) {
+    if (typeof options.queue !== 'string' || options.queue === '') {
+      check.fail('queue', options.queue, 'a non-empty string');
+    }
+  } else check.fail('options', options, 'an object with queue');
+  check.done();
   const names = namesOf(options.queue);
   await channel.assertQueue(names.queue, { durable: true });
   await channel.assertQueue(names.retryQueue, {
@@ -68,15 +76,56 @@ export interface ConsumeRabbitOptions {
   prefetch?: number;
   /**
    * Called with failures no delivery can report: a republish to the retry or dead-letter queue that the broker
-   * refused (the message is then requeued), a handler wrapper that threw. @defaultValue none (ignored)
+   * refused (the message is then requeued after `requeueDelayMs`), a handler wrapper that threw.
+   * @defaultValue none (ignored)
    */
   onError?: (error: unknown) => void;
+  /**
+   * How long a message whose retry or dead-letter copy the broker refused is held (unacked, in its prefetch slot)
+   * before it is requeued: a refusal that lasts cannot turn into a hot requeue loop. Cut short when the channel
+   * closes. @defaultValue 1_000
+   */
+  requeueDelayMs?: number;
+  /**
+   * Called once when the consumer stops for good, with why (also the value of {@link RabbitConsumer.closed}):
+   * `cancel()`, the broker cancelling the subscription, or the channel or its connection closing (a dropped socket,
+   * a broker restart, a channel error). @defaultValue none
+   */
+  onClose?: (closed: RabbitConsumerClosed) => void;
+}
+
+/** Why a {@link RabbitConsumer} stopped. */
+export interface RabbitConsumerClosed {
+  /**
+   * `'cancelled'`: `consumer.cancel()`; `'broker_cancelled'`: the broker ended the subscription (the queue was
+   * deleted, say); `'channel_closed'`: the channel or its connection closed (a dropped socket, a broker shutting
+   * down, a channel error, or your own `close()`). Only `'cancelled'` is a stop you asked for: on the others,
+   * reconnect (see the docs' reconnection example).
+   */
+  readonly reason: 'cancelled' | 'broker_cancelled' | 'channel_closed';
+  /** The error that closed the channel or connection (the socket error, the broker's close), if there was one. */
+  readonly error: unknown;
 }
 
 /** A running consumer, from {@link consumeRabbit}. */
 export interface RabbitConsumer {
-  /** The broker's tag of the current subscription (a new one after each `resume()`); undefined while paused. */
+  /**
+   * The broker's tag of the current subscription (a new one after each `resume()`); undefined while paused and
+   * once the consumer has stopped.
+   */
   readonly consumerTag: string | undefined;
+  /**
+   * Resolves (never rejects) once the consumer has stopped for good, with why: after `cancel()`, or when the
+   * broker or the connection ended it. Messages already delivered may still be running; their settlements on a
+   * closed channel are skipped and the broker delivers those messages again.
+   *
+   * @example
+   * ```ts
+   * const { reason, error } = await consumer.closed;
+   * if (reason !== 'cancelled') console.error('consumer stopped, reconnecting', error);
+   * ```
+   */
+  readonly closed: Promise<RabbitConsumerClosed>;
   /** Stops the subscription (messages already delivered are still handled and settled). For `onPause`. */
   pause(): Promise<void>;
   /** Subscribes again after `pause()`. For `onResume`. Does nothing once cancelled. */
@@ -90,33 +139,101 @@ export interface RabbitConsumer {
 
 /** Broker-added headers a republished copy must not carry: the broker owns them. */
 const BROKER_HEADERS = new Set(['x-death', 'x-first-death-exchange', 'x-first-death-queue', 'x-first-death-reason']);
-const MAX_ERROR_LENGTH = 512;
+/** The longest `x-bulwark-last-error` / `x-bulwark-error` value, in characters (longer ones are cut with `…`). */
+export const MAX_ERROR_HEADER_LENGTH = 512;
+/** The longest per-message TTL RabbitMQ accepts is about this (2^32 - 1 ms, 49.7 days); longer delays are capped. */
+const MAX_EXPIRATION_MS = 4_294_967_295;
 
-/** A short, header-safe description of a failure. */
-function describe(error: unknown): string {
-  let text: string;
-  if (error instanceof Error) text = error.message ? `${error.name}: ${error.message}` : error.name;
-  else text = String(error);
-  return text.length > MAX_ERROR_LENGTH ? `${text.slice(0, MAX_ERROR_LENGTH - 1)}…` : text;
+/** Sets an own property, even one named `__proto__`, without touching the object's prototype. */
+function define(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') {
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  } else target[key] = value;
 }
 
-/** Header values as strings, for `Delivery.headers`. */
+/** Header values as strings, for `Delivery.headers`. Total: whatever a producer put in the headers. */
 function stringHeaders(headers: MessageProperties['headers']): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(headers ?? {})) {
+  if (typeof headers !== 'object' || headers === null) return out;
+  for (const key of Object.keys(headers)) {
+    const value: unknown = headers[key];
     if (value === undefined || value === null) continue;
-    if (Buffer.isBuffer(value)) out[key] = value.toString('utf8');
-    else if (typeof value === 'object') out[key] = JSON.stringify(value);
-    else out[key] = String(value);
+    let text: string;
+    if (typeof value === 'string') text = value;
+    else if (Buffer.isBuffer(value)) text = value.toString('utf8');
+    else if (typeof value === 'object') {
+      try {
+        text = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) ?? '';
+      } catch {
+        text = '';
+      }
+    } else text = String(value);
+    define(out, key, text);
   }
   return out;
 }
 
-/** The deliveries so far, from the header; 0 when absent or unreadable. */
-function deliveriesOf(msg: ConsumeMessage): number {
-  const raw: unknown = msg.properties.headers?.[DELIVERIES_HEADER];
-  const n = Number(raw ?? 0);
-  return Number.isInteger(n) && n >= 0 ? n : 0;
+/**
+ * The deliveries so far, read from the `x-bulwark-deliveries` value: a whole number from 0 to 2^53 - 2, as a number
+ * or as decimal digits. Anything else (absent, negative, fractional, NaN, beyond 2^53 - 2, an array, a table, text)
+ * reads as 0: the message gets its full deliveries, and the count then rises from 1 on each retry.
+ * @internal
+ */
+export function deliveriesOf(raw: unknown): number {
+  let n: number;
+  if (typeof raw === 'number') n = raw;
+  else if (typeof raw === 'string' && /^[0-9]{1,16}$/.test(raw)) n = Number(raw);
+  else return 0;
+  return Number.isSafeInteger(n) && n >= 0 && n < Number.MAX_SAFE_INTEGER ? n : 0;
+}
+
+const TIMESTAMP_MAX = 2 ** 64;
+const INT64_MIN = -(2 ** 63);
+
+/**
+ * Whether amqplib can encode `value` in a header table again. Headers come from any producer: a table with a `'!'`
+ * key (amqplib's type trapdoor), a NaN double or a huge negative number would make the republish throw, and the
+ * message would never reach the retry or dead-letter queue.
+ */
+function encodable(value: unknown, depth: number): boolean {
+  if (depth > 64) return false;
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      // amqplib encodes NaN and numbers below -2^63 as int64, which throws.
+      return !Number.isNaN(value) && value >= INT64_MIN;
+    case 'object': {
+      if (value === null || Buffer.isBuffer(value)) return true;
+      if (Array.isArray(value)) return value.every((v) => encodable(v, depth + 1));
+      const table = value as Record<string, unknown>;
+      if (Object.hasOwn(table, '!')) {
+        // The typed values amqplib itself decodes: timestamps and decimals.
+        const v = table.value as { places?: unknown; digits?: unknown } | number | undefined;
+        if (table['!'] === 'timestamp') {
+          return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < TIMESTAMP_MAX;
+        }
+        return (
+          table['!'] === 'decimal' &&
+          typeof v === 'object' &&
+          v !== null &&
+          Number.isInteger(v.places) &&
+          (v.places as number) >= 0 &&
+          (v.places as number) < 256 &&
+          Number.isInteger(v.digits) &&
+          (v.digits as number) >= 0 &&
+          (v.digits as number) <= 0xffffffff
+        );
+      }
+      for (const key in table) if (!encodable(table[key], depth + 1)) return false;
+      return true;
+    }
+    case 'undefined':
+      return true; // skipped by the encoder
+    default:
+      return false;
+  }
 }
 
 /**
@@ -124,14 +241,24 @@ function deliveriesOf(msg: ConsumeMessage): number {
  * `expiration` and `userId` are not copied: the copy gets its own TTL, and a `userId` that differs from this
  * connection's user would make the broker refuse the publish.
  */
-function copyOptions(msg: ConsumeMessage, extra: Record<string, unknown>, expiration?: string): Options.Publish {
+function copyOptions(
+  msg: ConsumeMessage,
+  extra: Record<string, unknown>,
+  expiration: string | undefined,
+  keepHeaders: boolean,
+): Options.Publish {
   const p = msg.properties;
   const headers: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(p.headers ?? {})) {
-    if (!BROKER_HEADERS.has(k) && !k.startsWith('x-last-death-')) headers[k] = v;
+  const original = p.headers;
+  if (keepHeaders && typeof original === 'object' && original !== null) {
+    for (const k of Object.keys(original)) {
+      const v: unknown = original[k];
+      // A header amqplib could not encode again is left off the copy (the body and the rest are kept).
+      if (!BROKER_HEADERS.has(k) && !k.startsWith('x-last-death-') && encodable(v, 0)) define(headers, k, v);
+    }
   }
-  Object.assign(headers, extra);
-  const options: Options.Publish = { headers };
+  for (const k of Object.keys(extra)) define(headers, k, extra[k]);
+  const options: Options.Publish = { headers, mandatory: true };
   if (p.contentType !== undefined) options.contentType = p.contentType;
   if (p.contentEncoding !== undefined) options.contentEncoding = p.contentEncoding;
   if (p.deliveryMode !== undefined) options.deliveryMode = p.deliveryMode;
@@ -145,6 +272,78 @@ function copyOptions(msg: ConsumeMessage, extra: Record<string, unknown>, expira
   if (expiration !== undefined) options.expiration = expiration;
   return options;
 }
+
+/** The consumers watching one connection's errors and close, behind a single listener of each kind. */
+interface ConnectionWatch {
+  readonly watchers: Set<(error: unknown) => void>;
+  readonly onEvent: (error: unknown) => void;
+}
+const CONNECTION_WATCHES = new WeakMap<object, ConnectionWatch>();
+
+/**
+ * Calls `watcher` with the connection's `'error'` events (seen through `errorMonitor`, so they stay unhandled when
+ * the application has no listener) and its `'close'` reason. One listener per connection whatever the number of
+ * consumers on it (no MaxListenersExceededWarning with many channels). Returns the unsubscribe function.
+ */
+function watchConnection(connection: unknown, watcher: (error: unknown) => void): () => void {
+  const events = connection as Partial<EventEmitter> | null | undefined;
+  if (typeof events !== 'object' || events === null || typeof events.on !== 'function' || !events.off) {
+    return () => undefined;
+  }
+  let watch = CONNECTION_WATCHES.get(events);
+  if (watch === undefined) {
+    const watchers = new Set<(error: unknown) => void>();
+    const onEvent = (error: unknown): void => {
+      for (const w of [...watchers]) w(error);
+    };
+    watch = { watchers, onEvent };
+    CONNECTION_WATCHES.set(events, watch);
+    events.on(errorMonitor, onEvent);
+    events.on('close', onEvent);
+  }
+  const current = watch;
+  current.watchers.add(watcher);
+  return () => {
+    if (!current.watchers.delete(watcher) || current.watchers.size > 0) return;
+    CONNECTION_WATCHES.delete(events);
+    events.off?.(errorMonitor, current.onEvent);
+    events.off?.('close', current.onEvent);
+  };
+}
+
+/** A copy being published: the broker may return it as unroutable. */
+interface PendingCopy {
+  readonly routingKey: string;
+  readonly content: Buffer;
+  returned: boolean;
+}
+
+/**
+ * Whether a publish failed before anything was sent because amqplib could not encode it (a header table beyond the
+ * encoding buffer, a value it cannot encode): then a copy with bulwark's headers only is tried.
+ */
+function encodingFailed(error: unknown): boolean {
+  try {
+    const name = (error as { name?: unknown } | null)?.name;
+    return name === 'RangeError' || name === 'TypeError';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether amqplib refused an operation because the channel or its connection is closing or closed (its
+ * `IllegalOperationError`, thrown synchronously before anything is sent): not a refusal by the broker.
+ */
+function channelGone(error: unknown): boolean {
+  try {
+    return (error as { name?: unknown } | null)?.name === 'IllegalOperationError';
+  } catch {
+    return false;
+  }
+}
+
+const OPTION_NAMES = ['queue', 'handler', 'prefetch', 'onError', 'requeueDelayMs', 'onClose'] as const;
 
 function isConfirmChannel(channel: Channel): channel is ConfirmChannel {
   return typeof (channel as Partial<ConfirmChannel>).waitForConfirms === 'function';
@@ -161,22 +360,39 @@ function isConfirmChannel(channel: Channel): channel is ConfirmChannel {
  *   `x-bulwark-attempts`, `x-bulwark-reason`, `x-bulwark-error`, then the original is acked;
  * - shutdown: `channel.nack(msg, false, true)`, the broker redelivers it later.
  *
- * The attempt number is read from the `x-bulwark-deliveries` header (absent: attempt 1), so a restarted consumer
- * keeps counting. A message the broker redelivers after a lost channel or a release keeps its attempt number.
+ * The attempt number is read from the `x-bulwark-deliveries` header (absent or unreadable: attempt 1), so a
+ * restarted consumer keeps counting. A message the broker redelivers after a lost channel or a release keeps its
+ * attempt number.
  *
- * A message is only ever settled on the channel it came from; once that channel has closed, its settlements are
- * skipped (the broker redelivers those messages), so a reconnect never produces a 406 "unknown delivery tag".
- * With a confirm channel (`createConfirmChannel`), the retry and dead-letter copies are confirmed by the broker
- * before the original is acked; otherwise they are at least written out first. Delivery is at least once: a channel
- * lost between the copy and the ack delivers the message twice.
+ * Each settlement resolves only once the broker has processed it: after the ack or nack, a `basic.qos` round trip
+ * on the same channel (settlements of one turn share it). So `handle.shutdown()` resolves only when every
+ * settlement has reached the broker, and a `connection.close()` after it loses none. consumeRabbit owns the
+ * channel's prefetch: give each consumer its own channel.
+ *
+ * A message is only ever settled on the channel it came from; once that channel has closed (or is closing), its
+ * settlements are skipped (the broker redelivers those messages), so a reconnect never produces a 406 "unknown
+ * delivery tag". With a confirm channel (`createConfirmChannel`), the retry and dead-letter copies are confirmed by
+ * the broker before the original is acked; otherwise they are at least written out first. Copies are published
+ * `mandatory`, so one no queue takes (a deleted retry or dead-letter queue) counts as refused. A copy the broker
+ * refuses is reported to `onError` and the original is requeued after `requeueDelayMs`. Delivery is at least once:
+ * a channel lost between the copy and the ack delivers the message twice.
+ *
+ * When the channel or its connection closes, or the broker cancels the subscription, the consumer stops:
+ * `consumer.closed` resolves with the reason, `onClose` is called, `consumerTag` becomes undefined. Reconnecting is
+ * the application's: a new connection, channel and `consumeRabbit` (see the docs' reconnection example). The
+ * consumer watches the channel's and connection's errors without handling them: register your own `'error'`
+ * listeners, or a dropped socket is an uncaught error.
  *
  * Backpressure: pass the consumer's `pause` and `resume` to `wrapHandler`'s `onPause` and `onResume`, so an open
  * breaker stops the subscription instead of burning messages into the dead-letter queue.
  *
+ * @throws InvalidOptionsError listing every invalid option.
  * @example
  * ```ts
  * const connection = await connect('amqp://127.0.0.1');
+ * connection.on('error', (error) => console.error('RabbitMQ connection error', error)); // else a drop crashes
  * const channel = await connection.createConfirmChannel();
+ * channel.on('error', (error) => console.error('RabbitMQ channel error', error));
  * await declareRabbitTopology(channel, { queue: 'orders' });
  *
  * let consumer: RabbitConsumer | undefined;
@@ -187,23 +403,36 @@ function isConfirmChannel(channel: Channel): channel is ConfirmChannel {
  *   onResume: () => void consumer?.resume(),
  * });
  * consumer = await consumeRabbit(channel, { queue: 'orders', handler: handle, prefetch: 20 });
+ * void consumer.closed.then(({ reason, error }) => {
+ *   if (reason !== 'cancelled') console.error(`consumer stopped (${reason}): reconnect`, error);
+ * });
  *
- * // Graceful shutdown: stop taking messages, then wait for (or release) those in flight.
+ * // Graceful shutdown: stop taking messages, then wait for (or release) those in flight: once shutdown() has
+ * // resolved, every settlement has reached the broker.
  * await consumer.cancel();
  * await handle.shutdown(5_000);
  * await connection.close();
  * ```
  */
 export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOptions): Promise<RabbitConsumer> {
-  const { queue, handler, onError } = options ?? ({} as ConsumeRabbitOptions);
-  const prefetch = options?.prefetch ?? 10;
-  if (typeof queue !== 'string' || queue === '') {
-    throw new TypeError('consumeRabbit: options.queue must be a non-empty string');
+  const check = new Checker('consumeRabbit');
+  if (check.object('', options, OPTION_NAMES)) {
+    if (typeof options.queue !== 'string' || options.queue === '') {
+      check.fail('queue', options.queue, 'a non-empty string');
+    }
+    if (typeof options.handler !== 'function') check.fail('handler', options.handler, 'a wrapHandler() result');
+    check.number('prefetch', options.prefetch, { min: 0, max: 65_535, integer: true });
+    check.fn('onError', options.onError);
+    check.number('requeueDelayMs', options.requeueDelayMs, { min: 0, max: 2_147_483_647 });
+    check.fn('onClose', options.onClose);
+  } else check.fail('options', options, 'an object with at least queue and handler');
+  if (typeof (channel as Partial<Channel> | null)?.consume !== 'function') {
+    check.fail('channel', channel, 'an amqplib channel (connection.createConfirmChannel())');
   }
-  if (typeof handler !== 'function') throw new TypeError('consumeRabbit: options.handler must be a wrapped handler');
-  if (!Number.isInteger(prefetch) || prefetch < 0) {
-    throw new TypeError(`consumeRabbit: options.prefetch must be an integer >= 0, got ${String(prefetch)}`);
-  }
+  check.done();
+  const { queue, handler, onError, onClose } = options;
+  const prefetch = options.prefetch ?? 10;
+  const requeueDelayMs = options.requeueDelayMs ?? 1_000;
   const names = namesOf(queue);
   const report = (error: unknown): void => {
     try {
@@ -216,9 +445,103 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
   // Delivery tags belong to the channel: once it is closed, acking on it throws, and acking on another channel
   // would be a 406 that closes that one too. The broker redelivers whatever this channel left unsettled.
   let closed = false;
+  /** Cut short when the channel closes: requeue delays waiting on it. */
+  const onChannelClosed = new Set<() => void>();
+
+  // Why the channel closed. errorMonitor sees 'error' events without handling them: an application without its
+  // own 'error' listener still gets Node's default (a crash), as it would without bulwark.
+  let closeError: unknown;
+  const noteError = (error: unknown): void => {
+    closeError ??= error;
+  };
+  (channel as EventEmitter).on(errorMonitor, noteError);
+  const unwatchConnection = watchConnection((channel as { connection?: unknown }).connection, noteError);
+
+  let resolveClosed!: (closed: RabbitConsumerClosed) => void;
+  const closedPromise = new Promise<RabbitConsumerClosed>((resolve) => {
+    resolveClosed = resolve;
+  });
+  let stopped = false;
+  /** The consumer stopped for good: once, with the first reason. */
+  const stop = (reason: RabbitConsumerClosed['reason'], error: unknown): void => {
+    if (stopped) return;
+    stopped = true;
+    consumerTag = undefined;
+    const info: RabbitConsumerClosed = { reason, error };
+    resolveClosed(info);
+    try {
+      onClose?.(info);
+    } catch (hookError) {
+      report(hookError);
+    }
+  };
+
   channel.once('close', () => {
     closed = true;
+    consumerTag = undefined;
+    (channel as EventEmitter).off(errorMonitor, noteError);
+    channel.off('return', onReturn);
+    for (const wake of [...onChannelClosed]) wake();
+    onChannelClosed.clear();
+    // A dropped connection emits the channel's 'close' before its own 'close' (which carries the reason): report
+    // after the events of this turn.
+    queueMicrotask(() => {
+      unwatchConnection();
+      stop('channel_closed', closeError);
+    });
   });
+
+  /**
+   * Resolves once the broker has processed every frame this channel sent before the call: a `basic.qos` round trip
+   * (with the prefetch already set), whose reply the broker sends only after the frames ahead of it on the
+   * channel. amqplib has no confirmation of an ack; without this, a `connection.close()` right after the last ack
+   * can overtake it (the frames of each channel are buffered apart) and the broker redelivers a message that was
+   * processed. Settlements made in the same turn share one round trip.
+   */
+  let barrierWaiting: Promise<void> | undefined;
+  let barrierTail: Promise<void> = Promise.resolve();
+  const synced = (): Promise<void> => {
+    if (closed) return Promise.resolve();
+    if (barrierWaiting !== undefined) return barrierWaiting;
+    const next: Promise<void> = barrierTail.then(() => {
+      // From here on, a settlement needs the next round trip: this one may be written before it.
+      barrierWaiting = undefined;
+      if (closed) return;
+      return channel.prefetch(prefetch).then(
+        () => undefined,
+        () => undefined, // The channel closed meanwhile: the broker redelivers what it did not take.
+      );
+    });
+    barrierWaiting = next;
+    barrierTail = next;
+    return next;
+  };
+
+  /** Resolves after `ms`, or at once when the channel closes. */
+  const held = (ms: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      let timer: TimerHandle;
+      const wake = (): void => {
+        onChannelClosed.delete(wake);
+        systemClock.clearTimeout(timer);
+        resolve();
+      };
+      onChannelClosed.add(wake);
+      // Unref'd: a held message alone does not keep the process alive (the broker requeues it if the process ends).
+      timer = systemClock.setTimeout(wake, ms, true);
+    });
+
+  /** Copies being published, to match the broker's returns (unroutable copies) to. */
+  const pendingCopies = new Set<PendingCopy>();
+  const onReturn = (returned: Message): void => {
+    for (const p of pendingCopies) {
+      if (!p.returned && p.routingKey === returned.fields.routingKey && p.content.equals(returned.content)) {
+        p.returned = true;
+        return;
+      }
+    }
+  };
+  channel.on('return', onReturn);
 
   /** Resolves once the broker (confirm channel) or the socket (plain channel) has taken the publish. */
   const publish = (routingKey: string, content: Buffer, publishOptions: Options.Publish): Promise<void> => {
@@ -241,25 +564,71 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
     });
   };
 
-  /** Runs a settlement unless the channel is gone; a failure of the channel itself is not the handler's. */
+  /**
+   * Publishes a copy of `msg` with its headers (those amqplib can encode again) plus `extra`; if even that cannot
+   * be encoded (headers beyond the frame size, say), with bulwark's headers only.
+   */
+  const publishCopy = async (
+    routingKey: string,
+    msg: ConsumeMessage,
+    extra: Record<string, unknown>,
+    expiration?: string,
+  ): Promise<void> => {
+    // Mandatory: a copy no queue takes (the retry or dead-letter queue was deleted) comes back as a basic.return,
+    // which the broker sends before the copy's confirm. Without it the copy would be confirmed and dropped, and the
+    // original acked: a silent loss.
+    const pending: PendingCopy = { routingKey, content: msg.content, returned: false };
+    pendingCopies.add(pending);
+    try {
+      try {
+        await publish(routingKey, msg.content, copyOptions(msg, extra, expiration, true));
+      } catch (error) {
+        if (closed || channelGone(error) || !encodingFailed(error)) throw error;
+        report(error);
+        await publish(routingKey, msg.content, copyOptions(msg, extra, expiration, false));
+      }
+      // A plain channel has no confirm: a round trip makes sure any return has arrived.
+      if (!isConfirmChannel(channel)) await synced();
+      if (pending.returned) {
+        throw new Error(
+          `consumeRabbit: the broker could not route the copy to queue "${routingKey}" (was it deleted? ` +
+            `declareRabbitTopology declares it); the original is requeued`,
+        );
+      }
+    } finally {
+      pendingCopies.delete(pending);
+    }
+  };
+
+  /**
+   * Runs a settlement unless the channel is gone, then waits until the broker has processed it (see `synced`), so
+   * the wrapped handler's settlement (and `handle.shutdown()`) resolve only once it has reached the broker. A
+   * failure of the channel itself is not the handler's.
+   */
   const onChannel = async (msg: ConsumeMessage, settle: () => void | Promise<void>): Promise<void> => {
     if (closed) return;
     try {
       await settle();
     } catch (error) {
-      if (closed) return; // Lost mid-settlement: the broker redelivers the original.
+      // Lost mid-settlement, or closing (the application closed the connection first): the broker redelivers the
+      // original, and there is no channel left to requeue it on.
+      if (closed || channelGone(error)) return;
       report(error);
-      // The copy was refused: hand the original back rather than leave it unsettled on the channel.
+      // The copy was refused: hand the original back rather than leave it unsettled on the channel, after a pause,
+      // so that a refusal that lasts is not a hot requeue loop.
+      await held(requeueDelayMs);
+      if (closed) return;
       try {
         channel.nack(msg, false, true);
       } catch (nackError) {
         if (!closed) report(nackError);
       }
     }
+    await synced();
   };
 
   const deliveryOf = (msg: ConsumeMessage): Delivery<Buffer> => {
-    const attempt = deliveriesOf(msg) + 1;
+    const attempt = deliveriesOf(msg.properties.headers?.[DELIVERIES_HEADER]) + 1;
     return {
       body: msg.content,
       attempt,
@@ -267,24 +636,25 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
       ack: () => onChannel(msg, () => channel.ack(msg)),
       retryLater: (delayMs, error) =>
         onChannel(msg, async () => {
-          const expiration = String(Math.max(1, Math.round(Number.isFinite(delayMs) ? delayMs : 1)));
-          const copy = copyOptions(
-            msg,
-            { [DELIVERIES_HEADER]: attempt, 'x-bulwark-last-error': describe(error) },
-            expiration,
-          );
-          await publish(names.retryQueue, msg.content, copy);
+          const ms = Number.isFinite(delayMs) ? Math.round(delayMs) : 1;
+          const expiration = String(Math.min(MAX_EXPIRATION_MS, Math.max(1, ms)));
+          const extra = {
+            [DELIVERIES_HEADER]: attempt,
+            'x-bulwark-last-error': describeError(error, MAX_ERROR_HEADER_LENGTH),
+          };
+          await publishCopy(names.retryQueue, msg, extra, expiration);
           if (!closed) channel.ack(msg);
         }),
       deadLetter: (dead: DeadLetter) =>
         onChannel(msg, async () => {
-          const copy = copyOptions(msg, {
+          const extra = {
             [DELIVERIES_HEADER]: attempt,
-            'x-bulwark-attempts': dead.attempts,
+            // A count that is not a safe integer (a broken adapter) would make amqplib's encoder throw.
+            'x-bulwark-attempts': Number.isSafeInteger(dead.attempts) ? dead.attempts : String(dead.attempts),
             'x-bulwark-reason': dead.reason,
-            'x-bulwark-error': describe(dead.error),
-          });
-          await publish(names.deadLetterQueue, msg.content, copy);
+            'x-bulwark-error': describeError(dead.error, MAX_ERROR_HEADER_LENGTH),
+          };
+          await publishCopy(names.deadLetterQueue, msg, extra);
           if (!closed) channel.ack(msg);
         }),
       release: () => onChannel(msg, () => channel.nack(msg, false, true)),
@@ -294,10 +664,25 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
   const onMessage = (msg: ConsumeMessage | null): void => {
     // null: the broker cancelled the subscription (the queue was deleted, say).
     if (msg === null) {
-      consumerTag = undefined;
+      cancelled = true;
+      stop('broker_cancelled', undefined);
       return;
     }
-    handler(deliveryOf(msg)).catch(report);
+    if (handler.stopping === true && !cancelled) {
+      // The handler was shut down while the subscription still runs (no cancel() first): it releases every
+      // message, and the broker would hand each straight back, a hot loop. Stop the subscription here.
+      cancelled = true;
+      serial(unsubscribe)
+        .finally(() => stop('cancelled', undefined))
+        .catch(report);
+    }
+    let settled: Promise<unknown>;
+    try {
+      settled = handler(deliveryOf(msg));
+    } catch (error) {
+      settled = Promise.reject(error);
+    }
+    Promise.resolve(settled).catch(report);
   };
 
   let consumerTag: string | undefined;
@@ -311,7 +696,9 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
   };
   const subscribe = async (): Promise<void> => {
     if (cancelled || closed || consumerTag !== undefined) return;
-    consumerTag = (await channel.consume(queue, onMessage, { noAck: false })).consumerTag;
+    const tag = (await channel.consume(queue, onMessage, { noAck: false })).consumerTag;
+    // The channel may have closed, or the broker cancelled, while the subscription was being made.
+    if (!closed && !stopped) consumerTag = tag;
   };
   const unsubscribe = async (): Promise<void> => {
     const tag = consumerTag;
@@ -320,18 +707,27 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
     await channel.cancel(tag);
   };
 
-  await channel.prefetch(prefetch);
-  await serial(subscribe);
+  try {
+    await channel.prefetch(prefetch);
+    await serial(subscribe);
+  } catch (error) {
+    // A channel that is already closed (or closes now) never emits 'close' again: drop the listeners here.
+    (channel as EventEmitter).off(errorMonitor, noteError);
+    channel.off('return', onReturn);
+    unwatchConnection();
+    throw error;
+  }
 
   return {
     get consumerTag() {
       return consumerTag;
     },
+    closed: closedPromise,
     pause: () => serial(unsubscribe),
     resume: () => serial(subscribe),
     cancel: () => {
       cancelled = true;
-      return serial(unsubscribe);
+      return serial(unsubscribe).finally(() => stop('cancelled', undefined));
     },
   };
 }

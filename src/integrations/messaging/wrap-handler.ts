@@ -2,7 +2,7 @@ import { type Clock, systemClock, type TimerHandle } from '../../core/clock.js';
 import { CancelScope, type Context, ExecutionContext } from '../../core/context.js';
 import type { Policy } from '../../core/policy.js';
 import { type Random, systemRandom } from '../../core/random.js';
-import { isCircuitOpenError, TimeoutError } from '../../errors/errors.js';
+import { type CircuitOpenError, isCircuitOpenError, TimeoutError } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
 import { pipeline } from '../../policies/pipeline.js';
 import { PolicyBase } from '../../policies/policy-base.js';
@@ -52,10 +52,15 @@ export interface WrapHandlerOptions {
   maxDeliveries?: number;
   /**
    * The broker-level delay before a failed message is delivered again, by delivery number: a backoff or a
-   * function. @defaultValue `exponential({ initialMs: 1_000, maxMs: 60_000 })` (full jitter)
+   * function. A function that throws, or returns something other than a finite number, gets the default backoff for
+   * that delivery; a negative delay counts as 0. @defaultValue `exponential({ initialMs: 1_000, maxMs: 60_000 })`
+   * (full jitter)
    */
   redeliveryDelay?: Backoff | ((attempt: number, error: unknown) => number);
-  /** Failures that no retry fixes, besides `PermanentError` and `SyntaxError` (a parse error). */
+  /**
+   * Failures that no retry fixes, besides `PermanentError` and `SyntaxError` (a parse error). A predicate that throws
+   * counts as `false` (the message is retried, then dead-lettered after `maxDeliveries`).
+   */
   isPermanent?: (error: unknown) => boolean;
   /** The longest a delivery may run, in ms: its `ctx.signal` aborts and it is retried later. @defaultValue none */
   handlerTimeoutMs?: number;
@@ -99,17 +104,58 @@ export interface WrappedHandler<M> {
   /** Whether the consumer should hold off (the breaker is open). */
   readonly paused: boolean;
   /**
+   * Whether `shutdown()` was called: every later delivery is released at once. A consumer should stop its
+   * subscription (the RabbitMQ adapter does so by itself), or the broker hands the released messages straight back.
+   */
+  readonly stopping: boolean;
+  /**
    * Stops taking messages (later deliveries are released at once), waits up to `graceMs` for those in flight,
-   * then aborts their `ctx.signal` and releases them to the broker unsettled. Resolves when every delivery is
-   * settled. Final: a shut-down handler never takes messages again (make a new one). @param graceMs -
-   * @defaultValue 10_000
+   * then aborts the `ctx.signal` of those still running (never of a handler that already finished) and releases
+   * them to the broker unsettled. Resolves when every delivery is settled, that is when each adapter settle method
+   * has resolved (the RabbitMQ adapter's resolve once the broker has processed the settlement). Final: a shut-down
+   * handler never takes messages again (make a new one).
+   * @param graceMs - @defaultValue 10_000
+   * @example
+   * ```ts
+   * await consumer.cancel();
+   * await handle.shutdown(10_000);
+   * await connection.close();
+   * ```
    */
   shutdown(graceMs?: number): Promise<void>;
 }
 
-/** Whether a failure is permanent: never retried, dead-lettered at once. */
+/**
+ * Whether a failure is permanent: never retried, dead-lettered at once. Total: a thrown value that throws when
+ * looked at (a Proxy, a revoked Proxy) and a predicate that throws count as "not permanent", so the message still
+ * goes through its deliveries and reaches the dead letter after `maxDeliveries`.
+ */
 function permanent(error: unknown, extra: ((e: unknown) => boolean) | undefined): boolean {
-  return error instanceof PermanentError || error instanceof SyntaxError || (extra?.(error) ?? false);
+  return (
+    guarded(() => error instanceof PermanentError) ||
+    guarded(() => error instanceof SyntaxError) ||
+    (extra !== undefined && guarded(() => Boolean(extra(error))))
+  );
+}
+
+/** The wait of an open breaker's `CircuitOpenError`, if `error` is one with a finite wait. Never throws. */
+function openCircuitWait(error: unknown): number | undefined {
+  try {
+    if (!isCircuitOpenError(error)) return undefined;
+    const ms = (error as CircuitOpenError).retryAfterMs;
+    return typeof ms === 'number' && Number.isFinite(ms) ? ms : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `test()`, or false when it throws. */
+function guarded(test: () => boolean): boolean {
+  try {
+    return test();
+  } catch {
+    return false;
+  }
 }
 
 /** What the handler receives: the policy's context, read through, plus the delivery. */
@@ -175,9 +221,12 @@ class MessageRun<M> extends CancelScope {
     }
   }
 
-  /** A timeout or shutdown: abort the handler's signal and settle now (release on shutdown, else a failure). */
+  /**
+   * A timeout or shutdown: abort the handler's signal and settle now (release on shutdown, else a failure). A
+   * delivery already settled (its handler finished) is left alone: its signal never aborts after the fact.
+   */
   override abort(reason: unknown): void {
-    if (this.aborted) return;
+    if (this.aborted || this.#done) return;
     super.abort(reason);
     this.finish(reason, true);
   }
@@ -192,7 +241,7 @@ class MessageRun<M> extends CancelScope {
     if (!failed) {
       settlement = 'acked';
       how = () => this.delivery.ack();
-    } else if (error instanceof ShutdownError) {
+    } else if (guarded(() => error instanceof ShutdownError)) {
       settlement = 'released';
       how = () => this.delivery.release();
     } else {
@@ -200,17 +249,20 @@ class MessageRun<M> extends CancelScope {
     }
     // A settlement the broker refuses (a closed channel, a failed publish) rejects the wrapped handler's promise
     // with that error: the message is not lost, the broker delivers it again.
-    let settling: Promise<void>;
-    try {
-      settling = Promise.resolve(how());
-    } catch (error) {
-      settling = Promise.reject(error);
-    }
-    this.#resolve(settling.then(() => settlement));
+    this.#resolve(settle(how).then(() => settlement));
   }
 
   _onAbort(): void {}
   _expire(): void {}
+}
+
+/** Runs an adapter's settle method as a promise, a synchronous throw included. */
+function settle(how: () => void | Promise<void>): Promise<void> {
+  try {
+    return Promise.resolve(how());
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 class ShutdownError extends Error {
@@ -261,8 +313,22 @@ export function wrapHandler<M>(handler: MessageHandler<M>, options: WrapHandlerO
   const random = options.random ?? systemRandom;
   const maxDeliveries = options.maxDeliveries ?? 5;
   const delay = options.redeliveryDelay ?? exponential({ initialMs: 1_000, maxMs: 60_000 });
-  const delayFor = (attempt: number, error: unknown): number =>
-    typeof delay === 'function' ? Math.max(0, delay(attempt, error)) : delay.delay(attempt, 0, random);
+  const fallbackDelay = exponential({ initialMs: 1_000, maxMs: 60_000 });
+  /**
+   * The redelivery delay. A `redeliveryDelay` function that throws or returns something other than a finite number
+   * gets the default backoff for that delivery instead: a broken delay function must neither lose the message nor
+   * redeliver it at once.
+   */
+  const delayFor = (attempt: number, error: unknown): number => {
+    let ms: unknown;
+    try {
+      ms = typeof delay === 'function' ? delay(attempt, error) : delay.delay(attempt, 0, random);
+    } catch {
+      ms = undefined;
+    }
+    if (typeof ms !== 'number' || !Number.isFinite(ms)) return fallbackDelay.delay(attempt, 0, random);
+    return Math.max(0, ms);
+  };
   const policy = options.policy ?? pipeline();
   const inFlight = new Set<MessageRun<M>>();
   let stopping = false;
@@ -272,11 +338,18 @@ export function wrapHandler<M>(handler: MessageHandler<M>, options: WrapHandlerO
   const pause = (ms: number): void => {
     if (paused) return;
     paused = true;
-    options.onPause?.(ms);
+    // A hook that throws must not keep the delivery from being settled, nor become an uncaught timer error.
+    guarded(() => {
+      options.onPause?.(ms);
+      return true;
+    });
     resumeTimer = clock.setTimeout(() => {
       paused = false;
       resumeTimer = undefined;
-      options.onResume?.();
+      guarded(() => {
+        options.onResume?.();
+        return true;
+      });
     }, ms);
   };
 
@@ -285,21 +358,23 @@ export function wrapHandler<M>(handler: MessageHandler<M>, options: WrapHandlerO
     if (permanent(error, options.isPermanent)) {
       return ['dead_lettered', () => delivery.deadLetter({ reason: 'permanent', error, attempts: delivery.attempt })];
     }
-    if (delivery.attempt >= maxDeliveries) {
+    // Written so that an attempt that is not a number (a broken adapter) dead-letters rather than loops.
+    if (!(delivery.attempt < maxDeliveries)) {
       return ['dead_lettered', () => delivery.deadLetter({ reason: 'exhausted', error, attempts: delivery.attempt })];
     }
     let ms = delayFor(delivery.attempt, error);
-    if (isCircuitOpenError(error) && Number.isFinite(error.retryAfterMs)) {
+    const retryAfterMs = openCircuitWait(error);
+    if (retryAfterMs !== undefined) {
       // The dependency is down: hold the message until the breaker may admit a call, and pause the consumer
       // instead of burning the queue into the dead-letter destination.
-      ms = Math.max(ms, error.retryAfterMs);
-      pause(error.retryAfterMs);
+      ms = Math.max(ms, retryAfterMs);
+      pause(retryAfterMs);
     }
     return ['retried', () => delivery.retryLater(ms, error)];
   };
 
   const wrapped = ((delivery: Delivery<M>): Promise<Settlement> => {
-    if (stopping) return Promise.resolve(delivery.release()).then(() => 'released' as const);
+    if (stopping) return settle(() => delivery.release()).then(() => 'released' as const);
     // One object per delivery: its cancel scope (handler timeout, shutdown) and its single settlement. Why not an
     // AbortController and Promise.race: both cost several microseconds per message; the scope creates a signal
     // only if the handler reads ctx.signal.
@@ -308,12 +383,17 @@ export function wrapHandler<M>(handler: MessageHandler<M>, options: WrapHandlerO
     const ctx = new ExecutionContext(undefined, 'message', undefined, 1, run);
     const call = (c: Context) => handler(delivery.body, new MessageContext(c, delivery));
     let work: Promise<unknown>;
-    if (policy instanceof PolicyBase) work = policy._execute(ctx, call);
-    else {
-      // A policy written outside bulwark only has the public API: give it a signal that follows this delivery.
-      const ac = new AbortController();
-      run.addListener({ _onAbort: (reason) => ac.abort(reason) });
-      work = policy.execute(call, { signal: ac.signal, operation: 'message' });
+    try {
+      if (policy instanceof PolicyBase) work = policy._execute(ctx, call);
+      else {
+        // A policy written outside bulwark only has the public API: give it a signal that follows this delivery.
+        const ac = new AbortController();
+        run.addListener({ _onAbort: (reason) => ac.abort(reason) });
+        // Promise.resolve: whatever it returns (a thenable, a value) is awaited as a promise.
+        work = Promise.resolve(policy.execute(call, { signal: ac.signal, operation: 'message' }));
+      }
+    } catch (error) {
+      work = Promise.reject(error);
     }
     work.then(
       () => run.finish(undefined, false),
@@ -334,8 +414,12 @@ export function wrapHandler<M>(handler: MessageHandler<M>, options: WrapHandlerO
   Object.defineProperties(wrapped, {
     inFlight: { get: () => inFlight.size },
     paused: { get: () => paused },
+    stopping: { get: () => stopping },
     shutdown: {
       value: async (graceMs = 10_000): Promise<void> => {
+        const checkGrace = new Checker('wrapHandler shutdown()');
+        checkGrace.number('graceMs', graceMs, { min: 0, infinity: true });
+        checkGrace.done();
         stopping = true;
         if (resumeTimer !== undefined) clock.clearTimeout(resumeTimer);
         if (inFlight.size === 0) return;

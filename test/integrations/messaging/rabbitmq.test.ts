@@ -337,6 +337,7 @@ function tracked(
   return Object.defineProperties(fn, {
     inFlight: { get: () => handle.inFlight },
     paused: { get: () => handle.paused },
+    stopping: { get: () => handle.stopping },
     shutdown: { value: (graceMs?: number) => handle.shutdown(graceMs) },
   }) as WrappedHandler<Buffer>;
 }

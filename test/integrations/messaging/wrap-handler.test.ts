@@ -187,7 +187,9 @@ describe('wrapHandler', () => {
     const ra = handle(a.delivery);
     const rb = handle(b.delivery);
     expect(handle.inFlight).toBe(2);
+    expect(handle.stopping).toBe(false);
     const done = handle.shutdown(1_000);
+    expect(handle.stopping).toBe(true);
     const c = recording('late');
     await expect(handle(c.delivery)).resolves.toBe('released');
     quick();
@@ -197,6 +199,58 @@ describe('wrapHandler', () => {
     await expect(rb).resolves.toBe('released');
     expect([a.calls, b.calls, c.calls]).toEqual([['ack'], ['release'], ['release']]);
     expect(handle.inFlight).toBe(0);
+  });
+
+  it('shutdown leaves alone the signal of a handler that finished, even while its settlement is still pending', async () => {
+    const clock = new FakeClock();
+    const signals: AbortSignal[] = [];
+    let ackDone!: () => void;
+    const handle = wrapHandler(
+      (body: string, { signal }) => {
+        signals.push(signal);
+        if (body === 'done') return Promise.resolve();
+        return new Promise<void>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+      },
+      { clock },
+    );
+    const a = recording('done');
+    const slowAck: Delivery<string> = {
+      ...a.delivery,
+      // The broker has not confirmed the ack yet when the grace period ends.
+      ack: () =>
+        new Promise<void>((resolve) => {
+          ackDone = resolve;
+        }),
+    };
+    const ra = handle(slowAck);
+    const rb = handle(recording('stuck').delivery);
+    await clock.flush();
+    const done = handle.shutdown(100);
+    await clock.advance(100);
+    expect(signals[0]?.aborted).toBe(false);
+    expect(signals[1]?.aborted).toBe(true);
+    await expect(rb).resolves.toBe('released');
+    let finished = false;
+    void done.then(() => {
+      finished = true;
+    });
+    await clock.flush();
+    expect(finished).toBe(false); // shutdown waits for the ack to reach the broker
+    ackDone();
+    await done;
+    await expect(ra).resolves.toBe('acked');
+    expect(signals[0]?.aborted).toBe(false);
+  });
+
+  it('shutdown() checks its grace period, and a refused one does not stop the handler', async () => {
+    const handle = wrapHandler(() => undefined);
+    for (const bad of [-1, Number.NaN, '5' as unknown as number]) {
+      await expect(handle.shutdown(bad)).rejects.toThrow(InvalidOptionsError);
+    }
+    await expect(handle.shutdown(Number.NaN)).rejects.toThrow(
+      /wrapHandler shutdown\(\): invalid options\n {2}- graceMs: expected a number >= 0 or Infinity, got NaN/,
+    );
+    expect(handle.stopping).toBe(false);
   });
 
   it('checks its options', () => {
