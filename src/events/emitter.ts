@@ -1,4 +1,5 @@
 import { type Channel, channel } from 'node:diagnostics_channel';
+import { describeMessage } from '../core/describe.js';
 import { EVENT_TYPES, type EventOf, type EventType, type Listener, type ResilienceEvent } from './types.js';
 
 /**
@@ -37,7 +38,9 @@ export function warnOnce(owner: object, message: string, type: string, code: str
 
 /** @internal The message of a thrown value, for a warning. */
 export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  // Total: a listener or metrics backend may throw anything (a null-prototype object, a revoked Proxy), and
+  // reporting it must never become a second error that changes the call's outcome.
+  return describeMessage(error, 500);
 }
 
 /**

@@ -343,3 +343,33 @@ describe('issue 11: server hints can only delay, and the backoff restarts after 
     expect(delays).toEqual([7]);
   });
 });
+
+describe('issue 11: describing a thrown value is total (item 13, the core side)', () => {
+  it('a listener that throws a value String() cannot convert does not change the outcome', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    const original = process.emitWarning;
+    // Keep stderr quiet: the warning is asserted, not printed.
+    process.emitWarning = ((warning: string | Error) => {
+      warnings.push(typeof warning === 'string' ? warning : warning.message);
+    }) as typeof process.emitWarning;
+    try {
+      const policy = retry({ maxAttempts: 2, backoff: constant(0) });
+      policy.on('retry.attempt', () => {
+        throw Object.create(null);
+      });
+      let calls = 0;
+      await expect(
+        policy.execute(() => {
+          if (++calls === 1) throw new Error('once');
+          return 'ok';
+        }),
+      ).resolves.toBe('ok');
+      expect(warnings.some((w) => w.includes('listener threw ({})'))).toBe(true);
+    } finally {
+      process.emitWarning = original;
+      process.off('warning', onWarning);
+    }
+  });
+});

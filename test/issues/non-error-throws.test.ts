@@ -3,6 +3,7 @@ import {
   bulkhead,
   circuitBreaker,
   constant,
+  EVENT_TYPES,
   fallback,
   handleErrors,
   keyed,
@@ -17,6 +18,36 @@ import { FakeClock } from '../../src/testing/index.js';
 class DomainError extends Error {
   override readonly name = 'DomainError';
   readonly status = 503;
+}
+
+function explode(): never {
+  throw new Error('read of a hostile value');
+}
+
+function revokedProxy(): object {
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  return proxy;
+}
+
+function trappingProxy(): object {
+  const traps: ProxyHandler<object> = {};
+  for (const trap of [
+    'get',
+    'has',
+    'getPrototypeOf',
+    'getOwnPropertyDescriptor',
+    'ownKeys',
+    'defineProperty',
+    'set',
+    'deleteProperty',
+    'isExtensible',
+    'preventExtensions',
+    'setPrototypeOf',
+  ] as const) {
+    traps[trap] = explode;
+  }
+  return new Proxy({}, traps);
 }
 
 /** Values an operation may throw; each must come out of every policy as the very same value. */
@@ -35,6 +66,26 @@ const THROWN: readonly { readonly label: string; readonly value: unknown }[] = [
   { label: 'a function', value: () => 'I was thrown' },
   // biome-ignore lint/suspicious/noThenProperty: a thrown object with a 'then' field, on purpose.
   { label: "an object with a non-callable 'then'", value: { then: 'not callable' } },
+  // Hostile values (issue 11): every read or conversion of them throws. A policy may not even look at them safely,
+  // yet must rethrow them unchanged, never a TypeError of its own.
+  { label: 'a revoked Proxy', value: revokedProxy() },
+  { label: 'a Proxy whose every trap throws', value: trappingProxy() },
+  {
+    label: 'an Error whose retryable, retryAfterMs, code, name and message getters throw',
+    value: Object.defineProperties(new Error('getters'), {
+      retryable: { get: explode },
+      retryAfterMs: { get: explode },
+      code: { get: explode },
+      name: { get: explode },
+      message: { get: explode },
+    }),
+  },
+  {
+    label: 'an object whose toString throws',
+    value: {
+      toString: explode,
+    },
+  },
   {
     label: 'a thenable (must not be adopted as a value)',
     value: {
@@ -105,6 +156,21 @@ const POLICIES: readonly { readonly label: string; readonly make: () => Policy }
         timeout({ ms: 60_000, clock }),
         bulkhead({ limit: 1, queue: 1, clock }),
       );
+    },
+  },
+  {
+    label: 'the full pipeline with a listener on every event',
+    make: () => {
+      const clock = new FakeClock();
+      const p = pipeline(
+        fallback({ value: 'fallback', handle: handleErrors(() => false) }),
+        retry({ maxAttempts: 3, backoff: constant(0), clock }),
+        circuitBreaker({ window: { kind: 'consecutive', threshold: 100 }, clock }),
+        timeout({ ms: 60_000, clock }),
+        bulkhead({ limit: 1, queue: 1, clock }),
+      );
+      for (const type of EVENT_TYPES) p.on(type, () => undefined);
+      return p;
     },
   },
   {

@@ -11,6 +11,7 @@ import {
 } from '@grpc/grpc-js';
 import { type Clock, systemClock, type TimerHandle, wallClockNow } from '../../core/clock.js';
 import { CancelScope, type Context, ExecutionContext } from '../../core/context.js';
+import { describeMessage } from '../../core/describe.js';
 import type { Policy } from '../../core/policy.js';
 import { RETRYABLE } from '../../core/properties.js';
 import {
@@ -258,18 +259,9 @@ function mapStatus(error: unknown): StatusObject {
   return { code: Status.UNKNOWN, details: `bulwark: ${textOf(error)}`, metadata };
 }
 
-/** The message of a thrown value, whatever it is: never throws. */
+/** The message of a thrown value, whatever it is: never throws (a status's details, at most 1,024 characters). */
 function textOf(error: unknown): string {
-  try {
-    if (error instanceof Error && typeof error.message === 'string') return error.message;
-    return String(error);
-  } catch {
-    try {
-      return describe(error);
-    } catch {
-      return `a thrown ${typeof error} that cannot be printed`;
-    }
-  }
+  return describeMessage(error, 1_024);
 }
 
 type InterceptingCallInterface = ReturnType<NextCall>;

@@ -7,6 +7,7 @@
  */
 import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg, MsgHdrs, NatsConnection } from 'nats';
 import { type Clock, systemClock, type TimerHandle } from '../../core/clock.js';
+import { describeError } from '../../core/describe.js';
 import { Checker } from '../../errors/validate.js';
 import type { DeadLetter, Delivery } from './delivery.js';
 import type { WrappedHandler } from './wrap-handler.js';
@@ -116,46 +117,15 @@ export const isDeadLetterTooLargeError = (e: unknown): e is DeadLetterTooLargeEr
 /** The dead-letter error header carries one line, at most this many characters. */
 const MAX_ERROR_HEADER = 1_024;
 
-/** Reads one property of a thrown value as a string, or undefined if reading or converting it throws. */
-function safeString(read: () => unknown): string | undefined {
-  try {
-    const v = read();
-    if (v === undefined) return undefined;
-    return typeof v === 'string' ? v : String(v);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
- * A one-line description of whatever a handler threw, for a header. Total: a value `String()` cannot convert
- * (`Object.create(null)`, a throwing `toString`, a throwing `message` getter, a revoked Proxy) is described too,
- * and this never throws: a dead letter must never fail because of its error's description.
+ * A one-line description of whatever a handler threw, for a header, at most 1,024 characters and never empty.
+ * Total (see `describeError`): a dead letter must never fail because of its error's description.
  * @internal
- * @example `errorText(Object.create(null)) // 'a thrown value that cannot be converted to a string ([object Object])'`
+ * @example `errorText(new TypeError('bad input')) // 'TypeError: bad input'`
  */
 export function errorText(error: unknown): string {
-  let text: string | undefined;
-  try {
-    if (error instanceof Error) {
-      const name = safeString(() => error.name) || 'Error';
-      const message = safeString(() => error.message);
-      text = message ? `${name}: ${message}` : name;
-    } else {
-      text = safeString(() => String(error));
-    }
-  } catch {
-    // instanceof itself threw (a Proxy): described below.
-  }
-  if (text === undefined) {
-    const tag = safeString(() => Object.prototype.toString.call(error)) ?? typeof error;
-    text = `a thrown value that cannot be converted to a string (${tag})`;
-  }
-  // Header values hold one line of text: no CR/LF, nor other control characters the protocol may choke on.
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
-  const line = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
-  if (line === '') return '(an empty description)';
-  return line.length > MAX_ERROR_HEADER ? `${line.slice(0, MAX_ERROR_HEADER - 1)}…` : line;
+  const line = describeError(error, MAX_ERROR_HEADER).trim();
+  return line === '' ? '(an empty description)' : line;
 }
 
 function headerRecord(h: MsgHdrs | undefined): Record<string, string> {

@@ -1,8 +1,9 @@
 import { type EventEmitter, errorMonitor } from 'node:events';
 import type { Channel, ConfirmChannel, ConsumeMessage, Message, MessageProperties, Options } from 'amqplib';
 import { systemClock, type TimerHandle } from '../../core/clock.js';
+import { describeError } from '../../core/describe.js';
 import { Checker } from '../../errors/validate.js';
-import { type DeadLetter, type Delivery, describeError } from './delivery.js';
+import type { DeadLetter, Delivery } from './delivery.js';
 import type { WrappedHandler } from './wrap-handler.js';
 
 /** The header counting the deliveries a message has had so far (absent: none, this is the first). */

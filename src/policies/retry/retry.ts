@@ -220,7 +220,12 @@ export class RetryPolicy extends PolicyBase {
 
 /** Whether an error declares itself not retryable: an object whose own `retryable` property is `false`. */
 function notRetryable(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === false;
+  if (typeof error !== 'object' || error === null) return false;
+  try {
+    return (error as { retryable?: unknown }).retryable === false;
+  } catch {
+    return false; // a revoked Proxy or a throwing getter says nothing: the call's own error must come out unchanged
+  }
 }
 
 /**

@@ -222,7 +222,7 @@ describe('grpc interceptor: every failure ends the call with a status (issue 11,
             throw new Error('no');
           },
         }),
-      'bulwark: {}',
+      'bulwark: Error: [message unreadable]',
     ],
   ])('a policy rejecting with %s: UNKNOWN, never a hang or an unhandled rejection', async (_what, make, details) => {
     const thrower: Policy = { name: 'thrower', execute: () => Promise.reject(make()) };

@@ -102,7 +102,7 @@ describe('RabbitMQ poison messages (real broker)', () => {
       expect(typeof error, kind).toBe('string');
       expect((error as string).length, kind).toBeLessThanOrEqual(512);
     }
-    expect(dead.get('null-prototype')?.['x-bulwark-error']).toBe('[unprintable object]');
+    expect(dead.get('null-prototype')?.['x-bulwark-error']).toBe('{}');
     expect(dead.get('symbol')?.['x-bulwark-error']).toBe('Symbol(poison)');
     expect(dead.get('bigint')?.['x-bulwark-error']).toBe(`${2n ** 70n}n`);
     expect(dead.get('huge-string')?.['x-bulwark-error']).toBe(`Error: ${'y'.repeat(504)}…`);
