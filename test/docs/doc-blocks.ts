@@ -41,6 +41,9 @@ export const DOC_FILES: readonly string[] = [
   'docs/policies/keyed.md',
   'docs/metrics.md',
   'docs/testing.md',
+  'docs/integrations/http.md',
+  'docs/integrations/grpc.md',
+  'docs/integrations/messaging.md',
 ];
 
 /** One fenced TypeScript block of a markdown page. */
