@@ -1239,4 +1239,17 @@ describe('option fuzzing: regressions', () => {
   it('-0 is printed as -0', () => {
     expect(invalid(() => timeout(-0)).message).toContain('got -0');
   });
+
+  it('linear(null) and exponential(null) throw InvalidOptionsError, not a TypeError', () => {
+    expect(invalid(() => linear(null as never)).message).toBe(
+      'linear: invalid options\n  - options: expected an object, got null',
+    );
+    expect(invalid(() => exponential(null as never)).policy).toBe('exponential');
+    const getter = {
+      get initialMs(): number {
+        throw new Error('x');
+      },
+    };
+    expect(invalid(() => exponential(getter)).problems.map((p) => p.option)).toEqual(['initialMs']);
+  });
 });
