@@ -102,14 +102,6 @@ const SPECIAL: readonly (() => unknown)[] = [
       throw new Error('no toJSON');
     },
   }),
-  () => ({
-    get now() {
-      throw new Error('getter');
-    },
-    get execute() {
-      throw new Error('getter');
-    },
-  }),
   () => new Date(0),
   () => ({ kind: 'count' }),
   () => ({ execute: 1 }),
@@ -122,13 +114,28 @@ const hostileNested: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: -3, max: 1_100 }) },
   { weight: 1, arbitrary: fc.string({ maxLength: 4 }) },
 );
-/** Stands for {@link exploding} in generated values; {@link realize} swaps in a fresh proxy. */
+/** An object whose getters throw (fast-check prints counterexamples by reading them: only a stand-in is generated). */
+function throwingGetters(): object {
+  return {
+    get now() {
+      throw new Error('getter');
+    },
+    get execute() {
+      throw new Error('getter');
+    },
+    get kind() {
+      throw new Error('getter');
+    },
+  };
+}
+/** Stand-ins in generated values; {@link realize} swaps in the fresh hostile object. */
 const EXPLODING = Object.freeze({ stand_in: 'a proxy whose every read throws' });
+const GETTERS = Object.freeze({ stand_in: 'an object whose getters throw' });
 const hostile: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 12, arbitrary: hostileNested },
-  { weight: 1, arbitrary: fc.constant(EXPLODING) },
+  { weight: 1, arbitrary: fc.constantFrom(EXPLODING, GETTERS) },
 );
-const realize = (v: unknown): unknown => (v === EXPLODING ? exploding() : v);
+const realize = (v: unknown): unknown => (v === EXPLODING ? exploding() : v === GETTERS ? throwingGetters() : v);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Predicates: what the docs allow. Each must be total (hostile values included).
@@ -1251,5 +1258,41 @@ describe('option fuzzing: regressions', () => {
       },
     };
     expect(invalid(() => exponential(getter)).problems.map((p) => p.option)).toEqual(['initialMs']);
+  });
+
+  it('circuitBreaker: a count window beyond 1_000_000 calls is refused (it threw a RangeError or took GBs)', () => {
+    expect(invalid(() => circuitBreaker({ window: { kind: 'count', size: 2 ** 40 } })).problems).toEqual([
+      {
+        option: 'window.size',
+        received: '1099511627776',
+        expected: 'an integer <= 1000000 (one byte per call, allocated up front)',
+      },
+    ]);
+    expect(() => circuitBreaker({ window: { kind: 'count', size: 1_000_000 } })).not.toThrow();
+  });
+
+  it('circuitBreaker: a time window under 1 ms is refused (its buckets had length 0 and it never opened)', () => {
+    expect(invalid(() => circuitBreaker({ window: { kind: 'time', sizeMs: 5e-324 } })).problems).toEqual([
+      { option: 'window.sizeMs', received: '5e-324', expected: 'a number >= 1' },
+    ]);
+  });
+
+  it('circuitBreaker: minimumCalls is not blamed for an invalid window.size', () => {
+    const e = invalid(() => circuitBreaker({ window: { kind: 'count', size: -1 }, minimumCalls: 5 }));
+    expect(e.problems.map((p) => p.option)).toEqual(['window.size']);
+  });
+
+  it('circuitBreaker: a window or initialState whose reads throw is reported as that option', () => {
+    const window = {
+      get kind(): 'count' {
+        throw new Error('x');
+      },
+    };
+    expect(invalid(() => circuitBreaker({ window, failureRate: 2 })).problems.map((p) => p.option)).toEqual([
+      'window',
+      'failureRate',
+    ]);
+    const e = invalid(() => circuitBreaker({ initialState: exploding() as never }));
+    expect(e.problems.map((p) => p.option)).toEqual(['initialState']);
   });
 });
