@@ -1295,4 +1295,17 @@ describe('option fuzzing: regressions', () => {
     const e = invalid(() => circuitBreaker({ initialState: exploding() as never }));
     expect(e.problems.map((p) => p.option)).toEqual(['initialState']);
   });
+
+  it('prometheusMetrics: a symbol prefix or a registry whose reads throw give InvalidOptionsError', () => {
+    const e = invalid(() => prometheusMetrics({ registry: new Registry(), prefix: Symbol('p') as never }));
+    expect(e.problems.map((p) => p.option)).toEqual(['prefix']);
+    expect(e.message).toContain('got Symbol(p)');
+    const r = invalid(() => prometheusMetrics({ registry: exploding() as never }));
+    expect(r.problems.map((p) => p.option)).toEqual(['registry']);
+  });
+
+  it('openTelemetryMetrics: a meterProvider or meter whose reads throw is "not one", not a crash', () => {
+    const e = invalid(() => openTelemetryMetrics({ meterProvider: exploding() as never, meter: exploding() as never }));
+    expect(e.problems.map((p) => p.option)).toEqual(['meterProvider', 'meter', 'meter']);
+  });
 });
