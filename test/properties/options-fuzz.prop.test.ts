@@ -1308,4 +1308,11 @@ describe('option fuzzing: regressions', () => {
     const e = invalid(() => openTelemetryMetrics({ meterProvider: exploding() as never, meter: exploding() as never }));
     expect(e.problems.map((p) => p.option)).toEqual(['meterProvider', 'meter', 'meter']);
   });
+
+  it('timeout: a limit given as a string or a bigint is blamed on ms, saying a number is expected', () => {
+    expect(invalid(() => timeout('2000' as never)).message).toBe(
+      'timeout: invalid options\n  - ms: expected a number > 0 (the limit in ms), or { ms, name?, clock? }, got "2000"',
+    );
+    expect(invalid(() => timeout(2000n as never)).problems.map((p) => p.option)).toEqual(['ms']);
+  });
 });
