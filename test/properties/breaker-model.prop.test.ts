@@ -3,7 +3,7 @@
  * hang and settle later, abort; clock advances; isolate/release/reset; reading `state`) run against the real
  * breaker and against the small reference model below, written from docs/policies/circuit-breaker.md. After every
  * command the state, every rejection (`CircuitOpenError` with its `state` and exact `retryAfterMs`) and the full
- * event log must agree. Both a consecutive window and a count window with `minimumCalls` and slow calls are run.
+ * event log must agree. A consecutive window, a count window with `minimumCalls` and slow calls, and a time window are run.
  */
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
@@ -23,8 +23,11 @@ const EV = {
 type State = 'closed' | 'open' | 'half_open' | 'isolated';
 
 interface Config {
-  readonly window: { kind: 'consecutive'; threshold: number } | { kind: 'count'; size: number };
-  /** Count window only. */
+  readonly window:
+    | { kind: 'consecutive'; threshold: number }
+    | { kind: 'count'; size: number }
+    | { kind: 'time'; sizeMs: number; buckets: number };
+  /** Rate windows only. */
   readonly failureRate?: number;
   readonly minimumCalls?: number;
   readonly slowCallMs?: number;
@@ -61,6 +64,26 @@ const configArb: fc.Arbitrary<Config> = fc.oneof(
       minimumCalls: 1 + Math.floor(minimumFraction * (size - 1)),
       ...(slowCallMs === undefined ? {} : { slowCallMs, slowCallRate }),
     })),
+  fc
+    .record({
+      window: fc.record({
+        kind: fc.constant('time' as const),
+        sizeMs: fc.constantFrom(100, 1_000),
+        buckets: fc.constantFrom(1, 4, 10),
+      }),
+      minimumCalls: fc.integer({ min: 1, max: 4 }),
+      failureRate: fc.constantFrom(0.2, 0.5, 2 / 3, 1),
+      slowCallMs: fc.option(fc.constantFrom(10, 50), { nil: undefined }),
+      slowCallRate: fc.constantFrom(0.5, 1),
+      halfOpenAfterMs: fc.constantFrom(0, 100, 1_500),
+      halfOpenProbes: fc.integer({ min: 1, max: 2 }),
+      halfOpenSuccesses: fc.integer({ min: 1, max: 2 }),
+      halfOpenLeaseMs: fc.option(fc.constantFrom(50, 400), { nil: undefined }),
+    })
+    .map(({ slowCallMs, slowCallRate, ...rest }) => ({
+      ...rest,
+      ...(slowCallMs === undefined ? {} : { slowCallMs, slowCallRate }),
+    })),
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -83,9 +106,12 @@ class Model {
   isolations = 0;
   epoch = 0;
   now = 0;
-  /** Consecutive window: failures in a row. Count window: the last `size` outcomes, oldest first. */
+  /**
+   * Consecutive window: failures in a row. Count window: the last `size` outcomes, oldest first. Time window:
+   * every outcome since the last close, with its time; those of the last `buckets` buckets count.
+   */
   consecutive = 0;
-  outcomes: { failed: boolean; slow: boolean }[] = [];
+  outcomes: { failed: boolean; slow: boolean; at: number }[] = [];
   readonly pending: ModelCall[] = [];
   readonly releases: { epoch: number; released: boolean }[] = [];
   readonly events: string[] = [];
@@ -154,22 +180,34 @@ class Model {
       this.consecutive = failed ? this.consecutive + 1 : 0;
       return failed && this.consecutive >= w.threshold;
     }
-    this.outcomes.push({ failed, slow });
-    if (this.outcomes.length > w.size) this.outcomes.shift();
-    const calls = this.outcomes.length;
+    this.outcomes.push({ failed, slow, at: this.now });
+    if (w.kind === 'count' && this.outcomes.length > w.size) this.outcomes.shift();
+    const { calls, failures, slows } = this.totals();
     if (!(failed || slow) || calls < (this.cfg.minimumCalls as number)) return false;
-    const failures = this.outcomes.filter((o) => o.failed).length;
-    const slows = this.outcomes.filter((o) => o.slow).length;
     const slowRate = this.cfg.slowCallMs === undefined ? Number.POSITIVE_INFINITY : (this.cfg.slowCallRate as number);
     return failures / calls >= (this.cfg.failureRate as number) || slows / calls >= slowRate;
   }
 
+  /** The outcomes a rate window judges now: a time window's lie in the current bucket or the `buckets - 1` before. */
+  totals(): { calls: number; failures: number; slows: number } {
+    const w = this.cfg.window;
+    let live = this.outcomes;
+    if (w.kind === 'time') {
+      const bucketMs = w.sizeMs / w.buckets;
+      const current = Math.floor(this.now / bucketMs);
+      live = live.filter((o) => Math.floor(o.at / bucketMs) > current - w.buckets);
+    }
+    return {
+      calls: live.length,
+      failures: live.filter((o) => o.failed).length,
+      slows: live.filter((o) => o.slow).length,
+    };
+  }
+
   rates(): string {
     if (this.cfg.window.kind === 'consecutive') return `${this.consecutive} 0`;
-    const calls = this.outcomes.length;
+    const { calls, failures, slows } = this.totals();
     if (calls === 0) return '0 0';
-    const failures = this.outcomes.filter((o) => o.failed).length;
-    const slows = this.outcomes.filter((o) => o.slow).length;
     return `${failures / calls} ${slows / calls}`;
   }
 
@@ -419,6 +457,34 @@ class Release implements Cmd {
   }
 }
 
+/** A snapshot restored into a new breaker (same options, same clock) gives the same snapshot and state back. */
+class RoundTrip implements Cmd {
+  check(): boolean {
+    return true;
+  }
+  async run(m: Model, r: Real): Promise<void> {
+    const saved = r.breaker.snapshot();
+    const json = JSON.parse(JSON.stringify(saved)) as typeof saved;
+    const { halfOpenLeaseMs, ...rest } = m.cfg;
+    const restored = circuitBreaker({
+      ...rest,
+      ...(halfOpenLeaseMs === undefined ? {} : { halfOpenLeaseMs }),
+      clock: r.clock,
+      initialState: json,
+    });
+    check(
+      JSON.stringify(restored.snapshot()) === JSON.stringify(saved),
+      `${this}: restored ${JSON.stringify(restored.snapshot())}, saved ${JSON.stringify(saved)}`,
+    );
+    check(restored.state === r.breaker.state, `${this}: restored state ${restored.state}, was ${r.breaker.state}`);
+    check(saved.state === m.state, `${this}: snapshot state ${saved.state}, model ${m.state}`);
+    agree(m, r, this.toString());
+  }
+  toString(): string {
+    return 'snapshot() round trip';
+  }
+}
+
 class Reset implements Cmd {
   check(): boolean {
     return true;
@@ -453,12 +519,13 @@ const commands = [
   fc.constant(new Isolate()),
   fc.nat().map((k) => new Release(k)),
   fc.constant(new Reset()),
+  fc.constant(new RoundTrip()),
 ];
 
 const stats = { runs: 0, commands: 0, opened: 0, rejected: 0, expired: 0 };
 
 describe('circuit breaker against a reference model', () => {
-  it('agrees on state, rejections (retryAfterMs) and events, for consecutive and count windows', async () => {
+  it('agrees on state, rejections (retryAfterMs) and events, for consecutive, count and time windows', async () => {
     await fc.assert(
       fc.asyncProperty(configArb, fc.commands(commands, { maxCommands: 80, size: 'large' }), async (cfg, cmds) => {
         const model = new Model(cfg);
