@@ -8,7 +8,15 @@
  */
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
-import { type BulkheadPolicy, bulkhead, isBulkheadRejectedError } from '../../src/index.js';
+import {
+  type BulkheadPolicy,
+  bulkhead,
+  isBulkheadRejectedError,
+  isTimeoutError,
+  type Policy,
+  pipeline,
+  timeout,
+} from '../../src/index.js';
 import { FakeClock } from '../../src/testing/index.js';
 
 const EV = { rejected: 'bulkhead.rejected' } as const;
@@ -19,13 +27,26 @@ interface Config {
   readonly queueTimeoutMs: number | undefined;
   /** Whether this run may dispose the bulkhead (after which every call is rejected: a run apart). */
   readonly mayDispose: boolean;
+  /**
+   * A timeout in the same pipeline, outside the bulkhead (the recommended order: it bounds the queue wait) or
+   * inside it. Its ops ignore their signal, so timed-out work keeps running and must keep its slot.
+   */
+  readonly timeout: { readonly where: 'outside' | 'inside'; readonly ms: number } | undefined;
 }
 
 const configArb: fc.Arbitrary<Config> = fc.record({
   limit: fc.integer({ min: 1, max: 3 }),
   queue: fc.oneof(fc.integer({ min: 0, max: 4 }), fc.constant(Number.POSITIVE_INFINITY)),
-  queueTimeoutMs: fc.option(fc.constantFrom(10, 25, 100), { nil: undefined }),
+  // Even queue timeouts and clock steps, odd call timeouts: no two deadlines ever fall at the same instant, so the
+  // order in which they fire is the order of their times.
+  queueTimeoutMs: fc.option(fc.constantFrom(10, 26, 100), { nil: undefined }),
   mayDispose: fc.integer({ min: 0, max: 9 }).map((n) => n < 3),
+  timeout: fc.option(
+    fc.record({ where: fc.constantFrom('outside' as const, 'inside' as const), ms: fc.constantFrom(7, 33) }),
+    {
+      nil: undefined,
+    },
+  ),
 });
 
 type Reason = 'full' | 'queue_timeout' | 'disposed';
@@ -36,7 +57,9 @@ type Fate =
   | { kind: 'queued' }
   | { kind: 'rejected'; reason: Reason; active: number; queued: number }
   | { kind: 'aborted' }
-  | { kind: 'done' };
+  | { kind: 'done' }
+  /** The caller got a TimeoutError; the op may still run (and hold its slot). */
+  | { kind: 'timedOut' };
 
 class Model {
   limit: number;
@@ -47,7 +70,11 @@ class Model {
   readonly queue: { id: number; deadline: number }[] = [];
   /** Ids of running calls, in the order they started. */
   readonly running: number[] = [];
+  /** Ids of every call that got a slot, in the order they got it. */
+  readonly started: number[] = [];
   readonly fates = new Map<number, Fate>();
+  /** When each call's timeout fires (calls under a timeout whose caller has not been answered yet). */
+  readonly timeoutAt = new Map<number, number>();
   readonly events: string[] = [];
   nextId = 0;
 
@@ -60,6 +87,7 @@ class Model {
   }
 
   #reject(id: number, reason: Reason): void {
+    this.timeoutAt.delete(id);
     this.events.push(`${EV.rejected} ${reason} ${this.active} ${this.queue.length}`);
     this.fates.set(id, { kind: 'rejected', reason, active: this.active, queued: this.queue.length });
   }
@@ -67,7 +95,11 @@ class Model {
   #start(id: number): void {
     this.active++;
     this.running.push(id);
+    this.started.push(id);
     this.fates.set(id, { kind: 'running' });
+    // A timeout inside the bulkhead starts with the attempt, once the call has a slot.
+    const t = this.cfg.timeout;
+    if (t?.where === 'inside') this.timeoutAt.set(id, this.now + t.ms);
   }
 
   /** A new call; `preAborted`: its signal has already aborted. */
@@ -78,6 +110,8 @@ class Model {
       this.fates.set(id, { kind: 'aborted' });
       return id;
     }
+    const t = this.cfg.timeout;
+    if (t?.where === 'outside') this.timeoutAt.set(id, this.now + t.ms);
     if (this.active < this.limit && this.queue.length === 0 && !this.disposed) this.#start(id);
     else if (this.disposed) this.#reject(id, 'disposed');
     else if (this.queue.length >= this.cfg.queue) this.#reject(id, 'full');
@@ -98,7 +132,9 @@ class Model {
   finish(index: number): number {
     const [id] = this.running.splice(index, 1);
     if (id === undefined) throw new Error('no such running call');
-    this.fates.set(id, { kind: 'done' });
+    // A call that timed out keeps its slot until here; its caller was answered at the timeout.
+    if (this.fates.get(id)?.kind !== 'timedOut') this.fates.set(id, { kind: 'done' });
+    this.timeoutAt.delete(id);
     this.active--;
     this.#drain();
     return id;
@@ -108,6 +144,7 @@ class Model {
     const [entry] = this.queue.splice(index, 1);
     if (entry === undefined) throw new Error('no such queued call');
     this.fates.set(entry.id, { kind: 'aborted' });
+    this.timeoutAt.delete(entry.id);
     return entry.id;
   }
 
@@ -116,12 +153,35 @@ class Model {
     this.#drain();
   }
 
+  /** Queue timeouts and call timeouts fire in the order of their times (they never tie: see configArb). */
   advance(ms: number): void {
-    this.now += ms;
-    while (this.queue.length > 0 && (this.queue[0] as { deadline: number }).deadline <= this.now) {
-      const head = this.queue.shift() as { id: number };
-      this.#reject(head.id, 'queue_timeout');
+    const end = this.now + ms;
+    for (;;) {
+      const queueDue = this.queue[0]?.deadline ?? Number.POSITIVE_INFINITY;
+      let callDue = Number.POSITIVE_INFINITY;
+      let callId = -1;
+      for (const [id, at] of this.timeoutAt) {
+        if (at < callDue) {
+          callDue = at;
+          callId = id;
+        }
+      }
+      const next = Math.min(queueDue, callDue);
+      if (next > end || next === Number.POSITIVE_INFINITY) break;
+      this.now = next;
+      if (queueDue < callDue) {
+        const head = this.queue.shift() as { id: number };
+        this.#reject(head.id, 'queue_timeout');
+      } else {
+        // The caller gets a TimeoutError. A queued call leaves the queue (its signal aborted), without an event;
+        // a running one keeps its slot, since its op runs on.
+        this.timeoutAt.delete(callId);
+        const i = this.queue.findIndex((q) => q.id === callId);
+        if (i >= 0) this.queue.splice(i, 1);
+        this.fates.set(callId, { kind: 'timedOut' });
+      }
     }
+    this.now = end;
   }
 
   dispose(): void {
@@ -137,6 +197,8 @@ class Model {
 interface RealCall {
   readonly id: number;
   started: boolean;
+  /** The op itself has ended (finish was called). */
+  opEnded: boolean;
   settled: { ok: true; value: unknown } | { ok: false; error: unknown } | undefined;
   readonly finish: (ok: boolean) => void;
   readonly controller: AbortController;
@@ -145,6 +207,8 @@ interface RealCall {
 
 interface Real {
   readonly bulkhead: BulkheadPolicy;
+  /** What calls go through: the bulkhead, or a pipeline of it and a timeout. */
+  readonly policy: Policy;
   readonly clock: FakeClock;
   readonly calls: Map<number, RealCall>;
   readonly startOrder: number[];
@@ -161,7 +225,14 @@ function makeReal(cfg: Config): Real {
   });
   const events: string[] = [];
   policy.on(EV.rejected, (e) => events.push(`${EV.rejected} ${e.reason} ${e.active} ${e.queued}`));
-  return { bulkhead: policy, clock, calls: new Map(), startOrder: [], events };
+  const t = cfg.timeout;
+  const outer: Policy =
+    t === undefined
+      ? policy
+      : t.where === 'outside'
+        ? pipeline(timeout({ ms: t.ms, clock }), policy)
+        : pipeline(policy, timeout({ ms: t.ms, clock }));
+  return { bulkhead: policy, policy: outer, clock, calls: new Map(), startOrder: [], events };
 }
 
 const check = (cond: boolean, what: string): void => {
@@ -178,12 +249,11 @@ async function agree(m: Model, r: Real, after: string): Promise<void> {
   check(b.limit === m.limit, `${after}: limit ${b.limit}, model ${m.limit}`);
   check(b.disposed === m.disposed, `${after}: disposed ${b.disposed}, model ${m.disposed}`);
   // FIFO admission: the calls started so far, in order, are exactly the model's.
-  const modelStarts = [...m.fates].filter(([, f]) => f.kind === 'running' || f.kind === 'done').map(([id]) => id);
   check(
-    JSON.stringify([...r.startOrder].sort((x, y) => x - y)) === JSON.stringify(modelStarts),
-    `${after}: started ${r.startOrder.join(',')}, model ${modelStarts.join(',')}`,
+    JSON.stringify(r.startOrder) === JSON.stringify(m.started),
+    `${after}: started ${r.startOrder.join(',')}, model ${m.started.join(',')}`,
   );
-  const running = [...r.calls.values()].filter((c) => c.started && c.settled === undefined).length;
+  const running = [...r.calls.values()].filter((c) => c.started && !c.opEnded).length;
   check(running === m.active, `${after}: ${running} ops running, model active ${m.active}`);
   for (const [id, fate] of m.fates) {
     const c = r.calls.get(id) as RealCall;
@@ -205,6 +275,8 @@ async function agree(m: Model, r: Real, after: string): Promise<void> {
       );
     } else if (fate.kind === 'done') {
       check(s !== undefined, `${after}: call ${id} finished but did not settle`);
+    } else if (fate.kind === 'timedOut') {
+      check(s !== undefined && !s.ok && isTimeoutError(s.error), `${after}: call ${id} did not time out`);
     } else {
       check(s === undefined, `${after}: call ${id} settled while ${fate.kind}`);
     }
@@ -231,13 +303,14 @@ class Call implements Cmd {
     const call: RealCall = {
       id,
       started: false,
+      opEnded: false,
       settled: undefined,
       finish: (ok) => (ok ? resolveOp(id) : rejectOp(call.error)),
       controller,
       error: new Error(`op ${id} failed`),
     };
     r.calls.set(id, call);
-    r.bulkhead
+    r.policy
       .execute(
         () => {
           call.started = true;
@@ -275,12 +348,14 @@ class Finish implements Cmd {
   async run(m: Model, r: Real): Promise<void> {
     const id = m.finish(this.k % m.running.length);
     const call = r.calls.get(id) as RealCall;
+    call.opEnded = true;
     call.finish(this.ok);
     await agree(m, r, this.toString());
     const s = call.settled;
-    // The op's own outcome, unchanged.
+    // The op's own outcome, unchanged (unless its caller was answered by a timeout already).
     check(
-      s !== undefined && (this.ok ? s.ok && s.value === id : !s.ok && s.error === call.error),
+      m.fates.get(id)?.kind === 'timedOut' ||
+        (s !== undefined && (this.ok ? s.ok && s.value === id : !s.ok && s.error === call.error)),
       `${this}: call ${id} settled with something else`,
     );
   }
@@ -353,7 +428,7 @@ const callArb = fc.constantFrom(false, false, false, false, true).map((pre) => n
 const finishArb = fc.tuple(fc.nat(), fc.boolean()).map(([k, ok]) => new Finish(k, ok));
 const abortArb = fc.nat().map((k) => new AbortQueued(k));
 const limitArb = fc.integer({ min: 1, max: 4 }).map((n) => new SetLimit(n));
-const advanceArb = fc.constantFrom(1, 9, 10, 15, 25, 100).map((ms) => new Advance(ms));
+const advanceArb = fc.constantFrom(2, 4, 10, 16, 26, 100).map((ms) => new Advance(ms));
 /** Weighted by repetition: dispose ends the interesting part of a run, so it is rare. */
 const commands = [
   ...Array.from({ length: 6 }, () => callArb),
@@ -369,7 +444,7 @@ const commands = [
 
 describe('bulkhead against a reference model', () => {
   it('agrees on counters, FIFO admission, rejections and events', async () => {
-    const stats = { runs: 0, commands: 0, full: 0, timeouts: 0, disposed: 0 };
+    const stats = { runs: 0, commands: 0, full: 0, timeouts: 0, disposed: 0, timedOut: 0, orphansHeld: 0 };
     await fc.assert(
       fc.asyncProperty(configArb, fc.commands(commands, { maxCommands: 60, size: 'large' }), async (cfg, cmds) => {
         const model = new Model(cfg);
@@ -378,7 +453,9 @@ describe('bulkhead against a reference model', () => {
         // Finish everything still running: the queue drains in order, or times out, and all settle.
         while (model.running.length > 0) {
           const id = model.finish(0);
-          (real.calls.get(id) as RealCall).finish(true);
+          const call = real.calls.get(id) as RealCall;
+          call.opEnded = true;
+          call.finish(true);
           await agree(model, real, 'drain');
         }
         await real.clock.runAll();
@@ -388,6 +465,8 @@ describe('bulkhead against a reference model', () => {
         stats.full += real.events.filter((e) => e.includes(' full ')).length;
         stats.timeouts += real.events.filter((e) => e.includes(' queue_timeout ')).length;
         stats.disposed += real.events.filter((e) => e.includes(' disposed ')).length;
+        stats.timedOut += [...model.fates.values()].filter((f) => f.kind === 'timedOut').length;
+        stats.orphansHeld += model.started.filter((id) => model.fates.get(id)?.kind === 'timedOut').length;
         check(real.clock.pendingTimers === 0, 'a queue timer is left pending');
       }),
       { numRuns: Number(process.env.MODEL_RUNS ?? 150) },
