@@ -849,6 +849,30 @@ describe('option fuzzing: core factories', () => {
     );
   });
 
+  it('bulkhead.limit = x: an integer >= 1 takes effect, anything else is refused and changes nothing', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.integer({ min: 1, max: 9 }), hostile), async (generatedValue) => {
+        const v = realize(generatedValue);
+        const b = bulkhead({ limit: 3 });
+        if (int(1)(v)) {
+          b.limit = v as number;
+          expect(b.limit).toBe(v);
+        } else {
+          expectInvalid(
+            () => {
+              b.limit = v as number;
+            },
+            'bulkhead',
+            new Set(['limit']),
+          );
+          expect(b.limit).toBe(3);
+        }
+        await runs(b, 'bulkhead');
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
   it('constant: a finite number >= 0, or InvalidOptionsError naming delayMs', async () => {
     await fc.assert(
       fc.asyncProperty(fc.oneof(fc.constantFrom(0, 1, 2.5, 1e9), hostile), async (generatedValue) => {
