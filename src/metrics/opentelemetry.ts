@@ -62,10 +62,10 @@ export function openTelemetryMetrics(options: OpenTelemetryMetricsOptions = {}):
   const check = new Checker('openTelemetryMetrics');
   if (check.object('', options, ['meterProvider', 'meter', 'prefix', 'errorType', 'durationBuckets'])) {
     const { meterProvider, meter, prefix } = options as Record<string, unknown>;
-    if (meterProvider !== undefined && typeof (meterProvider as Partial<MeterProvider>)?.getMeter !== 'function') {
+    if (meterProvider !== undefined && !has(meterProvider, 'getMeter')) {
       check.fail('meterProvider', meterProvider, 'a MeterProvider (an object with getMeter())');
     }
-    if (meter !== undefined && typeof (meter as Partial<Meter>)?.createCounter !== 'function') {
+    if (meter !== undefined && !has(meter, 'createCounter')) {
       check.fail('meter', meter, 'a Meter (an object with createCounter())');
     }
     if (meter !== undefined && meterProvider !== undefined)
@@ -152,6 +152,15 @@ export function openTelemetryMetrics(options: OpenTelemetryMetricsOptions = {}):
   meter.addBatchObservableCallback(observe, gauges);
   hub.onClose = () => meter.removeBatchObservableCallback(observe, gauges);
   return hub;
+}
+
+/** Whether `value` has a method `name`; a getter or proxy that throws means no. */
+function has(value: unknown, name: string): boolean {
+  try {
+    return typeof (value as Record<string, unknown> | null)?.[name] === 'function';
+  } catch {
+    return false;
+  }
 }
 
 const PREFIX = /^[A-Za-z][A-Za-z0-9_.-]{0,62}$/;

@@ -57,37 +57,34 @@ export interface PrometheusMetricsOptions extends CommonMetricsOptions {
  */
 export function prometheusMetrics(options: PrometheusMetricsOptions): PolicyMetrics {
   const check = new Checker('prometheusMetrics');
-  const prefix = options?.prefix ?? 'bulwark';
-  const names = {
-    events: `${prefix}_events_total`,
-    execution: `${prefix}_execution_duration_seconds`,
-    attempt: `${prefix}_attempt_duration_seconds`,
-    state: `${prefix}_circuit_breaker_state`,
-    active: `${prefix}_bulkhead_active`,
-    queued: `${prefix}_bulkhead_queued`,
-    limit: `${prefix}_bulkhead_limit`,
-  };
   if (options === undefined) check.fail('registry', undefined, 'a prom-client Registry');
   else if (check.object('', options, ['registry', 'prefix', 'errorType', 'durationBuckets', 'maxSeries'])) {
     check.number('maxSeries', options.maxSeries, { min: 1, integer: true, infinity: true });
+    const { prefix: p } = options as { prefix?: unknown };
+    const prefixOk = p === undefined || (check.string('prefix', p) && typeof p === 'string' && PREFIX.test(p));
+    if (!prefixOk && typeof p === 'string' && p !== '') {
+      check.fail('prefix', p, 'a metric name prefix like "bulwark" ([a-zA-Z_:][a-zA-Z0-9_:]*)');
+    }
     const r = options.registry as Partial<Registry> | undefined;
-    if (typeof r?.registerMetric !== 'function' || typeof r.getSingleMetric !== 'function') {
-      check.fail('registry', r, "a prom-client Registry (new Registry(), or prom-client's register)");
-    } else {
-      for (const name of Object.values(names)) {
-        if (r.getSingleMetric(name) !== undefined) {
-          check.fail('registry', `a registry that has ${name}`, 'a registry without it (or another prefix)');
+    try {
+      if (typeof r?.registerMetric !== 'function' || typeof r.getSingleMetric !== 'function') {
+        check.fail('registry', r, "a prom-client Registry (new Registry(), or prom-client's register)");
+      } else if (prefixOk) {
+        // The names are only known, and only worth looking up, once the prefix is valid.
+        for (const name of Object.values(metricNames((p as string | undefined) ?? 'bulwark'))) {
+          if (r.getSingleMetric(name) !== undefined) {
+            check.fail('registry', `a registry that has ${name}`, 'a registry without it (or another prefix)');
+          }
         }
       }
-    }
-    const { prefix: p } = options as { prefix?: unknown };
-    if (check.string('prefix', p) && typeof p === 'string' && !PREFIX.test(p)) {
-      check.fail('prefix', p, 'a metric name prefix like "bulwark" ([a-zA-Z_:][a-zA-Z0-9_:]*)');
+    } catch {
+      check.fail('registry', r, "a prom-client Registry (new Registry(), or prom-client's register)");
     }
     checkCommon(check, options);
   }
   check.done();
 
+  const names = metricNames(options.prefix ?? 'bulwark');
   const registry = options.registry;
   const registers = [registry];
   const buckets = [...(options.durationBuckets ?? DEFAULT_DURATION_BUCKETS)];
@@ -194,6 +191,19 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): PolicyMetr
     for (const name of Object.values(names)) registry.removeSingleMetric(name);
   };
   return hub;
+}
+
+/** The metric names for a (validated) prefix. */
+function metricNames(prefix: string) {
+  return {
+    events: `${prefix}_events_total`,
+    execution: `${prefix}_execution_duration_seconds`,
+    attempt: `${prefix}_attempt_duration_seconds`,
+    state: `${prefix}_circuit_breaker_state`,
+    active: `${prefix}_bulkhead_active`,
+    queued: `${prefix}_bulkhead_queued`,
+    limit: `${prefix}_bulkhead_limit`,
+  };
 }
 
 const PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]{0,62}$/;

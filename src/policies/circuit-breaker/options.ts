@@ -14,14 +14,14 @@ export interface ConsecutiveWindowOptions {
 /** Failure and slow-call rates over the last `size` calls. */
 export interface CountWindowOptions {
   kind: 'count';
-  /** How many recent calls the rates are computed over: an integer >= 1. @defaultValue 100 */
+  /** How many recent calls the rates are computed over: an integer in [1, 1_000_000]. @defaultValue 100 */
   size?: number;
 }
 
 /** Failure and slow-call rates over the last `sizeMs`, kept in `buckets` that rotate lazily (no timers). */
 export interface TimeWindowOptions {
   kind: 'time';
-  /** The window's length in ms. @defaultValue 60_000 */
+  /** The window's length in ms: a number >= 1. @defaultValue 60_000 */
   sizeMs?: number;
   /** How many buckets the window is split into: an integer in [1, 1000]. @defaultValue 10 */
   buckets?: number;

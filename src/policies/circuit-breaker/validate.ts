@@ -5,6 +5,9 @@ import { CIRCUIT_OPTION_NAMES, type CircuitBreakerOptions } from './options.js';
 
 const STATES = ['closed', 'open', 'half_open', 'isolated'];
 
+/** The largest count window: its ring takes one byte per call, allocated when the breaker is built. */
+export const MAX_COUNT_WINDOW = 1_000_000;
+
 /** @internal Checks every option of a circuit breaker and throws one error listing all problems. */
 export function validateCircuitBreakerOptions(options: CircuitBreakerOptions): void {
   const check = new Checker('circuitBreaker');
@@ -14,24 +17,42 @@ export function validateCircuitBreakerOptions(options: CircuitBreakerOptions): v
   }
   check.string('name', options.name);
   let kind: string | undefined = 'count';
-  let countSize = 100;
+  let countSize: number | undefined = 100; // undefined: given but invalid, so minimumCalls cannot be judged
   const w = options.window as unknown as Record<string, unknown> | undefined;
   if (w !== undefined) {
     if (typeof w !== 'object' || w === null) {
       check.fail('window', w, "an object such as { kind: 'count', size: 100 }");
       kind = undefined;
     } else {
-      kind = typeof w.kind === 'string' ? w.kind : undefined;
-      if (kind === 'consecutive') {
+      let readKind: unknown;
+      const read = guarded(check, 'window', w, () => {
+        readKind = w.kind;
+        for (const key of ['threshold', 'size', 'sizeMs', 'buckets']) void w[key];
+      });
+      kind = typeof readKind === 'string' ? readKind : undefined;
+      if (!read) {
+        // Reported by guarded(): nothing more can be checked in it.
+      } else if (kind === 'consecutive') {
         check.object('window', w, ['kind', 'threshold']);
         check.number('window.threshold', w.threshold, { min: 1, integer: true });
       } else if (kind === 'count') {
         check.object('window', w, ['kind', 'size']);
-        check.number('window.size', w.size, { min: 1, integer: true });
-        if (typeof w.size === 'number') countSize = w.size;
+        if (check.number('window.size', w.size, { min: 1, integer: true })) {
+          countSize = w.size as number;
+          if (countSize > MAX_COUNT_WINDOW) {
+            // The ring holds one byte per call, allocated up front: a size beyond this is a typo, not a window.
+            check.fail(
+              'window.size',
+              w.size,
+              `an integer <= ${MAX_COUNT_WINDOW} (one byte per call, allocated up front)`,
+            );
+            countSize = undefined;
+          }
+        } else if (w.size !== undefined) countSize = undefined;
       } else if (kind === 'time') {
         check.object('window', w, ['kind', 'sizeMs', 'buckets']);
-        check.number('window.sizeMs', w.sizeMs, { min: 0, exclusiveMin: true });
+        // At least 1 ms: a smaller window cannot be split into buckets of a representable length.
+        check.number('window.sizeMs', w.sizeMs, { min: 1 });
         check.number('window.buckets', w.buckets, { min: 1, max: 1000, integer: true });
       } else {
         check.fail('window.kind', w.kind, "one of 'consecutive', 'count', 'time'");
@@ -48,7 +69,7 @@ export function validateCircuitBreakerOptions(options: CircuitBreakerOptions): v
   } else {
     check.number('failureRate', options.failureRate, { min: 0, max: 1, exclusiveMin: true });
     if (check.number('minimumCalls', options.minimumCalls, { min: 1, integer: true })) {
-      if (kind === 'count' && (options.minimumCalls as number) > countSize) {
+      if (kind === 'count' && countSize !== undefined && (options.minimumCalls as number) > countSize) {
         check.fail('minimumCalls', options.minimumCalls, `an integer <= window.size (${countSize})`);
       }
     }
@@ -69,45 +90,59 @@ export function validateCircuitBreakerOptions(options: CircuitBreakerOptions): v
   check.clock('clock', options.clock);
   check.fn('random', options.random);
   const s = options.initialState as unknown as Record<string, unknown> | undefined;
-  if (s !== undefined) {
-    if (typeof s !== 'object' || s === null || s.version !== 1) {
-      check.fail('initialState', s, 'a snapshot from snapshot() (version 1)');
+  if (s !== undefined) guarded(check, 'initialState', s, () => checkSnapshot(check, s, kind));
+  check.done();
+}
+
+/**
+ * Runs the checks of a nested option. A getter or proxy that throws while it is read is reported as a problem of
+ * that option (replacing what its checks found so far), never rethrown.
+ */
+function guarded(check: Checker, option: string, value: unknown, checks: () => void): boolean {
+  const before = check.problems.length;
+  try {
+    checks();
+    return true;
+  } catch {
+    check.problems.splice(before);
+    check.fail(option, value, 'a value whose fields can be read (reading one threw)');
+    return false;
+  }
+}
+
+function checkSnapshot(check: Checker, s: Record<string, unknown>, kind: string | undefined): void {
+  if (typeof s !== 'object' || s === null || s.version !== 1) {
+    check.fail('initialState', s, 'a snapshot from snapshot() (version 1)');
+  } else {
+    check.oneOf('initialState.state', s.state, STATES);
+    check.number('initialState.openRemainingMs', s.openRemainingMs, { min: 0 });
+    check.number('initialState.consecutiveOpens', s.consecutiveOpens, { min: 0, integer: true });
+    check.number('initialState.lastBreakMs', s.lastBreakMs, { min: 0 });
+    const sw = s.window as Record<string, unknown> | undefined;
+    if (typeof sw !== 'object' || sw === null || sw.kind !== kind) {
+      check.fail('initialState.window', sw, `a window snapshot of kind '${kind ?? 'count'}' (the breaker's window)`);
+    } else if (kind === 'consecutive') {
+      if (sw.failures === undefined) check.fail('initialState.window.failures', undefined, 'an integer >= 0');
+      check.number('initialState.window.failures', sw.failures, { min: 0, integer: true });
+    } else if (kind === 'count') {
+      const o = sw.outcomes;
+      if (!Array.isArray(o) || !o.every((x) => x === 0 || x === 1 || x === 2 || x === 3)) {
+        check.fail('initialState.window.outcomes', o, 'an array of outcome codes 0..3');
+      }
     } else {
-      check.oneOf('initialState.state', s.state, STATES);
-      check.number('initialState.openRemainingMs', s.openRemainingMs, { min: 0 });
-      check.number('initialState.consecutiveOpens', s.consecutiveOpens, { min: 0, integer: true });
-      check.number('initialState.lastBreakMs', s.lastBreakMs, { min: 0 });
-      const sw = s.window as Record<string, unknown> | undefined;
-      if (typeof sw !== 'object' || sw === null || sw.kind !== kind) {
-        check.fail('initialState.window', sw, `a window snapshot of kind '${kind ?? 'count'}' (the breaker's window)`);
-      } else if (kind === 'consecutive') {
-        if (sw.failures === undefined) check.fail('initialState.window.failures', undefined, 'an integer >= 0');
-        check.number('initialState.window.failures', sw.failures, { min: 0, integer: true });
-      } else if (kind === 'count') {
-        const o = sw.outcomes;
-        if (!Array.isArray(o) || !o.every((x) => x === 0 || x === 1 || x === 2 || x === 3)) {
-          check.fail('initialState.window.outcomes', o, 'an array of outcome codes 0..3');
-        }
-      } else {
-        const b = sw.buckets;
-        const ok = (x: unknown) => {
-          if (typeof x !== 'object' || x === null) return false;
-          const r = x as Record<string, unknown>;
-          const numbers = ['ageMs', 'calls', 'failures', 'slow'].every((f) => {
-            const v = r[f];
-            return typeof v === 'number' && Number.isFinite(v) && v >= 0;
-          });
-          return numbers && (r.failures as number) <= (r.calls as number) && (r.slow as number) <= (r.calls as number);
-        };
-        if (!Array.isArray(b) || !b.every(ok)) {
-          check.fail(
-            'initialState.window.buckets',
-            b,
-            'an array of { ageMs, calls, failures, slow } with numbers >= 0',
-          );
-        }
+      const b = sw.buckets;
+      const ok = (x: unknown) => {
+        if (typeof x !== 'object' || x === null) return false;
+        const r = x as Record<string, unknown>;
+        const numbers = ['ageMs', 'calls', 'failures', 'slow'].every((f) => {
+          const v = r[f];
+          return typeof v === 'number' && Number.isFinite(v) && v >= 0;
+        });
+        return numbers && (r.failures as number) <= (r.calls as number) && (r.slow as number) <= (r.calls as number);
+      };
+      if (!Array.isArray(b) || !b.every(ok)) {
+        check.fail('initialState.window.buckets', b, 'an array of { ageMs, calls, failures, slow } with numbers >= 0');
       }
     }
   }
-  check.done();
 }

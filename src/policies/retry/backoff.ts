@@ -87,16 +87,15 @@ class LinearBackoff implements Backoff {
  */
 export function linear(options: LinearOptions = {}): Backoff {
   const check = new Checker('linear');
-  check.object('', options, ['initialMs', 'stepMs', 'maxMs']);
-  check.number('initialMs', options.initialMs, { min: 0 });
-  check.number('stepMs', options.stepMs, { min: 0 });
-  check.number('maxMs', options.maxMs, { min: 0 });
+  if (check.object('', options, ['initialMs', 'stepMs', 'maxMs'])) {
+    check.number('initialMs', options.initialMs, { min: 0 });
+    check.number('stepMs', options.stepMs, { min: 0 });
+    check.number('maxMs', options.maxMs, { min: 0 });
+    checkCap(check, options.initialMs as number | undefined, options.maxMs as number | undefined);
+  }
+  check.done(); // before any read below: options that are not an object, or whose getters throw, stop here
   const initialMs = options.initialMs ?? 100;
-  const maxMs = options.maxMs ?? 10_000;
-  if (check.problems.length === 0 && maxMs < initialMs)
-    check.fail('maxMs', maxMs, `a number >= initialMs (${initialMs})`);
-  check.done();
-  return new LinearBackoff(initialMs, options.stepMs ?? initialMs, maxMs);
+  return new LinearBackoff(initialMs, options.stepMs ?? initialMs, options.maxMs ?? 10_000);
 }
 
 /** Options of {@link exponential}. */
@@ -155,17 +154,28 @@ class ExponentialBackoff implements Backoff {
  */
 export function exponential(options: ExponentialOptions = {}): Backoff {
   const check = new Checker('exponential');
-  check.object('', options, ['initialMs', 'maxMs', 'factor', 'jitter']);
-  check.number('initialMs', options.initialMs, { min: 0, exclusiveMin: true });
-  check.number('maxMs', options.maxMs, { min: 0 });
-  check.number('factor', options.factor, { min: 1 });
-  check.oneOf('jitter', options.jitter, JITTERS);
-  const initialMs = options.initialMs ?? 100;
-  const maxMs = options.maxMs ?? 10_000;
+  if (check.object('', options, ['initialMs', 'maxMs', 'factor', 'jitter'])) {
+    check.number('initialMs', options.initialMs, { min: 0, exclusiveMin: true });
+    check.number('maxMs', options.maxMs, { min: 0 });
+    check.number('factor', options.factor, { min: 1 });
+    check.oneOf('jitter', options.jitter, JITTERS);
+    checkCap(check, options.initialMs as number | undefined, options.maxMs as number | undefined);
+  }
+  check.done(); // before any read below: options that are not an object, or whose getters throw, stop here
+  return new ExponentialBackoff(
+    options.initialMs ?? 100,
+    options.maxMs ?? 10_000,
+    options.factor ?? 2,
+    options.jitter ?? 'full',
+  );
+}
+
+/** `maxMs` must not be below `initialMs` (their defaults 10_000 and 100 included); judged once both are valid. */
+function checkCap(check: Checker, initial: number | undefined, max: number | undefined): void {
+  const initialMs = initial ?? 100;
+  const maxMs = max ?? 10_000;
   if (check.problems.length === 0 && maxMs < initialMs)
     check.fail('maxMs', maxMs, `a number >= initialMs (${initialMs})`);
-  check.done();
-  return new ExponentialBackoff(initialMs, maxMs, options.factor ?? 2, options.jitter ?? 'full');
 }
 
 /** @internal Whether `value` is a backoff made by one of the factories. */

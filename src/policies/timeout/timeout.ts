@@ -155,7 +155,11 @@ export class TimeoutPolicy extends PolicyBase {
 export function timeout(msOrOptions: number | TimeoutOptions): TimeoutPolicy {
   const options: TimeoutOptions = typeof msOrOptions === 'number' ? { ms: msOrOptions } : msOrOptions;
   const check = new Checker('timeout');
-  if (check.object('', options, TIMEOUT_OPTION_NAMES)) {
+  const v = msOrOptions as unknown;
+  if (v !== undefined && v !== null && typeof v !== 'number' && typeof v !== 'object') {
+    // timeout('2000'), timeout(2000n): the caller meant a limit in ms; say so rather than "expected an object".
+    check.fail('ms', v, 'a number > 0 (the limit in ms), or { ms, name?, clock? }');
+  } else if (check.object('', options, TIMEOUT_OPTION_NAMES)) {
     if (options.ms === undefined) check.fail('ms', undefined, 'a number > 0 (required)');
     check.number('ms', options.ms, { min: 0, exclusiveMin: true });
     check.string('name', options.name);
