@@ -12,8 +12,8 @@ import { FakeClock } from '../../src/testing/index.js';
 
 /** Event type names, in one place (they are being renamed after the state entered; see issue 11). */
 const EV = {
-  opened: 'circuit.opened',
-  halfOpened: 'circuit.half_opened',
+  opened: 'circuit.open',
+  halfOpened: 'circuit.half_open',
   closed: 'circuit.closed',
   isolated: 'circuit.isolated',
   rejected: 'circuit.rejected',
