@@ -373,3 +373,17 @@ describe('issue 11: describing a thrown value is total (item 13, the core side)'
     }
   });
 });
+
+describe('issue 11: found by the breaker model', () => {
+  it("reset() of an open breaker past its break reports from: 'half_open', as state said", async () => {
+    const clock = new FakeClock();
+    const breaker = circuitBreaker({ window: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 100, clock });
+    const from: string[] = [];
+    breaker.on('circuit.closed', (e) => from.push(e.from));
+    await rejectionOf(breaker.execute(() => Promise.reject(new Error('down'))));
+    await clock.advance(100);
+    expect(breaker.state).toBe('half_open');
+    breaker.reset();
+    expect(from).toEqual(['half_open']);
+  });
+});

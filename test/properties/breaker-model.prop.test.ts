@@ -252,7 +252,7 @@ class Model {
   }
 
   reset(): void {
-    const from = this.state;
+    const from = this.reported; // `from` is what `state` said: an open breaker past its break was half_open
     this.isolations = 0;
     this.epoch++;
     this.toClosed(from);

@@ -292,7 +292,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
 
   /** Closes the breaker now, with a fresh window, and ends every isolation. */
   reset(): void {
-    const from = STATE_NAMES[this.#state] as CircuitState;
+    const from = this.state; // what `state` said just before: an open breaker past its break is half_open
     this.#isolations = 0;
     this.#isolationEpoch++;
     this.#toClosed({ operation: 'default', attempt: 0 }, from);
