@@ -202,8 +202,8 @@ describe('ExecutionContext (mutation)', () => {
     const clock = new FakeClock();
     const seen: AbortSignal[] = [];
     const p = track(
-      timeout({ ms: 50, clock }).execute(({ signal }) => {
-        seen.push(signal, signal);
+      timeout({ ms: 50, clock }).execute((ctx) => {
+        seen.push(ctx.signal, ctx.signal);
         return new Promise(() => undefined);
       }),
     );

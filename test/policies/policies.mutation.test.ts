@@ -44,6 +44,29 @@ describe('fallback (mutation)', () => {
 });
 
 describe('bulkhead (mutation)', () => {
+  it('a call made by an operation the queue just started waits behind the calls queued before it', async () => {
+    const b = bulkhead({ limit: 1, queue: 5 });
+    const order: string[] = [];
+    const hold = b.execute(() => new Promise<void>((resolve) => setImmediate(resolve)));
+    let inner: Promise<unknown> | undefined;
+    void b.execute(() => {
+      order.push('w1');
+      inner = b.execute(() => order.push('inner'));
+      return new Promise<void>(() => undefined);
+    });
+    void b.execute(() => {
+      order.push('w2');
+      return new Promise<void>(() => undefined);
+    });
+    b.limit = 3; // frees two slots: w1 starts, queues its inner call, and w2 takes the last slot
+    expect(order).toEqual(['w1', 'w2']);
+    expect(b.active).toBe(3);
+    expect(b.queued).toBe(1);
+    await hold;
+    await inner;
+    expect(order).toEqual(['w1', 'w2', 'inner']);
+  });
+
   it('dispose() works without a queue timeout', () => {
     const b = bulkhead({ limit: 1 });
     expect(() => b.dispose()).not.toThrow();
