@@ -17,11 +17,15 @@ export default {
   coverageAnalysis: 'perTest',
   // The machine is shared: two test processes at most.
   concurrency: 2,
+  // Incremental mode is opt-in (`npm run mutation -- --incremental`, reusing reports/stryker-incremental.json,
+  // which is not committed): see docs/mutation-testing.md for why the documented score comes from a full run.
+  incremental: false,
   reporters: ['clear-text', 'progress', 'html', 'json'],
   htmlReporter: { fileName: 'reports/mutation/mutation.html' },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   clearTextReporter: { allowColor: false, logTests: false, maxTestsToLog: 0 },
   tempDirName: '.stryker-tmp',
   cleanTempDir: 'always',
-  thresholds: { high: 95, low: 90, break: null },
+  // break: the score reached (96.36% on 2026-12-06), floored, so it can only rise. Raise it when you kill more.
+  thresholds: { high: 95, low: 90, break: 96 },
 };
