@@ -123,15 +123,15 @@ describe('circuitBreaker (mutation)', () => {
   it('reports the state a transition came from, with the operation and attempt of the call', async () => {
     const clock = new FakeClock();
     const cb = circuitBreaker({ window: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 100, clock });
-    const events = record(cb, ['circuit.opened', 'circuit.closed']);
+    const events = record(cb, ['circuit.open', 'circuit.closed']);
     await rejectionOf(cb.execute(() => fail(), { operation: 'op' }));
     await clock.advance(100);
     await rejectionOf(cb.execute(() => fail(), { operation: 'op' }));
     await clock.advance(100);
     await cb.execute(() => 'ok', { operation: 'op' });
     expect(events.map((e) => [e.type, e.from, e.operation, e.attempt])).toEqual([
-      ['circuit.opened', 'closed', 'op', 1],
-      ['circuit.opened', 'half_open', 'op', 1],
+      ['circuit.open', 'closed', 'op', 1],
+      ['circuit.open', 'half_open', 'op', 1],
       ['circuit.closed', 'half_open', 'op', 1],
     ]);
   });

@@ -28,7 +28,7 @@ const timeState = (buckets: unknown) =>
 describe('circuitBreaker option validation (mutation)', () => {
   it('names each bad option with its rule', () => {
     expect(problems({ name: '' })).toEqual(['name: a non-empty string (got "")']);
-    expect(problems({ window: { kind: 'time', sizeMs: 0 } })).toEqual(['window.sizeMs: a number > 0 (got 0)']);
+    expect(problems({ window: { kind: 'time', sizeMs: 0 } })).toEqual(['window.sizeMs: a number >= 1 (got 0)']);
     expect(problems({ minimumCalls: 0 })).toEqual(['minimumCalls: an integer >= 1 (got 0)']);
     expect(problems({ minimumCalls: 1.5 })).toEqual(['minimumCalls: an integer >= 1 (got 1.5)']);
     expect(problems({ minimumCalls: Number.POSITIVE_INFINITY })).toEqual([
@@ -38,7 +38,9 @@ describe('circuitBreaker option validation (mutation)', () => {
     expect(problems({ slowCallMs: 10, slowCallRate: 0 })).toEqual(['slowCallRate: a number in (0, 1] (got 0)']);
     expect(problems({ halfOpenSuccesses: 0 })).toEqual(['halfOpenSuccesses: an integer >= 1 (got 0)']);
     expect(problems({ halfOpenSuccesses: 1.5 })).toEqual(['halfOpenSuccesses: an integer >= 1 (got 1.5)']);
-    expect(problems({ handle: 1 })).toEqual(['handle: a function (got 1)']);
+    expect(problems({ handle: 1 })).toEqual([
+      'handle: a function (error) => boolean, or handleOutcomes(), handleResults(), handleErrors() or handleAllErrors (got 1)',
+    ]);
     expect(problems({ random: 1 })).toEqual(['random: a function (got 1)']);
     expect(problems({ clock: {} })).toEqual([
       'clock: a Clock (an object with now(), setTimeout() and clearTimeout()) (got {})',

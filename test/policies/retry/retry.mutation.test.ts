@@ -85,7 +85,10 @@ describe('retry (mutation)', () => {
   it('names each bad option', () => {
     const bad = (o: Record<string, unknown>) => lines(() => retry(o as RetryOptions));
     expect(bad({ name: '' })).toEqual(['retry', 'name: a non-empty string (got "")']);
-    expect(bad({ handle: 1 })).toEqual(['retry', 'handle: a function (got 1)']);
+    expect(bad({ handle: 1 })).toEqual([
+      'retry',
+      'handle: a function (error) => boolean, or handleOutcomes(), handleResults(), handleErrors() or handleAllErrors (got 1)',
+    ]);
     expect(bad({ random: 1 })).toEqual(['retry', 'random: a function (got 1)']);
     expect(bad({ circuitOpenMaxWaitMs: -1 })).toEqual([
       'retry',
