@@ -13,6 +13,7 @@ import type {
   StreamInfo,
 } from 'nats';
 import { Checker } from '../../errors/validate.js';
+import { hasMethod, passes } from '../validate.js';
 
 // The nats.js enums (string enums) are spelled out here, so that this module does not load `nats` at run time.
 const TOPOLOGY_ENUMS = {
@@ -199,7 +200,7 @@ export async function declareJetStreamTopology(
   options: JetStreamTopologyOptions,
 ): Promise<JetStreamTopology> {
   const check = new Checker('declareJetStreamTopology');
-  if (typeof (jsm as JetStreamManager | null)?.streams?.info !== 'function') {
+  if (!passes(() => hasMethod((jsm as JetStreamManager | null)?.streams, 'info'))) {
     check.fail('jsm', jsm, 'a JetStreamManager (await nc.jetstreamManager())');
   }
   const o: Partial<JetStreamTopologyOptions> = check.object('', options, OPTIONS) ? options : {};
