@@ -1488,6 +1488,151 @@ describe('option fuzzing: regressions', () => {
     expect(e.problems.map((p) => p.option)).toEqual(['meterProvider', 'meter', 'meter']);
   });
 
+  it('adapters: a policy, client or consumer whose reads throw is blamed on its option (it escaped raw)', () => {
+    const getter = () => ({
+      get execute(): unknown {
+        throw new Error('boom');
+      },
+      get publish(): unknown {
+        throw new Error('boom');
+      },
+      get consume(): unknown {
+        throw new Error('boom');
+      },
+    });
+    for (const p of [exploding(), getter()]) {
+      expect(invalid(() => interceptor({ policy: p as never })).problems.map((x) => x.option)).toEqual(['policy']);
+      expect(invalid(() => createFetch({ policy: p as never })).problems.map((x) => x.option)).toEqual(['policy']);
+      const grpc = invalid(() => grpcInterceptor({ methods: { '/a.B/C': p as never } }));
+      expect(grpc.problems.map((x) => x.option)).toEqual(["methods['/a.B/C']"]);
+      expect(invalid(() => wrapHandler(async () => {}, { policy: p as never })).problems.map((x) => x.option)).toEqual([
+        'policy',
+      ]);
+      const delivery = invalid(() => jetstreamDelivery(fakeJsMsg() as never, { js: p as never }));
+      expect(delivery.problems.map((x) => x.option)).toEqual(['js']);
+      const loop = invalid(() =>
+        consumeJetStream(
+          p as never,
+          wrapHandler(async () => {}),
+        ),
+      );
+      expect(loop.problems.map((x) => x.option)).toEqual(['consumer']);
+      expect(invalid(() => retry({ handle: p as never })).problems.map((x) => x.option)).toEqual(['handle']);
+    }
+    expect(invalid(() => grpcInterceptor({ methods: exploding() as never })).problems.map((x) => x.option)).toEqual([
+      'methods',
+    ]);
+    expect(
+      invalid(() => grpcInterceptor({ methods: { '/a.B/C': retry() }, services: [exploding()] as never })).problems.map(
+        (x) => x.option,
+      ),
+    ).toEqual(['services']);
+  });
+
+  it('createFetch: every problem is reported together, under its own name', () => {
+    expect(invalid(() => createFetch({ policy: retry(), maxOrigins: 0 })).message).toBe(
+      'createFetch: invalid options\n  - maxOrigins: expected an integer >= 1, got 0',
+    );
+    const e = invalid(() => createFetch({ policy: retry(), maxOrigins: 0, bogus: 1 } as never));
+    expect(e.policy).toBe('createFetch');
+    expect(e.problems.map((x) => x.option)).toEqual(['bogus', 'maxOrigins']);
+    const all = invalid(() => createFetch({ dispatcher: 5, idempotencyKey: true, methods: ['G T'] } as never));
+    expect(all.problems.map((x) => x.option)).toEqual(['idempotencyKey', 'policy', 'methods[0]', 'dispatcher']);
+  });
+
+  it('undici: a policy function that returns no policy fails each request, naming what it returned', async () => {
+    const agent = new Agent().compose(interceptor({ policy: () => ({}) as never }));
+    try {
+      const request = agent.request({ origin, path: '/', method: 'GET' });
+      await expect(request).rejects.toThrow(
+        new TypeError(
+          `undici interceptor: the policy function returned {} for origin "${origin}", not a policy (a bulwark policy, such as pipeline(retry(), timeout(2_000)))`,
+        ),
+      );
+      // The same for a per-request policy that is not one.
+      const perRequest = agent.request({ origin, path: '/', method: 'GET', bulwark: { policy: 5 as never } });
+      await expect(perRequest).rejects.toThrow(
+        "undici interceptor: the request's bulwark.policy is 5, not a policy (a bulwark policy, or false to send the request without one)",
+      );
+    } finally {
+      await agent.close();
+    }
+    const f = createFetch({ policy: () => undefined as never });
+    try {
+      await expect(f(origin)).rejects.toThrow(/^undici interceptor: the policy function returned undefined for origin/);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('undici: methods are HTTP method tokens; an unregistered one is allowed but warned about once', async () => {
+    for (const [methods, option] of [
+      [['GET', ''], 'methods[1]'],
+      [['G T'], 'methods[0]'],
+      [['GET\r\n'], 'methods[0]'],
+      [[5], 'methods[0]'],
+      ['GET', 'methods'],
+    ] as const) {
+      const e = invalid(() => interceptor({ policy: retry(), methods: methods as never }));
+      expect(e.problems.map((x) => x.option)).toEqual([option]);
+    }
+    expect(invalid(() => interceptor({ policy: retry(), methods: [''] })).message).toBe(
+      'undici interceptor: invalid options\n  - methods[0]: expected an HTTP method name: a token of letters, digits and !#$%&\'*+-.^_`|~ (RFC 9110), such as "GET", got ""',
+    );
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      interceptor({ policy: retry(), methods: ['GET', 'get', 'PROPFIND', 'GTEX'] });
+      interceptor({ policy: retry(), methods: ['gtex'] }); // the same name, any case: once
+      await new Promise((resolve) => setImmediate(resolve)); // process warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.map((w) => [(w as { code?: string }).code, w.message])).toEqual([
+      [
+        'BULWARK_HTTP_UNKNOWN_METHOD',
+        "bulwark/undici: methods includes 'GTEX', which is not a registered HTTP method (IANA HTTP Method Registry). Requests with this method will be retried without an Idempotency-Key. If it is a typo, fix it; if it is a custom method your server handles idempotently, ignore this warning.",
+      ],
+    ]);
+  });
+
+  it('undici: the retired options name their replacement, own or inherited; undefined is not given', () => {
+    const inherited = Object.create({ idempotencyKey: true }) as object;
+    Object.assign(inherited, { policy: retry() });
+    expect(invalid(() => interceptor(inherited as never)).problems.map((x) => x.option)).toEqual(['idempotencyKey']);
+    expect(() => interceptor({ policy: retry(), idempotencyKey: undefined } as never)).not.toThrow();
+    const both = invalid(() =>
+      interceptor({ policy: retry(), generateIdempotencyKeys: true, honorIdempotencyKey: false }),
+    );
+    expect(both.problems.map((x) => x.option)).toEqual(['honorIdempotencyKey']);
+  });
+
+  it("handle: a plain object is refused, saying what handle takes; a helper's classifier is taken", () => {
+    for (const make of [
+      (h: unknown) => retry({ handle: h as never }),
+      (h: unknown) => circuitBreaker({ handle: h as never }),
+      (h: unknown) => fallback({ value: 1, handle: h as never }),
+    ]) {
+      const e = invalid(() => make({ errorsOnly: true }));
+      expect(e.problems).toEqual([
+        {
+          option: 'handle',
+          received: '{"errorsOnly":true}',
+          expected:
+            'a function (error) => boolean, or handleOutcomes(), handleResults(), handleErrors() or handleAllErrors',
+        },
+      ]);
+      for (const h of [
+        handleOutcomes(() => true),
+        handleResults(() => true),
+        handleErrors(() => true),
+        handleAllErrors,
+      ])
+        expect(() => make(h)).not.toThrow();
+    }
+  });
+
   it('timeout: a limit given as a string or a bigint is blamed on ms, saying a number is expected', () => {
     expect(invalid(() => timeout('2000' as never)).message).toBe(
       'timeout: invalid options\n  - ms: expected a number > 0 (the limit in ms), or { ms, name?, clock? }, got "2000"',
