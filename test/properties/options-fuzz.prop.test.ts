@@ -5,12 +5,15 @@
  * `InvalidOptionsError` naming the factory and every bad option, and nothing else. The oracle below is written
  * from the docs (docs/policies/*.md, the adapters' pages), not from the validators.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type GrpcObject, loadPackageDefinition, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { connect as amqpConnect, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import fc from 'fast-check';
+import { type JetStreamManager, type NatsConnection, connect as natsConnect } from 'nats';
 import { Registry } from 'prom-client';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,11 +37,20 @@ import {
   timeout,
 } from '../../src/index.js';
 import { grpcInterceptor } from '../../src/integrations/grpc/index.js';
-import { consumeJetStream, jetstreamDelivery, wrapHandler } from '../../src/integrations/messaging/index.js';
+import {
+  consumeJetStream,
+  consumeRabbit,
+  declareJetStreamTopology,
+  declareRabbitTopology,
+  jetstreamDelivery,
+  type RabbitConsumer,
+  wrapHandler,
+} from '../../src/integrations/messaging/index.js';
 import { createFetch, interceptor } from '../../src/integrations/undici/index.js';
 import { openTelemetryMetrics } from '../../src/metrics/opentelemetry.js';
 import { prometheusMetrics } from '../../src/metrics/prometheus.js';
 import { FakeClock } from '../../src/testing/index.js';
+import { RABBIT_URL } from '../integrations/messaging/rabbit-harness.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 120);
 
@@ -339,6 +351,31 @@ function generated(spec: Readonly<Record<string, Opt>>, proxies = true): fc.Arbi
       });
       if (throwing !== undefined) values.delete(throwing.key);
       return { values, unknown, throwing, container };
+    });
+}
+
+/**
+ * Options valid on their own (the required ones present, each other one absent or valid), in any container: for
+ * factories with several required options, where {@link generated} rarely yields a valid whole. Cross rules may
+ * still make them invalid.
+ */
+function mostlyValid(spec: Readonly<Record<string, Opt>>, required: readonly string[]): fc.Arbitrary<Generated> {
+  const keys = Object.keys(spec);
+  const perKey = keys.map((k) => {
+    const valid = (spec[k] as Opt).valid.map((v) => ({ present: true as const, v }));
+    return required.includes(k) ? valid : fc.oneof(fc.constant({ present: false as const }), valid);
+  });
+  return fc
+    .record({
+      picks: fc.tuple(...perKey),
+      container: fc.constantFrom<Container>('plain', 'nullProto', 'frozen', 'instance'),
+    })
+    .map(({ picks, container }) => {
+      const values = new Map<string, unknown>();
+      picks.forEach((p, i) => {
+        if (p.present) values.set(keys[i] as string, p.v);
+      });
+      return { values, unknown: [], throwing: undefined, container };
     });
 }
 
@@ -981,6 +1018,24 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
+beforeAll(async () => {
+  nc = await natsConnect({ servers: '127.0.0.1:4222', timeout: 3_000, maxReconnectAttempts: 0 });
+  jsm = await nc.jetstreamManager();
+});
+afterAll(async () => {
+  await nc?.drain();
+});
+beforeAll(async () => {
+  amqp = await amqpConnect(RABBIT_URL);
+  amqp.on('error', () => undefined); // a dropped socket fails the tests that use it, not the process
+  spare = await amqp.createConfirmChannel();
+  spare.on('error', () => undefined);
+  await declareRabbitTopology(spare, { queue: RABBIT_QUEUE });
+});
+afterAll(async () => {
+  for (const name of [RABBIT_QUEUE, `${RABBIT_QUEUE}.retry`, `${RABBIT_QUEUE}.dlq`]) await spare.deleteQueue(name);
+  await amqp.close();
+});
 afterAll(async () => {
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -1146,6 +1201,160 @@ const consumeSpec = {
   onClose: O.fn,
 };
 
+// RabbitMQ (the real broker on 127.0.0.1:5672): one work queue for the whole file, declared and deleted here.
+const RUN_ID = randomUUID().slice(0, 8);
+const RABBIT_QUEUE = `bulwark-fuzz-${RUN_ID}`;
+let amqp: ChannelModel;
+/** A channel options are checked against: nothing is ever done on it when they are invalid. */
+let spare: ConfirmChannel;
+const HANDLERS = new WeakSet<object>();
+const wrappedArb = fc.constant(null).map(() => {
+  const h = wrapHandler(async () => undefined);
+  HANDLERS.add(h);
+  return h;
+});
+const consumeRabbitSpec = {
+  queue: opt(fc.constant(RABBIT_QUEUE), str),
+  // The docs say "the wrapHandler result"; any function is taken (it cannot be told from one).
+  handler: opt(wrappedArb, fn),
+  prefetch: opt(fc.constantFrom(0, 1, 10, 65_535), int(0, { max: 65_535 }), fc.constantFrom(65_536, -1, 1.5)),
+  onError: O.fn,
+  requeueDelayMs: opt(fc.constantFrom(0, 1_000.5, 2_147_483_647), num(0, { max: 2_147_483_647 }), fc.constant(2 ** 31)),
+  onClose: O.fn,
+};
+let topologyCount = 0;
+const rabbitTopologySpec = {
+  queue: opt(
+    fc.constant(null).map(() => `bulwark-fuzz-${RUN_ID}-topology-${++topologyCount}`),
+    str,
+  ),
+};
+
+// NATS JetStream (the real server on 127.0.0.1:4222): every stream a valid run declares is deleted after it.
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+let natsCount = 0;
+const natsId = () => `${RUN_ID}_${++natsCount}`;
+/** A stream or consumer name (NATS ADR-6): no whitespace, `.`, `*`, `>`, `/` or `\\`. */
+const natsName: Pred = (v) => typeof v === 'string' && /^[^\s.*>/\\]+$/.test(v);
+/** A subject: dot-separated non-empty tokens, no whitespace; `*` a whole token, `>` the last token only. */
+function subjectOk(v: unknown, wildcards: boolean): boolean {
+  if (typeof v !== 'string' || v === '' || /\s/.test(v)) return false;
+  const tokens = v.split('.');
+  return tokens.every((t, i) =>
+    t === '>' ? wildcards && i === tokens.length - 1 : t === '*' ? wildcards : t !== '' && !/[*>]/.test(t),
+  );
+}
+/** Whether filter `f` matches subject `s` (a literal one). */
+function subjectMatches(f: string, s: string): boolean {
+  const a = f.split('.');
+  const b = s.split('.');
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === '>') return b.length > i;
+    if (i >= b.length || (a[i] !== '*' && a[i] !== b[i])) return false;
+  }
+  return a.length === b.length;
+}
+/** Whether every subject filter `a` matches is matched by `b` too. */
+function subset(a: string, b: string): boolean {
+  const x = a.split('.');
+  const y = b.split('.');
+  return (
+    x.every((t, i) => {
+      if (y.slice(0, i).includes('>')) return true;
+      if (i >= y.length) return false;
+      if (y[i] === '>') return true;
+      return t !== '>' && (y[i] === '*' || t === y[i]);
+    }) && (y.includes('>') ? x.length >= y.indexOf('>') + 1 : x.length === y.length)
+  );
+}
+/** Durations the server stores as int64 nanoseconds: at most 9e12 ms (3e12 for those the ack wait is made of). */
+const MAX_NATS_MS = 9e12;
+const jsTopologySpec = {
+  stream: opt(
+    fc.constant(null).map(() => `FZ_${natsId()}`),
+    natsName,
+    fc.constantFrom('a.b', 'a b', 'a*', 'a/b', 'a>'),
+  ),
+  subjects: opt(
+    fc.constant(null).map(() => [`fz${natsId()}.>`, `fz${natsId()}.*.new`]),
+    (v) => Array.isArray(v) && v.length > 0 && v.every((x) => subjectOk(x, true)),
+    fc.constantFrom(['a..b'], ['a.>.b'], ['a b'], ['>'], ['a.b*']),
+  ),
+  consumer: opt(fc.constantFrom('worker', 'w-1'), natsName),
+  filterSubject: opt(
+    fc.constantFrom('>', '*.>', '*.a'),
+    (v) => subjectOk(v, true),
+    fc.constantFrom('zz.none', 'a.>.b', 'a.'),
+  ),
+  deadLetterStream: opt(
+    fc.constant(null).map(() => `FZDLQ_${natsId()}`),
+    natsName,
+  ),
+  deadLetterSubject: opt(
+    fc.constant(null).map(() => `dlqfz.${natsId()}`),
+    (v) => subjectOk(v, false),
+    fc.constantFrom('dlq.*', 'dlq.>', 'dlq..x'),
+  ),
+  maxDeliveries: opt(
+    fc.oneof(fc.integer({ min: 1, max: 6 }), fc.constant(Number.POSITIVE_INFINITY)),
+    int(1, { infinity: true }),
+  ),
+  maxDeliver: opt(fc.constantFrom(-1, 7, 100), (v) => v === -1 || int(1)(v), fc.constantFrom(-2, 1.5)),
+  handlerTimeoutMs: opt(fc.constantFrom(1, 1_000, 30_000.5), num(0, { exclusive: true, max: MAX_NATS_MS / 3 })),
+  workingEveryMs: opt(fc.constantFrom(1, 1_000.5, 12_345.7), num(0, { exclusive: true, max: MAX_NATS_MS / 3 })),
+  ackWaitMs: opt(fc.constantFrom(60_000, 120_000), int(1, { max: MAX_NATS_MS })),
+  maxAckPending: opt(fc.constantFrom(1, 1_000), int(1, { max: Number.MAX_SAFE_INTEGER })),
+  retention: opt(fc.constantFrom('limits', 'workqueue'), oneOf('limits', 'workqueue')),
+  maxAgeMs: opt(fc.constantFrom(0, 60_000), int(0, { max: MAX_NATS_MS })),
+};
+/** The rules between options (docs/integrations/messaging.md), each judged only on values valid on their own. */
+function jsTopologyCross(values: ReadonlyMap<string, unknown>): string[] {
+  const ok = (k: keyof typeof jsTopologySpec) => {
+    const v = values.get(k);
+    return v !== undefined && jsTopologySpec[k].ok(v);
+  };
+  const out: string[] = [];
+  const deliveries = values.get('maxDeliveries');
+  if (ok('maxDeliver') && (deliveries === undefined || ok('maxDeliveries'))) {
+    const md = values.get('maxDeliver') as number;
+    if (md !== -1 && !(md > ((deliveries as number | undefined) ?? 5))) out.push('maxDeliver');
+  }
+  if (ok('ackWaitMs')) {
+    const min = ok('workingEveryMs')
+      ? 2 * (values.get('workingEveryMs') as number)
+      : ok('handlerTimeoutMs')
+        ? (values.get('handlerTimeoutMs') as number) + 1_000
+        : 1_000;
+    if ((values.get('ackWaitMs') as number) < min) out.push('ackWaitMs');
+  }
+  const subjects = values.get('subjects');
+  const filter = values.get('filterSubject');
+  if (ok('filterSubject') && Array.isArray(subjects)) {
+    const f = filter as string;
+    const wildcard = f.split('.').some((t) => t === '*' || t === '>');
+    const fits = (x: string) => subset(f, x) || (wildcard && subset(x, f));
+    if (!subjects.some((x) => subjectOk(x, true) && fits(x as string))) out.push('filterSubject');
+  }
+  const given = values.get('deadLetterSubject');
+  const stream = values.get('stream');
+  const dlq =
+    given !== undefined
+      ? ok('deadLetterSubject')
+        ? given
+        : undefined
+      : typeof stream === 'string'
+        ? `dlq.${stream}`
+        : undefined;
+  if (typeof dlq === 'string' && Array.isArray(subjects)) {
+    if (subjects.some((x) => subjectOk(x, true) && subjectMatches(x as string, dlq)))
+      out.push(given === undefined ? 'deadLetterSubject (default)' : 'deadLetterSubject');
+  }
+  if (values.get('deadLetterStream') !== undefined && values.get('deadLetterStream') === stream)
+    out.push('deadLetterStream');
+  return out;
+}
+
 const bucketsOk: Pred = (v) =>
   Array.isArray(v) &&
   v.length > 0 &&
@@ -1275,6 +1484,137 @@ describe('option fuzzing: adapters and metrics', () => {
       values.get('meter') !== undefined && values.get('meterProvider') !== undefined ? ['meter'] : [],
     make: (o) => openTelemetryMetrics(o as never),
     use: metricsWork,
+  });
+
+  it('consumeRabbit: random arguments give a consumer, or a rejection with one InvalidOptionsError naming each', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(generated(consumeRabbitSpec), mostlyValid(consumeRabbitSpec, ['queue', 'handler'])),
+        fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: hostile }),
+        async (generatedOptions, generatedChannel) => {
+          const g = realized(generatedOptions);
+          const { must, may } = verdict(consumeRabbitSpec, g, ['queue', 'handler']);
+          if (generatedChannel !== undefined) must.add('channel');
+          const options = build(g);
+          if (must.size > 0) {
+            const channel = generatedChannel === undefined ? spare : realize(generatedChannel);
+            return expectRejected(() => consumeRabbit(channel as never, options as never), 'consumeRabbit', must, may);
+          }
+          const channel = await amqp.createConfirmChannel();
+          channel.on('error', () => undefined);
+          if (options.queue !== RABBIT_QUEUE) {
+            // Valid, but not a queue of the broker's (a name the hostile values hold): the broker's 404, as it is.
+            const e = await settles(consumeRabbit(channel, options as never), 'consumeRabbit').then(
+              () => undefined,
+              (error: unknown) => error,
+            );
+            expect(e).not.toBeInstanceOf(InvalidOptionsError);
+            expect(String((e as Error | undefined)?.message)).toMatch(/404 \(NOT-FOUND\)/);
+            return;
+          }
+          try {
+            const consumer: RabbitConsumer = await settles(consumeRabbit(channel, options as never), 'consumeRabbit');
+            expect(typeof consumer.consumerTag).toBe('string');
+            await consumer.cancel();
+            expect((await consumer.closed).reason).toBe('cancelled');
+          } finally {
+            await channel.close();
+          }
+        },
+      ),
+      { numRuns: Math.ceil(RUNS / 2) },
+    );
+  });
+
+  it('declareRabbitTopology: random arguments declare the queues, or reject with one InvalidOptionsError', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        generated(rabbitTopologySpec),
+        fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: hostile }),
+        async (generatedOptions, generatedChannel) => {
+          const g = realized(generatedOptions);
+          const { must, may } = verdict(rabbitTopologySpec, g, ['queue']);
+          if (generatedChannel !== undefined) must.add('channel');
+          const channel = generatedChannel === undefined ? spare : realize(generatedChannel);
+          const options = build(g);
+          if (must.size > 0) {
+            return expectRejected(
+              () => declareRabbitTopology(channel as never, options as never),
+              'declareRabbitTopology',
+              must,
+              may,
+            );
+          }
+          const topology = await settles(declareRabbitTopology(spare, options as never), 'declareRabbitTopology');
+          const names = [topology.queue, topology.retryQueue, topology.deadLetterQueue];
+          expect(names).toEqual([options.queue, `${options.queue}.retry`, `${options.queue}.dlq`]);
+          for (const name of names) await spare.deleteQueue(name);
+        },
+      ),
+      { numRuns: Math.ceil(RUNS / 2) },
+    );
+  });
+
+  it('declareJetStreamTopology: random arguments declare the topology, or reject with one InvalidOptionsError', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(generated(jsTopologySpec), mostlyValid(jsTopologySpec, ['stream', 'subjects', 'consumer'])),
+        fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: hostile }),
+        async (generatedOptions, generatedJsm) => {
+          const g = realized(generatedOptions);
+          const { must, may } = verdict(jsTopologySpec, g, ['stream', 'subjects', 'consumer'], jsTopologyCross);
+          if (generatedJsm !== undefined) must.add('jsm');
+          const manager = generatedJsm === undefined ? jsm : realize(generatedJsm);
+          const options = build(g);
+          if (must.size > 0) {
+            return expectRejected(
+              () => declareJetStreamTopology(manager as never, options as never),
+              'declareJetStreamTopology',
+              must,
+              may,
+            );
+          }
+          try {
+            const t = await settles(declareJetStreamTopology(jsm, options as never), 'declareJetStreamTopology');
+            const info = await jsm.consumers.info(t.stream, t.consumer);
+            expect(info.config.max_deliver).toBe(t.maxDeliver);
+            expect(info.config.ack_wait).toBe(t.ackWaitMs * 1_000_000);
+            expect((await jsm.streams.info(t.deadLetterStream)).config.subjects).toContain(t.deadLetterSubject);
+          } finally {
+            const dlq = (options.deadLetterStream as string | undefined) ?? `${options.stream as string}_DLQ`;
+            for (const name of [options.stream as string, dlq]) await jsm.streams.delete(name).catch(() => false);
+          }
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('declareJetStreamTopology: options that are not an object are refused clearly', async () => {
+    for (const make of TOP_LEVEL_HOSTILE) {
+      const e = await declareJetStreamTopology(jsm, make() as never).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(e).toBeInstanceOf(InvalidOptionsError);
+      expect((e as InvalidOptionsError).problems.map((p) => p.option)).toEqual(['options']);
+    }
+  });
+
+  it('consumeRabbit and declareRabbitTopology: options that are not an object are refused clearly', async () => {
+    for (const make of TOP_LEVEL_HOSTILE) {
+      for (const run of [
+        () => consumeRabbit(spare, make() as never),
+        () => declareRabbitTopology(spare, make() as never),
+      ]) {
+        const e = await run().then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        expect(e).toBeInstanceOf(InvalidOptionsError);
+        expect((e as InvalidOptionsError).problems.map((p) => p.option)).toEqual(['options']);
+      }
+    }
   });
 
   it('wrapHandler: random options give a working handler or one InvalidOptionsError naming each', async () => {
