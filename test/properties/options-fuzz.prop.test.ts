@@ -1973,6 +1973,36 @@ describe('option fuzzing: regressions', () => {
     }
   });
 
+  it('declareJetStreamTopology: refuses what the server would refuse, and blames only an unreadable option', async () => {
+    const problems = async (options: object) => {
+      const e = await declareJetStreamTopology(jsm, options as never).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      if (!(e instanceof InvalidOptionsError)) throw new Error(`expected InvalidOptionsError, got ${String(e)}`);
+      return e.problems.map((p) => p.option);
+    };
+    const base = { stream: 'S', subjects: ['orders.>'], consumer: 'w' };
+    // The server: "consumer filter subject is not a valid subset of the interest subjects".
+    expect(await problems({ ...base, filterSubject: '*.eu' })).toEqual(['filterSubject']);
+    expect(await problems({ ...base, deadLetterStream: 'S' })).toEqual(['deadLetterStream']);
+    // maxDeliver is judged on its own when maxDeliveries is invalid (it was not reported at all).
+    expect(await problems({ ...base, maxDeliveries: 0, maxDeliver: 'x' })).toEqual(['maxDeliveries', 'maxDeliver']);
+    // Beyond int64 nanoseconds (the server refused them, after the streams were made).
+    expect(await problems({ ...base, handlerTimeoutMs: 1e13, ackWaitMs: 1e13, maxAgeMs: 2 ** 60 })).toEqual([
+      'handlerTimeoutMs',
+      'maxAgeMs',
+      'ackWaitMs',
+    ]);
+    const getter = {
+      ...base,
+      get retention(): string {
+        throw new Error('x');
+      },
+    };
+    expect(await problems(getter)).toEqual(['retention']);
+  });
+
   it('timeout: a limit given as a string or a bigint is blamed on ms, saying a number is expected', () => {
     expect(invalid(() => timeout('2000' as never)).message).toBe(
       'timeout: invalid options\n  - ms: expected a number > 0 (the limit in ms), or { ms, name?, clock? }, got "2000"',
