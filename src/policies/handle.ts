@@ -109,12 +109,15 @@ export function classification(handle: Handle<never> | undefined): Classificatio
 
 /** Whether a value is an outcome classifier (of any copy of bulwark). */
 function isClassifier(value: unknown): value is OutcomeClassifier<never> {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as { [CLASSIFY]?: unknown })[CLASSIFY] === 'function' &&
-    typeof (value as { errorsOnly?: unknown }).errorsOnly === 'boolean'
-  );
+  if (typeof value !== 'object' || value === null) return false;
+  try {
+    return (
+      typeof (value as { [CLASSIFY]?: unknown })[CLASSIFY] === 'function' &&
+      typeof (value as { errorsOnly?: unknown }).errorsOnly === 'boolean'
+    );
+  } catch {
+    return false; // a proxy or a getter that throws: not a classifier (and reported as a bad handle, not rethrown)
+  }
 }
 
 /** @internal Validates a `handle` option. */

@@ -23,6 +23,7 @@ import {
 import { Checker, describe } from '../../errors/validate.js';
 import { warnOnce } from '../../events/emitter.js';
 import { PolicyBase } from '../../policies/policy-base.js';
+import { isPolicyLike, passes } from '../validate.js';
 
 /** How one method runs: its policy, and whether the server may safely run it twice. */
 export interface GrpcMethodConfig {
@@ -82,6 +83,14 @@ function streamingKind(def: { readonly requestStream: boolean; readonly response
 
 /** The methods of `services` by path, or undefined when `services` is not a list of service definitions. */
 function methodsOf(services: unknown): Map<string, { requestStream: boolean; responseStream: boolean }> | undefined {
+  try {
+    return methodsIn(services);
+  } catch {
+    return undefined; // a proxy or a getter that throws: not service definitions
+  }
+}
+
+function methodsIn(services: unknown): Map<string, { requestStream: boolean; responseStream: boolean }> | undefined {
   if (!Array.isArray(services)) return undefined;
   const byPath = new Map<string, { requestStream: boolean; responseStream: boolean }>();
   for (const service of services) {
@@ -492,7 +501,22 @@ class GrpcCall extends CancelScope {
 }
 
 function isPolicy(value: unknown): value is Policy {
-  return typeof value === 'object' && value !== null && typeof (value as Policy).execute === 'function';
+  return isPolicyLike(value);
+}
+
+/**
+ * A `methods` map entry read once (a getter is not read twice): its policy and `idempotent`, or undefined when it
+ * is neither a policy nor a `{ policy, idempotent? }` whose fields can be read.
+ */
+function configIn(entry: unknown): { policy: Policy; idempotent: unknown } | undefined {
+  if (isPolicy(entry)) return { policy: entry, idempotent: undefined };
+  if (typeof entry !== 'object' || entry === null) return undefined;
+  try {
+    const { policy, idempotent } = entry as { policy?: unknown; idempotent?: unknown };
+    return isPolicy(policy) ? { policy, idempotent } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -500,13 +524,8 @@ function isPolicy(value: unknown): value is Policy {
  * that is not a config ends the call with UNKNOWN and says why, instead of throwing inside grpc-js.
  */
 function configOf(path: string, found: unknown): GrpcMethodConfig {
-  const c = found as Partial<GrpcMethodConfig> | null;
-  if (
-    typeof c === 'object' &&
-    c !== null &&
-    isPolicy(c.policy) &&
-    (c.idempotent === undefined || typeof c.idempotent === 'boolean')
-  ) {
+  const c = configIn(found);
+  if (c !== undefined && (c.idempotent === undefined || typeof c.idempotent === 'boolean')) {
     return c as GrpcMethodConfig;
   }
   return brokenConfig(
@@ -558,47 +577,55 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
         "an array of grpc-js service definitions (a client constructor's `service`, such as Inventory.service)",
       );
     }
+    let entries: [string, unknown][] = [];
     if (typeof m === 'object' && m !== null && !Array.isArray(m)) {
-      for (const [path, entry] of Object.entries(m)) {
-        const config = entry as GrpcMethodConfig | null;
-        if (!isPolicy(entry) && !(typeof config === 'object' && config !== null && isPolicy(config.policy))) {
-          check.fail(`methods['${path}']`, entry, 'a policy, or { policy, idempotent? }');
-        } else if (!isPolicy(entry) && config?.idempotent !== undefined && typeof config.idempotent !== 'boolean') {
-          check.fail(`methods['${path}'].idempotent`, config.idempotent, 'a boolean');
-        }
-        // A key that is not a full path never matches a call: the method would run without its policy. (A path of
-        // `services` is what grpc-js sends, whatever its shape: a hand-made definition may use any string.)
-        if (!FULL_PATH.test(path) && known?.has(path) !== true) {
+      try {
+        entries = Object.entries(m);
+      } catch (error) {
+        check.fail(
+          'methods',
+          m,
+          `a map from method path to a policy whose entries can be read (reading them threw ${JSON.stringify(textOf(error))})`,
+        );
+      }
+    }
+    for (const [path, entry] of entries) {
+      const config = configIn(entry);
+      if (config === undefined) {
+        check.fail(`methods['${path}']`, entry, 'a policy, or { policy, idempotent? }');
+      } else if (config.idempotent !== undefined && typeof config.idempotent !== 'boolean') {
+        check.fail(`methods['${path}'].idempotent`, config.idempotent, 'a boolean');
+      }
+      // A key that is not a full path never matches a call: the method would run without its policy. (A path of
+      // `services` is what grpc-js sends, whatever its shape: a hand-made definition may use any string.)
+      if (!FULL_PATH.test(path) && known?.has(path) !== true) {
+        check.fail(
+          `methods['${path}']`,
+          path,
+          "a key that is a full method path, '/<package>.<Service>/<Method>' (as in Inventory.service.GetStock.path)",
+        );
+      } else if (known !== undefined) {
+        const def = known.get(path);
+        if (def === undefined) {
+          const unary = [...known].filter(([, d]) => !d.requestStream && !d.responseStream).map(([p]) => p);
           check.fail(
             `methods['${path}']`,
             path,
-            "a key that is a full method path, '/<package>.<Service>/<Method>' (as in Inventory.service.GetStock.path)",
+            `the path of a unary method of \`services\` (${unary.length === 0 ? 'they have none' : listOf(unary.sort(), 8)})`,
           );
-        } else if (known !== undefined) {
-          const def = known.get(path);
-          if (def === undefined) {
-            const unary = [...known].filter(([, d]) => !d.requestStream && !d.responseStream).map(([p]) => p);
-            check.fail(
-              `methods['${path}']`,
-              path,
-              `the path of a unary method of \`services\` (${unary.length === 0 ? 'they have none' : listOf(unary.sort(), 8)})`,
-            );
-          } else if (def.requestStream || def.responseStream) {
-            check.fail(
-              `methods['${path}']`,
-              path,
-              `a unary method (this is ${streamingKind(def)} method: streaming calls pass through untouched, so its policy would never run)`,
-            );
-          }
+        } else if (def.requestStream || def.responseStream) {
+          check.fail(
+            `methods['${path}']`,
+            path,
+            `a unary method (this is ${streamingKind(def)} method: streaming calls pass through untouched, so its policy would never run)`,
+          );
         }
       }
     }
+    const codes = options.failureCodes;
     if (
-      options.failureCodes !== undefined &&
-      !(
-        Array.isArray(options.failureCodes) &&
-        options.failureCodes.every((c) => Number.isInteger(c) && c > 0 && c <= 16)
-      )
+      codes !== undefined &&
+      !passes(() => Array.isArray(codes) && codes.every((c) => Number.isInteger(c) && c > 0 && c <= 16))
     ) {
       check.fail('failureCodes', options.failureCodes, 'an array of gRPC status codes (1..16)');
     }

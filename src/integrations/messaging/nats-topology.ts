@@ -13,6 +13,7 @@ import type {
   StreamInfo,
 } from 'nats';
 import { Checker } from '../../errors/validate.js';
+import { hasMethod, passes } from '../validate.js';
 
 // The nats.js enums (string enums) are spelled out here, so that this module does not load `nats` at run time.
 const TOPOLOGY_ENUMS = {
@@ -138,19 +139,31 @@ function matches(filter: string, subject: string): boolean {
   return f.length === s.length;
 }
 
-/** Whether two subject filters can match a common subject. */
-function overlaps(a: string, b: string): boolean {
+/** Whether every subject filter `a` matches is matched by filter `b` too. */
+function isSubset(a: string, b: string): boolean {
   const x = a.split('.');
   const y = b.split('.');
-  for (let i = 0; i < Math.max(x.length, y.length); i++) {
-    if (x[i] === '>' || y[i] === '>') return i < x.length && i < y.length;
-    if (x[i] === undefined || y[i] === undefined) return false;
-    if (x[i] !== '*' && y[i] !== '*' && x[i] !== y[i]) return false;
+  for (let i = 0; i < x.length; i++) {
+    if (i >= y.length) return false;
+    if (y[i] === '>') return true;
+    if (x[i] === '>') return false;
+    if (y[i] !== '*' && x[i] !== y[i]) return false;
   }
-  return true;
+  return x.length === y.length;
 }
 
-const nanos = (ms: number): number => ms * 1_000_000;
+/**
+ * Whether the server takes `filter` as a consumer filter on a stream capturing `subject` (its rule): the filter
+ * is within the subject, or, with a wildcard, it covers the whole subject (`>` on a stream of `orders.>`).
+ */
+function filterFits(filter: string, subject: string): boolean {
+  return isSubset(filter, subject) || (/(^|\.)[*>](\.|$)/.test(filter) && isSubset(subject, filter));
+}
+
+const nanos = (ms: number): number => Math.round(ms * 1_000_000);
+
+/** The longest duration the server takes, in ms (about 285 years): its nanoseconds must fit an int64. */
+const MAX_DURATION_MS = 9e12;
 
 /** Whether a JetStream API error is "not found" (stream 10059, consumer 10014). */
 function isNotFound(error: unknown): boolean {
@@ -199,11 +212,15 @@ export async function declareJetStreamTopology(
   options: JetStreamTopologyOptions,
 ): Promise<JetStreamTopology> {
   const check = new Checker('declareJetStreamTopology');
-  if (typeof (jsm as JetStreamManager | null)?.streams?.info !== 'function') {
+  if (!passes(() => hasMethod((jsm as JetStreamManager | null)?.streams, 'info'))) {
     check.fail('jsm', jsm, 'a JetStreamManager (await nc.jetstreamManager())');
   }
-  const o: Partial<JetStreamTopologyOptions> = check.object('', options, OPTIONS) ? options : {};
-  if (options === undefined) check.fail('options', options, 'an object');
+  if (!check.object('', options, OPTIONS)) {
+    // Not an object, or an option whose read threw (reported): the others are not read, nor blamed as missing.
+    if (options === undefined) check.fail('options', options, 'an object');
+    check.done();
+  }
+  const o: Partial<JetStreamTopologyOptions> = options;
   const nameOk = (option: string, value: unknown, required: boolean): void => {
     if (value === undefined && !required) return;
     if (typeof value !== 'string' || !NAME.test(value)) {
@@ -213,6 +230,13 @@ export async function declareJetStreamTopology(
   nameOk('stream', o.stream, true);
   nameOk('consumer', o.consumer, true);
   nameOk('deadLetterStream', o.deadLetterStream, false);
+  if (o.deadLetterStream !== undefined && o.deadLetterStream === o.stream) {
+    check.fail(
+      'deadLetterStream',
+      o.deadLetterStream,
+      'a stream other than `stream`: dead letters would be stored in the work stream and consumed again',
+    );
+  }
   const subjects = o.subjects;
   if (!Array.isArray(subjects) || subjects.length === 0 || !subjects.every((s) => isSubject(s, true))) {
     check.fail('subjects', subjects, 'a non-empty array of subjects ("orders.>", "orders.*.new")');
@@ -221,9 +245,13 @@ export async function declareJetStreamTopology(
     if (!isSubject(o.filterSubject, true)) check.fail('filterSubject', o.filterSubject, 'a subject');
     else if (
       Array.isArray(subjects) &&
-      !subjects.some((s) => typeof s === 'string' && overlaps(s, o.filterSubject as string))
+      !subjects.some((s) => isSubject(s, true) && filterFits(o.filterSubject as string, s))
     ) {
-      check.fail('filterSubject', o.filterSubject, "a subject within the stream's subjects");
+      check.fail(
+        'filterSubject',
+        o.filterSubject,
+        'a subject within the stream\'s subjects (within one of them, or a wildcard covering one whole, such as ">")',
+      );
     }
   }
   if (o.deadLetterSubject !== undefined && !isSubject(o.deadLetterSubject, false)) {
@@ -251,9 +279,11 @@ export async function declareJetStreamTopology(
   }
   const deliveriesOk = check.number('maxDeliveries', o.maxDeliveries, { min: 1, integer: true, infinity: true });
   const maxDeliveries = deliveriesOk ? (o.maxDeliveries as number) : 5;
-  if (o.maxDeliver !== undefined && (deliveriesOk || o.maxDeliveries === undefined)) {
-    const md = o.maxDeliver;
-    const ok = md === -1 || (Number.isInteger(md) && md > maxDeliveries);
+  const md = o.maxDeliver;
+  if (md !== undefined && md !== -1 && !(Number.isInteger(md) && md >= 1)) {
+    check.fail('maxDeliver', md, '-1 (unlimited) or an integer > maxDeliveries');
+  } else if (md !== undefined && (deliveriesOk || o.maxDeliveries === undefined)) {
+    const ok = md === -1 || md > maxDeliveries;
     if (!ok) {
       check.fail(
         'maxDeliver',
@@ -264,21 +294,37 @@ export async function declareJetStreamTopology(
       );
     }
   }
-  const timeoutOk = check.number('handlerTimeoutMs', o.handlerTimeoutMs, { min: 0, exclusiveMin: true });
-  const workingOk = check.number('workingEveryMs', o.workingEveryMs, { min: 0, exclusiveMin: true });
+  // Bounded so that the ack wait made of them fits the server's int64 nanoseconds (3 * workingEveryMs included).
+  const duration = (option: string, value: unknown, spec: { min: number; integer?: boolean }, max: number) => {
+    const ok = check.number(option, value, { ...spec, exclusiveMin: spec.min === 0 && spec.integer !== true });
+    if (ok && (value as number) > max) {
+      check.fail(
+        option,
+        value,
+        `a number <= ${max} (about ${Math.floor(max / 31_557_600_000)} years): the server keeps durations as int64 nanoseconds`,
+      );
+      return false;
+    }
+    return ok;
+  };
+  const timeoutOk = duration('handlerTimeoutMs', o.handlerTimeoutMs, { min: 0 }, MAX_DURATION_MS / 3);
+  const workingOk = duration('workingEveryMs', o.workingEveryMs, { min: 0 }, MAX_DURATION_MS / 3);
   // Only numbers that passed their check are computed with; an invalid one is already reported.
   const handlerTimeoutMs = timeoutOk ? (o.handlerTimeoutMs as number) : undefined;
   const workingEveryMs = workingOk ? (o.workingEveryMs as number) : undefined;
-  check.number('maxAckPending', o.maxAckPending, { min: 1, integer: true });
+  check.number('maxAckPending', o.maxAckPending, { min: 1, max: Number.MAX_SAFE_INTEGER, integer: true });
   check.oneOf('retention', o.retention, ['limits', 'workqueue']);
-  check.number('maxAgeMs', o.maxAgeMs, { min: 0, integer: true });
+  duration('maxAgeMs', o.maxAgeMs, { min: 0, integer: true }, MAX_DURATION_MS);
   const minAckWait =
     workingEveryMs !== undefined
       ? 2 * workingEveryMs
       : handlerTimeoutMs !== undefined
         ? handlerTimeoutMs + 1_000
         : 1_000;
-  if (check.number('ackWaitMs', o.ackWaitMs, { min: 1, integer: true }) && (o.ackWaitMs as number) < minAckWait) {
+  if (
+    duration('ackWaitMs', o.ackWaitMs, { min: 1, integer: true }, MAX_DURATION_MS) &&
+    (o.ackWaitMs as number) < minAckWait
+  ) {
     check.fail(
       'ackWaitMs',
       o.ackWaitMs,
@@ -298,7 +344,7 @@ export async function declareJetStreamTopology(
   const ackWaitMs =
     o.ackWaitMs ??
     (workingEveryMs !== undefined
-      ? Math.max(30_000, 3 * workingEveryMs)
+      ? Math.max(30_000, Math.ceil(3 * workingEveryMs)) // whole ms: the server takes integer nanoseconds
       : handlerTimeoutMs !== undefined
         ? Math.ceil(handlerTimeoutMs) + 10_000
         : 60_000);

@@ -9,6 +9,7 @@ import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg, MsgHdrs, NatsC
 import { type Clock, systemClock, type TimerHandle } from '../../core/clock.js';
 import { describeError } from '../../core/describe.js';
 import { Checker } from '../../errors/validate.js';
+import { hasMethod } from '../validate.js';
 import type { DeadLetter, Delivery } from './delivery.js';
 import type { WrappedHandler } from './wrap-handler.js';
 
@@ -141,7 +142,7 @@ function validateDeliveryOptions(check: Checker, options: JetStreamDeliveryOptio
   if (deadLetterSubject !== undefined && (typeof deadLetterSubject !== 'string' || deadLetterSubject === '')) {
     check.fail('deadLetterSubject', deadLetterSubject, 'a non-empty subject');
   }
-  if (js !== undefined && typeof (js as JetStreamClient | null)?.publish !== 'function') {
+  if (js !== undefined && !hasMethod(js, 'publish')) {
     check.fail('js', js, 'a JetStream client (nc.jetstream())');
   }
   if (deadLetterSubject !== undefined && js === undefined) {
@@ -459,7 +460,7 @@ export function consumeJetStream(
   options: ConsumeJetStreamOptions = {},
 ): JetStreamConsumption {
   const check = new Checker('consumeJetStream');
-  if (typeof (consumer as Consumer | null)?.consume !== 'function') {
+  if (!hasMethod(consumer, 'consume')) {
     check.fail('consumer', consumer, 'a JetStream pull consumer (js.consumers.get(stream, durable))');
   }
   if (typeof handler !== 'function') check.fail('handler', handler, 'a handler made by wrapHandler');

@@ -3,6 +3,7 @@ import type { Channel, ConfirmChannel, ConsumeMessage, Message, MessagePropertie
 import { systemClock, type TimerHandle } from '../../core/clock.js';
 import { describeError } from '../../core/describe.js';
 import { Checker } from '../../errors/validate.js';
+import { hasMethod } from '../validate.js';
 import type { DeadLetter, Delivery } from './delivery.js';
 import type { WrappedHandler } from './wrap-handler.js';
 
@@ -53,7 +54,10 @@ export async function declareRabbitTopology(channel: Channel, options: RabbitTop
     if (typeof options.queue !== 'string' || options.queue === '') {
       check.fail('queue', options.queue, 'a non-empty string');
     }
-  } else check.fail('options', options, 'an object with queue');
+  } else if (options === undefined) check.fail('options', options, 'an object with queue');
+  if (!hasMethod(channel, 'assertQueue')) {
+    check.fail('channel', channel, 'an amqplib channel (connection.createConfirmChannel())');
+  }
   check.done();
   const names = namesOf(options.queue);
   await channel.assertQueue(names.queue, { durable: true });
@@ -426,8 +430,8 @@ export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOpti
     check.fn('onError', options.onError);
     check.number('requeueDelayMs', options.requeueDelayMs, { min: 0, max: 2_147_483_647 });
     check.fn('onClose', options.onClose);
-  } else check.fail('options', options, 'an object with at least queue and handler');
-  if (typeof (channel as Partial<Channel> | null)?.consume !== 'function') {
+  } else if (options === undefined) check.fail('options', options, 'an object with at least queue and handler');
+  if (!hasMethod(channel, 'consume')) {
     check.fail('channel', channel, 'an amqplib channel (connection.createConfirmChannel())');
   }
   check.done();

@@ -7,6 +7,7 @@ import { Checker } from '../../errors/validate.js';
 import { pipeline } from '../../policies/pipeline.js';
 import { PolicyBase } from '../../policies/policy-base.js';
 import { type Backoff, exponential, isBackoff } from '../../policies/retry/backoff.js';
+import { isPolicyLike } from '../validate.js';
 import type { Delivery } from './delivery.js';
 
 const PERMANENT_BRAND = Symbol.for('bulwark.permanent-error');
@@ -291,7 +292,7 @@ export function wrapHandler<M>(handler: MessageHandler<M>, options: WrapHandlerO
   const check = new Checker('wrapHandler');
   if (typeof handler !== 'function') check.fail('handler', handler, 'a function (message, ctx) => Promise<void>');
   if (check.object('', options, OPTION_NAMES)) {
-    if (options.policy !== undefined && typeof (options.policy as Policy | null)?.execute !== 'function') {
+    if (options.policy !== undefined && !isPolicyLike(options.policy)) {
       check.fail('policy', options.policy, 'a bulwark policy');
     }
     check.number('maxDeliveries', options.maxDeliveries, { min: 1, integer: true, infinity: true });

@@ -1,13 +1,15 @@
 import { Agent, type Dispatcher, errors, fetch as undiciFetch } from 'undici';
 import { isResilienceError } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
+import { hasMethod } from '../validate.js';
 import {
   type BulwarkRequestOptions,
-  checkNames,
+  checkInterceptorOptions,
   createInterceptor,
   FETCH_EXTRA,
   type FetchExtra,
   OPTION_NAMES,
+  OWN_ERRORS,
   type ReplayableBody,
   type UndiciInterceptorOptions,
 } from './interceptor.js';
@@ -59,17 +61,17 @@ function replayable(body: unknown): ReplayableBody | undefined {
  * ```
  */
 export function createFetch(options: CreateFetchOptions): BulwarkFetch {
+  // One checker for every option, the interceptor's included: each problem is reported, together, as createFetch's.
   const check = new Checker('createFetch');
-  if (checkNames(check, options, FETCH_OPTION_NAMES)) {
-    const d = options.dispatcher as unknown;
-    if (d !== undefined && (typeof d !== 'object' || d === null || typeof (d as Dispatcher).compose !== 'function')) {
+  if (checkInterceptorOptions(check, options, FETCH_OPTION_NAMES)) {
+    const d = (options as CreateFetchOptions).dispatcher as unknown;
+    if (d !== undefined && !hasMethod(d, 'compose')) {
       check.fail('dispatcher', d, 'an undici Dispatcher (Agent, Pool, Client)');
     }
-  } else if (options === undefined)
-    check.fail('policy', undefined, 'a bulwark policy or a function of the origin returning one (required)');
+  }
   check.done();
   const { dispatcher, ...rest } = options;
-  const { interceptor: icpt, closer } = createInterceptor(rest, true); // validates the rest, before anything is created
+  const { interceptor: icpt, closer } = createInterceptor(rest, true); // valid: checked above
   const base = dispatcher ?? new Agent();
   const composed = base.compose(icpt);
   const fetch = async (input: Parameters<typeof undiciFetch>[0], init?: BulwarkRequestInit) => {
@@ -91,7 +93,9 @@ export function createFetch(options: CreateFetchOptions): BulwarkFetch {
       const cause = (error as { cause?: unknown }).cause;
       if (
         error instanceof TypeError &&
-        (isResilienceError(cause) || (cause !== undefined && closedErrors.has(cause)))
+        (isResilienceError(cause) ||
+          (cause !== undefined && closedErrors.has(cause)) ||
+          (typeof cause === 'object' && cause !== null && OWN_ERRORS.has(cause)))
       ) {
         throw cause;
       }

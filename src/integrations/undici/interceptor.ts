@@ -3,11 +3,14 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { wallClockNow } from '../../core/clock.js';
 import { type AbortListener, CancelScope, type Context, ExecutionContext } from '../../core/context.js';
+import { describeMessage } from '../../core/describe.js';
 import type { Policy } from '../../core/policy.js';
 import { RETRYABLE } from '../../core/properties.js';
 import { isRetryExhaustedError } from '../../errors/errors.js';
-import { Checker } from '../../errors/validate.js';
+import { Checker, describe } from '../../errors/validate.js';
+import { warnOnce } from '../../events/emitter.js';
 import { PolicyBase } from '../../policies/policy-base.js';
+import { isPolicyLike, passes } from '../validate.js';
 import {
   FAILURE_CODES,
   FAILURE_STATUSES,
@@ -710,52 +713,9 @@ export function createInterceptor(
   closable: boolean,
 ): { interceptor: Dispatcher.DispatcherComposeInterceptor; closer: InterceptorCloser } {
   const check = new Checker('undici interceptor');
-  if (checkNames(check, options)) {
-    const p = options.policy as unknown;
-    if (
-      typeof p !== 'function' &&
-      !(typeof p === 'object' && p !== null && typeof (p as Policy).execute === 'function')
-    ) {
-      check.fail('policy', p, 'a bulwark policy or a function of the origin returning one (required)');
-    }
-    check.number('maxOrigins', options.maxOrigins, { min: 1, integer: true });
-    if (
-      options.methods !== undefined &&
-      !(Array.isArray(options.methods) && options.methods.every((m) => typeof m === 'string'))
-    ) {
-      check.fail('methods', options.methods, 'an array of HTTP method names');
-    }
-    for (const name of ['generateIdempotencyKeys', 'honorIdempotencyKey'] as const) {
-      if (options[name] !== undefined && typeof options[name] !== 'boolean')
-        check.fail(name, options[name], 'a boolean');
-    }
-    if (options.generateIdempotencyKeys === true && options.honorIdempotencyKey === false) {
-      check.fail(
-        'honorIdempotencyKey',
-        false,
-        'true (or unset) with generateIdempotencyKeys: true: a generated key is only worth sending if it makes the request retryable',
-      );
-    }
-    if (
-      options.failureStatuses !== undefined &&
-      !(
-        Array.isArray(options.failureStatuses) &&
-        options.failureStatuses.every((s) => Number.isInteger(s) && s >= 100 && s <= 599)
-      )
-    ) {
-      check.fail('failureStatuses', options.failureStatuses, 'an array of HTTP statuses (100..599)');
-    }
-    if (
-      options.failureCodes !== undefined &&
-      !(Array.isArray(options.failureCodes) && options.failureCodes.every((c) => typeof c === 'string'))
-    ) {
-      check.fail('failureCodes', options.failureCodes, 'an array of error codes');
-    }
-    check.fn('wallClock', options.wallClock);
-  } else if (options === undefined) {
-    check.fail('policy', undefined, 'a bulwark policy or a function of the origin returning one (required)');
-  }
+  checkInterceptorOptions(check, options, OPTION_NAMES);
   check.done();
+  for (const m of options.methods ?? []) if (!REGISTERED_METHODS.has(m.toUpperCase())) warnUnknownMethod(m);
 
   const cfg: Config = {
     policyOf: perOrigin(options.policy, options.maxOrigins ?? 256),
@@ -790,7 +750,12 @@ export function createInterceptor(
       }
       // An upgrade or CONNECT hands the socket over: there is no response to classify or replay.
       const tunnel = rest.upgrade != null || rest.method.toUpperCase() === 'CONNECT';
-      const policy = request?.policy === false || tunnel ? undefined : (request?.policy ?? cfg.policyOf(opts.origin));
+      let policy = request?.policy === false || tunnel ? undefined : (request?.policy ?? cfg.policyOf(opts.origin));
+      if (request?.policy !== undefined && policy !== undefined && !isPolicyLike(policy)) {
+        policy = notAPolicy(
+          `undici interceptor: the request's bulwark.policy is ${describe(policy)}, not a policy (a bulwark policy, or false to send the request without one)`,
+        );
+      }
       if (policy === undefined) return dispatch(rest, handler);
       const body = rest.body != null ? fromFetch?.body : undefined;
       const call = new HttpCall(cfg, dispatch, rest, handler, request, body, fromFetch?.source);
@@ -802,6 +767,139 @@ export function createInterceptor(
   return { interceptor: make, closer };
 }
 
+/** What `policy` must be, for messages. */
+const POLICY_EXPECTED = 'a bulwark policy or a function of the origin returning one (required)';
+
+/** An HTTP method token (RFC 9110 section 9.1: a method is a token; section 5.6.2: tchar). */
+const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * The methods of the IANA HTTP Method Registry (RFC 9110 and its extensions). Another valid token is accepted (a
+ * custom method, such as PURGE) with a process warning once per name, so that a typo (`'GTE'`) is not silent.
+ */
+const REGISTERED_METHODS: ReadonlySet<string> = new Set([
+  'ACL',
+  'BASELINE-CONTROL',
+  'BIND',
+  'CHECKIN',
+  'CHECKOUT',
+  'CONNECT',
+  'COPY',
+  'DELETE',
+  'GET',
+  'HEAD',
+  'LABEL',
+  'LINK',
+  'LOCK',
+  'MERGE',
+  'MKACTIVITY',
+  'MKCALENDAR',
+  'MKCOL',
+  'MKREDIRECTREF',
+  'MKWORKSPACE',
+  'MOVE',
+  'OPTIONS',
+  'ORDERPATCH',
+  'PATCH',
+  'POST',
+  'PRI',
+  'PROPFIND',
+  'PROPPATCH',
+  'PUT',
+  'QUERY',
+  'REBIND',
+  'REPORT',
+  'SEARCH',
+  'TRACE',
+  'UNBIND',
+  'UNCHECKOUT',
+  'UNLINK',
+  'UNLOCK',
+  'UPDATE',
+  'UPDATEREDIRECTREF',
+  'VERSION-CONTROL',
+]);
+
+/** One owner per unregistered method name: each is reported once per process. */
+const unknownMethodOwners = new Map<string, object>();
+
+function warnUnknownMethod(method: string): void {
+  const name = method.toUpperCase();
+  let owner = unknownMethodOwners.get(name);
+  if (owner === undefined) unknownMethodOwners.set(name, (owner = {}));
+  warnOnce(
+    owner,
+    `bulwark/undici: methods includes '${method}', which is not a registered HTTP method (IANA HTTP Method Registry). Requests with this method will be retried without an Idempotency-Key. If it is a typo, fix it; if it is a custom method your server handles idempotently, ignore this warning.`,
+    'BulwarkHttpWarning',
+    'BULWARK_HTTP_UNKNOWN_METHOD',
+  );
+}
+
+/**
+ * @internal Checks the interceptor's options (createFetch passes its own checker, and its names, so that every
+ * problem is reported together under its name). Returns whether `options` can be read (then every option in it is
+ * valid once `check` has no problem).
+ */
+export function checkInterceptorOptions(
+  check: Checker,
+  options: unknown,
+  allowed: readonly string[],
+): options is UndiciInterceptorOptions {
+  if (!checkNames(check, options, allowed)) {
+    if (options === undefined) check.fail('policy', undefined, POLICY_EXPECTED);
+    return false;
+  }
+  const o = options as Partial<Record<keyof UndiciInterceptorOptions, unknown>>;
+  const p = o.policy;
+  if (typeof p !== 'function' && !isPolicyLike(p)) check.fail('policy', p, POLICY_EXPECTED);
+  check.number('maxOrigins', o.maxOrigins, { min: 1, integer: true });
+  const methods = o.methods;
+  if (methods !== undefined) {
+    if (!Array.isArray(methods)) {
+      check.fail('methods', methods, 'an array of HTTP method names (["GET", "PUT"])');
+    } else {
+      const expected = 'an HTTP method name: a token of letters, digits and !#$%&\'*+-.^_`|~ (RFC 9110), such as "GET"';
+      for (let i = 0; i < methods.length; i++) {
+        let m: unknown;
+        try {
+          m = methods[i];
+        } catch (error) {
+          check.problems.push({
+            option: `methods[${i}]`,
+            received: `a getter that threw ${JSON.stringify(describeMessage(error, 60))}`,
+            expected,
+          });
+          continue;
+        }
+        if (typeof m !== 'string' || !METHOD_TOKEN.test(m)) check.fail(`methods[${i}]`, m, expected);
+      }
+    }
+  }
+  for (const name of ['generateIdempotencyKeys', 'honorIdempotencyKey'] as const) {
+    if (o[name] !== undefined && typeof o[name] !== 'boolean') check.fail(name, o[name], 'a boolean');
+  }
+  if (o.generateIdempotencyKeys === true && o.honorIdempotencyKey === false) {
+    check.fail(
+      'honorIdempotencyKey',
+      false,
+      'true (or unset) with generateIdempotencyKeys: true: a generated key is only worth sending if it makes the request retryable',
+    );
+  }
+  const statuses = o.failureStatuses;
+  if (
+    statuses !== undefined &&
+    !passes(() => Array.isArray(statuses) && statuses.every((s) => Number.isInteger(s) && s >= 100 && s <= 599))
+  ) {
+    check.fail('failureStatuses', statuses, 'an array of HTTP statuses (100..599)');
+  }
+  const codes = o.failureCodes;
+  if (codes !== undefined && !passes(() => Array.isArray(codes) && codes.every((c) => typeof c === 'string'))) {
+    check.fail('failureCodes', codes, 'an array of error codes');
+  }
+  check.fn('wallClock', o.wallClock);
+  return true;
+}
+
 /**
  * @internal Checks that `options` is an object of known names; a renamed or removed option is reported with what to
  * use instead (never silently ignored). Returns whether `options` is an object.
@@ -811,15 +909,47 @@ export function checkNames(
   options: unknown,
   allowed: readonly string[] = OPTION_NAMES,
 ): options is Record<string, unknown> {
-  if (typeof options !== 'object' || options === null || Array.isArray(options))
-    return check.object('', options, allowed);
-  const rest: Record<string, unknown> = {};
-  for (const key of Object.keys(options)) {
-    const value = (options as Record<string, unknown>)[key];
-    if (Object.hasOwn(RETIRED_OPTIONS, key)) check.fail(key, value, RETIRED_OPTIONS[key] as string);
-    else Object.defineProperty(rest, key, { value, enumerable: true });
+  let keys: string[] | undefined;
+  if (typeof options === 'object' && options !== null) {
+    try {
+      keys = Object.keys(options);
+    } catch {
+      keys = undefined; // a proxy: check.object reports it
+    }
   }
-  return check.object('', rest, allowed);
+  if (keys === undefined) return check.object('', options, allowed);
+  // Read like every option (own or inherited): a retired one is refused wherever it is.
+  const record = options as Record<string, unknown>;
+  let retired = false;
+  for (const key of Object.keys(RETIRED_OPTIONS)) {
+    let received: string | undefined;
+    try {
+      const value = record[key];
+      if (value !== undefined) received = describe(value); // undefined, as for every option: not given
+    } catch (error) {
+      received = `a getter that threw ${JSON.stringify(describeMessage(error, 60))}`;
+    }
+    if (received !== undefined) {
+      retired = true;
+      check.problems.push({ option: key, received, expected: RETIRED_OPTIONS[key] as string });
+    }
+  }
+  if (!retired && !keys.some((key) => Object.hasOwn(RETIRED_OPTIONS, key))) return check.object('', options, allowed);
+  // The other options, checked as check.object does, through a view without the retired names: an own option
+  // reads through to `options`, an inherited one through its prototype.
+  let proto: object | null = null;
+  try {
+    proto = Object.getPrototypeOf(options) as object | null;
+  } catch {
+    proto = null;
+  }
+  const view = Object.create(proto) as Record<string, unknown>;
+  for (const key of keys) {
+    if (!Object.hasOwn(RETIRED_OPTIONS, key)) {
+      Object.defineProperty(view, key, { get: () => record[key], enumerable: true });
+    }
+  }
+  return check.object('', view, allowed);
 }
 
 /** The origin as a key: a URL and its string form give the same key (`URL.origin` has no trailing slash). */
@@ -833,6 +963,24 @@ function originOf(origin: string | URL | undefined): string {
     return origin;
   }
 }
+
+/**
+ * A stand-in for a policy that is not one: every request under it fails at once, unsent, with a `TypeError` saying
+ * what was given (instead of `policy.execute is not a function` from deep inside).
+ */
+function notAPolicy(message: string): Policy {
+  return {
+    name: 'undici interceptor',
+    execute: () => {
+      const error = new TypeError(message);
+      OWN_ERRORS.add(error);
+      return Promise.reject(error);
+    },
+  };
+}
+
+/** @internal Errors of bulwark's own making that createFetch delivers as they are, not as fetch's `cause`. */
+export const OWN_ERRORS: WeakSet<object> = new WeakSet();
 
 /**
  * One policy per origin, least recently used evicted past `max`. The origin is normalised (a URL parse) only for a
@@ -864,6 +1012,12 @@ function perOrigin(
       return p;
     }
     p = make(origin);
+    // Not kept: the function is asked again on the next request to this origin.
+    if (!isPolicyLike(p)) {
+      return notAPolicy(
+        `undici interceptor: the policy function returned ${describe(p)} for origin "${origin}", not a policy (a bulwark policy, such as pipeline(retry(), timeout(2_000)))`,
+      );
+    }
     map.set(origin, p);
     if (map.size > max) map.delete(map.keys().next().value as string);
     return p;

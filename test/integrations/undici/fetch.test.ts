@@ -341,7 +341,7 @@ describe('createFetch', { timeout: 5_000 }, () => {
     const dispatcher = resources.add(new Agent());
     expect(() => createFetch({ dispatcher } as never)).toThrow(InvalidOptionsError);
     expect(() => createFetch({ dispatcher } as never)).toThrow(
-      'undici interceptor: invalid options\n  - policy: expected a bulwark policy or a function of the origin returning one (required), got undefined',
+      'createFetch: invalid options\n  - policy: expected a bulwark policy or a function of the origin returning one (required), got undefined',
     );
   });
 
