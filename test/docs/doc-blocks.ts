@@ -45,6 +45,7 @@ export const DOC_FILES: readonly string[] = [
   'docs/integrations/grpc.md',
   'docs/integrations/messaging.md',
   'docs/migrating-from-cockatiel.md',
+  'docs/migrating-from-opossum.md',
 ];
 
 /** One fenced TypeScript block of a markdown page. */
