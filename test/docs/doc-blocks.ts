@@ -46,6 +46,7 @@ export const DOC_FILES: readonly string[] = [
   'docs/integrations/messaging.md',
   'docs/migrating-from-cockatiel.md',
   'docs/migrating-from-opossum.md',
+  'docs/troubleshooting.md',
 ];
 
 /** One fenced TypeScript block of a markdown page. */
