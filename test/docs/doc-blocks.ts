@@ -44,6 +44,9 @@ export const DOC_FILES: readonly string[] = [
   'docs/integrations/http.md',
   'docs/integrations/grpc.md',
   'docs/integrations/messaging.md',
+  'docs/migrating-from-cockatiel.md',
+  'docs/migrating-from-opossum.md',
+  'docs/troubleshooting.md',
 ];
 
 /** One fenced TypeScript block of a markdown page. */
