@@ -5,7 +5,7 @@
  * ```ts
  * import { pipeline, retry, circuitBreaker, timeout, bulkhead, fallback } from 'bulwark';
  * ```
- * @module
+ * @module bulwark
  */
 
 // Core

@@ -58,6 +58,10 @@ export class ResilienceError extends Error {
     this.policy = policy;
   }
 
+  /**
+   * `instanceof` across two copies of the package (ESM and CJS): checks the bulwark brand and this class's `code`,
+   * not the prototype, so `e instanceof TimeoutError` holds for a `TimeoutError` of either copy.
+   */
   static override [Symbol.hasInstance](value: unknown): boolean {
     // biome-ignore lint/complexity/noThisInStatic: `this` is the subclass `instanceof` was asked about.
     return hasCode(value, (this as { CODE?: string }).CODE);
@@ -257,6 +261,7 @@ export class InvalidOptionsError extends TypeError {
     this.problems = problems;
   }
 
+  /** `instanceof` across two copies of the package (ESM and CJS): checks the bulwark brand and the code. */
   static override [Symbol.hasInstance](value: unknown): boolean {
     return hasCode(value, 'ERR_INVALID_OPTIONS');
   }

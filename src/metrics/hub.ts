@@ -1,4 +1,5 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { isTimeoutError } from '../errors/errors.js';
 import { Checker } from '../errors/validate.js';
 import { channelName, messageOf, warnOnce } from '../events/emitter.js';
 import { type InstanceKind, liveInstances } from '../events/instances.js';
@@ -75,7 +76,10 @@ export interface GaugeReading {
  * @internal
  */
 export interface MetricsSink {
-  /** An event: `reason` is retry.exhausted's and bulkhead.rejected's reason, or circuit.rejected's state. */
+  /**
+   * An event: `reason` is retry.exhausted's and bulkhead.rejected's reason, circuit.rejected's state, or how a
+   * timeout.late_outcome's work settled (`success`, `failure`, `aborted`).
+   */
   count(policy: string, operation: string, event: string, errorType: string, reason: string): void;
   execution(seconds: number, policy: string, operation: string, result: CallResult, errorType: string): void;
   attempt(seconds: number, policy: string, operation: string, result: CallResult, errorType: string): void;
@@ -83,6 +87,10 @@ export interface MetricsSink {
 
 /**
  * The default `error.type`: bounded, predictable values only.
+ * - a failed HTTP response (`HttpStatusError` of bulwark/undici, any copy): `http_` and its status, `http_503`,
+ *   for a status from 100 to 599 (otherwise `HttpStatusError`);
+ * - a failed gRPC call (`GrpcStatusError` of bulwark/grpc, any copy): `grpc_` and the status name,
+ *   `grpc_UNAVAILABLE`, for the 17 codes gRPC defines (otherwise `GrpcStatusError`);
  * - an error with an upper-case string `code`: the code. That covers bulwark's own errors (`ERR_TIMEOUT`,
  *   `ERR_CIRCUIT_OPEN`, `ERR_BULKHEAD_REJECTED`, `ERR_RETRY_EXHAUSTED`), Node's and undici's (`ECONNRESET`,
  *   `UND_ERR_SOCKET`), and keeps a bulwark timeout apart from the `TimeoutError` DOMException of
@@ -97,7 +105,16 @@ export interface MetricsSink {
  */
 export function defaultErrorType(error: unknown): string {
   if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
+    const e = error as Error & Record<symbol, unknown> & { code?: unknown; status?: unknown };
+    if (e[HTTP_STATUS_BRAND] === true) {
+      const s = e.status;
+      if (typeof s === 'number' && Number.isInteger(s) && s >= 100 && s <= 599) return `http_${s}`;
+    } else if (e[GRPC_STATUS_BRAND] === true) {
+      const c = e.code;
+      const name = typeof c === 'number' && Number.isInteger(c) ? GRPC_STATUS_NAMES[c] : undefined;
+      if (name !== undefined) return `grpc_${name}`;
+    }
+    const code = e.code;
     if (typeof code === 'string' && CODE.test(code)) return code;
     const name = error.name;
     return typeof name === 'string' && name.length > 0 && name.length <= 64 ? name : 'Error';
@@ -105,7 +122,43 @@ export function defaultErrorType(error: unknown): string {
   return '_OTHER';
 }
 
+/** The brands of bulwark/undici's HttpStatusError and bulwark/grpc's GrpcStatusError (shared by every copy). */
+const HTTP_STATUS_BRAND = Symbol.for('bulwark.http-status-error');
+const GRPC_STATUS_BRAND = Symbol.for('bulwark.grpc-status-error');
+/** gRPC status codes 0 to 16 by number, as the gRPC spec names them. */
+const GRPC_STATUS_NAMES: readonly string[] = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+];
+
 const CODE = /^[A-Z][A-Z0-9_]{1,63}$/;
+
+/**
+ * Whether abandoned work rejected with an abort reason rather than a failure of its own: a bulwark
+ * `TimeoutError` (the one a timeout aborts its work with) or an `AbortError` (a caller's abort, by default).
+ */
+function isAbortEcho(error: unknown): boolean {
+  try {
+    return isTimeoutError(error) || (error instanceof Error && error.name === 'AbortError');
+  } catch {
+    return false;
+  }
+}
 
 /** Options every adapter shares. */
 export interface CommonMetricsOptions {
@@ -203,6 +256,16 @@ export class MetricsHub implements PolicyMetrics {
         } else {
           sink.attempt(e.durationMs / 1000, e.policy, e.operation, e.result, errorType);
         }
+        return;
+      }
+      case 'timeout.late_outcome': {
+        // Work that settles after its timeout fired. When it rejects with the abort reason it was given (the
+        // timeout's own TimeoutError, or a caller's AbortError), it only acknowledges the abort: that timeout is
+        // already counted by timeout.fired, so it is `aborted` with no error type, never a second ERR_TIMEOUT.
+        const o = e.outcome;
+        if (o.ok) sink.count(e.policy, e.operation, e.type, '', 'success');
+        else if (isAbortEcho(o.error)) sink.count(e.policy, e.operation, e.type, '', 'aborted');
+        else sink.count(e.policy, e.operation, e.type, this.#typeOf(o.error), 'failure');
         return;
       }
       default: {

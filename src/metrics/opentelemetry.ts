@@ -1,3 +1,12 @@
+/**
+ * OpenTelemetry metrics for bulwark's policies, on a Meter of `@opentelemetry/api` (an optional peer dependency).
+ *
+ * @example
+ * ```ts
+ * import { openTelemetryMetrics } from 'bulwark/opentelemetry';
+ * ```
+ * @module bulwark/opentelemetry
+ */
 import {
   type Attributes,
   type BatchObservableCallback,

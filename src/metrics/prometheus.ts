@@ -1,3 +1,12 @@
+/**
+ * Prometheus metrics for bulwark's policies, with prom-client (an optional peer dependency).
+ *
+ * @example
+ * ```ts
+ * import { prometheusMetrics } from 'bulwark/prometheus';
+ * ```
+ * @module bulwark/prometheus
+ */
 import { Gauge, type Metric, type Registry } from 'prom-client';
 import { Checker } from '../errors/validate.js';
 import { warnOnce } from '../events/emitter.js';

@@ -5,6 +5,6 @@
  * ```ts
  * import { FakeClock } from 'bulwark/testing';
  * ```
- * @module
+ * @module bulwark/testing
  */
 export { FakeClock } from './fake-clock.js';

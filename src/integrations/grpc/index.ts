@@ -5,7 +5,7 @@
  * ```ts
  * import { grpcInterceptor } from 'bulwark/grpc';
  * ```
- * @module
+ * @module bulwark/grpc
  */
 export {
   type GrpcInterceptorOptions,

@@ -6,7 +6,7 @@
  * ```ts
  * import { wrapHandler, PermanentError } from 'bulwark/messaging';
  * ```
- * @module
+ * @module bulwark/messaging
  */
 export type { DeadLetter, Delivery } from './delivery.js';
 export {

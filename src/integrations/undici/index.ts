@@ -5,7 +5,7 @@
  * ```ts
  * import { interceptor, createFetch } from 'bulwark/undici';
  * ```
- * @module
+ * @module bulwark/undici
  */
 export {
   FAILURE_CODES,
