@@ -251,6 +251,17 @@ class ProxyController implements Dispatcher.DispatchController {
   get reason(): Error | null {
     return this.#reason;
   }
+  /**
+   * The delivered response's raw headers, as undici's own controller has them. undici 8 reads them here (fetch,
+   * `request({ responseHeaders: 'raw' })`, pipeline, upgrade): without them fetch saw a response with no headers.
+   */
+  get rawHeaders(): NonNullable<Dispatcher.DispatchController['rawHeaders']> | null {
+    return this.#call.delivered?.controller?.rawHeaders ?? null;
+  }
+  /** The delivered response's raw trailers, once it ended. */
+  get rawTrailers(): NonNullable<Dispatcher.DispatchController['rawTrailers']> | null {
+    return this.#call.delivered?.controller?.rawTrailers ?? null;
+  }
   abort(reason: Error): void {
     if (this.#reason !== null) return;
     this.#reason = reason;
