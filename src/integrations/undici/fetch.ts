@@ -3,7 +3,7 @@ import { isResilienceError } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
 import {
   type BulwarkRequestOptions,
-  checkNames,
+  checkOptions,
   createInterceptor,
   FETCH_EXTRA,
   type FetchExtra,
@@ -59,17 +59,17 @@ function replayable(body: unknown): ReplayableBody | undefined {
  * ```
  */
 export function createFetch(options: CreateFetchOptions): BulwarkFetch {
+  // One check of every option, the interceptor's included, so all problems come in one error named createFetch.
   const check = new Checker('createFetch');
-  if (checkNames(check, options, FETCH_OPTION_NAMES)) {
+  if (checkOptions(check, options, FETCH_OPTION_NAMES)) {
     const d = options.dispatcher as unknown;
     if (d !== undefined && (typeof d !== 'object' || d === null || typeof (d as Dispatcher).compose !== 'function')) {
       check.fail('dispatcher', d, 'an undici Dispatcher (Agent, Pool, Client)');
     }
-  } else if (options === undefined)
-    check.fail('policy', undefined, 'a bulwark policy or a function of the origin returning one (required)');
+  }
   check.done();
   const { dispatcher, ...rest } = options;
-  const { interceptor: icpt, closer } = createInterceptor(rest, true); // validates the rest, before anything is created
+  const { interceptor: icpt, closer } = createInterceptor(rest, true, true); // checked above, before anything is created
   const base = dispatcher ?? new Agent();
   const composed = base.compose(icpt);
   const fetch = async (input: Parameters<typeof undiciFetch>[0], init?: BulwarkRequestInit) => {

@@ -713,60 +713,68 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
 }
 
 /**
+ * @internal Checks the interceptor's options into `check` (every problem, none thrown yet); `allowed` are the option
+ * names (createFetch adds `dispatcher`). Returns whether `options` is an object whose names could be read.
+ */
+export function checkOptions(check: Checker, options: unknown, allowed: readonly string[] = OPTION_NAMES): boolean {
+  if (!checkNames(check, options, allowed)) {
+    if (options === undefined) {
+      check.fail('policy', undefined, 'a bulwark policy or a function of the origin returning one (required)');
+    }
+    return false;
+  }
+  const o = options as unknown as UndiciInterceptorOptions;
+  const p = o.policy as unknown;
+  if (
+    typeof p !== 'function' &&
+    !(typeof p === 'object' && p !== null && typeof (p as Policy).execute === 'function')
+  ) {
+    check.fail('policy', p, 'a bulwark policy or a function of the origin returning one (required)');
+  }
+  check.number('maxOrigins', o.maxOrigins, { min: 1, integer: true });
+  if (o.methods !== undefined && !(Array.isArray(o.methods) && o.methods.every((m) => typeof m === 'string'))) {
+    check.fail('methods', o.methods, 'an array of HTTP method names');
+  }
+  for (const name of ['generateIdempotencyKeys', 'honorIdempotencyKey'] as const) {
+    if (o[name] !== undefined && typeof o[name] !== 'boolean') check.fail(name, o[name], 'a boolean');
+  }
+  if (o.generateIdempotencyKeys === true && o.honorIdempotencyKey === false) {
+    check.fail(
+      'honorIdempotencyKey',
+      false,
+      'true (or unset) with generateIdempotencyKeys: true: a generated key is only worth sending if it makes the request retryable',
+    );
+  }
+  if (
+    o.failureStatuses !== undefined &&
+    !(Array.isArray(o.failureStatuses) && o.failureStatuses.every((s) => Number.isInteger(s) && s >= 100 && s <= 599))
+  ) {
+    check.fail('failureStatuses', o.failureStatuses, 'an array of HTTP statuses (100..599)');
+  }
+  if (
+    o.failureCodes !== undefined &&
+    !(Array.isArray(o.failureCodes) && o.failureCodes.every((c) => typeof c === 'string'))
+  ) {
+    check.fail('failureCodes', o.failureCodes, 'an array of error codes');
+  }
+  check.fn('wallClock', o.wallClock);
+  return true;
+}
+
+/**
  * @internal {@link interceptor}, and with `closable` a closer that settles the calls it still waits on (createFetch's
  * `close()`). Tracking costs a Set entry per call, so the public interceptor does without.
  */
 export function createInterceptor(
   options: UndiciInterceptorOptions,
   closable: boolean,
+  checked = false,
 ): { interceptor: Dispatcher.DispatcherComposeInterceptor; closer: InterceptorCloser } {
-  const check = new Checker('undici interceptor');
-  if (checkNames(check, options)) {
-    const p = options.policy as unknown;
-    if (
-      typeof p !== 'function' &&
-      !(typeof p === 'object' && p !== null && typeof (p as Policy).execute === 'function')
-    ) {
-      check.fail('policy', p, 'a bulwark policy or a function of the origin returning one (required)');
-    }
-    check.number('maxOrigins', options.maxOrigins, { min: 1, integer: true });
-    if (
-      options.methods !== undefined &&
-      !(Array.isArray(options.methods) && options.methods.every((m) => typeof m === 'string'))
-    ) {
-      check.fail('methods', options.methods, 'an array of HTTP method names');
-    }
-    for (const name of ['generateIdempotencyKeys', 'honorIdempotencyKey'] as const) {
-      if (options[name] !== undefined && typeof options[name] !== 'boolean')
-        check.fail(name, options[name], 'a boolean');
-    }
-    if (options.generateIdempotencyKeys === true && options.honorIdempotencyKey === false) {
-      check.fail(
-        'honorIdempotencyKey',
-        false,
-        'true (or unset) with generateIdempotencyKeys: true: a generated key is only worth sending if it makes the request retryable',
-      );
-    }
-    if (
-      options.failureStatuses !== undefined &&
-      !(
-        Array.isArray(options.failureStatuses) &&
-        options.failureStatuses.every((s) => Number.isInteger(s) && s >= 100 && s <= 599)
-      )
-    ) {
-      check.fail('failureStatuses', options.failureStatuses, 'an array of HTTP statuses (100..599)');
-    }
-    if (
-      options.failureCodes !== undefined &&
-      !(Array.isArray(options.failureCodes) && options.failureCodes.every((c) => typeof c === 'string'))
-    ) {
-      check.fail('failureCodes', options.failureCodes, 'an array of error codes');
-    }
-    check.fn('wallClock', options.wallClock);
-  } else if (options === undefined) {
-    check.fail('policy', undefined, 'a bulwark policy or a function of the origin returning one (required)');
+  if (!checked) {
+    const check = new Checker('undici interceptor');
+    checkOptions(check, options);
+    check.done();
   }
-  check.done();
 
   const cfg: Config = {
     policyOf: perOrigin(options.policy, options.maxOrigins ?? 256),
@@ -824,11 +832,31 @@ export function checkNames(
 ): options is Record<string, unknown> {
   if (typeof options !== 'object' || options === null || Array.isArray(options))
     return check.object('', options, allowed);
+  let keys: string[];
+  try {
+    keys = Object.keys(options);
+  } catch {
+    return check.object('', options, allowed); // reports the listing that threw
+  }
   const rest: Record<string, unknown> = {};
-  for (const key of Object.keys(options)) {
-    const value = (options as Record<string, unknown>)[key];
-    if (Object.hasOwn(RETIRED_OPTIONS, key)) check.fail(key, value, RETIRED_OPTIONS[key] as string);
-    else Object.defineProperty(rest, key, { value, enumerable: true });
+  const record = options as Record<string, unknown>;
+  for (const key of keys) {
+    if (Object.hasOwn(RETIRED_OPTIONS, key)) {
+      let value: unknown;
+      try {
+        value = record[key];
+      } catch {
+        value = undefined; // a getter that throws: the option is refused by its name all the same
+      }
+      check.fail(key, value, RETIRED_OPTIONS[key] as string);
+    } else {
+      // Read through a getter, so one that throws is reported by check.object, not thrown from here.
+      Object.defineProperty(rest, key, { get: () => record[key], enumerable: true });
+    }
+  }
+  // An allowed option may be inherited (a getter on a prototype): check.object reads each through `rest` too.
+  for (const key of allowed) {
+    if (!Object.hasOwn(rest, key)) Object.defineProperty(rest, key, { get: () => record[key] });
   }
   return check.object('', rest, allowed);
 }

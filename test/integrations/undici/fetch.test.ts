@@ -337,11 +337,11 @@ describe('createFetch', { timeout: 5_000 }, () => {
     expect(server.hits).toHaveLength(1);
   });
 
-  it('checks its options like the interceptor', () => {
+  it('checks its options like the interceptor, reporting them under its own name', () => {
     const dispatcher = resources.add(new Agent());
     expect(() => createFetch({ dispatcher } as never)).toThrow(InvalidOptionsError);
     expect(() => createFetch({ dispatcher } as never)).toThrow(
-      'undici interceptor: invalid options\n  - policy: expected a bulwark policy or a function of the origin returning one (required), got undefined',
+      'createFetch: invalid options\n  - policy: expected a bulwark policy or a function of the origin returning one (required), got undefined',
     );
   });
 

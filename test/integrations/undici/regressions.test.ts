@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { constant, fallback, Properties, pipeline, retry, timeout } from '../../../src/index.js';
+import { constant, fallback, InvalidOptionsError, Properties, pipeline, retry, timeout } from '../../../src/index.js';
 import { IDEMPOTENCY_KEY, withHeader } from '../../../src/integrations/undici/classify.js';
 import {
   createFetch,
@@ -302,5 +302,71 @@ describe('undici interceptor: raw headers and trailers reach the caller', { time
     const noDate = (raw: unknown) => (raw as string[]).filter((_v, i, all) => all[i - (i % 2)] !== 'date');
     expect(noDate(got.raw[0])).toEqual(noDate(expected.raw[0]).map((v) => (v === 'only' ? 'second' : v)));
     expect(got.raw[1]).toEqual(['x-checksum', 'abc']);
+  });
+});
+
+describe('undici interceptor and createFetch: option checks', () => {
+  it('options whose names cannot be listed (a proxy that throws) are refused with InvalidOptionsError', () => {
+    const hostile = new Proxy(
+      {},
+      {
+        ownKeys() {
+          throw new Error('boom: keys');
+        },
+      },
+    );
+    for (const [name, make] of [
+      ['undici interceptor', () => interceptor(hostile as never)],
+      ['createFetch', () => createFetch(hostile as never)],
+    ] as const) {
+      const error = (() => {
+        try {
+          make();
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(error, name).toBeInstanceOf(InvalidOptionsError);
+      expect((error as InvalidOptionsError).policy).toBe(name);
+      expect((error as InvalidOptionsError).message).toContain('listing them threw "boom: keys"');
+    }
+  });
+
+  it('a getter that throws, own or inherited, is reported by its option name', () => {
+    const throwing = {
+      get policy(): never {
+        throw new Error('boom: read');
+      },
+    };
+    for (const options of [throwing, Object.create(throwing)]) {
+      for (const [name, make] of [
+        ['undici interceptor', () => interceptor(options as never)],
+        ['createFetch', () => createFetch(options as never)],
+      ] as const) {
+        let error: unknown;
+        try {
+          make();
+        } catch (e) {
+          error = e;
+        }
+        expect(error, name).toBeInstanceOf(InvalidOptionsError);
+        expect((error as InvalidOptionsError).policy).toBe(name);
+        expect((error as InvalidOptionsError).problems.map((p) => p.option)).toEqual(['policy']);
+      }
+    }
+  });
+
+  it('createFetch reports every bad option in one error: a retired one, a bad interceptor option, a missing policy', () => {
+    let error: unknown;
+    try {
+      createFetch({ idempotencyKey: false, maxOrigins: 0, dispatcher: 5 } as never);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    const e = error as InvalidOptionsError;
+    expect(e.policy).toBe('createFetch');
+    expect(e.problems.map((p) => p.option).sort()).toEqual(['dispatcher', 'idempotencyKey', 'maxOrigins', 'policy']);
   });
 });
