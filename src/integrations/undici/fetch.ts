@@ -71,7 +71,7 @@ export function createFetch(options: CreateFetchOptions): BulwarkFetch {
   }
   check.done();
   const { dispatcher, ...rest } = options;
-  const { interceptor: icpt, closer } = createInterceptor(rest, true); // valid: checked above
+  const { interceptor: icpt, closer } = createInterceptor(rest, true, true); // checked above, before anything is created
   const base = dispatcher ?? new Agent();
   const composed = base.compose(icpt);
   const fetch = async (input: Parameters<typeof undiciFetch>[0], init?: BulwarkRequestInit) => {

@@ -254,6 +254,17 @@ class ProxyController implements Dispatcher.DispatchController {
   get reason(): Error | null {
     return this.#reason;
   }
+  /**
+   * The delivered response's raw headers, as undici's own controller has them. undici 8 reads them here (fetch,
+   * `request({ responseHeaders: 'raw' })`, pipeline, upgrade): without them fetch saw a response with no headers.
+   */
+  get rawHeaders(): NonNullable<Dispatcher.DispatchController['rawHeaders']> | null {
+    return this.#call.delivered?.controller?.rawHeaders ?? null;
+  }
+  /** The delivered response's raw trailers, once it ended. */
+  get rawTrailers(): NonNullable<Dispatcher.DispatchController['rawTrailers']> | null {
+    return this.#call.delivered?.controller?.rawTrailers ?? null;
+  }
   abort(reason: Error): void {
     if (this.#reason !== null) return;
     this.#reason = reason;
@@ -711,10 +722,13 @@ export function interceptor(options: UndiciInterceptorOptions): Dispatcher.Dispa
 export function createInterceptor(
   options: UndiciInterceptorOptions,
   closable: boolean,
+  checked = false,
 ): { interceptor: Dispatcher.DispatcherComposeInterceptor; closer: InterceptorCloser } {
-  const check = new Checker('undici interceptor');
-  checkInterceptorOptions(check, options, OPTION_NAMES);
-  check.done();
+  if (!checked) {
+    const check = new Checker('undici interceptor');
+    checkInterceptorOptions(check, options, OPTION_NAMES);
+    check.done();
+  }
   for (const m of options.methods ?? []) if (!REGISTERED_METHODS.has(m.toUpperCase())) warnUnknownMethod(m);
 
   const cfg: Config = {

@@ -181,11 +181,28 @@ describe('undici interceptor: a closed dispatcher', { timeout: 10_000 }, () => {
 
 const DIST = new URL('../../../dist/undici.js', import.meta.url);
 
+/** The undici major this run uses (vitest.undici8.config.ts sets 8 and aliases 'undici' to 'undici8'). */
+const MAJOR = Number(process.env.BULWARK_UNDICI_MAJOR ?? '7');
+
+/**
+ * Node options for a child that must use the same undici as this run: under undici 8, a resolve hook preloaded
+ * with --import sends 'undici' (imported by dist/) to 'undici8', as the vitest alias does in this process.
+ */
+const CHILD_FLAGS: readonly string[] =
+  MAJOR >= 8
+    ? [
+        '--import',
+        `data:text/javascript,${encodeURIComponent(
+          "import { registerHooks } from 'node:module'; registerHooks({ resolve: (s, c, next) => next(s === 'undici' || s.startsWith('undici/') ? 'undici8' + s.slice(6) : s, c) });",
+        )}`,
+      ]
+    : [];
+
 /** Runs an ES module source in a fresh `node`; resolves with its stdout and how long it lived. Kills it past `limitMs`. */
 function runChild(source: string, limitMs: number): Promise<{ stdout: string; stderr: string; ms: number }> {
   return new Promise((resolve, reject) => {
     const start = performance.now();
-    const child = spawn(process.execPath, ['--input-type=module', '--eval', source], {
+    const child = spawn(process.execPath, [...CHILD_FLAGS, '--input-type=module', '--eval', source], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -217,6 +234,7 @@ describe('createFetch: close() lets the process exit', { timeout: 30_000 }, () =
       import { createServer } from 'node:http';
       import { retry, constant } from ${JSON.stringify(new URL('../../../dist/index.js', import.meta.url).href)};
       import { createFetch } from ${JSON.stringify(DIST.href)};
+      console.log('undici ' + ('Dispatcher1Wrapper' in (await import('undici')) ? 8 : 7));
       let hits = 0;
       const server = createServer((req, res) => { hits++; res.writeHead(503).end('busy'); });
       await new Promise((r) => server.listen(0, '127.0.0.1', r));
@@ -234,6 +252,6 @@ describe('createFetch: close() lets the process exit', { timeout: 30_000 }, () =
     `;
     const { stdout, stderr } = await runChild(source, 15_000);
     expect(stderr).toBe('');
-    expect(stdout).toBe('request rejected UND_ERR_CLOSED\ndone\n');
+    expect(stdout).toBe(`undici ${MAJOR}\nrequest rejected UND_ERR_CLOSED\ndone\n`);
   });
 });

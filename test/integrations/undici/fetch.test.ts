@@ -337,7 +337,7 @@ describe('createFetch', { timeout: 5_000 }, () => {
     expect(server.hits).toHaveLength(1);
   });
 
-  it('checks its options like the interceptor', () => {
+  it('checks its options like the interceptor, reporting them under its own name', () => {
     const dispatcher = resources.add(new Agent());
     expect(() => createFetch({ dispatcher } as never)).toThrow(InvalidOptionsError);
     expect(() => createFetch({ dispatcher } as never)).toThrow(

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { constant, fallback, Properties, pipeline, retry, timeout } from '../../../src/index.js';
+import { constant, fallback, InvalidOptionsError, Properties, pipeline, retry, timeout } from '../../../src/index.js';
 import { IDEMPOTENCY_KEY, withHeader } from '../../../src/integrations/undici/classify.js';
 import {
   createFetch,
@@ -13,6 +13,8 @@ import { FakeClock } from '../../../src/testing/index.js';
 import { advanceUntil, Resources, rejectionOf, reply, startServer, waitFor } from './helpers.js';
 
 const resources = new Resources();
+/** The undici major this run uses (vitest.undici8.config.ts sets 8). */
+const MAJOR = Number(process.env.BULWARK_UNDICI_MAJOR ?? '7');
 afterEach(() => resources.closeAll());
 
 function agentWith(options: UndiciInterceptorOptions, agentOptions?: Agent.Options): Dispatcher {
@@ -201,5 +203,170 @@ describe('undici interceptor: review regressions', () => {
     const agent = agentWith({ policy: own as never });
     const res = await agent.request({ origin: server.origin, path: '/', method: 'GET' });
     expect([res.statusCode, await res.body.text()]).toEqual([200, 'ok']);
+  });
+});
+
+/** What a v2 handler sees of one response through `dispatcher`: the controller's raw headers and trailers. */
+function rawOf(dispatcher: Dispatcher, origin: string, path: string): Promise<{ status: number; raw: unknown[] }> {
+  return new Promise((resolve, reject) => {
+    let status = 0;
+    let rawHeaders: unknown;
+    dispatcher.dispatch(
+      { origin, path, method: 'GET' },
+      {
+        // undici 7 takes a handler for a v2 one only when it has onRequestStart; undici 8 wants onResponseData.
+        onRequestStart() {},
+        onResponseData() {},
+        onResponseStart(controller, statusCode) {
+          status = statusCode;
+          rawHeaders = controller.rawHeaders;
+        },
+        onResponseEnd(controller) {
+          resolve({
+            status,
+            raw: [rawHeaders, controller.rawTrailers].map((r) => (Array.isArray(r) ? r.map(String) : r)),
+          });
+        },
+        onResponseError(_controller, error) {
+          reject(error);
+        },
+      },
+    );
+  });
+}
+
+/*
+ * undici 8 reads a response's headers from `controller.rawHeaders` (fetch, request({ responseHeaders: 'raw' }),
+ * upgrade, pipeline): the stable controller handed to the caller must show the delivered attempt's raw headers
+ * and trailers, or fetch sees a response with no headers at all (and follows no redirect).
+ */
+describe('undici interceptor: raw headers and trailers reach the caller', { timeout: 5_000 }, () => {
+  function serve(): ReturnType<typeof startServer> {
+    return startServer((req, res, hit) => {
+      if (req.url === '/flaky' && hit.n === 1) {
+        res.writeHead(503, { 'x-attempt': 'first' }).end('busy');
+        return;
+      }
+      res.writeHead(200, [
+        ['x-attempt', req.url === '/flaky' ? 'second' : 'only'],
+        ['set-cookie', 'a=1'],
+        ['set-cookie', 'b=2'],
+        ['trailer', 'x-checksum'],
+      ]);
+      res.write('ok');
+      res.addTrailers({ 'x-checksum': 'abc' });
+      res.end();
+    });
+  }
+
+  it('fetch sees every response header, repeated ones included, of the delivered attempt', async () => {
+    const server = resources.add(await serve());
+    const fetch = resources.add(createFetch({ policy: retry({ clock: new FakeClock(), backoff: constant(0) }) }));
+    const res = await fetch(`${server.origin}/flaky`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-attempt')).toBe('second');
+    expect(res.headers.getSetCookie()).toEqual(['a=1', 'b=2']);
+    expect(await res.text()).toBe('ok');
+    expect(server.hits.length).toBe(2);
+  });
+
+  it("request({ responseHeaders: 'raw' }) gets the raw headers of the delivered attempt", async () => {
+    const server = resources.add(await serve());
+    const plain = resources.add(new Agent());
+    const composed = agentWith({ policy: retry({ clock: new FakeClock(), backoff: constant(0) }) });
+    const rawOfRequest = async (d: Dispatcher, path: string) => {
+      const res = await d.request({ origin: server.origin, path, method: 'GET', responseHeaders: 'raw' });
+      await res.body.text();
+      const raw = (res.headers as unknown as unknown[]).map(String);
+      return raw.filter((_v, i) => raw[i - (i % 2)]?.toLowerCase() !== 'date'); // its value may change between calls
+    };
+    const expected = await rawOfRequest(plain, '/plain');
+    expect(expected.slice(0, 6)).toEqual(['x-attempt', 'only', 'set-cookie', 'a=1', 'set-cookie', 'b=2']);
+    const got = await rawOfRequest(composed, '/flaky');
+    if (MAJOR >= 8) expect(got).toEqual(expected.map((v) => (v === 'only' ? 'second' : v)));
+    else {
+      // undici 7 hands request() (a v1 handler) headers it rebuilt from the parsed object: lowercased names and
+      // repeated values joined, for any interceptor, undici's own included. Same headers, that shape.
+      expect(got.slice(0, 4)).toEqual(['x-attempt', 'second', 'set-cookie', 'a=1,b=2']);
+    }
+  });
+
+  it("a handler's controller shows the delivered attempt's rawHeaders and rawTrailers, as undici's own does", async () => {
+    const server = resources.add(await serve());
+    const plain = resources.add(new Agent());
+    const expected = await rawOf(plain, server.origin, '/plain');
+    expect(expected.raw[1]).toEqual(['x-checksum', 'abc']);
+    const composed = agentWith({ policy: retry({ clock: new FakeClock(), backoff: constant(0) }) });
+    const got = await rawOf(composed, server.origin, '/flaky');
+    expect(got.status).toBe(200);
+    const noDate = (raw: unknown) => (raw as string[]).filter((_v, i, all) => all[i - (i % 2)] !== 'date');
+    expect(noDate(got.raw[0])).toEqual(noDate(expected.raw[0]).map((v) => (v === 'only' ? 'second' : v)));
+    expect(got.raw[1]).toEqual(['x-checksum', 'abc']);
+  });
+});
+
+describe('undici interceptor and createFetch: option checks', () => {
+  it('options whose names cannot be listed (a proxy that throws) are refused with InvalidOptionsError', () => {
+    const hostile = new Proxy(
+      {},
+      {
+        ownKeys() {
+          throw new Error('boom: keys');
+        },
+      },
+    );
+    for (const [name, make] of [
+      ['undici interceptor', () => interceptor(hostile as never)],
+      ['createFetch', () => createFetch(hostile as never)],
+    ] as const) {
+      const error = (() => {
+        try {
+          make();
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(error, name).toBeInstanceOf(InvalidOptionsError);
+      expect((error as InvalidOptionsError).policy).toBe(name);
+      expect((error as InvalidOptionsError).message).toContain('listing them threw "boom: keys"');
+    }
+  });
+
+  it('a getter that throws, own or inherited, is reported by its option name', () => {
+    const throwing = {
+      get policy(): never {
+        throw new Error('boom: read');
+      },
+    };
+    for (const options of [throwing, Object.create(throwing)]) {
+      for (const [name, make] of [
+        ['undici interceptor', () => interceptor(options as never)],
+        ['createFetch', () => createFetch(options as never)],
+      ] as const) {
+        let error: unknown;
+        try {
+          make();
+        } catch (e) {
+          error = e;
+        }
+        expect(error, name).toBeInstanceOf(InvalidOptionsError);
+        expect((error as InvalidOptionsError).policy).toBe(name);
+        expect((error as InvalidOptionsError).problems.map((p) => p.option)).toEqual(['policy']);
+      }
+    }
+  });
+
+  it('createFetch reports every bad option in one error: a retired one, a bad interceptor option, a missing policy', () => {
+    let error: unknown;
+    try {
+      createFetch({ idempotencyKey: false, maxOrigins: 0, dispatcher: 5 } as never);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InvalidOptionsError);
+    const e = error as InvalidOptionsError;
+    expect(e.policy).toBe('createFetch');
+    expect(e.problems.map((p) => p.option).sort()).toEqual(['dispatcher', 'idempotencyKey', 'maxOrigins', 'policy']);
   });
 });
