@@ -77,13 +77,14 @@ const record = (id, check, ok, detail = '') => {
   results.push({ key, ok, known, detail });
   const mark = ok ? (known ? 'UNEXPECTED PASS' : 'ok') : known ? 'known failure' : 'FAIL';
   console.log(`  ${mark.padEnd(15)} ${key}${!ok && known ? `  (${known})` : ''}`);
-  if (!ok && !known && detail) console.log(indent(detail));
+  // A known failure shows its first lines too, so a change in how it fails is visible.
+  if (!ok && detail) console.log(indent(detail, known ? 4 : 40));
 };
-const indent = (text) =>
+const indent = (text, lines) =>
   text
     .trim()
     .split('\n')
-    .slice(0, 40)
+    .slice(0, lines)
     .map((l) => `      | ${l}`)
     .join('\n');
 
