@@ -10,6 +10,7 @@ import {
   type ResilienceEvent,
   retry,
 } from '../../src/index.js';
+import { captureWarnings } from '../helpers/warnings.js';
 
 describe('events', () => {
   it('maps every event type to a bulwark diagnostics channel', () => {
@@ -60,9 +61,8 @@ describe('events', () => {
   });
 
   it('a throwing listener never changes the outcome and is reported once as a warning', async () => {
-    const warnings: Error[] = [];
-    const onWarning = (w: Error) => warnings.push(w);
-    process.on('warning', onWarning);
+    const captured = captureWarnings();
+    const warnings = captured.warnings;
     try {
       const policy = retry({ maxAttempts: 3, backoff: () => 0 });
       const thrower = () => {
@@ -78,10 +78,10 @@ describe('events', () => {
       ).resolves.toBe('fine');
       await new Promise((r) => setImmediate(r));
     } finally {
-      process.off('warning', onWarning);
+      captured.stop();
     }
-    const ours = warnings.filter((w) => w.name === 'BulwarkListenerWarning');
-    expect(ours).toHaveLength(1);
+    const ours = warnings;
+    expect(ours.map((w) => w.code)).toEqual(['BULWARK_LISTENER_THREW']);
     expect(ours[0]?.message).toMatch(
       /a bulwark "retry.attempt" listener threw \(listener bug\); the call was not affected/,
     );

@@ -1,6 +1,7 @@
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { bulkhead, type Context, circuitBreaker, retry } from '../../src/index.js';
+import { captureWarnings } from '../helpers/warnings.js';
 
 /**
  * Without a caller signal and without a cancelling policy, every call's `ctx.signal` is one shared,
@@ -9,11 +10,7 @@ import { bulkhead, type Context, circuitBreaker, retry } from '../../src/index.j
  */
 describe('ctx.signal without a caller signal', () => {
   it('11 concurrent calls that listen on ctx.signal (and clean up) raise no MaxListenersExceededWarning', async () => {
-    const warnings: string[] = [];
-    const onWarning = (w: Error): void => {
-      if (w.name === 'MaxListenersExceededWarning') warnings.push(w.message);
-    };
-    process.on('warning', onWarning);
+    const warnings = captureWarnings();
     try {
       const peaks: string[] = [];
       for (const policy of [circuitBreaker(), retry(), bulkhead({ limit: 20 })]) {
@@ -35,10 +32,9 @@ describe('ctx.signal without a caller signal', () => {
         await Promise.all(calls);
         peaks.push(`${policy.name}: ${peak} listeners on one signal (${signals.size} distinct ctx.signal)`);
       }
-      await new Promise((r) => setImmediate(r));
-      expect(warnings, peaks.join('; ')).toEqual([]);
+      expect(warnings.messages(), peaks.join('; ')).toEqual([]);
     } finally {
-      process.off('warning', onWarning);
+      warnings.stop();
     }
   });
 });

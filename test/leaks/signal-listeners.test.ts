@@ -12,6 +12,7 @@ import {
   timeout,
 } from '../../src/index.js';
 import { FakeClock } from '../../src/testing/index.js';
+import { captureWarnings } from '../helpers/warnings.js';
 
 /** Counts 'abort' listeners added to and removed from one signal, by patching the instance's methods. */
 function countListeners(signal: AbortSignal): { adds: number; removes: number; peak: number; live: Set<unknown> } {
@@ -42,19 +43,15 @@ function countListeners(signal: AbortSignal): { adds: number; removes: number; p
   return counts;
 }
 
-/** Collects MaxListenersExceededWarning emitted while it is installed. */
+/** Collects the process warnings (MaxListenersExceededWarning above all) emitted while it is installed. */
 function watchWarnings(): { readonly warnings: string[]; stop(): Promise<void> } {
+  const captured = captureWarnings();
   const warnings: string[] = [];
-  const onWarning = (w: Error): void => {
-    if (w.name === 'MaxListenersExceededWarning') warnings.push(w.message);
-  };
-  process.on('warning', onWarning);
   return {
     warnings,
     async stop() {
-      // process.emitWarning delivers on a later tick.
-      await new Promise((r) => setImmediate(r));
-      process.off('warning', onWarning);
+      captured.stop();
+      warnings.push(...captured.warnings.map((w) => `${w.name}: ${w.message}`));
     },
   };
 }

@@ -18,6 +18,7 @@ import {
 } from '../../../src/index.js';
 import { FakeClock } from '../../../src/testing/index.js';
 import { deferred, invalidOptions, rejectionOf } from '../../helpers/deferred.js';
+import { captureWarnings } from '../../helpers/warnings.js';
 
 const thrower = (value: unknown) => (): never => {
   throw value;
@@ -326,18 +327,14 @@ describe('fallback: events', () => {
     fb.on('fallback.used', () => {
       throw new Error('listener bug');
     });
-    const warnings: string[] = [];
-    const onWarning = (w: Error): void => {
-      warnings.push(w.name);
-    };
-    process.on('warning', onWarning);
+    const warnings = captureWarnings();
     try {
       expect(await fb.execute<string>(thrower(new Error('x')))).toBe('fb');
-      await new Promise<void>((r) => setImmediate(r));
     } finally {
-      process.off('warning', onWarning);
+      warnings.stop();
     }
-    expect(warnings).toEqual(['BulwarkListenerWarning']);
+    expect(warnings.names()).toEqual(['BulwarkListenerWarning']);
+    expect(warnings.messages()[0]).toMatch(/a bulwark "fallback.used" listener threw \(listener bug\)/);
   });
 });
 
