@@ -50,6 +50,7 @@ import { createFetch, interceptor } from '../../src/integrations/undici/index.js
 import { openTelemetryMetrics } from '../../src/metrics/opentelemetry.js';
 import { prometheusMetrics } from '../../src/metrics/prometheus.js';
 import { FakeClock } from '../../src/testing/index.js';
+import { captureWarnings } from '../helpers/warnings.js';
 import { RABBIT_URL } from '../integrations/messaging/rabbit-harness.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 120);
@@ -1919,17 +1920,15 @@ describe('option fuzzing: regressions', () => {
     expect(invalid(() => interceptor({ policy: retry(), methods: [''] })).message).toBe(
       'undici interceptor: invalid options\n  - methods[0]: expected an HTTP method name: a token of letters, digits and !#$%&\'*+-.^_`|~ (RFC 9110), such as "GET", got ""',
     );
-    const warnings: Error[] = [];
-    const onWarning = (w: Error) => warnings.push(w);
-    process.on('warning', onWarning);
+    const warnings = captureWarnings();
     try {
       interceptor({ policy: retry(), methods: ['GET', 'get', 'PROPFIND', 'GTEX'] });
       interceptor({ policy: retry(), methods: ['gtex'] }); // the same name, any case: once
-      await new Promise((resolve) => setImmediate(resolve)); // process warnings are emitted on the next tick
+      await warnings.flush();
     } finally {
-      process.off('warning', onWarning);
+      warnings.stop();
     }
-    expect(warnings.map((w) => [(w as { code?: string }).code, w.message])).toEqual([
+    expect(warnings.warnings.map((w) => [w.code, w.message])).toEqual([
       [
         'BULWARK_HTTP_UNKNOWN_METHOD',
         "bulwark/undici: methods includes 'GTEX', which is not a registered HTTP method (IANA HTTP Method Registry). Requests with this method will be retried without an Idempotency-Key. If it is a typo, fix it; if it is a custom method your server handles idempotently, ignore this warning.",
