@@ -31,8 +31,10 @@ export {
   consumeRabbit,
   DELIVERIES_HEADER,
   declareRabbitTopology,
+  type RabbitChannel,
   type RabbitConsumer,
   type RabbitConsumerClosed,
+  type RabbitMessage,
   type RabbitTopology,
   type RabbitTopologyOptions,
 } from './rabbitmq.js';
