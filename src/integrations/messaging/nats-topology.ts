@@ -179,6 +179,7 @@ function isNotFound(error: unknown): boolean {
  * @example
  * ```ts
  * const nc = await connect({ servers: '127.0.0.1:4222' });
+ * // nats.js 3.x: await jetstreamManager(nc), from '@nats-io/jetstream'
  * const topology = await declareJetStreamTopology(await nc.jetstreamManager(), {
  *   stream: 'ORDERS',
  *   subjects: ['orders.>'],

@@ -289,10 +289,12 @@ function cutToBytes(text: string, bytes: number): string {
  * and `onError` receives a {@link DeadLetterTooLargeError}. Any other failed publish leaves the message
  * unterminated: the server redelivers it after ack-wait and it is dead-lettered again.
  *
+ * Works with nats.js 2.x and 3.x: `msg` is either client's `JsMsg`, `js` either client's JetStream client.
+ *
  * @throws InvalidOptionsError listing every invalid option.
  * @example
  * ```ts
- * const js = nc.jetstream();
+ * const js = nc.jetstream(); // nats.js 3.x: jetstream(nc), from '@nats-io/jetstream'
  * const handle = wrapHandler(async (data: Uint8Array) => save(JSON.parse(new TextDecoder().decode(data))));
  * const msg = await (await js.consumers.get('ORDERS', 'worker')).next();
  * if (msg) await handle(jetstreamDelivery(msg, { deadLetterSubject: 'dlq.ORDERS', js }));
@@ -510,12 +512,16 @@ function closeReasonOf(error: unknown, connectionClosed: boolean): JetStreamClos
  * good, or a deleted consumer. nats.js reconnects on its own first (`maxReconnectAttempts`), and the loop keeps
  * pulling across a reconnect.
  *
+ * Works with nats.js 2.x (`nats`) and 3.x (`@nats-io/transport-node` with `@nats-io/jetstream`): pass either
+ * client's consumer and JetStream client; `onError` receives that client's `JsMsg`.
+ *
  * @throws InvalidOptionsError listing every invalid option.
  * @example
  * ```ts
+ * // nats.js 3.x; with 2.x: connect from 'nats', nc.jetstream(), await nc.jetstreamManager()
  * const nc = await connect({ servers: '127.0.0.1:4222', maxReconnectAttempts: -1 });
- * const js = nc.jetstream();
- * const topology = await declareJetStreamTopology(await nc.jetstreamManager(), {
+ * const js = jetstream(nc);
+ * const topology = await declareJetStreamTopology(await jetstreamManager(nc), {
  *   stream: 'ORDERS', subjects: ['orders.>'], consumer: 'worker', maxDeliveries: 5, handlerTimeoutMs: 30_000,
  * });
  * let loop: JetStreamConsumption | undefined;
