@@ -135,6 +135,10 @@ describe.each(NATS_CLIENTS)('$name', (c) => {
 
     it('the stream is deleted: closed resolves with "consumer_deleted"', async () => {
       const { stream, loop, closedNow } = await setup();
+      // Deleted once the loop's pull is waiting at the server, which then ends it with a 409 at once. Deleted before
+      // the first pull arrives (a loaded machine), nats.js 2.x learns it only from missed idle heartbeats (2 x 15 s
+      // by default), and the test would time out.
+      await until(async () => (await jsm.consumers.info(stream, 'worker')).num_waiting > 0);
       await jsm.streams.delete(stream);
       await until(() => closedNow() !== undefined, 6_000);
       expect(closedNow()?.reason).toBe('consumer_deleted');
