@@ -20,7 +20,9 @@ export default defineConfig({
   splitting: true,
   target: 'node20',
   platform: 'node',
-  external: ['undici', '@grpc/grpc-js', 'amqplib', 'nats', '@opentelemetry/api', 'prom-client'],
+  // Peers, never bundled. bulwark/messaging imports no broker client at all (structural types, see nats-types.ts);
+  // the broker clients stay external so that a stray import is never bundled (the one-client package test fails).
+  external: ['undici', '@grpc/grpc-js', 'amqplib', 'nats', /^@nats-io\//, '@opentelemetry/api', 'prom-client'],
   // Keep class names: errors print as `CircuitOpenError`, not an esbuild-renamed `_CircuitOpenError`.
   keepNames: true,
 });

@@ -1,6 +1,7 @@
 /**
  * bulwark for message consumers: a broker-neutral handler wrapper that settles every delivery exactly once.
- * Broker adapters (RabbitMQ, NATS JetStream) implement {@link Delivery}.
+ * Broker adapters (RabbitMQ with amqplib; NATS JetStream with nats.js 2.x or 3.x) implement {@link Delivery}. No
+ * broker client is imported, not even its types: install only the one you use.
  *
  * @example
  * ```ts
@@ -26,13 +27,25 @@ export {
   type JetStreamTopology,
   type JetStreamTopologyOptions,
 } from './nats-topology.js';
+export type {
+  JetStreamAdmin,
+  JetStreamConsumer,
+  JetStreamConsumerSettings,
+  JetStreamMessage,
+  JetStreamMessages,
+  JetStreamPublisher,
+  JetStreamStreamSettings,
+  NatsHeaders,
+} from './nats-types.js';
 export {
   type ConsumeRabbitOptions,
   consumeRabbit,
   DELIVERIES_HEADER,
   declareRabbitTopology,
+  type RabbitChannel,
   type RabbitConsumer,
   type RabbitConsumerClosed,
+  type RabbitMessage,
   type RabbitTopology,
   type RabbitTopologyOptions,
 } from './rabbitmq.js';

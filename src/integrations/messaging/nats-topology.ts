@@ -1,27 +1,24 @@
 /**
  * `declareJetStreamTopology`: the streams and the durable consumer `consumeJetStream` needs, with settings under
- * which a message is never lost silently. Only types are imported from `nats` (an optional peer dependency).
+ * which a message is never lost silently. Works with the JetStream manager of nats.js 2.x and 3.x; nothing is
+ * imported from either (see `nats-types.ts`).
  */
-import type {
-  AckPolicy,
-  ConsumerConfig,
-  ConsumerInfo,
-  DeliverPolicy,
-  JetStreamManager,
-  RetentionPolicy,
-  StreamConfig,
-  StreamInfo,
-} from 'nats';
 import { Checker } from '../../errors/validate.js';
 import { hasMethod, passes } from '../validate.js';
+import {
+  type JetStreamAdmin,
+  type JetStreamConsumerSettings,
+  type JetStreamStreamSettings,
+  jetStreamErrorCode,
+} from './nats-types.js';
 
-// The nats.js enums (string enums) are spelled out here, so that this module does not load `nats` at run time.
+// The JetStream API's values (the nats.js enums are these strings), spelled out: no client is loaded at run time.
 const TOPOLOGY_ENUMS = {
-  explicit: 'explicit' as AckPolicy,
-  all: 'all' as DeliverPolicy,
-  limits: 'limits' as RetentionPolicy,
-  workqueue: 'workqueue' as RetentionPolicy,
-};
+  explicit: 'explicit',
+  all: 'all',
+  limits: 'limits',
+  workqueue: 'workqueue',
+} as const;
 
 /** Options of {@link declareJetStreamTopology}. */
 export interface JetStreamTopologyOptions {
@@ -167,7 +164,7 @@ const MAX_DURATION_MS = 9e12;
 
 /** Whether a JetStream API error is "not found" (stream 10059, consumer 10014). */
 function isNotFound(error: unknown): boolean {
-  const code = (error as { api_error?: { err_code?: unknown } } | null)?.api_error?.err_code;
+  const code = jetStreamErrorCode(error);
   return code === 10059 || code === 10014;
 }
 
@@ -195,6 +192,7 @@ function isNotFound(error: unknown): boolean {
  * @example
  * ```ts
  * const nc = await connect({ servers: '127.0.0.1:4222' });
+ * // nats.js 3.x: await jetstreamManager(nc), from '@nats-io/jetstream'
  * const topology = await declareJetStreamTopology(await nc.jetstreamManager(), {
  *   stream: 'ORDERS',
  *   subjects: ['orders.>'],
@@ -208,12 +206,16 @@ function isNotFound(error: unknown): boolean {
  * ```
  */
 export async function declareJetStreamTopology(
-  jsm: JetStreamManager,
+  jsm: JetStreamAdmin,
   options: JetStreamTopologyOptions,
 ): Promise<JetStreamTopology> {
   const check = new Checker('declareJetStreamTopology');
-  if (!passes(() => hasMethod((jsm as JetStreamManager | null)?.streams, 'info'))) {
-    check.fail('jsm', jsm, 'a JetStreamManager (await nc.jetstreamManager())');
+  if (!passes(() => hasMethod((jsm as JetStreamAdmin | null)?.streams, 'info'))) {
+    check.fail(
+      'jsm',
+      jsm,
+      'a JetStreamManager (await nc.jetstreamManager() with nats 2.x, await jetstreamManager(nc) with @nats-io/jetstream)',
+    );
   }
   if (!check.object('', options, OPTIONS)) {
     // Not an object, or an option whose read threw (reported): the others are not read, nor blamed as missing.
@@ -351,7 +353,7 @@ export async function declareJetStreamTopology(
   const maxDeliver = o.maxDeliver ?? -1;
   const where = 'declareJetStreamTopology';
 
-  const info = (name: string): Promise<StreamInfo | undefined> =>
+  const info = (name: string): Promise<{ readonly config: JetStreamStreamSettings } | undefined> =>
     jsm.streams.info(name).catch((error: unknown) => {
       if (isNotFound(error)) return undefined;
       throw error;
@@ -360,7 +362,7 @@ export async function declareJetStreamTopology(
   // The work stream: created, or given the subjects it lacks.
   const work = await info(stream);
   if (work === undefined) {
-    const config: Partial<StreamConfig> = {
+    const config: JetStreamStreamSettings = {
       name: stream,
       subjects: [...(subjects as string[])],
       retention: o.retention === 'workqueue' ? TOPOLOGY_ENUMS.workqueue : TOPOLOGY_ENUMS.limits,
@@ -400,12 +402,14 @@ export async function declareJetStreamTopology(
     max_deliver: maxDeliver,
     max_ack_pending: o.maxAckPending ?? 1_000,
   };
-  const existing: ConsumerInfo | undefined = await jsm.consumers.info(stream, consumer).catch((error: unknown) => {
-    if (isNotFound(error)) return undefined;
-    throw error;
-  });
+  const existing: { readonly config: JetStreamConsumerSettings } | undefined = await jsm.consumers
+    .info(stream, consumer)
+    .catch((error: unknown) => {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    });
   if (existing === undefined) {
-    const config: Partial<ConsumerConfig> = {
+    const config: JetStreamConsumerSettings = {
       durable_name: consumer,
       ack_policy: TOPOLOGY_ENUMS.explicit,
       deliver_policy: TOPOLOGY_ENUMS.all,

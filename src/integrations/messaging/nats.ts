@@ -1,20 +1,33 @@
 /**
- * The NATS JetStream adapter of `bulwark/messaging` (nats.js 2.x): a {@link Delivery} over a `JsMsg`, and a
- * pull-consume loop that feeds a wrapped handler.
+ * The NATS JetStream adapter of `bulwark/messaging`, for nats.js 2.x (`nats`) and 3.x (`@nats-io/transport-node`
+ * with `@nats-io/jetstream`): a {@link Delivery} over a `JsMsg`, and a pull-consume loop that feeds a wrapped
+ * handler.
  *
- * Only types are imported from `nats` at load time: `nats` is an optional peer dependency, and users of the
- * RabbitMQ adapter import the same `bulwark/messaging` entry without having it installed.
+ * Nothing is imported from either client, not even types (see `nats-types.ts`): everything bulwark needs comes
+ * from the objects the user passes in, and the dead letter's headers are built here (the NATS header block is a
+ * protocol format, the same for both clients). Users of the RabbitMQ adapter import the same `bulwark/messaging`
+ * entry without any NATS client installed.
  */
-import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg, MsgHdrs, NatsConnection } from 'nats';
 import { type Clock, systemClock, type TimerHandle } from '../../core/clock.js';
 import { describeError } from '../../core/describe.js';
 import { Checker } from '../../errors/validate.js';
 import { hasMethod } from '../validate.js';
 import type { DeadLetter, Delivery } from './delivery.js';
+import {
+  type JetStreamConsumer,
+  type JetStreamMessage,
+  type JetStreamMessages,
+  type JetStreamPublisher,
+  jetStreamErrorCode,
+  type NatsHeaders,
+} from './nats-types.js';
 import type { WrappedHandler } from './wrap-handler.js';
 
-/** Options of {@link jetstreamDelivery}. */
-export interface JetStreamDeliveryOptions {
+/**
+ * Options of {@link jetstreamDelivery}. `M` is the client's message type (`JsMsg` of nats.js 2.x or 3.x), inferred
+ * from the message or consumer you pass.
+ */
+export interface JetStreamDeliveryOptions<M extends JetStreamMessage = JetStreamMessage> {
   /**
    * Where exhausted and permanently failing messages are published (byte-identical data, the original headers
    * plus the `x-bulwark-*` headers of {@link JETSTREAM_DEAD_LETTER_HEADERS}) before the original is terminated.
@@ -23,8 +36,11 @@ export interface JetStreamDeliveryOptions {
    * (`msg.term()`), which drops it. @defaultValue none
    */
   deadLetterSubject?: string;
-  /** The JetStream client that publishes dead letters. Required with `deadLetterSubject`. */
-  js?: JetStreamClient;
+  /**
+   * The JetStream client that publishes dead letters (`nc.jetstream()` with nats.js 2.x, `jetstream(nc)` with 3.x).
+   * Required with `deadLetterSubject`.
+   */
+  js?: JetStreamPublisher;
   /**
    * The delay of a `release` (shutdown, or a consumer that stops pulling), in ms: the message is nak'd with this
    * delay rather than at once, so a consumer restarting in a loop does not spin on it. @defaultValue 1_000
@@ -36,7 +52,7 @@ export interface JetStreamDeliveryOptions {
    * out, a dead-letter publish that fails: the message is not lost, the server redelivers it after ack-wait).
    * An exception it throws is ignored. @defaultValue none (ignored)
    */
-  onError?: (error: unknown, msg: JsMsg) => void;
+  onError?: (error: unknown, msg: M) => void;
 }
 
 const DELIVERY_OPTIONS = ['deadLetterSubject', 'js', 'releaseDelayMs', 'onError'] as const;
@@ -129,7 +145,7 @@ export function errorText(error: unknown): string {
   return line === '' ? '(an empty description)' : line;
 }
 
-function headerRecord(h: MsgHdrs | undefined): Record<string, string> {
+function headerRecord(h: NatsHeaders | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (h === undefined) return out;
   for (const key of h.keys()) out[key] = h.values(key).join(', ');
@@ -137,13 +153,13 @@ function headerRecord(h: MsgHdrs | undefined): Record<string, string> {
 }
 
 /** Checks the delivery fields of options already known to be an object. */
-function validateDeliveryOptions(check: Checker, options: JetStreamDeliveryOptions) {
+function validateDeliveryOptions<M extends JetStreamMessage>(check: Checker, options: JetStreamDeliveryOptions<M>) {
   const { deadLetterSubject, js, releaseDelayMs } = options;
   if (deadLetterSubject !== undefined && (typeof deadLetterSubject !== 'string' || deadLetterSubject === '')) {
     check.fail('deadLetterSubject', deadLetterSubject, 'a non-empty subject');
   }
   if (js !== undefined && !hasMethod(js, 'publish')) {
-    check.fail('js', js, 'a JetStream client (nc.jetstream())');
+    check.fail('js', js, 'a JetStream client (nc.jetstream() with nats 2.x, jetstream(nc) with @nats-io/jetstream)');
   }
   if (deadLetterSubject !== undefined && js === undefined) {
     check.fail('js', js, 'a JetStream client to publish to deadLetterSubject');
@@ -153,7 +169,7 @@ function validateDeliveryOptions(check: Checker, options: JetStreamDeliveryOptio
 }
 
 /** Calls the user's error callback; one that throws must not turn into an unhandled rejection. */
-function report(options: JetStreamDeliveryOptions, error: unknown, msg: JsMsg): void {
+function report<M extends JetStreamMessage>(options: JetStreamDeliveryOptions<M>, error: unknown, msg: M): void {
   try {
     options.onError?.(error, msg);
   } catch {
@@ -174,28 +190,84 @@ function nakDelay(delayMs: number, fallbackMs: number): number {
   return Math.min(MAX_NAK_DELAY_MS, Math.max(0, Math.round(delayMs)));
 }
 
-/** The server's `max_payload` through the client's connection (nats.js 2.x keeps it at `js.nc`). */
-function maxPayloadOf(js: JetStreamClient): number | undefined {
+/** The server's `max_payload` through the client's connection (nats.js 2.x and 3.x keep it at `js.nc`). */
+function maxPayloadOf(js: JetStreamPublisher): number | undefined {
   const limit = (js as { nc?: { info?: { max_payload?: unknown } } }).nc?.info?.max_payload;
   return typeof limit === 'number' && limit > 0 ? limit : undefined;
 }
 
 /** Whether a publish failed because the message is too large (the client's check, or the stream's limit). */
 function isTooLarge(error: unknown): boolean {
-  const e = error as { code?: unknown; api_error?: { err_code?: unknown } } | null;
-  // MAX_PAYLOAD_EXCEEDED: the client refused it; 10054: the stream's max_msg_size (JSStreamMessageExceedsMaximumErr).
-  return e?.code === 'MAX_PAYLOAD_EXCEEDED' || e?.api_error?.err_code === 10054;
+  // 10054: the stream's max_msg_size (JSStreamMessageExceedsMaximumErr).
+  return isOverMaxPayload(error) || jetStreamErrorCode(error) === 10054;
+}
+
+/** Whether the client refused a publish over the server's max_payload (2.x: code, 3.x: an InvalidArgumentError). */
+function isOverMaxPayload(error: unknown): boolean {
+  const e = error as { code?: unknown; name?: unknown; message?: unknown } | null;
+  if (e?.code === 'MAX_PAYLOAD_EXCEEDED') return true;
+  return e?.name === 'InvalidArgumentError' && typeof e.message === 'string' && /max_payload/.test(e.message);
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** The size of headers on the wire, as nats.js encodes them (`NATS/1.0`, a CRLF line per value, a blank line). */
-function headerBytes(h: MsgHdrs): number {
-  let text = 'NATS/1.0';
-  for (const key of h.keys()) for (const value of h.values(key)) text += `\r\n${key}: ${value}`;
-  return encoder.encode(`${text}\r\n\r\n`).length;
+/**
+ * The headers of a dead letter, in the NATS header block format (`NATS/1.0`, a CRLF line per value, a blank line:
+ * the protocol's, ADR-4). nats.js 2.x and 3.x publish any `MsgHdrs` by calling its `encode()`, so this object is
+ * what both clients' `headers()` return, without importing either. Names are kept as written, like the clients'
+ * default (exact match); a value's CR and LF, which would break the block, become spaces.
+ * @internal
+ */
+export class DeadLetterHeaders implements NatsHeaders, Iterable<[string, string[]]> {
+  readonly hasError = false;
+  readonly status = '';
+  readonly code = 0;
+  readonly description = '';
+  readonly #values = new Map<string, string[]>();
+
+  get(key: string): string {
+    return this.#values.get(key)?.[0] ?? '';
+  }
+  last(key: string): string {
+    return this.#values.get(key)?.at(-1) ?? '';
+  }
+  has(key: string): boolean {
+    return this.#values.has(key);
+  }
+  keys(): string[] {
+    return [...this.#values.keys()];
+  }
+  values(key: string): string[] {
+    return [...(this.#values.get(key) ?? [])];
+  }
+  set(key: string, value: string): void {
+    this.#values.set(key, [clean(value)]);
+  }
+  append(key: string, value: string): void {
+    const list = this.#values.get(key);
+    if (list === undefined) this.#values.set(key, [clean(value)]);
+    else list.push(clean(value));
+  }
+  delete(key: string): void {
+    this.#values.delete(key);
+  }
+  [Symbol.iterator](): Iterator<[string, string[]]> {
+    return this.#values.entries();
+  }
+  /** The header block as sent on the wire. */
+  encode(): Uint8Array {
+    let text = 'NATS/1.0';
+    for (const [key, values] of this.#values) for (const value of values) text += `\r\n${key}: ${value}`;
+    return encoder.encode(`${text}\r\n\r\n`);
+  }
 }
+
+/** A header value on one line, trimmed (as nats.js stores it). */
+const clean = (value: string): string => value.replace(/[\r\n]+/g, ' ').trim();
+
+/** The size of headers on the wire. */
+const headerBytes = (h: DeadLetterHeaders): number => h.encode().length;
 
 /** `text` cut to at most `bytes` UTF-8 bytes, on a character boundary. */
 function cutToBytes(text: string, bytes: number): string {
@@ -218,16 +290,21 @@ function cutToBytes(text: string, bytes: number): string {
  * and `onError` receives a {@link DeadLetterTooLargeError}. Any other failed publish leaves the message
  * unterminated: the server redelivers it after ack-wait and it is dead-lettered again.
  *
+ * Works with nats.js 2.x and 3.x: `msg` is either client's `JsMsg`, `js` either client's JetStream client.
+ *
  * @throws InvalidOptionsError listing every invalid option.
  * @example
  * ```ts
- * const js = nc.jetstream();
+ * const js = nc.jetstream(); // nats.js 3.x: jetstream(nc), from '@nats-io/jetstream'
  * const handle = wrapHandler(async (data: Uint8Array) => save(JSON.parse(new TextDecoder().decode(data))));
  * const msg = await (await js.consumers.get('ORDERS', 'worker')).next();
  * if (msg) await handle(jetstreamDelivery(msg, { deadLetterSubject: 'dlq.ORDERS', js }));
  * ```
  */
-export function jetstreamDelivery(msg: JsMsg, options: JetStreamDeliveryOptions = {}): Delivery<Uint8Array> {
+export function jetstreamDelivery<M extends JetStreamMessage>(
+  msg: M,
+  options: JetStreamDeliveryOptions<M> = {},
+): Delivery<Uint8Array> {
   const check = new Checker('jetstreamDelivery');
   if (check.object('', options, DELIVERY_OPTIONS)) validateDeliveryOptions(check, options);
   check.done();
@@ -236,18 +313,16 @@ export function jetstreamDelivery(msg: JsMsg, options: JetStreamDeliveryOptions 
 
 /** Publishes the dead letter of `msg`, shortened to fit; returns the error to report if the body was left out. */
 async function publishDeadLetter(
-  msg: JsMsg,
+  msg: JetStreamMessage,
   dead: DeadLetter,
   subject: string,
-  js: JetStreamClient,
+  js: JetStreamPublisher,
 ): Promise<DeadLetterTooLargeError | undefined> {
-  // Loaded lazily: nats is an optional peer dependency (see the module comment).
-  const { headers } = await import('nats');
   const limit = maxPayloadOf(js);
   const H = JETSTREAM_DEAD_LETTER_HEADERS;
   /** The dead letter's headers; `error` undefined leaves the error header out. */
-  const build = (withOriginal: boolean, error: string | undefined, omitted?: number): MsgHdrs => {
-    const h = headers();
+  const build = (withOriginal: boolean, error: string | undefined, omitted?: number): DeadLetterHeaders => {
+    const h = new DeadLetterHeaders();
     const original = msg.headers;
     if (withOriginal && original !== undefined) {
       for (const key of original.keys()) {
@@ -268,7 +343,7 @@ async function publishDeadLetter(
     return h;
   };
   const error = errorText(dead.error);
-  const size = (h: MsgHdrs, body: number): number => headerBytes(h) + body;
+  const size = (h: DeadLetterHeaders, body: number): number => headerBytes(h) + body;
   let h = build(true, error);
   /** The limit reported: undefined when the stream, not max_payload, refused the dead letter. */
   let refusedBy = limit;
@@ -286,7 +361,7 @@ async function publishDeadLetter(
     } catch (e) {
       if (!isTooLarge(e)) throw e;
       // Refused for its size (the dead-letter stream's max_msg_size, say): published without the body below.
-      if ((e as { code?: unknown }).code !== 'MAX_PAYLOAD_EXCEEDED') refusedBy = undefined;
+      if (!isOverMaxPayload(e)) refusedBy = undefined;
     }
   }
   // The body itself does not fit: a record of the dead letter without it, which points at the original. Without
@@ -297,7 +372,7 @@ async function publishDeadLetter(
   return new DeadLetterTooLargeError(msg.data.length, refusedBy, msg.info.stream, msg.info.streamSequence, subject);
 }
 
-function makeDelivery(msg: JsMsg, options: JetStreamDeliveryOptions): Delivery<Uint8Array> {
+function makeDelivery<M extends JetStreamMessage>(msg: M, options: JetStreamDeliveryOptions<M>): Delivery<Uint8Array> {
   const releaseDelayMs = options.releaseDelayMs ?? 1_000;
   return {
     body: msg.data,
@@ -334,7 +409,8 @@ function makeDelivery(msg: JsMsg, options: JetStreamDeliveryOptions): Delivery<U
 }
 
 /** Options of {@link consumeJetStream}. */
-export interface ConsumeJetStreamOptions extends JetStreamDeliveryOptions {
+export interface ConsumeJetStreamOptions<M extends JetStreamMessage = JetStreamMessage>
+  extends JetStreamDeliveryOptions<M> {
   /**
    * Messages pulled per request, and the most deliveries handled at once by this loop (the client buffers up to
    * this many; each waits its turn within the consumer's ack-wait). @defaultValue 100
@@ -392,18 +468,27 @@ export interface JetStreamConsumption {
   readonly done: Promise<void>;
 }
 
-/** The connection a nats.js 2.x consumer pulls through (`consumer.api.nc`), to learn when it closes. */
-function connectionOf(consumer: Consumer): Pick<NatsConnection, 'closed' | 'isClosed'> | undefined {
+/** What bulwark reads of a NATS connection. */
+interface ConnectionState {
+  closed(): Promise<unknown>;
+  isClosed(): boolean;
+}
+
+/** The connection a nats.js 2.x or 3.x consumer pulls through (`consumer.api.nc`), to learn when it closes. */
+function connectionOf(consumer: JetStreamConsumer<JetStreamMessage>): ConnectionState | undefined {
   const nc = (consumer as { api?: { nc?: { closed?: unknown; isClosed?: unknown } } }).api?.nc;
   if (typeof nc?.closed !== 'function' || typeof nc.isClosed !== 'function') return undefined;
-  return nc as Pick<NatsConnection, 'closed' | 'isClosed'>;
+  return nc as ConnectionState;
 }
 
 /** Why pulling failed with `error`. */
 function closeReasonOf(error: unknown, connectionClosed: boolean): JetStreamCloseReason {
   if (connectionClosed) return 'connection_closed';
   const e = error as { code?: unknown; message?: unknown } | null;
-  if (e?.code === 'CONNECTION_CLOSED') return 'connection_closed';
+  // 2.x: a NatsError coded CONNECTION_CLOSED; 3.x: a ClosedConnectionError.
+  if (e?.code === 'CONNECTION_CLOSED' || (e as { name?: unknown } | null)?.name === 'ClosedConnectionError') {
+    return 'connection_closed';
+  }
   const message = typeof e?.message === 'string' ? e.message : '';
   if (/consumer deleted|consumer not found|stream not found/i.test(message)) return 'consumer_deleted';
   return 'failed';
@@ -428,12 +513,16 @@ function closeReasonOf(error: unknown, connectionClosed: boolean): JetStreamClos
  * good, or a deleted consumer. nats.js reconnects on its own first (`maxReconnectAttempts`), and the loop keeps
  * pulling across a reconnect.
  *
+ * Works with nats.js 2.x (`nats`) and 3.x (`@nats-io/transport-node` with `@nats-io/jetstream`): pass either
+ * client's consumer and JetStream client; `onError` receives that client's `JsMsg`.
+ *
  * @throws InvalidOptionsError listing every invalid option.
  * @example
  * ```ts
+ * // nats.js 3.x; with 2.x: connect from 'nats', nc.jetstream(), await nc.jetstreamManager()
  * const nc = await connect({ servers: '127.0.0.1:4222', maxReconnectAttempts: -1 });
- * const js = nc.jetstream();
- * const topology = await declareJetStreamTopology(await nc.jetstreamManager(), {
+ * const js = jetstream(nc);
+ * const topology = await declareJetStreamTopology(await jetstreamManager(nc), {
  *   stream: 'ORDERS', subjects: ['orders.>'], consumer: 'worker', maxDeliveries: 5, handlerTimeoutMs: 30_000,
  * });
  * let loop: JetStreamConsumption | undefined;
@@ -454,10 +543,10 @@ function closeReasonOf(error: unknown, connectionClosed: boolean): JetStreamClos
  * await nc.drain();
  * ```
  */
-export function consumeJetStream(
-  consumer: Consumer,
+export function consumeJetStream<M extends JetStreamMessage>(
+  consumer: JetStreamConsumer<M>,
   handler: WrappedHandler<Uint8Array>,
-  options: ConsumeJetStreamOptions = {},
+  options: ConsumeJetStreamOptions<M> = {},
 ): JetStreamConsumption {
   const check = new Checker('consumeJetStream');
   if (!hasMethod(consumer, 'consume')) {
@@ -478,11 +567,11 @@ export function consumeJetStream(
   const releaseDelayMs = options.releaseDelayMs ?? 1_000;
   const clock = options.clock ?? systemClock;
   // A superset of the delivery options: makeDelivery reads only the delivery ones.
-  const deliveryOptions: JetStreamDeliveryOptions = options;
+  const deliveryOptions: JetStreamDeliveryOptions<M> = options;
   /** Set once, by whatever ends the loop first. */
   let ended: JetStreamClosed | undefined;
   let pausedByCall = false;
-  let messages: ConsumerMessages | undefined;
+  let messages: JetStreamMessages<M> | undefined;
   const running = new Set<Promise<void>>();
   /** Wakes the loop: a delivery settled, resume() or stop() was called. */
   let wake: (() => void) | undefined;
@@ -518,7 +607,7 @@ export function consumeJetStream(
    * (`max_deliver`), when it would vanish without a word. Then the error says so (the consumer's configuration,
    * cached by nats.js, is read only on this path).
    */
-  const lastDelivery = async (error: unknown, msg: JsMsg): Promise<unknown> => {
+  const lastDelivery = async (error: unknown, msg: M): Promise<unknown> => {
     try {
       const maxDeliver = (await consumer.info(true)).config.max_deliver;
       if (maxDeliver === undefined || maxDeliver < 1 || msg.info.deliveryCount < maxDeliver) return error;
@@ -533,7 +622,7 @@ export function consumeJetStream(
     }
   };
 
-  const feed = (msg: JsMsg): void => {
+  const feed = (msg: M): void => {
     let p: Promise<void>;
     try {
       p = handler(makeDelivery(msg, deliveryOptions)).then(

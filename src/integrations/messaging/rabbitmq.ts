@@ -1,4 +1,6 @@
 import { type EventEmitter, errorMonitor } from 'node:events';
+// Types only, and only in internal code: the public signatures take a RabbitChannel (below), so the published
+// declarations do not import amqplib (a user of the NATS adapter compiles them without it).
 import type { Channel, ConfirmChannel, ConsumeMessage, Message, MessageProperties, Options } from 'amqplib';
 import { systemClock, type TimerHandle } from '../../core/clock.js';
 import { describeError } from '../../core/describe.js';
@@ -48,7 +50,11 @@ function namesOf(queue: string): RabbitTopology {
  * const { queue, deadLetterQueue } = await declareRabbitTopology(channel, { queue: 'orders' });
  * ```
  */
-export async function declareRabbitTopology(channel: Channel, options: RabbitTopologyOptions): Promise<RabbitTopology> {
+export async function declareRabbitTopology(
+  rabbitChannel: RabbitChannel,
+  options: RabbitTopologyOptions,
+): Promise<RabbitTopology> {
+  const channel = amqplibChannel(rabbitChannel);
   const check = new Checker('declareRabbitTopology');
   if (check.object('', options, ['queue'])) {
     if (typeof options.queue !== 'string' || options.queue === '') {
@@ -70,6 +76,43 @@ export async function declareRabbitTopology(channel: Channel, options: RabbitTop
   await channel.assertQueue(names.deadLetterQueue, { durable: true });
   return names;
 }
+
+/** A message as amqplib delivers it (`ConsumeMessage`), as far as {@link RabbitChannel} mentions it. */
+export interface RabbitMessage {
+  readonly content: Buffer;
+  readonly fields: { readonly deliveryTag: number };
+}
+
+/**
+ * An amqplib channel, as bulwark's RabbitMQ adapter takes it: amqplib's `Channel` and `ConfirmChannel`
+ * (`connection.createChannel()`, `connection.createConfirmChannel()`) fit. A structural type, so that the published
+ * declarations do not import amqplib; the adapter uses the channel's amqplib API (consume, ack, nack,
+ * sendToQueue, prefetch, cancel, assertQueue, and its `close`, `return` and `drain` events).
+ *
+ * @example
+ * ```ts
+ * const channel: RabbitChannel = await connection.createConfirmChannel();
+ * ```
+ */
+export interface RabbitChannel {
+  assertQueue(queue: string, options?: { durable?: boolean }): Promise<unknown>;
+  consume(
+    queue: string,
+    onMessage: (msg: RabbitMessage | null) => void,
+    options?: { noAck?: boolean },
+  ): Promise<unknown>;
+  cancel(consumerTag: string): Promise<unknown>;
+  prefetch(count: number): Promise<unknown>;
+  ack(message: RabbitMessage): void;
+  nack(message: RabbitMessage, allUpTo?: boolean, requeue?: boolean): void;
+  sendToQueue(queue: string, content: Buffer): boolean;
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+  once(event: string, listener: (...args: unknown[]) => void): unknown;
+  off(event: string, listener: (...args: unknown[]) => void): unknown;
+}
+
+/** The amqplib channel behind a {@link RabbitChannel} (it is one: see there). */
+const amqplibChannel = (channel: RabbitChannel): Channel => channel as unknown as Channel;
 
 /** Options of {@link consumeRabbit}. */
 export interface ConsumeRabbitOptions {
@@ -419,7 +462,11 @@ function isConfirmChannel(channel: Channel): channel is ConfirmChannel {
  * await connection.close();
  * ```
  */
-export async function consumeRabbit(channel: Channel, options: ConsumeRabbitOptions): Promise<RabbitConsumer> {
+export async function consumeRabbit(
+  rabbitChannel: RabbitChannel,
+  options: ConsumeRabbitOptions,
+): Promise<RabbitConsumer> {
+  const channel = amqplibChannel(rabbitChannel);
   const check = new Checker('consumeRabbit');
   if (check.object('', options, OPTION_NAMES)) {
     if (typeof options.queue !== 'string' || options.queue === '') {
