@@ -20,6 +20,10 @@ export interface Target {
 
 export interface Results {
   readonly date: string;
+  /** The Node version the run measured on (runs saved before this field: see `machine.node`). */
+  readonly node?: string;
+  /** The peer majors measured, e.g. `cockatiel 3`, `cockatiel 4` (cockatiel 4 and opossum 10 need Node >= 22). */
+  readonly peers?: readonly string[];
   readonly quick: boolean;
   readonly durationSec: number;
   readonly machine: Record<string, string | number>;
@@ -99,6 +103,35 @@ export function evaluateTargets(r: Results): Target[] {
 }
 
 type Tables = { title: string; headers: string[]; rows: string[][]; note?: string }[];
+
+/** The Node version a run measured on. */
+export function nodeOf(r: Results): string {
+  return r.node ?? String(r.machine.node);
+}
+
+/** `cockatiel4 4.0.0` reads as `cockatiel 4.0.0 (npm alias cockatiel4)`. */
+function versionsLine(r: Results): string {
+  return Object.entries(r.versions)
+    .map(([k, v]) => {
+      const alias = /^(cockatiel|opossum)\d+$/.exec(k);
+      return alias ? `${alias[1]} ${v} (npm alias ${k})` : `${k} ${v}`;
+    })
+    .join(', ');
+}
+
+/** The closing lines of a run: which targets were missed and by how much, or that all were met. */
+export function missedTargetsReport(r: Results): string {
+  const missed = r.targets.filter((t) => !t.met);
+  const where = `Node ${nodeOf(r)}${r.quick ? ', quick mode' : ''}`;
+  if (r.targets.length === 0) return `No targets apply to the suites run (${where}).`;
+  if (missed.length === 0) return `All ${r.targets.length} targets met (${where}).`;
+  return [
+    `${missed.length} of ${r.targets.length} targets missed on this run (${where}):`,
+    ...missed.map((t) => `- ${t.what}: measured ${t.measured}, target ${t.limit} (${t.by})`),
+    'This is information, not a failure (the exit code is 0): the targets are goals for bulwark on a quiet machine;',
+    `a shared or loaded machine${r.quick ? ', and quick mode with fewer samples,' : ''} can miss them. Compare the ratios in the tables.`,
+  ].join('\n');
+}
 
 export function tables(r: Results): Tables {
   const out: Tables = [];
@@ -224,25 +257,26 @@ export function tables(r: Results): Tables {
 }
 
 export function terminalReport(r: Results): string {
-  return tables(r)
-    .map((t) => `\n${t.title}\n${table(t.headers, t.rows)}`)
-    .join('\n');
+  const node = nodeOf(r);
+  const head = [
+    `\n== ${r.date}${r.quick ? ' (quick mode)' : ''}, Node ${node} (V8 ${String(r.machine.v8)}), ${r.durationSec.toFixed(0)} s ==`,
+    `versions: ${versionsLine(r)}`,
+  ].join('\n');
+  return [head, ...tables(r).map((t) => `\n${t.title} [Node ${node}]\n${table(t.headers, t.rows)}`)].join('\n');
 }
 
 function escapeXml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-/** A horizontal bar chart of per-call overhead over bare (op `async () => 1`), log scale so all libraries fit. */
-export function overheadSvg(r: Results): string {
-  const rows = (r.overhead?.[0]?.rows ?? []).filter((x) => x.contender !== 'bare');
+/**
+ * A horizontal bar chart of per-call overhead over bare (op `async () => 1`), log scale so all libraries fit: one
+ * panel per run, titled with the Node version it ran on.
+ */
+export function overheadSvg(runs: readonly Results[]): string {
   const width = 860;
   const barH = 22;
   const left = 230;
-  const top = 40;
-  const height = top + rows.length * (barH + 6) + 40;
-  const max = Math.max(10, ...rows.map((x) => x.overheadNs));
-  const scale = (v: number) => (Math.log10(Math.max(1, v)) / Math.log10(max)) * (width - left - 120);
   const colours: Record<string, string> = {
     bulwark: '#2b6cb0',
     cockatiel: '#c05621',
@@ -250,74 +284,106 @@ export function overheadSvg(r: Results): string {
     'p-limit': '#2f855a',
     'p-retry': '#b7791f',
   };
-  const bars = rows
-    .map((x, i) => {
-      const y = top + i * (barH + 6);
+  const all = runs.flatMap((r) => (r.overhead?.[0]?.rows ?? []).filter((x) => x.contender !== 'bare'));
+  const max = Math.max(10, ...all.map((x) => x.overheadNs));
+  const scale = (v: number) => (Math.log10(Math.max(1, v)) / Math.log10(max)) * (width - left - 120);
+  const parts: string[] = [];
+  let y = 40;
+  for (const r of runs) {
+    const rows = (r.overhead?.[0]?.rows ?? []).filter((x) => x.contender !== 'bare');
+    parts.push(
+      `<text x="${left}" y="${y - 8}" font-size="13" font-weight="bold">${escapeXml(`Node ${nodeOf(r)}, ${r.date.slice(0, 10)}`)}</text>`,
+    );
+    for (const x of rows) {
       const w = Math.max(1, scale(x.overheadNs));
-      return [
-        `<text x="${left - 8}" y="${y + 15}" text-anchor="end" font-size="13">${escapeXml(x.contender)}</text>`,
-        `<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${colours[x.library] ?? '#555'}"/>`,
-        `<text x="${left + w + 6}" y="${y + 15}" font-size="12">${escapeXml(fmt.signedNs(x.overheadNs))}</text>`,
-      ].join('');
-    })
-    .join('\n');
+      parts.push(
+        [
+          `<text x="${left - 8}" y="${y + 15}" text-anchor="end" font-size="13">${escapeXml(x.contender)}</text>`,
+          `<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${colours[x.library] ?? '#555'}"/>`,
+          `<text x="${left + w + 6}" y="${y + 15}" font-size="12">${escapeXml(fmt.signedNs(x.overheadNs))}</text>`,
+        ].join(''),
+      );
+      y += barH + 6;
+    }
+    y += 34;
+  }
+  const height = y + 6;
+  const machine = runs[0]?.machine;
+  const footer = machine ? `${machine.cpus} cores: ${machine.cpuModel}` : '';
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" role="img">
 <title>Per-call overhead of each contender over a bare call</title>
 <rect width="100%" height="100%" fill="#fff"/>
-<text x="${left}" y="22" font-size="15" font-weight="bold">Per-call overhead over a bare call (async () => 1), median, log scale</text>
-${bars}
-<text x="${left}" y="${height - 12}" font-size="11" fill="#555">${escapeXml(`${r.date}, Node ${r.machine.node}, ${r.machine.cpus} cores: ${r.machine.cpuModel}`)}</text>
+<text x="${left}" y="18" font-size="15" font-weight="bold">Per-call overhead over a bare call (async () => 1), median, log scale</text>
+${parts.join('\n')}
+<text x="${left}" y="${height - 12}" font-size="11" fill="#555">${escapeXml(footer)}</text>
 </svg>
 `;
 }
 
-export function markdown(r: Results): string {
+/** docs/benchmarks.md from the runs in bench/results/published.json, each table labelled with its Node version. */
+export function markdown(runs: readonly Results[]): string {
   const md: string[] = [];
   md.push('# Benchmarks');
   md.push('');
   md.push(
-    '<!-- Generated by `npm run bench` from bench/results/' +
-      `${r.date.slice(0, 10)}.json. Do not edit by hand: change bench/report.ts and re-run. -->`,
+    '<!-- Generated by `npm run bench -- --update-docs` (runs saved in bench/results/published.json). Do not edit by ' +
+      'hand: change bench/report.ts and regenerate with `npm run bench -- --report bench/results/published.json ' +
+      '--update-docs`. -->',
   );
   md.push('');
   md.push(
     'What bulwark costs per call, measured side by side with cockatiel, opossum, p-limit and p-retry in the same ' +
-      'process run, on the same operation, with the same settings, in alternating order.',
+      'process run, on the same operation, with the same settings, in alternating order. cockatiel 4 and opossum 10 ' +
+      'need Node >= 22: runs on Node 22 and later measure them beside cockatiel 3.2.1 and opossum 9.0.0, in the same ' +
+      'rounds; runs on Node 20 measure the older majors only.',
   );
   md.push('');
   md.push(
     '**Read the ratios, not the absolute times.** The machine is shared and noisy; every ratio and every "over bare" ' +
       'figure compares two numbers measured in the same round, which cancels most of the noise. Absolute times ' +
-      'across runs or machines are not comparable.',
+      'across runs, Node versions or machines are not comparable.',
   );
   md.push('');
-  md.push('## This run');
+  md.push(runs.length === 1 ? '## The run' : '## The runs');
   md.push('');
-  md.push(`- Date: ${r.date}${r.quick ? ' (quick mode)' : ''}, ${r.durationSec.toFixed(0)} s`);
-  md.push(`- Machine: ${r.machine.cpuModel}, ${r.machine.cpus} cores, ${r.machine.memoryGiB} GiB, ${r.machine.os}`);
-  md.push(`- Node ${r.machine.node}, V8 ${r.machine.v8}`);
-  md.push(
-    `- Versions: ${Object.entries(r.versions)
-      .map(([k, v]) => `${k} ${v}`)
-      .join(', ')}`,
-  );
-  md.push(`- Rounds per suite: ${String(r.settings.rounds)}`);
+  for (const r of runs) {
+    md.push(
+      `- **Node ${nodeOf(r)}** (V8 ${String(r.machine.v8)}): ${r.date}${r.quick ? ' (quick mode)' : ''}, ${r.durationSec.toFixed(0)} s`,
+    );
+    md.push(`  - Machine: ${r.machine.cpuModel}, ${r.machine.cpus} cores, ${r.machine.memoryGiB} GiB, ${r.machine.os}`);
+    md.push(`  - Versions: ${versionsLine(r)}`);
+    md.push(`  - Rounds per suite: ${String(r.settings.rounds)}`);
+  }
   md.push('');
   md.push('![Per-call overhead over a bare call](benchmarks-overhead.svg)');
   md.push('');
-  for (const t of tables(r)) {
-    md.push(`## ${t.title}`);
+  for (const r of runs) {
+    const node = nodeOf(r);
+    md.push(`## Node ${node}`);
     md.push('');
-    md.push(`| ${t.headers.join(' | ')} |`);
-    md.push(`|${t.headers.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`);
-    for (const row of t.rows) md.push(`| ${row.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`);
+    md.push(
+      `Every table in this section comes from the run on Node ${node} (${r.date.slice(0, 10)}, contenders: ` +
+        `bulwark, ${(r.peers ?? ['cockatiel', 'opossum']).join(', ')}, p-limit, p-retry).`,
+    );
     md.push('');
-  }
-  if (r.warnings && r.warnings.length > 0) {
-    md.push('## Warnings seen during the run');
-    md.push('');
-    for (const w of r.warnings) md.push(`- ${w}`);
-    md.push('');
+    for (const t of tables(r)) {
+      md.push(`### ${t.title} (Node ${node})`);
+      md.push('');
+      const cells = [t.headers, ...t.rows.map((row) => row.map((c) => c.replace(/\|/g, '\\|')))];
+      const widths = t.headers.map((_, i) => Math.max(3, ...cells.map((row) => (row[i] ?? '').length)));
+      const line = (row: readonly string[]) =>
+        `| ${row.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join(' | ')} |`;
+      md.push(line(t.headers));
+      md.push(`|${widths.map((w, i) => (i === 0 ? ` ${'-'.repeat(w)} ` : ` ${'-'.repeat(w - 1)}: `)).join('|')}|`);
+      for (const row of cells.slice(1)) md.push(line(row));
+      md.push('');
+    }
+    if (r.warnings && r.warnings.length > 0) {
+      md.push(`### Warnings seen during the run (Node ${node})`);
+      md.push('');
+      for (const w of r.warnings) md.push(`- ${w}`);
+      md.push('');
+    }
   }
   md.push(HOW_TO);
   return `${md.join('\n')}\n`;
