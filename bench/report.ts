@@ -367,7 +367,7 @@ export function markdown(runs: readonly Results[]): string {
     );
     md.push('');
     for (const t of tables(r)) {
-      md.push(`### ${t.title} (Node ${node})`);
+      md.push(`### ${t.title} [Node ${node}]`);
       md.push('');
       const cells = [t.headers, ...t.rows.map((row) => row.map((c) => c.replace(/\|/g, '\\|')))];
       const widths = t.headers.map((_, i) => Math.max(3, ...cells.map((row) => (row[i] ?? '').length)));
@@ -379,7 +379,7 @@ export function markdown(runs: readonly Results[]): string {
       md.push('');
     }
     if (r.warnings && r.warnings.length > 0) {
-      md.push(`### Warnings seen during the run (Node ${node})`);
+      md.push(`### Warnings seen during the run [Node ${node}]`);
       md.push('');
       for (const w of r.warnings) md.push(`- ${w}`);
       md.push('');
@@ -392,15 +392,34 @@ export function markdown(runs: readonly Results[]): string {
 const HOW_TO = `## How to run
 
 \`\`\`sh
-npm ci && npm run bench          # every suite, about 6 to 9 minutes on 2 cores; rewrites this page
-npm run bench -- --quick         # every suite, fewer rounds and samples, under 2 minutes; prints and saves JSON only
+npm ci && npm run bench          # every suite: DURATION_FULL
+npm run bench -- --quick         # every suite, fewer rounds and samples: DURATION_QUICK
 npm run bench -- --suites=overhead,fail-fast   # some suites only
-npm run bench -- --report bench/results/<date>.json   # regenerate this page from saved results, no measuring
 \`\`\`
 
-\`npm run bench\` bundles \`bench/run.ts\` with esbuild (bulwark from \`src/\`, the contenders from \`node_modules\`) and runs
-it with \`node --expose-gc\`. Progress goes to stderr; tables to stdout; raw numbers to \`bench/results/<date>.json\`
-(\`<date>-quick.json\` in quick mode). Only a full run regenerates this page and \`benchmarks-overhead.svg\`.
+\`npm run bench\` builds nothing in \`dist/\`: it bundles \`bench/run.ts\` with esbuild into \`bench/.out/run.mjs\` (bulwark
+from \`src/\`, the contenders from \`node_modules\`) and runs it with \`node --expose-gc\` on the \`node\` in your PATH.
+Progress goes to stderr, the tables (each labelled with the Node version it ran on) to stdout, and the raw numbers to
+\`bench/results/<date>T<time>Z-node<major>.json\` (\`-quick.json\` in quick mode), which git ignores. It never rewrites a
+tracked file. Targets that a run misses are listed at the end; that is information about the run and the machine, not a
+failure: the exit code is 0 unless the bench itself broke.
+
+On Node 22 and later the run also measures cockatiel 4 and opossum 10 (installed as the npm aliases \`cockatiel4\` and
+\`opossum10\`, which need Node >= 22) beside cockatiel 3.2.1 and opossum 9.0.0, in the same rounds. To run on another
+Node once \`npm run bench\` has built the bundle:
+
+\`\`\`sh
+npx -y node@24 --expose-gc bench/.out/run.mjs [--quick]
+\`\`\`
+
+Maintainers regenerate this page, \`benchmarks-overhead.svg\` and \`bench/results/published.json\` (the runs shown here)
+explicitly, from a full run or from saved full runs (one section per run, in the order given):
+
+\`\`\`sh
+npm run bench -- --update-docs         # measure every suite on this Node, then publish this run
+npm run bench -- --report bench/results/<node20 run>.json --report bench/results/<node24 run>.json --update-docs
+npm run bench -- --report bench/results/published.json --update-docs   # re-render after changing bench/report.ts
+\`\`\`
 
 ## How to read the numbers
 
@@ -446,8 +465,10 @@ cooperative timeout, a limit of 1,000 concurrent calls. opossum is measured with
 
 ## How to add a contender
 
-Add an entry to \`CONTENDERS\` in \`bench/contenders.ts\`: a \`name\`, its \`library\`, whether it is a \`limiter\`, and
+Add an entry to \`contenders()\` in \`bench/contenders.ts\`: a \`name\`, its \`library\`, whether it is a \`limiter\`, and
 \`make(op, inFlight)\` returning \`{ call, dispose }\`, where \`call()\` runs \`op\` once through the contender and
 \`dispose()\` releases its timers. Pin its version in \`devDependencies\`, and add its version to \`VERSIONED\` in
-\`bench/run.ts\` so the report names it. The fail-fast and HTTP suites list their cases in their own files.
+\`bench/run.ts\` so the report names it. Another major of cockatiel or opossum is one entry in \`loadPeers()\` in
+\`bench/peers.ts\` (its npm alias and the Node it needs); every suite then measures it beside the others. The fail-fast
+and HTTP suites list their cases in their own files.
 `;

@@ -68,6 +68,9 @@ function versionOf(name: string): string {
   }
 }
 
+/** A mistake in the command line: printed without a stack trace. */
+class UsageError extends Error {}
+
 interface Args {
   readonly quick: boolean;
   readonly suites: Suite[];
@@ -91,19 +94,20 @@ function parseArgs(argv: readonly string[]): Args {
     else if (a.startsWith('--suites=')) {
       const wanted = a.slice('--suites='.length).split(',');
       const unknown = wanted.filter((w) => !(SUITES as readonly string[]).includes(w));
-      if (unknown.length > 0) throw new Error(`unknown suite(s): ${unknown.join(', ')}; known: ${SUITES.join(', ')}`);
+      if (unknown.length > 0)
+        throw new UsageError(`unknown suite(s): ${unknown.join(', ')}; known: ${SUITES.join(', ')}`);
       suites = wanted as Suite[];
     } else if (a === '--report') {
       const file = argv[++i];
-      if (file === undefined) throw new Error(`--report needs a results file\n${USAGE}`);
+      if (file === undefined) throw new UsageError(`--report needs a results file\n${USAGE}`);
       reports.push(file);
     } else if (a === '--help' || a === '-h') {
       console.log(USAGE);
       process.exit(0);
-    } else throw new Error(`unknown argument ${a}\n${USAGE}`);
+    } else throw new UsageError(`unknown argument ${a}\n${USAGE}`);
   }
   if (updateDocs && reports.length === 0 && (quick || suites.length !== SUITES.length)) {
-    throw new Error(
+    throw new UsageError(
       '--update-docs publishes a full run of every suite; drop --quick and --suites (or pass --report <results.json>)',
     );
   }
@@ -120,7 +124,7 @@ function readRuns(file: string): Results[] {
 function writeDocs(runs: readonly Results[]): void {
   const unfit = runs.filter((r) => r.quick || SUITES.some((k) => !hasSuite(r, k)));
   if (unfit.length > 0) {
-    throw new Error(
+    throw new UsageError(
       `--update-docs publishes full runs of every suite only; not: ${unfit.map((r) => `${r.date} (Node ${nodeOf(r)}${r.quick ? ', quick' : ', some suites'})`).join(', ')}`,
     );
   }
@@ -232,6 +236,6 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   endProgress();
-  console.error(error);
+  console.error(error instanceof UsageError ? `bench: ${error.message}` : error);
   process.exitCode = 1;
 });
