@@ -133,8 +133,46 @@ export function missedTargetsReport(r: Results): string {
   ].join('\n');
 }
 
+/**
+ * bulwark beside each peer major, policy by policy, on `async () => 1`: median ns per call and the ratio to bare in
+ * the same round. opossum has a breaker only (its defaults include a timeout, so it sits on the breaker row).
+ */
+function sideBySide(r: Results): Tables[number] | undefined {
+  const rows = r.overhead?.[0]?.rows;
+  if (!rows) return undefined;
+  const peers = r.peers ?? ['cockatiel', 'opossum'];
+  const cell = (name: string) => {
+    const x = rows.find((y) => y.contender === name);
+    return x ? `${fmt.ns(x.ns)} (${fmt.ratio(x.ratio)})` : '';
+  };
+  const policies: readonly [string, string, string][] = [
+    ['retry', 'retry', 'retry'],
+    ['circuitBreaker', 'circuitBreaker', 'circuitBreaker'],
+    ['timeout', 'timeout', 'timeout'],
+    ['bulkhead', 'bulkhead', 'bulkhead'],
+    ['all four', 'pipeline(4)', 'wrap(4)'],
+  ];
+  return {
+    title: `Side by side: ${r.overhead?.[0]?.op}, median per call (ratio to bare)`,
+    headers: ['policy', 'bulwark', ...peers],
+    rows: policies.map(([policy, bw, ck]) => [
+      policy,
+      cell(`bulwark ${bw}`),
+      ...peers.map((p) =>
+        p.startsWith('cockatiel')
+          ? cell(`${p} ${ck}`)
+          : policy === 'circuitBreaker'
+            ? `defaults ${cell(`${p} fire (defaults)`)}, minimal ${cell(`${p} fire (minimal)`)}`
+            : '',
+      ),
+    ]),
+  };
+}
+
 export function tables(r: Results): Tables {
   const out: Tables = [];
+  const side = r.peers ? sideBySide(r) : undefined;
+  if (side) out.push(side);
   for (const o of r.overhead ?? []) {
     out.push({
       title: `Per-call overhead: ${o.op}`,
