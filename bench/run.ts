@@ -152,7 +152,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.reports.length > 0) {
     const runs = args.reports.flatMap(readRuns);
-    for (const r of runs) console.log(terminalReport(r));
+    for (const r of runs) console.log(`${terminalReport(r)}\n\n${missedTargetsReport(r)}`);
     if (args.updateDocs) writeDocs(runs);
     return;
   }
