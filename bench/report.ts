@@ -393,6 +393,13 @@ export function markdown(runs: readonly Results[]): string {
     md.push(`  - Rounds per suite: ${String(r.settings.rounds)}`);
   }
   md.push('');
+  if (runs.every((r) => Number(nodeOf(r).split('.')[0]) < 22)) {
+    md.push(
+      'No run on this page is on Node 22 or later, so cockatiel 4 and opossum 10 are not in its tables; a run on Node ' +
+        '22+ (see [How to run](#how-to-run)) measures them.',
+    );
+    md.push('');
+  }
   md.push('![Per-call overhead over a bare call](benchmarks-overhead.svg)');
   md.push('');
   for (const r of runs) {
@@ -401,7 +408,7 @@ export function markdown(runs: readonly Results[]): string {
     md.push('');
     md.push(
       `Every table in this section comes from the run on Node ${node} (${r.date.slice(0, 10)}, contenders: ` +
-        `bulwark, ${(r.peers ?? ['cockatiel', 'opossum']).join(', ')}, p-limit, p-retry).`,
+        `bulwark, ${(r.peers ?? ['cockatiel 3', 'opossum 9']).join(', ')}, p-limit, p-retry).`,
     );
     md.push('');
     for (const t of tables(r)) {
@@ -430,8 +437,8 @@ export function markdown(runs: readonly Results[]): string {
 const HOW_TO = `## How to run
 
 \`\`\`sh
-npm ci && npm run bench          # every suite: DURATION_FULL
-npm run bench -- --quick         # every suite, fewer rounds and samples: DURATION_QUICK
+npm ci && npm run bench          # every suite, on the node in PATH: about 4 minutes on 2 idle cores
+npm run bench -- --quick         # every suite, fewer rounds and samples: about 2 minutes
 npm run bench -- --suites=overhead,fail-fast   # some suites only
 \`\`\`
 
@@ -441,6 +448,11 @@ Progress goes to stderr, the tables (each labelled with the Node version it ran 
 \`bench/results/<date>T<time>Z-node<major>.json\` (\`-quick.json\` in quick mode), which git ignores. It never rewrites a
 tracked file. Targets that a run misses are listed at the end; that is information about the run and the machine, not a
 failure: the exit code is 0 unless the bench itself broke.
+
+How long it takes, measured on a 2-core machine: a full run on Node 20 took 199 s of measuring on an idle machine
+(2026-11-27). On 2026-12-06 the same machine was loaded by other work (load average 12 to 22 on 2 cores) and the full
+run took 826 s (14 minutes) on Node 20 and 875 s on Node 24 (which measures 7 more contenders), and \`--quick\` took
+133 s on Node 20. Publish runs from an idle machine: on a loaded one the absolute times, and even the ratios, drift.
 
 On Node 22 and later the run also measures cockatiel 4 and opossum 10 (installed as the npm aliases \`cockatiel4\` and
 \`opossum10\`, which need Node >= 22) beside cockatiel 3.2.1 and opossum 9.0.0, in the same rounds. To run on another
