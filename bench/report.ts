@@ -326,7 +326,7 @@ export function overheadSvg(runs: readonly Results[]): string {
   const max = Math.max(10, ...all.map((x) => x.overheadNs));
   const scale = (v: number) => (Math.log10(Math.max(1, v)) / Math.log10(max)) * (width - left - 120);
   const parts: string[] = [];
-  let y = 40;
+  let y = 58;
   for (const r of runs) {
     const rows = (r.overhead?.[0]?.rows ?? []).filter((x) => x.contender !== 'bare');
     parts.push(
