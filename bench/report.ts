@@ -437,8 +437,8 @@ export function markdown(runs: readonly Results[]): string {
 const HOW_TO = `## How to run
 
 \`\`\`sh
-npm ci && npm run bench          # every suite, on the node in PATH: about 4 minutes on 2 idle cores
-npm run bench -- --quick         # every suite, fewer rounds and samples: about 2 minutes
+npm ci && npm run bench          # every suite, on the node in PATH: 3.5 to 4.5 minutes on 2 idle cores
+npm run bench -- --quick         # every suite, fewer rounds and samples: about 1 minute
 npm run bench -- --suites=overhead,fail-fast   # some suites only
 \`\`\`
 
@@ -449,10 +449,11 @@ Progress goes to stderr, the tables (each labelled with the Node version it ran 
 tracked file. Targets that a run misses are listed at the end; that is information about the run and the machine, not a
 failure: the exit code is 0 unless the bench itself broke.
 
-How long it takes, measured on a 2-core machine: a full run on Node 20 took 199 s of measuring on an idle machine
-(2026-11-27). On 2026-12-06 the same machine was loaded by other work (load average 12 to 22 on 2 cores) and the full
-run took 826 s (14 minutes) on Node 20 and 875 s on Node 24 (which measures 7 more contenders), and \`--quick\` took
-133 s on Node 20. Publish runs from an idle machine: on a loaded one the absolute times, and even the ratios, drift.
+How long it takes, measured on 2026-12-06 on a 2-core Intel Xeon machine: with the machine nearly idle (load average
+under 6 and falling), a full run took 208 s on Node 20 and 264 s on Node 24 (which measures 7 more contenders), and
+\`--quick\` took 49 s on Node 20. Earlier that day, with other work loading the machine (load average 12 to 22 on 2
+cores), the full run took 826 s on Node 20 and 875 s on Node 24, and \`--quick\` 133 s; their numbers were too noisy to
+publish. Publish runs from an idle machine: on a loaded one the absolute times, and even the ratios, drift.
 
 On Node 22 and later the run also measures cockatiel 4 and opossum 10 (installed as the npm aliases \`cockatiel4\` and
 \`opossum10\`, which need Node >= 22) beside cockatiel 3.2.1 and opossum 9.0.0, in the same rounds. To run on another
