@@ -1,23 +1,12 @@
 /**
  * The contenders: the same operation through each library, configured alike (see docs/benchmarks.md).
- * To add one, append an entry to CONTENDERS: a name, a group and `make(op)` returning the call and a teardown.
+ * To add one, add an entry to `contenders()`: a name, a group and `make(op)` returning the call and a teardown. The
+ * cockatiel and opossum entries repeat for every major the running Node can load (see bench/peers.ts).
  */
-import {
-  type BulkheadPolicy,
-  CountBreaker,
-  bulkhead as cBulkhead,
-  circuitBreaker as cCircuitBreaker,
-  retry as cRetry,
-  timeout as cTimeout,
-  ExponentialBackoff,
-  handleAll,
-  TimeoutStrategy,
-  wrap,
-} from 'cockatiel';
-import CircuitBreaker from 'opossum';
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
 import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../src/index.js';
+import type { Cockatiel, Opossum, Peer, Peers } from './peers.js';
 
 export type Op = () => Promise<unknown>;
 
@@ -65,112 +54,142 @@ function bulwarkBulkhead(inFlight: number) {
   return bulkhead({ limit: SETTINGS.limit, queue: inFlight });
 }
 
-function cockatielRetry() {
-  return cRetry(handleAll, { maxAttempts: SETTINGS.maxAttempts - 1, backoff: new ExponentialBackoff() });
+function cockatielRetry(c: Cockatiel) {
+  return c.retry(c.handleAll, { maxAttempts: SETTINGS.maxAttempts - 1, backoff: new c.ExponentialBackoff() });
 }
-function cockatielBreaker() {
-  return cCircuitBreaker(handleAll, {
+function cockatielBreaker(c: Cockatiel) {
+  return c.circuitBreaker(c.handleAll, {
     halfOpenAfter: SETTINGS.breakMs,
-    breaker: new CountBreaker({ threshold: SETTINGS.failureRate, size: SETTINGS.breakerWindow }),
+    breaker: new c.CountBreaker({ threshold: SETTINGS.failureRate, size: SETTINGS.breakerWindow }),
   });
 }
-function cockatielTimeout() {
-  return cTimeout(SETTINGS.timeoutMs, TimeoutStrategy.Cooperative);
+function cockatielTimeout(c: Cockatiel) {
+  return c.timeout(SETTINGS.timeoutMs, c.TimeoutStrategy.Cooperative);
 }
-function cockatielBulkhead(inFlight: number): BulkheadPolicy {
-  return cBulkhead(SETTINGS.limit, inFlight);
+function cockatielBulkhead(c: Cockatiel, inFlight: number) {
+  return c.bulkhead(SETTINGS.limit, inFlight);
 }
 
 function policyInstance(p: { execute(op: Op): Promise<unknown> }, op: Op): Instance {
   return { call: () => p.execute(op), dispose: noop };
 }
 
-export const CONTENDERS: readonly Contender[] = [
-  { name: 'bare', library: 'baseline', limiter: false, make: (op) => ({ call: op, dispose: noop }) },
-  { name: 'bulwark retry', library: 'bulwark', limiter: false, make: (op) => policyInstance(bulwarkRetry(), op) },
-  {
-    name: 'bulwark circuitBreaker',
-    library: 'bulwark',
-    limiter: false,
-    make: (op) => policyInstance(bulwarkBreaker(), op),
-  },
-  { name: 'bulwark timeout', library: 'bulwark', limiter: false, make: (op) => policyInstance(bulwarkTimeout(), op) },
-  {
-    name: 'bulwark bulkhead',
-    library: 'bulwark',
-    limiter: true,
-    make: (op, n) => policyInstance(bulwarkBulkhead(n), op),
-  },
-  {
-    name: 'bulwark pipeline(4)',
-    library: 'bulwark',
-    limiter: true,
-    make: (op, n) =>
-      policyInstance(pipeline(bulwarkRetry(), bulwarkBreaker(), bulwarkTimeout(), bulwarkBulkhead(n)), op),
-  },
-  { name: 'cockatiel retry', library: 'cockatiel', limiter: false, make: (op) => policyInstance(cockatielRetry(), op) },
-  {
-    name: 'cockatiel circuitBreaker',
-    library: 'cockatiel',
-    limiter: false,
-    make: (op) => policyInstance(cockatielBreaker(), op),
-  },
-  {
-    name: 'cockatiel timeout',
-    library: 'cockatiel',
-    limiter: false,
-    make: (op) => policyInstance(cockatielTimeout(), op),
-  },
-  {
-    name: 'cockatiel bulkhead',
-    library: 'cockatiel',
-    limiter: true,
-    make: (op, n) => policyInstance(cockatielBulkhead(n), op),
-  },
-  {
-    name: 'cockatiel wrap(4)',
-    library: 'cockatiel',
-    limiter: true,
-    make: (op, n) =>
-      policyInstance(wrap(cockatielRetry(), cockatielBreaker(), cockatielTimeout(), cockatielBulkhead(n)), op),
-  },
-  {
-    name: 'opossum fire (defaults)',
-    library: 'opossum',
-    limiter: false,
-    make: (op) => {
-      const breaker = new CircuitBreaker(op);
-      return { call: () => breaker.fire(), dispose: () => breaker.shutdown() };
+/** cockatiel's four policies alone and wrapped, for one major. */
+function cockatielContenders({ label, lib: c }: Peer<Cockatiel>): Contender[] {
+  return [
+    {
+      name: `${label} retry`,
+      library: 'cockatiel',
+      limiter: false,
+      make: (op) => policyInstance(cockatielRetry(c), op),
     },
-  },
-  {
-    name: 'opossum fire (minimal)',
-    library: 'opossum',
-    limiter: false,
-    make: (op) => {
-      // The least work opossum can be asked to do: no timeout, no percentiles, no snapshots, no cache.
-      const breaker = new CircuitBreaker(op, {
-        timeout: false,
-        rollingPercentilesEnabled: false,
-        enableSnapshots: false,
-        cache: false,
-      });
-      return { call: () => breaker.fire(), dispose: () => breaker.shutdown() };
+    {
+      name: `${label} circuitBreaker`,
+      library: 'cockatiel',
+      limiter: false,
+      make: (op) => policyInstance(cockatielBreaker(c), op),
     },
-  },
-  {
-    name: 'p-limit',
-    library: 'p-limit',
-    limiter: true,
-    make: (op) => {
-      const limit = pLimit(SETTINGS.limit);
-      return { call: () => limit(op), dispose: noop };
+    {
+      name: `${label} timeout`,
+      library: 'cockatiel',
+      limiter: false,
+      make: (op) => policyInstance(cockatielTimeout(c), op),
     },
-  },
-  {
-    name: 'p-retry',
-    library: 'p-retry',
-    limiter: false,
-    make: (op) => ({ call: () => pRetry(op, { retries: SETTINGS.maxAttempts - 1 }), dispose: noop }),
-  },
-];
+    {
+      name: `${label} bulkhead`,
+      library: 'cockatiel',
+      limiter: true,
+      make: (op, n) => policyInstance(cockatielBulkhead(c, n), op),
+    },
+    {
+      name: `${label} wrap(4)`,
+      library: 'cockatiel',
+      limiter: true,
+      make: (op, n) =>
+        policyInstance(
+          c.wrap(cockatielRetry(c), cockatielBreaker(c), cockatielTimeout(c), cockatielBulkhead(c, n)),
+          op,
+        ),
+    },
+  ];
+}
+
+/** opossum with its defaults and with the least work it can be asked to do, for one major. */
+function opossumContenders({ label, lib: CircuitBreaker }: Peer<Opossum>): Contender[] {
+  return [
+    {
+      name: `${label} fire (defaults)`,
+      library: 'opossum',
+      limiter: false,
+      make: (op) => {
+        const breaker = new CircuitBreaker(op);
+        return { call: () => breaker.fire(), dispose: () => breaker.shutdown() };
+      },
+    },
+    {
+      name: `${label} fire (minimal)`,
+      library: 'opossum',
+      limiter: false,
+      make: (op) => {
+        // The least work opossum can be asked to do: no timeout, no percentiles, no snapshots, no cache.
+        const breaker = new CircuitBreaker(op, {
+          timeout: false,
+          rollingPercentilesEnabled: false,
+          enableSnapshots: false,
+          cache: false,
+        });
+        return { call: () => breaker.fire(), dispose: () => breaker.shutdown() };
+      },
+    },
+  ];
+}
+
+/** Every contender, bare first (the suites compare with it); cockatiel and opossum once per major loaded. */
+export function contenders(peers: Peers): readonly Contender[] {
+  return [
+    { name: 'bare', library: 'baseline', limiter: false, make: (op) => ({ call: op, dispose: noop }) },
+    { name: 'bulwark retry', library: 'bulwark', limiter: false, make: (op) => policyInstance(bulwarkRetry(), op) },
+    {
+      name: 'bulwark circuitBreaker',
+      library: 'bulwark',
+      limiter: false,
+      make: (op) => policyInstance(bulwarkBreaker(), op),
+    },
+    {
+      name: 'bulwark timeout',
+      library: 'bulwark',
+      limiter: false,
+      make: (op) => policyInstance(bulwarkTimeout(), op),
+    },
+    {
+      name: 'bulwark bulkhead',
+      library: 'bulwark',
+      limiter: true,
+      make: (op, n) => policyInstance(bulwarkBulkhead(n), op),
+    },
+    {
+      name: 'bulwark pipeline(4)',
+      library: 'bulwark',
+      limiter: true,
+      make: (op, n) =>
+        policyInstance(pipeline(bulwarkRetry(), bulwarkBreaker(), bulwarkTimeout(), bulwarkBulkhead(n)), op),
+    },
+    ...peers.cockatiel.flatMap(cockatielContenders),
+    ...peers.opossum.flatMap(opossumContenders),
+    {
+      name: 'p-limit',
+      library: 'p-limit',
+      limiter: true,
+      make: (op) => {
+        const limit = pLimit(SETTINGS.limit);
+        return { call: () => limit(op), dispose: noop };
+      },
+    },
+    {
+      name: 'p-retry',
+      library: 'p-retry',
+      limiter: false,
+      make: (op) => ({ call: () => pRetry(op, { retries: SETTINGS.maxAttempts - 1 }), dispose: noop }),
+    },
+  ];
+}

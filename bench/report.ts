@@ -20,6 +20,10 @@ export interface Target {
 
 export interface Results {
   readonly date: string;
+  /** The Node version the run measured on (runs saved before this field: see `machine.node`). */
+  readonly node?: string;
+  /** The peer majors measured, e.g. `cockatiel 3`, `cockatiel 4` (cockatiel 4 and opossum 10 need Node >= 22). */
+  readonly peers?: readonly string[];
   readonly quick: boolean;
   readonly durationSec: number;
   readonly machine: Record<string, string | number>;
@@ -100,8 +104,75 @@ export function evaluateTargets(r: Results): Target[] {
 
 type Tables = { title: string; headers: string[]; rows: string[][]; note?: string }[];
 
+/** The Node version a run measured on. */
+export function nodeOf(r: Results): string {
+  return r.node ?? String(r.machine.node);
+}
+
+/** `cockatiel4 4.0.0` reads as `cockatiel 4.0.0 (npm alias cockatiel4)`. */
+function versionsLine(r: Results): string {
+  return Object.entries(r.versions)
+    .map(([k, v]) => {
+      const alias = /^(cockatiel|opossum)\d+$/.exec(k);
+      return alias ? `${alias[1]} ${v} (npm alias ${k})` : `${k} ${v}`;
+    })
+    .join(', ');
+}
+
+/** The closing lines of a run: which targets were missed and by how much, or that all were met. */
+export function missedTargetsReport(r: Results): string {
+  const missed = r.targets.filter((t) => !t.met);
+  const where = `Node ${nodeOf(r)}${r.quick ? ', quick mode' : ''}`;
+  if (r.targets.length === 0) return `No targets apply to the suites run (${where}).`;
+  if (missed.length === 0) return `All ${r.targets.length} targets met (${where}).`;
+  return [
+    `${missed.length} of ${r.targets.length} targets missed on this run (${where}):`,
+    ...missed.map((t) => `- ${t.what}: measured ${t.measured}, target ${t.limit} (${t.by})`),
+    'This is information, not a failure (the exit code is 0): the targets are goals for bulwark on a quiet machine;',
+    `a shared or loaded machine${r.quick ? ', and quick mode with fewer samples,' : ''} can miss them. Compare the ratios in the tables.`,
+  ].join('\n');
+}
+
+/**
+ * bulwark beside each peer major, policy by policy, on `async () => 1`: median ns per call and the ratio to bare in
+ * the same round. opossum has a breaker only (its defaults include a timeout, so it sits on the breaker row).
+ */
+function sideBySide(r: Results): Tables[number] | undefined {
+  const rows = r.overhead?.[0]?.rows;
+  if (!rows) return undefined;
+  const peers = r.peers ?? ['cockatiel', 'opossum'];
+  const cell = (name: string) => {
+    const x = rows.find((y) => y.contender === name);
+    return x ? `${fmt.ns(x.ns)} (${fmt.ratio(x.ratio)})` : '';
+  };
+  const policies: readonly [string, string, string][] = [
+    ['retry', 'retry', 'retry'],
+    ['circuitBreaker', 'circuitBreaker', 'circuitBreaker'],
+    ['timeout', 'timeout', 'timeout'],
+    ['bulkhead', 'bulkhead', 'bulkhead'],
+    ['all four', 'pipeline(4)', 'wrap(4)'],
+  ];
+  return {
+    title: `Side by side: ${r.overhead?.[0]?.op}, median per call (ratio to bare)`,
+    headers: ['policy', 'bulwark', ...peers],
+    rows: policies.map(([policy, bw, ck]) => [
+      policy,
+      cell(`bulwark ${bw}`),
+      ...peers.map((p) =>
+        p.startsWith('cockatiel')
+          ? cell(`${p} ${ck}`)
+          : policy === 'circuitBreaker'
+            ? `defaults ${cell(`${p} fire (defaults)`)}, minimal ${cell(`${p} fire (minimal)`)}`
+            : '',
+      ),
+    ]),
+  };
+}
+
 export function tables(r: Results): Tables {
   const out: Tables = [];
+  const side = r.peers ? sideBySide(r) : undefined;
+  if (side) out.push(side);
   for (const o of r.overhead ?? []) {
     out.push({
       title: `Per-call overhead: ${o.op}`,
@@ -224,25 +295,26 @@ export function tables(r: Results): Tables {
 }
 
 export function terminalReport(r: Results): string {
-  return tables(r)
-    .map((t) => `\n${t.title}\n${table(t.headers, t.rows)}`)
-    .join('\n');
+  const node = nodeOf(r);
+  const head = [
+    `\n== ${r.date}${r.quick ? ' (quick mode)' : ''}, Node ${node} (V8 ${String(r.machine.v8)}), ${r.durationSec.toFixed(0)} s ==`,
+    `versions: ${versionsLine(r)}`,
+  ].join('\n');
+  return [head, ...tables(r).map((t) => `\n${t.title} [Node ${node}]\n${table(t.headers, t.rows)}`)].join('\n');
 }
 
 function escapeXml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-/** A horizontal bar chart of per-call overhead over bare (op `async () => 1`), log scale so all libraries fit. */
-export function overheadSvg(r: Results): string {
-  const rows = (r.overhead?.[0]?.rows ?? []).filter((x) => x.contender !== 'bare');
+/**
+ * A horizontal bar chart of per-call overhead over bare (op `async () => 1`), log scale so all libraries fit: one
+ * panel per run, titled with the Node version it ran on.
+ */
+export function overheadSvg(runs: readonly Results[]): string {
   const width = 860;
   const barH = 22;
   const left = 230;
-  const top = 40;
-  const height = top + rows.length * (barH + 6) + 40;
-  const max = Math.max(10, ...rows.map((x) => x.overheadNs));
-  const scale = (v: number) => (Math.log10(Math.max(1, v)) / Math.log10(max)) * (width - left - 120);
   const colours: Record<string, string> = {
     bulwark: '#2b6cb0',
     cockatiel: '#c05621',
@@ -250,74 +322,113 @@ export function overheadSvg(r: Results): string {
     'p-limit': '#2f855a',
     'p-retry': '#b7791f',
   };
-  const bars = rows
-    .map((x, i) => {
-      const y = top + i * (barH + 6);
+  const all = runs.flatMap((r) => (r.overhead?.[0]?.rows ?? []).filter((x) => x.contender !== 'bare'));
+  const max = Math.max(10, ...all.map((x) => x.overheadNs));
+  const scale = (v: number) => (Math.log10(Math.max(1, v)) / Math.log10(max)) * (width - left - 120);
+  const parts: string[] = [];
+  let y = 58;
+  for (const r of runs) {
+    const rows = (r.overhead?.[0]?.rows ?? []).filter((x) => x.contender !== 'bare');
+    parts.push(
+      `<text x="${left}" y="${y - 8}" font-size="13" font-weight="bold">${escapeXml(`Node ${nodeOf(r)}, ${r.date.slice(0, 10)}`)}</text>`,
+    );
+    for (const x of rows) {
       const w = Math.max(1, scale(x.overheadNs));
-      return [
-        `<text x="${left - 8}" y="${y + 15}" text-anchor="end" font-size="13">${escapeXml(x.contender)}</text>`,
-        `<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${colours[x.library] ?? '#555'}"/>`,
-        `<text x="${left + w + 6}" y="${y + 15}" font-size="12">${escapeXml(fmt.signedNs(x.overheadNs))}</text>`,
-      ].join('');
-    })
-    .join('\n');
+      parts.push(
+        [
+          `<text x="${left - 8}" y="${y + 15}" text-anchor="end" font-size="13">${escapeXml(x.contender)}</text>`,
+          `<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${colours[x.library] ?? '#555'}"/>`,
+          `<text x="${left + w + 6}" y="${y + 15}" font-size="12">${escapeXml(fmt.signedNs(x.overheadNs))}</text>`,
+        ].join(''),
+      );
+      y += barH + 6;
+    }
+    y += 34;
+  }
+  const height = y + 6;
+  const machine = runs[0]?.machine;
+  const footer = machine ? `${machine.cpus} cores: ${machine.cpuModel}` : '';
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" role="img">
 <title>Per-call overhead of each contender over a bare call</title>
 <rect width="100%" height="100%" fill="#fff"/>
-<text x="${left}" y="22" font-size="15" font-weight="bold">Per-call overhead over a bare call (async () => 1), median, log scale</text>
-${bars}
-<text x="${left}" y="${height - 12}" font-size="11" fill="#555">${escapeXml(`${r.date}, Node ${r.machine.node}, ${r.machine.cpus} cores: ${r.machine.cpuModel}`)}</text>
+<text x="${left}" y="18" font-size="15" font-weight="bold">Per-call overhead over a bare call (async () => 1), median, log scale</text>
+${parts.join('\n')}
+<text x="${left}" y="${height - 12}" font-size="11" fill="#555">${escapeXml(footer)}</text>
 </svg>
 `;
 }
 
-export function markdown(r: Results): string {
+/** docs/benchmarks.md from the runs in bench/results/published.json, each table labelled with its Node version. */
+export function markdown(runs: readonly Results[]): string {
   const md: string[] = [];
   md.push('# Benchmarks');
   md.push('');
   md.push(
-    '<!-- Generated by `npm run bench` from bench/results/' +
-      `${r.date.slice(0, 10)}.json. Do not edit by hand: change bench/report.ts and re-run. -->`,
+    '<!-- Generated by `npm run bench -- --update-docs` (runs saved in bench/results/published.json). Do not edit by ' +
+      'hand: change bench/report.ts and regenerate with `npm run bench -- --report bench/results/published.json ' +
+      '--update-docs`. -->',
   );
   md.push('');
   md.push(
     'What bulwark costs per call, measured side by side with cockatiel, opossum, p-limit and p-retry in the same ' +
-      'process run, on the same operation, with the same settings, in alternating order.',
+      'process run, on the same operation, with the same settings, in alternating order. cockatiel 4 and opossum 10 ' +
+      'need Node >= 22: runs on Node 22 and later measure them beside cockatiel 3.2.1 and opossum 9.0.0, in the same ' +
+      'rounds; runs on Node 20 measure the older majors only.',
   );
   md.push('');
   md.push(
     '**Read the ratios, not the absolute times.** The machine is shared and noisy; every ratio and every "over bare" ' +
       'figure compares two numbers measured in the same round, which cancels most of the noise. Absolute times ' +
-      'across runs or machines are not comparable.',
+      'across runs, Node versions or machines are not comparable.',
   );
   md.push('');
-  md.push('## This run');
+  md.push(runs.length === 1 ? '## The run' : '## The runs');
   md.push('');
-  md.push(`- Date: ${r.date}${r.quick ? ' (quick mode)' : ''}, ${r.durationSec.toFixed(0)} s`);
-  md.push(`- Machine: ${r.machine.cpuModel}, ${r.machine.cpus} cores, ${r.machine.memoryGiB} GiB, ${r.machine.os}`);
-  md.push(`- Node ${r.machine.node}, V8 ${r.machine.v8}`);
-  md.push(
-    `- Versions: ${Object.entries(r.versions)
-      .map(([k, v]) => `${k} ${v}`)
-      .join(', ')}`,
-  );
-  md.push(`- Rounds per suite: ${String(r.settings.rounds)}`);
+  for (const r of runs) {
+    md.push(
+      `- **Node ${nodeOf(r)}** (V8 ${String(r.machine.v8)}): ${r.date}${r.quick ? ' (quick mode)' : ''}, ${r.durationSec.toFixed(0)} s`,
+    );
+    md.push(`  - Machine: ${r.machine.cpuModel}, ${r.machine.cpus} cores, ${r.machine.memoryGiB} GiB, ${r.machine.os}`);
+    md.push(`  - Versions: ${versionsLine(r)}`);
+    md.push(`  - Rounds per suite: ${String(r.settings.rounds)}`);
+  }
   md.push('');
-  md.push('![Per-call overhead over a bare call](benchmarks-overhead.svg)');
-  md.push('');
-  for (const t of tables(r)) {
-    md.push(`## ${t.title}`);
-    md.push('');
-    md.push(`| ${t.headers.join(' | ')} |`);
-    md.push(`|${t.headers.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`);
-    for (const row of t.rows) md.push(`| ${row.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`);
+  if (runs.every((r) => Number(nodeOf(r).split('.')[0]) < 22)) {
+    md.push(
+      'No run on this page is on Node 22 or later, so cockatiel 4 and opossum 10 are not in its tables; a run on Node ' +
+        '22+ (see [How to run](#how-to-run)) measures them.',
+    );
     md.push('');
   }
-  if (r.warnings && r.warnings.length > 0) {
-    md.push('## Warnings seen during the run');
+  md.push('![Per-call overhead over a bare call](benchmarks-overhead.svg)');
+  md.push('');
+  for (const r of runs) {
+    const node = nodeOf(r);
+    md.push(`## Node ${node}`);
     md.push('');
-    for (const w of r.warnings) md.push(`- ${w}`);
+    md.push(
+      `Every table in this section comes from the run on Node ${node} (${r.date.slice(0, 10)}, contenders: ` +
+        `bulwark, ${(r.peers ?? ['cockatiel 3', 'opossum 9']).join(', ')}, p-limit, p-retry).`,
+    );
     md.push('');
+    for (const t of tables(r)) {
+      md.push(`### ${t.title} [Node ${node}]`);
+      md.push('');
+      const cells = [t.headers, ...t.rows.map((row) => row.map((c) => c.replace(/\|/g, '\\|')))];
+      const widths = t.headers.map((_, i) => Math.max(3, ...cells.map((row) => (row[i] ?? '').length)));
+      const line = (row: readonly string[]) =>
+        `| ${row.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join(' | ')} |`;
+      md.push(line(t.headers));
+      md.push(`|${widths.map((w, i) => (i === 0 ? ` ${'-'.repeat(w)} ` : ` ${'-'.repeat(w - 1)}: `)).join('|')}|`);
+      for (const row of cells.slice(1)) md.push(line(row));
+      md.push('');
+    }
+    if (r.warnings && r.warnings.length > 0) {
+      md.push(`### Warnings seen during the run [Node ${node}]`);
+      md.push('');
+      for (const w of r.warnings) md.push(`- ${w}`);
+      md.push('');
+    }
   }
   md.push(HOW_TO);
   return `${md.join('\n')}\n`;
@@ -326,15 +437,40 @@ export function markdown(r: Results): string {
 const HOW_TO = `## How to run
 
 \`\`\`sh
-npm ci && npm run bench          # every suite, about 6 to 9 minutes on 2 cores; rewrites this page
-npm run bench -- --quick         # every suite, fewer rounds and samples, under 2 minutes; prints and saves JSON only
+npm ci && npm run bench          # every suite, on the node in PATH: 3.5 to 4.5 minutes on 2 idle cores
+npm run bench -- --quick         # every suite, fewer rounds and samples: about 1 minute
 npm run bench -- --suites=overhead,fail-fast   # some suites only
-npm run bench -- --report bench/results/<date>.json   # regenerate this page from saved results, no measuring
 \`\`\`
 
-\`npm run bench\` bundles \`bench/run.ts\` with esbuild (bulwark from \`src/\`, the contenders from \`node_modules\`) and runs
-it with \`node --expose-gc\`. Progress goes to stderr; tables to stdout; raw numbers to \`bench/results/<date>.json\`
-(\`<date>-quick.json\` in quick mode). Only a full run regenerates this page and \`benchmarks-overhead.svg\`.
+\`npm run bench\` builds nothing in \`dist/\`: it bundles \`bench/run.ts\` with esbuild into \`bench/.out/run.mjs\` (bulwark
+from \`src/\`, the contenders from \`node_modules\`) and runs it with \`node --expose-gc\` on the \`node\` in your PATH.
+Progress goes to stderr, the tables (each labelled with the Node version it ran on) to stdout, and the raw numbers to
+\`bench/results/<date>T<time>Z-node<major>.json\` (\`-quick.json\` in quick mode), which git ignores. It never rewrites a
+tracked file. Targets that a run misses are listed at the end; that is information about the run and the machine, not a
+failure: the exit code is 0 unless the bench itself broke.
+
+How long it takes, measured on 2026-12-06 on a 2-core Intel Xeon machine: with the machine nearly idle (load average
+under 6 and falling), a full run took 208 s on Node 20 and 264 s on Node 24 (which measures 7 more contenders), and
+\`--quick\` took 49 s on Node 20. Earlier that day, with other work loading the machine (load average 12 to 22 on 2
+cores), the full run took 826 s on Node 20 and 875 s on Node 24, and \`--quick\` 133 s; their numbers were too noisy to
+publish. Publish runs from an idle machine: on a loaded one the absolute times, and even the ratios, drift.
+
+On Node 22 and later the run also measures cockatiel 4 and opossum 10 (installed as the npm aliases \`cockatiel4\` and
+\`opossum10\`, which need Node >= 22) beside cockatiel 3.2.1 and opossum 9.0.0, in the same rounds. To run on another
+Node once \`npm run bench\` has built the bundle:
+
+\`\`\`sh
+npx -y node@24 --expose-gc bench/.out/run.mjs [--quick]
+\`\`\`
+
+Maintainers regenerate this page, \`benchmarks-overhead.svg\` and \`bench/results/published.json\` (the runs shown here)
+explicitly, from a full run or from saved full runs (one section per run, in the order given):
+
+\`\`\`sh
+npm run bench -- --update-docs         # measure every suite on this Node, then publish this run
+npm run bench -- --report bench/results/<node20 run>.json --report bench/results/<node24 run>.json --update-docs
+npm run bench -- --report bench/results/published.json --update-docs   # re-render after changing bench/report.ts
+\`\`\`
 
 ## How to read the numbers
 
@@ -380,8 +516,10 @@ cooperative timeout, a limit of 1,000 concurrent calls. opossum is measured with
 
 ## How to add a contender
 
-Add an entry to \`CONTENDERS\` in \`bench/contenders.ts\`: a \`name\`, its \`library\`, whether it is a \`limiter\`, and
+Add an entry to \`contenders()\` in \`bench/contenders.ts\`: a \`name\`, its \`library\`, whether it is a \`limiter\`, and
 \`make(op, inFlight)\` returning \`{ call, dispose }\`, where \`call()\` runs \`op\` once through the contender and
 \`dispose()\` releases its timers. Pin its version in \`devDependencies\`, and add its version to \`VERSIONED\` in
-\`bench/run.ts\` so the report names it. The fail-fast and HTTP suites list their cases in their own files.
+\`bench/run.ts\` so the report names it. Another major of cockatiel or opossum is one entry in \`loadPeers()\` in
+\`bench/peers.ts\` (its npm alias and the Node it needs); every suite then measures it beside the others. The fail-fast
+and HTTP suites list their cases in their own files.
 `;

@@ -1,8 +1,7 @@
 /** Suite 5: memory and idle CPU of many breakers (bulwark keeps no timer per breaker). */
-import { CountBreaker, circuitBreaker as cCircuitBreaker, handleAll } from 'cockatiel';
-import CircuitBreaker from 'opossum';
 import { circuitBreaker } from '../../src/index.js';
 import { gc, heapUsed, progress, type Settings } from '../harness.js';
+import type { Peers } from '../peers.js';
 
 export interface BreakersRow {
   readonly library: string;
@@ -69,32 +68,35 @@ async function idleCpu(ms: number): Promise<number> {
   return (cpu.user + cpu.system) / 1_000 / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
 
-const MAKERS: readonly { library: string; make: () => { dispose: () => void } }[] = [
-  {
-    library: 'bulwark',
-    make: () => {
-      const cb = circuitBreaker({ window: { kind: 'count', size: 100 } });
-      return { dispose: () => void cb };
+/** One maker per library, and per major of cockatiel and opossum loaded (see bench/peers.ts). */
+function makers(peers: Peers): readonly { library: string; make: () => { dispose: () => void } }[] {
+  return [
+    {
+      library: 'bulwark',
+      make: () => {
+        const cb = circuitBreaker({ window: { kind: 'count', size: 100 } });
+        return { dispose: () => void cb };
+      },
     },
-  },
-  {
-    library: 'cockatiel',
-    make: () => {
-      const cb = cCircuitBreaker(handleAll, {
-        halfOpenAfter: 10_000,
-        breaker: new CountBreaker({ threshold: 0.5, size: 100 }),
-      });
-      return { dispose: () => void cb };
-    },
-  },
-  {
-    library: 'opossum',
-    make: () => {
-      const cb = new CircuitBreaker(async () => 1);
-      return { dispose: () => cb.shutdown() };
-    },
-  },
-];
+    ...peers.cockatiel.map(({ label, lib: c }) => ({
+      library: label,
+      make: () => {
+        const cb = c.circuitBreaker(c.handleAll, {
+          halfOpenAfter: 10_000,
+          breaker: new c.CountBreaker({ threshold: 0.5, size: 100 }),
+        });
+        return { dispose: () => void cb };
+      },
+    })),
+    ...peers.opossum.map(({ label, lib: CircuitBreaker }) => ({
+      library: label,
+      make: () => {
+        const cb = new CircuitBreaker(async () => 1);
+        return { dispose: () => cb.shutdown() };
+      },
+    })),
+  ];
+}
 
 function allocate(
   make: () => { dispose: () => void },
@@ -107,11 +109,11 @@ function allocate(
   return { alive, heap: heapUsed() - before, timers };
 }
 
-export async function breakersSuite(s: Settings, step: string): Promise<BreakersRow[]> {
+export async function breakersSuite(s: Settings, step: string, peers: Peers): Promise<BreakersRow[]> {
   const rows: BreakersRow[] = [];
   progress(`${step} many breakers: idle baseline`);
   const baseline = await idleCpu(s.idleMs);
-  for (const m of MAKERS) {
+  for (const m of makers(peers)) {
     progress(`${step} many breakers: ${m.library}, heap per breaker`);
     const probe = allocate(m.make, 10_000);
     const perBreaker = probe.heap / 10_000;

@@ -1,15 +1,7 @@
 /** Suite 3: the cost of a rejected call when the breaker is open or the bulkhead is full, over a bare throw. */
-import {
-  BrokenCircuitError,
-  BulkheadRejectedError as CockatielBulkheadRejected,
-  ConsecutiveBreaker,
-  bulkhead as cBulkhead,
-  circuitBreaker as cCircuitBreaker,
-  handleAll,
-} from 'cockatiel';
-import CircuitBreaker from 'opossum';
 import { bulkhead, circuitBreaker } from '../../src/index.js';
 import { median, nsPerCall, progress, roundOrder, type Settings } from '../harness.js';
+import type { Cockatiel, Opossum, Peer, Peers } from '../peers.js';
 
 export interface FailFastRow {
   readonly case: string;
@@ -36,7 +28,52 @@ const swallow = (p: Promise<unknown>) =>
     () => undefined,
   );
 
-const CASES: readonly Case[] = [
+function cockatielCases({ label, lib: c }: Peer<Cockatiel>): Case[] {
+  return [
+    {
+      name: `${label} circuitBreaker, open`,
+      library: 'cockatiel',
+      setup: async () => {
+        const cb = c.circuitBreaker(c.handleAll, { halfOpenAfter: 3_600_000, breaker: new c.ConsecutiveBreaker(1) });
+        await cb.execute(() => Promise.reject(PREALLOCATED)).catch(() => undefined);
+        const op = async () => 1;
+        const call = () => cb.execute(op);
+        await call().catch((e: unknown) => {
+          if (!(e instanceof c.BrokenCircuitError)) throw e;
+        });
+        return () => swallow(call());
+      },
+    },
+    {
+      name: `${label} bulkhead, full`,
+      library: 'cockatiel',
+      setup: async () => {
+        const b = c.bulkhead(1, 0);
+        void b.execute(never);
+        const op = async () => 1;
+        await b.execute(op).catch((e: unknown) => {
+          if (!(e instanceof c.BulkheadRejectedError)) throw e;
+        });
+        return () => swallow(b.execute(op));
+      },
+    },
+  ];
+}
+
+function opossumCase({ label, lib: CircuitBreaker }: Peer<Opossum>): Case {
+  return {
+    name: `${label} fire, open`,
+    library: 'opossum',
+    setup: async () => {
+      const breaker = new CircuitBreaker(async () => 1, { resetTimeout: 3_600_000 });
+      breaker.open();
+      return () => swallow(breaker.fire());
+    },
+  };
+}
+
+/** The cases: a bare throw first (the baseline), bulwark's, then cockatiel's and opossum's per major loaded. */
+const cases = (peers: Peers): readonly Case[] => [
   {
     name: 'bare throw of a preallocated error',
     library: 'baseline',
@@ -67,45 +104,12 @@ const CASES: readonly Case[] = [
       return () => swallow(b.execute(op));
     },
   },
-  {
-    name: 'cockatiel circuitBreaker, open',
-    library: 'cockatiel',
-    setup: async () => {
-      const cb = cCircuitBreaker(handleAll, { halfOpenAfter: 3_600_000, breaker: new ConsecutiveBreaker(1) });
-      await cb.execute(() => Promise.reject(PREALLOCATED)).catch(() => undefined);
-      const op = async () => 1;
-      const call = () => cb.execute(op);
-      await call().catch((e: unknown) => {
-        if (!(e instanceof BrokenCircuitError)) throw e;
-      });
-      return () => swallow(call());
-    },
-  },
-  {
-    name: 'cockatiel bulkhead, full',
-    library: 'cockatiel',
-    setup: async () => {
-      const b = cBulkhead(1, 0);
-      void b.execute(never);
-      const op = async () => 1;
-      await b.execute(op).catch((e: unknown) => {
-        if (!(e instanceof CockatielBulkheadRejected)) throw e;
-      });
-      return () => swallow(b.execute(op));
-    },
-  },
-  {
-    name: 'opossum fire, open',
-    library: 'opossum',
-    setup: async () => {
-      const breaker = new CircuitBreaker(async () => 1, { resetTimeout: 3_600_000 });
-      breaker.open();
-      return () => swallow(breaker.fire());
-    },
-  },
+  ...peers.cockatiel.flatMap(cockatielCases),
+  ...peers.opossum.map(opossumCase),
 ];
 
-export async function failFastSuite(s: Settings, step: string): Promise<FailFastRow[]> {
+export async function failFastSuite(s: Settings, step: string, peers: Peers): Promise<FailFastRow[]> {
+  const CASES = cases(peers);
   const calls = new Map<string, () => Promise<unknown>>();
   for (const c of CASES) calls.set(c.name, await c.setup());
   const ns = new Map<string, number[]>(CASES.map((c) => [c.name, []]));

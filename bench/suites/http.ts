@@ -4,22 +4,11 @@
  * pool (how users wire it), and as the core pipeline around `pool.request` passing `ctx.signal` (which shows what an
  * AbortSignal per request costs inside undici).
  */
-import {
-  CountBreaker,
-  bulkhead as cBulkhead,
-  circuitBreaker as cCircuitBreaker,
-  retry as cRetry,
-  timeout as cTimeout,
-  ExponentialBackoff,
-  handleAll,
-  TimeoutStrategy,
-  wrap,
-} from 'cockatiel';
-import CircuitBreaker from 'opossum';
 import { type Dispatcher, Pool } from 'undici';
 import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../../src/index.js';
 import { interceptor } from '../../src/integrations/undici/index.js';
 import { closedLoop, loadRounds, type Settings, startChildServer } from '../harness.js';
+import type { Peers } from '../peers.js';
 
 export interface HttpRow {
   readonly contender: string;
@@ -45,27 +34,33 @@ const fullPipeline = () =>
     bulkhead({ limit: 1_000, queue: 1_000 }),
   );
 
-function contenders(pool: Pool): { name: string; run: (req: Request) => Promise<void> }[] {
+function contenders(pool: Pool, peers: Peers): { name: string; run: (req: Request) => Promise<void> }[] {
   const bw = fullPipeline();
   const composed = pool.compose(interceptor({ policy: fullPipeline() }));
-  const ck = wrap(
-    cRetry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() }),
-    cCircuitBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new CountBreaker({ threshold: 0.5, size: 100 }) }),
-    cTimeout(60_000, TimeoutStrategy.Cooperative),
-    cBulkhead(1_000, 1_000),
-  );
-  const op = new CircuitBreaker((req: Request) => req(undefined));
-  void pool;
   return [
     { name: 'bare undici', run: (req) => req(undefined) },
     { name: 'bulwark interceptor, pipeline(4)', run: (req) => req(undefined, composed) },
     { name: 'bulwark pipeline(4) around request', run: (req) => bw.execute(({ signal }) => req(signal)) },
-    { name: 'cockatiel wrap(4)', run: (req) => ck.execute(({ signal }) => req(signal)) },
-    { name: 'opossum fire (defaults)', run: (req) => op.fire(req) },
+    ...peers.cockatiel.map(({ label, lib: c }) => {
+      const ck = c.wrap(
+        c.retry(c.handleAll, { maxAttempts: 2, backoff: new c.ExponentialBackoff() }),
+        c.circuitBreaker(c.handleAll, {
+          halfOpenAfter: 10_000,
+          breaker: new c.CountBreaker({ threshold: 0.5, size: 100 }),
+        }),
+        c.timeout(60_000, c.TimeoutStrategy.Cooperative),
+        c.bulkhead(1_000, 1_000),
+      );
+      return { name: `${label} wrap(4)`, run: (req: Request) => ck.execute(({ signal }) => req(signal)) };
+    }),
+    ...peers.opossum.map(({ label, lib: CircuitBreaker }) => {
+      const op = new CircuitBreaker((req: Request) => req(undefined));
+      return { name: `${label} fire (defaults)`, run: (req: Request) => op.fire(req) };
+    }),
   ];
 }
 
-export async function httpSuite(s: Settings, step: string): Promise<HttpRow[]> {
+export async function httpSuite(s: Settings, step: string, peers: Peers): Promise<HttpRow[]> {
   const { port, child } = await startChildServer(new URL('../http-server.mjs', import.meta.url));
   const origin = `http://127.0.0.1:${port}`;
   const pool = new Pool(origin, { connections: CONCURRENCY, pipelining: 1 });
@@ -75,7 +70,7 @@ export async function httpSuite(s: Settings, step: string): Promise<HttpRow[]> {
       await res.body.text();
       if (res.statusCode !== 200) throw new Error(`bench http server answered ${res.statusCode}`);
     };
-    const list = contenders(pool);
+    const list = contenders(pool, peers);
     // Warm the connections and the JIT.
     for (const c of list)
       await closedLoop(() => c.run(request), Math.min(500, s.httpRequests), s.httpMaxMs, CONCURRENCY);

@@ -1,6 +1,6 @@
 /** Suite 2: many calls in flight at once through each contender (limiters at 1,000, the rest queued). */
 import { PerformanceObserver } from 'node:perf_hooks';
-import { CONTENDERS } from '../contenders.js';
+import type { Contender } from '../contenders.js';
 import { gc, heapUsed, median, progress, roundOrder, type Settings } from '../harness.js';
 
 export interface InFlightRow {
@@ -49,19 +49,19 @@ async function once(
   return { ms: (startedNs + settleNs) / 1e6, bytes, gcs };
 }
 
-export async function inFlightSuite(s: Settings, step: string): Promise<InFlightRow[]> {
-  const ms = new Map<string, number[]>(CONTENDERS.map((c) => [c.name, []]));
-  const ratios = new Map<string, number[]>(CONTENDERS.map((c) => [c.name, []]));
-  const bytes = new Map<string, number[]>(CONTENDERS.map((c) => [c.name, []]));
-  const over = new Map<string, number[]>(CONTENDERS.map((c) => [c.name, []]));
-  const gcs = new Map<string, number[]>(CONTENDERS.map((c) => [c.name, []]));
+export async function inFlightSuite(s: Settings, step: string, list: readonly Contender[]): Promise<InFlightRow[]> {
+  const ms = new Map<string, number[]>(list.map((c) => [c.name, []]));
+  const ratios = new Map<string, number[]>(list.map((c) => [c.name, []]));
+  const bytes = new Map<string, number[]>(list.map((c) => [c.name, []]));
+  const over = new Map<string, number[]>(list.map((c) => [c.name, []]));
+  const gcs = new Map<string, number[]>(list.map((c) => [c.name, []]));
   // One warm-up pass so the first contender does not pay for JIT compilation.
-  for (const c of CONTENDERS) await once((op) => c.make(op, s.inFlight), 1_000);
+  for (const c of list) await once((op) => c.make(op, s.inFlight), 1_000);
   for (let r = 0; r < s.rounds; r++) {
     const round = new Map<string, { ms: number; bytes: number; gcs: number }>();
-    for (const [ci, c] of roundOrder(CONTENDERS, r).entries()) {
+    for (const [ci, c] of roundOrder(list, r).entries()) {
       progress(
-        `${step} ${s.inFlight.toLocaleString('en-US')} in flight: round ${r + 1}/${s.rounds}, ${ci + 1}/${CONTENDERS.length} ${c.name}`,
+        `${step} ${s.inFlight.toLocaleString('en-US')} in flight: round ${r + 1}/${s.rounds}, ${ci + 1}/${list.length} ${c.name}`,
       );
       round.set(c.name, await once((op) => c.make(op, s.inFlight), s.inFlight));
     }
@@ -74,7 +74,7 @@ export async function inFlightSuite(s: Settings, step: string): Promise<InFlight
       gcs.get(k)?.push(v.gcs);
     }
   }
-  return CONTENDERS.map((c) => ({
+  return list.map((c) => ({
     contender: c.name,
     library: c.library,
     callsPerSec: s.inFlight / (median(ms.get(c.name) as number[]) / 1_000),

@@ -1,5 +1,5 @@
 /** Suite 1: per-call overhead on the happy path, for three operations. */
-import { CONTENDERS, type Instance, type Op } from '../contenders.js';
+import type { Contender, Instance, Op } from '../contenders.js';
 import { median, nsPerCall, progress, quantile, roundOrder, type Settings } from '../harness.js';
 
 export interface OverheadRow {
@@ -30,20 +30,20 @@ export const OPS: readonly { readonly name: string; readonly op: Op }[] = [
   { name: 'cross the event loop (setImmediate)', op: () => immediate() },
 ];
 
-export async function overheadSuite(s: Settings, step: string): Promise<OverheadResult[]> {
+export async function overheadSuite(s: Settings, step: string, list: readonly Contender[]): Promise<OverheadResult[]> {
   const results: OverheadResult[] = [];
   for (const [oi, { name, op }] of OPS.entries()) {
-    const instances = new Map<string, Instance>(CONTENDERS.map((c) => [c.name, c.make(op, 1_000)]));
-    const perRound = new Map<string, number[]>(CONTENDERS.map((c) => [c.name, []]));
-    const ratios = new Map<string, number[]>(CONTENDERS.map((c) => [c.name, []]));
-    const deltas = new Map<string, number[]>(CONTENDERS.map((c) => [c.name, []]));
+    const instances = new Map<string, Instance>(list.map((c) => [c.name, c.make(op, 1_000)]));
+    const perRound = new Map<string, number[]>(list.map((c) => [c.name, []]));
+    const ratios = new Map<string, number[]>(list.map((c) => [c.name, []]));
+    const deltas = new Map<string, number[]>(list.map((c) => [c.name, []]));
     // Warm every instance up once, so round 1 does not charge JIT compilation to whoever runs first.
     for (const i of instances.values()) for (let k = 0; k < 2_000; k++) await i.call();
     for (let r = 0; r < s.rounds; r++) {
       const round = new Map<string, number>();
-      for (const [ci, c] of roundOrder(CONTENDERS, r).entries()) {
+      for (const [ci, c] of roundOrder(list, r).entries()) {
         progress(
-          `${step} per-call overhead: "${name}" (op ${oi + 1}/${OPS.length}), round ${r + 1}/${s.rounds}, ${ci + 1}/${CONTENDERS.length} ${c.name}`,
+          `${step} per-call overhead: "${name}" (op ${oi + 1}/${OPS.length}), round ${r + 1}/${s.rounds}, ${ci + 1}/${list.length} ${c.name}`,
         );
         const call = (instances.get(c.name) as Instance).call;
         round.set(c.name, (await nsPerCall(call, s)).p50);
@@ -58,7 +58,7 @@ export async function overheadSuite(s: Settings, step: string): Promise<Overhead
     for (const i of instances.values()) i.dispose();
     results.push({
       op: name,
-      rows: CONTENDERS.map((c) => {
+      rows: list.map((c) => {
         const values = perRound.get(c.name) as number[];
         return {
           contender: c.name,

@@ -1,0 +1,166 @@
+/**
+ * The bench runner's contract with a user's clone: `npm run bench` prints and saves results but never rewrites a
+ * tracked docs file unless `--update-docs` asks; missed targets are listed and exit 0; every table names its Node.
+ * The runner is bundled as `npm run bench` bundles it, into a scratch folder that stands in for the repository.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const SENTINEL = 'tracked docs page, must not change\n';
+
+let root: string;
+let bundle: string;
+
+const overheadRow = (contender: string, library: string, ns: number, bare: number) => ({
+  contender,
+  library,
+  ns,
+  nsMin: ns,
+  nsMax: ns,
+  ratio: ns / bare,
+  overheadNs: ns - bare,
+});
+
+/** A full run of every suite, small enough to read: one missed target and one met. */
+function fixture(node: string, quick = false) {
+  return {
+    date: '2026-12-01T10:00:00.000Z',
+    node,
+    peers: ['cockatiel 3', 'opossum 9'],
+    quick,
+    durationSec: 321,
+    machine: { node, v8: '12.4', os: 'Linux', cpus: 2, cpuModel: 'test cpu', memoryGiB: 8 },
+    versions: { bulwark: '0.1.0', cockatiel: '3.2.1', cockatiel4: '4.0.0', opossum: '9.0.0' },
+    settings: { rounds: 5, inFlight: 10_000 },
+    overhead: [
+      {
+        op: 'async () => 1',
+        rows: [
+          overheadRow('bare', 'baseline', 100, 100),
+          overheadRow('bulwark retry', 'bulwark', 250, 100),
+          overheadRow('cockatiel 3 retry', 'cockatiel', 260, 100),
+        ],
+      },
+    ],
+    inFlight: [],
+    failFast: [],
+    events: [],
+    breakers: [],
+    http: [],
+    grpc: [],
+    messaging: [],
+    targets: [
+      {
+        what: 'retry alone, per call over bare',
+        limit: '<= +100 ns',
+        measured: '+150 ns',
+        met: false,
+        by: '50 ns over',
+      },
+      { what: 'fail-fast of an open breaker', limit: '<= +500 ns', measured: '-100 ns', met: true, by: '' },
+    ],
+  };
+}
+
+function bench(...args: string[]) {
+  return spawnSync(process.execPath, ['--expose-gc', bundle, ...args], { cwd: root, encoding: 'utf8' });
+}
+
+const docs = () => readFileSync(join(root, 'docs/benchmarks.md'), 'utf8');
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'bulwark-bench-'));
+  writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'bulwark', version: '0.1.0' }));
+  mkdirSync(join(root, 'docs'));
+  mkdirSync(join(root, 'bench/results'), { recursive: true });
+  symlinkSync(join(REPO, 'node_modules'), join(root, 'node_modules'), 'dir');
+  bundle = join(root, 'bench/.out/run.mjs');
+  await build({
+    entryPoints: [join(REPO, 'bench/run.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    outfile: bundle,
+    logLevel: 'warning',
+  });
+  writeFileSync(join(root, 'node20.json'), JSON.stringify(fixture('20.99.0')));
+  writeFileSync(join(root, 'node24.json'), JSON.stringify(fixture('24.99.0')));
+  writeFileSync(join(root, 'quick.json'), JSON.stringify(fixture('24.99.0', true)));
+}, 60_000);
+
+afterAll(() => {
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('npm run bench', { timeout: 60_000 }, () => {
+  it('prints saved results without touching the tracked docs page, and exits 0 on a missed target', () => {
+    writeFileSync(join(root, 'docs/benchmarks.md'), SENTINEL);
+    const run = bench('--report', 'node20.json');
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(docs()).toBe(SENTINEL);
+    expect(existsSync(join(root, 'docs/benchmarks-overhead.svg'))).toBe(false);
+    expect(existsSync(join(root, 'bench/results/published.json'))).toBe(false);
+    // Every table names the Node it came from.
+    expect(run.stdout).toContain('Per-call overhead: async () => 1 [Node 20.99.0]');
+    expect(run.stdout).toContain('Targets [Node 20.99.0]');
+    expect(run.stdout).toContain('cockatiel 4.0.0 (npm alias cockatiel4)');
+  });
+
+  it('lists each missed target with what was measured after the tables, as information', () => {
+    const run = bench('--report', 'node20.json');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('NO (50 ns over)');
+    const summary = run.stdout.slice(run.stdout.indexOf('1 of 2 targets missed'));
+    expect(summary.split('\n').slice(0, 2)).toEqual([
+      '1 of 2 targets missed on this run (Node 20.99.0):',
+      '- retry alone, per call over bare: measured +150 ns, target <= +100 ns (50 ns over)',
+    ]);
+    expect(summary).toContain('This is information, not a failure (the exit code is 0)');
+  });
+
+  it('rewrites the docs page only with --update-docs, one section per run, each table labelled with its Node', () => {
+    writeFileSync(join(root, 'docs/benchmarks.md'), SENTINEL);
+    const run = bench('--report', 'node20.json', '--report', 'node24.json', '--update-docs');
+    expect(run.status).toBe(0);
+    const page = docs();
+    expect(page).not.toBe(SENTINEL);
+    expect(page).toContain('## Node 20.99.0');
+    expect(page).toContain('## Node 24.99.0');
+    expect(page).toContain('### Per-call overhead: async () => 1 [Node 20.99.0]');
+    expect(page).toContain('### Per-call overhead: async () => 1 [Node 24.99.0]');
+    const published = JSON.parse(readFileSync(join(root, 'bench/results/published.json'), 'utf8')) as {
+      node: string;
+    }[];
+    expect(published.map((r) => r.node)).toEqual(['20.99.0', '24.99.0']);
+    expect(readFileSync(join(root, 'docs/benchmarks-overhead.svg'), 'utf8')).toContain('Node 24.99.0');
+  });
+
+  it('refuses to publish a quick run or a measuring run that is not full, before measuring anything', () => {
+    writeFileSync(join(root, 'docs/benchmarks.md'), SENTINEL);
+    const fromQuick = bench('--report', 'quick.json', '--update-docs');
+    expect(fromQuick.status).toBe(1);
+    expect(fromQuick.stderr).toContain('--update-docs publishes full runs of every suite only');
+    const quick = bench('--quick', '--update-docs');
+    expect(quick.status).toBe(1);
+    expect(quick.stderr).toBe(
+      'bench: --update-docs publishes a full run of every suite; drop --quick and --suites (or pass --report <results.json>)\n',
+    );
+    expect(docs()).toBe(SENTINEL);
+  });
+
+  it('names an unknown argument and shows the usage', () => {
+    const run = bench('--update-doc');
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain('bench: unknown argument --update-doc');
+    expect(run.stderr).toContain('usage: npm run bench');
+  });
+});
