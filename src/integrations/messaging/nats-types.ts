@@ -132,13 +132,19 @@ export interface JetStreamConsumerSettings {
  */
 export interface JetStreamAdmin {
   readonly streams: {
+    /** A stream's settings; rejects with a "stream not found" API error (10059) when it does not exist. */
     info(stream: string): Promise<{ readonly config: JetStreamStreamSettings }>;
+    /** Creates a stream. */
     add(config: JetStreamStreamSettings): Promise<unknown>;
+    /** Updates a stream's settings. */
     update(stream: string, config: JetStreamStreamSettings): Promise<unknown>;
   };
   readonly consumers: {
+    /** A durable consumer's settings; rejects with a "consumer not found" API error (10014) when it does not exist. */
     info(stream: string, consumer: string): Promise<{ readonly config: JetStreamConsumerSettings }>;
+    /** Creates a durable consumer. */
     add(stream: string, config: JetStreamConsumerSettings): Promise<unknown>;
+    /** Updates a durable consumer's settings. */
     update(stream: string, consumer: string, config: JetStreamConsumerSettings): Promise<unknown>;
   };
 }

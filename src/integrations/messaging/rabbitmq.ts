@@ -95,19 +95,29 @@ export interface RabbitMessage {
  * ```
  */
 export interface RabbitChannel {
+  /** Declares a queue (`queue.declare`). */
   assertQueue(queue: string, options?: { durable?: boolean }): Promise<unknown>;
+  /** Subscribes to a queue (`basic.consume`); `null` when the broker cancels the consumer. */
   consume(
     queue: string,
     onMessage: (msg: RabbitMessage | null) => void,
     options?: { noAck?: boolean },
   ): Promise<unknown>;
+  /** Ends a subscription (`basic.cancel`). */
   cancel(consumerTag: string): Promise<unknown>;
+  /** Sets the channel's prefetch (`basic.qos`); its reply also proves earlier frames were processed. */
   prefetch(count: number): Promise<unknown>;
+  /** Acknowledges a message (`basic.ack`). */
   ack(message: RabbitMessage): void;
+  /** Rejects a message (`basic.nack`), requeued or not. */
   nack(message: RabbitMessage, allUpTo?: boolean, requeue?: boolean): void;
+  /** Publishes to a queue through the default exchange. */
   sendToQueue(queue: string, content: Buffer): boolean;
+  /** Adds an event listener (`'close'`, `'error'`, `'return'`, ...). */
   on(event: string, listener: (...args: unknown[]) => void): unknown;
+  /** Adds a one-time event listener. */
   once(event: string, listener: (...args: unknown[]) => void): unknown;
+  /** Removes an event listener. */
   off(event: string, listener: (...args: unknown[]) => void): unknown;
 }
 
