@@ -110,6 +110,13 @@ describe('circuitBreaker option validation (mutation, round 2)', () => {
     ]);
   });
 
+  it('a window snapshot that is not an object is rejected, also when the window kind is unknown', () => {
+    expect(problems({ window: { kind: 5 }, initialState: snapshot({ window: 7 }) })).toEqual([
+      "window.kind: one of 'consecutive', 'count', 'time' (got 5)",
+      "initialState.window: a window snapshot of kind 'count' (the breaker's window) (got 7)",
+    ]);
+  });
+
   it('time buckets must be objects with numbers >= 0', () => {
     const time = { kind: 'time', sizeMs: 1000, buckets: 10 };
     const state = (buckets: unknown) => ({
