@@ -26,7 +26,7 @@ export default {
   clearTextReporter: { allowColor: false, logTests: false, maxTestsToLog: 0 },
   tempDirName: '.stryker-tmp',
   cleanTempDir: 'always',
-  // break: the score of the last full run (93.24% on 2026-12-06, after issue 11 merged), floored, so it can only
-  // rise. Raise it when you kill more.
-  thresholds: { high: 95, low: 90, break: 93 },
+  // break: the score of the last full run (95.72% on 2026-12-06, after issues 11 and 12 merged), floored, so it
+  // can only rise. Raise it when you kill more.
+  thresholds: { high: 95, low: 90, break: 95 },
 };
