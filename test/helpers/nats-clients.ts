@@ -19,6 +19,7 @@ import {
   type MsgHdrs,
   type NatsConnection,
 } from 'nats';
+import type { JetStreamConsumption, WrappedHandler } from '../../src/integrations/messaging/index.js';
 
 /** One nats.js client line. */
 export interface NatsClient {
@@ -50,3 +51,22 @@ const v3: NatsClient = {
 
 /** Both client lines: `describe.each(NATS_CLIENTS)('$name', (client) => ...)`. */
 export const NATS_CLIENTS: readonly NatsClient[] = [v2, v3];
+
+/**
+ * What a NATS test started and must stop after it: handlers shut down, consume loops stopped, then streams deleted,
+ * in that order. `strict`: a handler's shutdown that rejects fails the test (some suites provoke failed
+ * settlements on purpose and pass `false`).
+ */
+export class NatsResources {
+  readonly streams: string[] = [];
+  readonly loops: JetStreamConsumption[] = [];
+  readonly handlers: WrappedHandler<Uint8Array>[] = [];
+
+  async release(jsm: JetStreamManager, strict: boolean): Promise<void> {
+    await Promise.all(
+      this.handlers.splice(0).map((h) => (strict ? h.shutdown(500) : h.shutdown(500).catch(() => undefined))),
+    );
+    await Promise.all(this.loops.splice(0).map((l) => l.stop()));
+    for (const s of this.streams.splice(0)) await jsm.streams.delete(s).catch(() => false);
+  }
+}

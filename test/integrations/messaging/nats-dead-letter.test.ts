@@ -13,13 +13,12 @@ import {
   type ConsumeJetStreamOptions,
   consumeJetStream,
   isDeadLetterTooLargeError,
-  type JetStreamConsumption,
   jetstreamDelivery,
   PermanentError,
   type WrappedHandler,
   wrapHandler,
 } from '../../../src/integrations/messaging/index.js';
-import { NATS_CLIENTS, type NatsClient } from '../../helpers/nats-clients.js';
+import { NATS_CLIENTS, type NatsClient, NatsResources } from '../../helpers/nats-clients.js';
 import { waitFor } from '../../helpers/wait.js';
 
 // Dead letters against the real server on 127.0.0.1:4222: poison errors (issue 11 item 13) and dead letters that
@@ -31,16 +30,10 @@ let js: JetStreamClient;
 /** The client line of the describe block running (see NATS_CLIENTS). */
 let client: NatsClient;
 
-const streams: string[] = [];
-const loops: JetStreamConsumption[] = [];
-const handlers: WrappedHandler<Uint8Array>[] = [];
+const resources = new NatsResources();
+const { streams, loops, handlers } = resources;
 
-afterEach(async () => {
-  // shutdown() rejects when a settlement in flight fails, which some tests cause on purpose.
-  await Promise.all(handlers.splice(0).map((h) => h.shutdown(500).catch(() => undefined)));
-  await Promise.all(loops.splice(0).map((l) => l.stop()));
-  for (const s of streams.splice(0)) await jsm.streams.delete(s).catch(() => false);
-});
+afterEach(() => resources.release(jsm, false));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const until = (check: () => boolean | Promise<boolean>, ms = 4_000) =>

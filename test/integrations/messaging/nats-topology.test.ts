@@ -12,13 +12,11 @@ import { InvalidOptionsError } from '../../../src/index.js';
 import {
   consumeJetStream,
   declareJetStreamTopology,
-  type JetStreamConsumption,
   type JetStreamTopologyOptions,
   PermanentError,
-  type WrappedHandler,
   wrapHandler,
 } from '../../../src/integrations/messaging/index.js';
-import { NATS_CLIENTS } from '../../helpers/nats-clients.js';
+import { NATS_CLIENTS, NatsResources } from '../../helpers/nats-clients.js';
 import { waitFor } from '../../helpers/wait.js';
 
 // declareJetStreamTopology against the real server on 127.0.0.1:4222 (issue 11 item 16).
@@ -26,16 +24,10 @@ let nc: NatsConnection;
 let jsm: JetStreamManager;
 let js: JetStreamClient;
 
-const streams: string[] = [];
-const loops: JetStreamConsumption[] = [];
-const handlers: WrappedHandler<Uint8Array>[] = [];
+const resources = new NatsResources();
+const { streams, loops, handlers } = resources;
 
-afterEach(async () => {
-  // shutdown() rejects when a settlement in flight fails, which some tests cause on purpose.
-  await Promise.all(handlers.splice(0).map((h) => h.shutdown(500).catch(() => undefined)));
-  await Promise.all(loops.splice(0).map((l) => l.stop()));
-  for (const s of streams.splice(0)) await jsm.streams.delete(s).catch(() => false);
-});
+afterEach(() => resources.release(jsm, false));
 
 const until = (check: () => boolean | Promise<boolean>, ms = 4_000) =>
   waitFor(check, 'the broker condition', { timeoutMs: ms, intervalMs: 20 });

@@ -20,7 +20,7 @@ import {
   type WrappedHandler,
   wrapHandler,
 } from '../../../src/integrations/messaging/index.js';
-import { NATS_CLIENTS, type NatsClient } from '../../helpers/nats-clients.js';
+import { NATS_CLIENTS, type NatsClient, NatsResources } from '../../helpers/nats-clients.js';
 import { waitFor } from '../../helpers/wait.js';
 
 // Against the real server on 127.0.0.1:4222. No skip: if it does not answer, beforeAll throws and every test fails.
@@ -31,15 +31,10 @@ let js: JetStreamClient;
 /** The client line of the describe block running (see NATS_CLIENTS). */
 let client: NatsClient;
 
-const streams: string[] = [];
-const loops: JetStreamConsumption[] = [];
-const handlers: WrappedHandler<Uint8Array>[] = [];
+const resources = new NatsResources();
+const { streams, loops, handlers } = resources;
 
-afterEach(async () => {
-  await Promise.all(handlers.splice(0).map((h) => h.shutdown(500)));
-  await Promise.all(loops.splice(0).map((l) => l.stop()));
-  for (const s of streams.splice(0)) await jsm.streams.delete(s).catch(() => false);
-});
+afterEach(() => resources.release(jsm, true));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
