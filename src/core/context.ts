@@ -1,5 +1,6 @@
 import { DeadlineEntry } from './deadline-queue.js';
 import { Properties } from './properties.js';
+import { keepShape } from './shapes.js';
 
 /**
  * What an operation receives when a policy runs it.
@@ -62,6 +63,10 @@ class SignalFanout {
   }
 }
 
+// Keep the fan-out's map alive across full GCs (see shapes.ts). Not Node's AbortSignal: Node 20 gives every
+// signal a hidden class of its own, so there is no shared one to keep.
+keepShape(new SignalFanout(new AbortController().signal));
+
 const FANOUTS = new WeakMap<AbortSignal, SignalFanout>();
 
 function fanoutOf(signal: AbortSignal): SignalFanout {
@@ -89,6 +94,7 @@ export class Orphan {
     if (w !== undefined) for (const fn of w) fn();
   }
 }
+keepShape(new Orphan());
 
 /**
  * The cancellation scope of one attempt under a timeout. It aborts when its own deadline passes or when its
@@ -145,6 +151,7 @@ class CallExtras {
     this.props = props;
   }
 }
+keepShape(new CallExtras(undefined));
 
 /**
  * The context of one execution. The root is created once per `execute`; a timeout or a retry after the first
@@ -273,6 +280,9 @@ export class ExecutionContext implements Context {
     return true;
   }
 }
+
+// The root and every derived view share this class's map: keep it alive (see shapes.ts).
+keepShape(new ExecutionContext(undefined, 'default', undefined));
 
 /** Options of one `execute` call. */
 export interface ExecuteOptions {

@@ -1,3 +1,4 @@
+import { keepShape } from './shapes.js';
 /**
  * A typed key into a call's {@link Properties} bag.
  *
@@ -65,6 +66,8 @@ export class Properties {
     return this.#map.size;
   }
 }
+// Keep the bag's map alive across full GCs (see shapes.ts).
+keepShape(new Properties());
 
 /**
  * Set to `false` in a call's properties to stop every retry policy of that call from starting another attempt,

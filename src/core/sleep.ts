@@ -1,5 +1,6 @@
 import type { Clock, TimerHandle } from './clock.js';
-import type { AbortListener, ExecutionContext } from './context.js';
+import { type AbortListener, ExecutionContext } from './context.js';
+import { keepShape } from './shapes.js';
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -32,6 +33,16 @@ class Sleep implements AbortListener {
     this.#reject(reason);
   }
 }
+// A never-firing timer on a clock of its own: the instance exists only to keep the class's map (see shapes.ts).
+keepShape(
+  new Sleep(
+    { now: () => 0, setTimeout: () => undefined, clearTimeout: () => undefined },
+    new ExecutionContext(undefined, 'default', undefined),
+    1,
+    () => undefined,
+    () => undefined,
+  ),
+);
 
 /**
  * Waits `ms` on `clock`, or rejects at once with the abort reason when `ctx` aborts (the timer is cleared and

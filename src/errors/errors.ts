@@ -7,6 +7,8 @@
  * @module
  */
 
+import { keepShape } from '../core/shapes.js';
+
 const BRAND: unique symbol = Symbol.for('bulwark.error') as never;
 
 /** The stable codes of bulwark's errors. */
@@ -131,6 +133,8 @@ export class CircuitOpenError extends ResilienceError {
 }
 Object.defineProperty(CircuitOpenError.prototype, 'name', { value: 'CircuitOpenError', writable: true });
 Object.defineProperty(CircuitOpenError.prototype, 'stack', { get: oneLineStack, configurable: true });
+// The map of an Object.create'd error is held weakly by its prototype: keep one alive (see shapes.ts).
+keepShape(CircuitOpenError.fast('circuit-breaker', 0.5, 'open'));
 
 /**
  * A timeout policy gave up waiting. It is also the `reason` of the attempt's aborted signal.
@@ -203,6 +207,7 @@ export class BulkheadRejectedError extends ResilienceError {
 }
 Object.defineProperty(BulkheadRejectedError.prototype, 'name', { value: 'BulkheadRejectedError', writable: true });
 Object.defineProperty(BulkheadRejectedError.prototype, 'stack', { get: oneLineStack, configurable: true });
+keepShape(BulkheadRejectedError.fast('bulkhead', 'full', 0, 0));
 
 /**
  * A retry policy used up its attempts and was asked (`onExhausted: 'wrap'`) to say so; `cause` is the last error.

@@ -2,6 +2,7 @@ import { systemClock } from '../../core/clock.js';
 import type { AbortListener, ExecutionContext } from '../../core/context.js';
 import { DeadlineEntry, DeadlineQueue } from '../../core/deadline-queue.js';
 import type { Next, Operation } from '../../core/policy.js';
+import { keepShape } from '../../core/shapes.js';
 import { BulkheadRejectedError, type BulkheadRejectionReason } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
 import { trackInstance } from '../../events/instances.js';
@@ -49,6 +50,18 @@ class Waiter extends DeadlineEntry implements AbortListener {
     this.#owner._leave(this, undefined, reason);
   }
 }
+
+// Keep the waiter's map alive across full GCs (see shapes.ts); a deadline holds a fraction of a ms per call.
+keepShape(
+  new Waiter(
+    undefined as unknown as BulkheadPolicy,
+    undefined as unknown as ExecutionContext,
+    () => undefined,
+    () => Promise.resolve(undefined) as never,
+    () => undefined,
+    () => undefined,
+  ),
+)._deadline = 0.5;
 
 /**
  * A bulkhead policy. See {@link bulkhead}.

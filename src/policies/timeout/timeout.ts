@@ -2,6 +2,7 @@ import { systemClock } from '../../core/clock.js';
 import { CancelScope, type ExecutionContext, type Orphan } from '../../core/context.js';
 import { DeadlineQueue } from '../../core/deadline-queue.js';
 import type { Next, Operation } from '../../core/policy.js';
+import { keepShape } from '../../core/shapes.js';
 import { TimeoutError } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
 import { PolicyBase } from '../policy-base.js';
@@ -133,6 +134,16 @@ export class TimeoutPolicy extends PolicyBase {
     });
   }
 }
+
+// Keep the attempt's map alive across full GCs (see shapes.ts); a deadline holds a fraction of a ms per call.
+keepShape(
+  new TimeoutAttempt<unknown>(
+    undefined as unknown as TimeoutPolicy,
+    undefined as unknown as ExecutionContext,
+    () => undefined,
+    () => undefined,
+  ),
+)._deadline = 0.5;
 
 /**
  * Limits each attempt to `ms`. When the time passes, the attempt's `ctx.signal` aborts with a `TimeoutError` as

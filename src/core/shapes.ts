@@ -1,0 +1,43 @@
+/**
+ * Keeps the hidden classes of bulwark's per-call objects alive across full garbage collections.
+ *
+ * Why: V8 builds an object's hidden class (its "map") step by step as class fields are added, and links those
+ * steps weakly. Between bursts of calls no per-call object (a context, a timeout attempt, a bulkhead waiter) may be
+ * alive; a full GC then frees their maps, and every optimised function that embeds one is thrown away ("deopt:
+ * weak objects"). The next calls rebuild the maps and run unoptimised until V8 optimises them again: measured, a
+ * batch of calls right after a full GC ran about 5x slower than the next. One instance of each class, held here
+ * for the life of the process, keeps its map (and the chain leading to it) alive, so optimised code survives.
+ *
+ * A kept instance must have the same fields, added in the same order, as the objects made per call: create it
+ * with the class's own constructor. A number field that holds fractions per call (a deadline) must hold a
+ * fraction in the kept instance too, so its map is the "double field" one the calls use.
+ *
+ * @module
+ * @internal
+ */
+
+/**
+ * Where kept instances live. Why on `globalThis`: a module-level array that nothing reads is removed by the
+ * bundler's tree shaking, and with it the whole point. A registry symbol keeps it out of everyone's way.
+ */
+const KEPT: object[] = ((globalThis as Record<symbol, object[] | undefined>)[Symbol.for('bulwark.keptShapes.v1')] ??=
+  []);
+
+/**
+ * Holds `instance` for the life of the process and returns it. Cost: one small object per class, once.
+ * @internal
+ */
+export function keepShape<T extends object>(instance: T): T {
+  KEPT.push(instance);
+  return instance;
+}
+
+/** The instances kept so far (tests check that the hot classes are all here). @internal */
+export function keptShapes(): readonly object[] {
+  return KEPT;
+}
+
+// The commonest thrown value is a plain Error: retry and the breaker read properties of it (`retryable`,
+// `retryAfterMs`), and optimised code that does embeds its map. Keep that map alive too. Other classes of errors
+// are the caller's; their code is re-optimised after a full GC like any other.
+keepShape(new Error('kept by bulwark for its hidden class'));

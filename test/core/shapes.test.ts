@@ -1,0 +1,88 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { keptShapes } from '../../src/core/shapes.js';
+import '../../src/index.js';
+
+const execFileP = promisify(execFile);
+const DIST = fileURLToPath(new URL('../../dist/index.js', import.meta.url));
+const PROBE = fileURLToPath(new URL('../fixtures/deopt-probe.mjs', import.meta.url));
+
+/** Runs the probe under --trace-deopt and returns what V8 deoptimised after the probe's warm-up, by function. */
+function deoptsAfterWarmUp(): Promise<Map<string, number>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', '--trace-deopt', PROBE, DIST, '10', '30'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code !== 0 || !/^done$/m.test(out)) {
+        reject(new Error(`the probe failed (exit ${code}):\n${err}\n${out.slice(-2_000)}`));
+        return;
+      }
+      const after = out.slice(out.search(/^WARM$/m));
+      const counts = new Map<string, number>();
+      for (const line of after.split('\n')) {
+        if (!line.includes('marking dependent code') && !line.includes('[bailout')) continue;
+        const name = /<(?:SharedFunctionInfo|JSFunction) ([^ >]*)/.exec(line)?.[1] ?? '?';
+        if (name.startsWith('probe_')) continue; // the probe's own loop
+        counts.set(name, (counts.get(name) ?? 0) + 1);
+      }
+      resolve(counts);
+    });
+  });
+}
+
+describe('hidden classes kept across full GCs', () => {
+  it('keeps one instance of every class bulwark allocates per call', () => {
+    const names = new Set(keptShapes().map((o) => o.constructor.name));
+    for (const name of [
+      'ExecutionContext',
+      'CallExtras',
+      'Orphan',
+      'SignalFanout',
+      'Properties',
+      'Sleep',
+      'TimeoutAttempt',
+      'Waiter',
+      'CircuitOpenError',
+      'BulkheadRejectedError',
+      'Error',
+    ]) {
+      expect(names, name).toContain(name);
+    }
+  });
+
+  it('survives the bundler: the built package keeps them too', async () => {
+    expect(existsSync(DIST), `${DIST} exists (npm test builds it first)`).toBe(true);
+    // Tree shaking once removed a module-level array nobody read, and every keepShape() call with it.
+    const { stdout } = await execFileP(process.execPath, [
+      '--input-type=module',
+      '--eval',
+      `await import(${JSON.stringify(DIST)});
+       const kept = globalThis[Symbol.for('bulwark.keptShapes.v1')] ?? [];
+       console.log(JSON.stringify(kept.map((o) => o.constructor.name)));`,
+    ]);
+    const names = JSON.parse(stdout) as string[];
+    expect(names).toEqual(expect.arrayContaining(['ExecutionContext', 'TimeoutAttempt', 'Waiter', 'CircuitOpenError']));
+  });
+
+  it('no bulwark function is deoptimised after warm-up across 30 batches that each follow a full GC', async () => {
+    expect(existsSync(DIST), `${DIST} exists (npm test builds it first)`).toBe(true);
+    const counts = await deoptsAfterWarmUp();
+    // Why zero: without the kept instances every batch threw away the optimised code of the whole call path
+    // (`rootContext`, `_run`, `<instance_members_initializer>`, ...) and ran about 5x slower until re-optimised.
+    expect(Object.fromEntries(counts)).toEqual({});
+  }, 90_000);
+});
