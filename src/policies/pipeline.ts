@@ -3,7 +3,19 @@ import type { ExecutionContext } from '../core/context.js';
 import { invoke, type Next, type Operation } from '../core/policy.js';
 import { Checker } from '../errors/validate.js';
 import type { EventType, Listener } from '../events/types.js';
+import { BulkheadPolicy } from './bulkhead/bulkhead.js';
+import { CircuitBreakerPolicy } from './circuit-breaker/circuit-breaker.js';
+import { fuseTail } from './fused.js';
 import { PolicyBase } from './policy-base.js';
+import { RetryPolicy } from './retry/retry.js';
+import { TimeoutPolicy } from './timeout/timeout.js';
+
+const KINDS = {
+  retry: (p: PolicyBase): p is RetryPolicy => p instanceof RetryPolicy,
+  breaker: (p: PolicyBase): p is CircuitBreakerPolicy => p instanceof CircuitBreakerPolicy,
+  timeout: (p: PolicyBase): p is TimeoutPolicy => p instanceof TimeoutPolicy,
+  bulkhead: (p: PolicyBase): p is BulkheadPolicy => p instanceof BulkheadPolicy,
+};
 
 /**
  * A pipeline of policies: itself a policy.
@@ -19,8 +31,11 @@ export class PipelinePolicy extends PolicyBase {
   readonly policies: readonly PolicyBase[];
   readonly #first: PolicyBase | undefined;
   readonly #second: Next;
+  /** The whole chain, when it starts with the fused unit (no layered member before it). */
+  readonly #all: Next | undefined;
 
-  constructor(policies: readonly PolicyBase[]) {
+  /** @internal Use {@link pipeline}. `fuse: false` keeps every member layered (tests compare both ways). */
+  constructor(policies: readonly PolicyBase[], fuse = true) {
     // The pipeline times execution.completed on the clock of its outermost member, so a FakeClock shared by the
     // members drives the pipeline's durations too.
     super(
@@ -28,21 +43,40 @@ export class PipelinePolicy extends PolicyBase {
       policies[0]?._clock ?? systemClock,
     );
     this.policies = policies;
-    // Why linked here: each layer's continuation is built once, so a call allocates no closure per layer.
+    // The innermost run of retry > circuitBreaker > timeout > bulkhead runs fused: one state machine per call
+    // instead of a promise per layer (see fused.ts). The members before it stay layered around it.
+    const fused = fuse ? fuseTail(policies, KINDS) : undefined;
+    let end = policies.length;
     let next: Next = invoke;
-    for (let i = policies.length - 1; i >= 1; i--) {
+    if (fused !== undefined) {
+      const unit = fused.unit;
+      end = fused.start;
+      next = <T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> => unit.run(ctx, op, invoke);
+    }
+    // Why linked here: each layer's continuation is built once, so a call allocates no closure per layer.
+    for (let i = end - 1; i >= 1; i--) {
       const policy = policies[i] as PolicyBase;
       const inner = next;
       next = <T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> => policy._run(ctx, op, inner);
     }
-    this.#first = policies[0];
+    if (end === 0) {
+      this.#first = undefined;
+      this.#all = next;
+    } else {
+      this.#first = policies[0];
+      this.#all = undefined;
+    }
     this.#second = next;
   }
 
   /** @internal */
   _run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
     const first = this.#first;
-    if (first === undefined) return next(ctx, op);
+    if (first === undefined) {
+      if (this.#all !== undefined && next === invoke) return this.#all(ctx, op);
+      if (this.policies.length === 0) return next(ctx, op);
+      return this.#runNested(0, ctx, op, next);
+    }
     if (next !== invoke) {
       // Nested use of a whole pipeline as a member of another chain: link on the fly (rare; pipeline() flattens).
       return this.#runNested(0, ctx, op, next);

@@ -10,13 +10,30 @@ import { PolicyBase } from '../policy-base.js';
 import { BULKHEAD_OPTION_NAMES, type BulkheadOptions } from './options.js';
 
 /**
+ * Something waiting in a bulkhead's FIFO queue: a {@link Waiter}, or a fused pipeline's call (policies/fused.ts).
+ * @internal
+ */
+export interface BulkheadEntry {
+  _qPrev: BulkheadEntry | undefined;
+  _qNext: BulkheadEntry | undefined;
+  /** The context its rejection events name. */
+  readonly _qCtx: ExecutionContext;
+  /** A slot was taken for it: run now. */
+  _grant(): void;
+  /** It left the queue without a slot (queue timeout, dispose, the caller's abort): fail with `reason`. */
+  _refuse(reason: unknown): void;
+  /** It left the queue, granted or not: drop its queue timeout and abort subscription. */
+  _dequeued(): void;
+}
+
+/**
  * A call waiting for a slot: a node of the FIFO list, an abort listener, a queue-timeout entry and the call's
  * continuation at once. Why one object: a bulkhead under load holds thousands of these, so each queued call costs
  * one allocation and one promise, and no async frame.
  */
-class Waiter extends DeadlineEntry implements AbortListener {
-  prev: Waiter | undefined = undefined;
-  next: Waiter | undefined = undefined;
+class Waiter extends DeadlineEntry implements AbortListener, BulkheadEntry {
+  _qPrev: BulkheadEntry | undefined = undefined;
+  _qNext: BulkheadEntry | undefined = undefined;
   subscribed = false;
   readonly ctx: ExecutionContext;
   readonly op: Operation<unknown>;
@@ -40,6 +57,26 @@ class Waiter extends DeadlineEntry implements AbortListener {
     this.cont = cont;
     this.resolve = resolve;
     this.reject = reject;
+  }
+
+  get _qCtx(): ExecutionContext {
+    return this.ctx;
+  }
+
+  _grant(): void {
+    this.#owner._hold(this.ctx, this.op, this.cont).then(this.resolve, this.reject);
+  }
+
+  _refuse(reason: unknown): void {
+    this.reject(reason);
+  }
+
+  _dequeued(): void {
+    this.#owner._timeouts?.remove(this);
+    if (this.subscribed) {
+      this.subscribed = false;
+      this.ctx._unsubscribe(this);
+    }
   }
 
   _expire(): void {
@@ -69,11 +106,12 @@ keepShape(
 export class BulkheadPolicy extends PolicyBase {
   #limit: number;
   readonly #maxQueue: number;
-  readonly #timeouts: DeadlineQueue | undefined;
+  /** @internal The queue-wait deadlines, when `queueTimeoutMs` is set. */
+  readonly _timeouts: DeadlineQueue | undefined;
   #active = 0;
   #queued = 0;
-  #head: Waiter | undefined = undefined;
-  #tail: Waiter | undefined = undefined;
+  #head: BulkheadEntry | undefined = undefined;
+  #tail: BulkheadEntry | undefined = undefined;
   #disposed = false;
 
   /** @internal Use {@link bulkhead}. */
@@ -81,7 +119,7 @@ export class BulkheadPolicy extends PolicyBase {
     super(options.name ?? 'bulkhead', options.clock ?? systemClock);
     this.#limit = options.limit;
     this.#maxQueue = options.queue ?? 0;
-    this.#timeouts =
+    this._timeouts =
       options.queueTimeoutMs === undefined ? undefined : new DeadlineQueue(this._clock, options.queueTimeoutMs);
     trackInstance('bulkhead', this);
   }
@@ -131,14 +169,14 @@ export class BulkheadPolicy extends PolicyBase {
     if (this.#disposed) return;
     this.#disposed = true;
     while (this.#head !== undefined) this._leave(this.#head, 'disposed', undefined);
-    this.#timeouts?.clear();
+    this._timeouts?.clear();
   }
 
   /** @internal */
   _run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
     if (this.#active < this.#limit && this.#head === undefined && !this.#disposed) {
       this.#active++;
-      return this.#hold(ctx, op, next);
+      return this._hold(ctx, op, next);
     }
     if (this.#disposed || this.#queued >= this.#maxQueue) {
       return Promise.reject(this.#rejection(ctx, this.#disposed ? 'disposed' : 'full'));
@@ -147,17 +185,45 @@ export class BulkheadPolicy extends PolicyBase {
     return new Promise<T>((resolve, reject) => {
       // The waiter is untyped inside: it hands the value of `op` straight to this promise's resolve.
       const w = new Waiter(this, ctx, op, next, resolve as (value: unknown) => void, reject);
-      w.prev = this.#tail;
-      if (this.#tail === undefined) this.#head = w;
-      else this.#tail.next = w;
-      this.#tail = w;
-      this.#queued++;
+      this._enqueue(w);
       w.subscribed = ctx._subscribe(w);
-      this.#timeouts?.add(w);
+      this._timeouts?.add(w);
     });
   }
 
-  #hold<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+  /** @internal Takes a slot if one is free and nobody waits (fused pipelines). */
+  _tryAcquire(): boolean {
+    if (this.#active < this.#limit && this.#head === undefined && !this.#disposed) {
+      this.#active++;
+      return true;
+    }
+    return false;
+  }
+
+  /** @internal When no slot was free: the rejection if the call may not queue either (emits its event). */
+  _refusal(ctx: ExecutionContext): BulkheadRejectedError | undefined {
+    if (this.#disposed || this.#queued >= this.#maxQueue) {
+      return this.#rejection(ctx, this.#disposed ? 'disposed' : 'full');
+    }
+    return undefined;
+  }
+
+  /** @internal Appends an entry to the FIFO queue. */
+  _enqueue(w: BulkheadEntry): void {
+    w._qPrev = this.#tail;
+    if (this.#tail === undefined) this.#head = w;
+    else this.#tail._qNext = w;
+    this.#tail = w;
+    this.#queued++;
+  }
+
+  /** @internal Gives back a slot taken with {@link _tryAcquire} or granted to an entry. */
+  _releaseSlot(): void {
+    this.#release();
+  }
+
+  /** @internal */
+  _hold<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
     const mark = ctx._orphanMark;
     return next(ctx, op).then(
       (value) => {
@@ -184,34 +250,30 @@ export class BulkheadPolicy extends PolicyBase {
   #drain(): void {
     while (this.#head !== undefined && this.#active < this.#limit) {
       const w = this.#head;
-      this.#unlink(w);
+      this._unlink(w);
       this.#active++;
       // The slot is taken now; the call runs and settles the waiter's promise.
-      this.#hold(w.ctx, w.op, w.cont).then(w.resolve, w.reject);
+      w._grant();
     }
   }
 
-  #unlink(w: Waiter): void {
-    if (w.prev === undefined) this.#head = w.next;
-    else w.prev.next = w.next;
-    if (w.next === undefined) this.#tail = w.prev;
-    else w.next.prev = w.prev;
-    w.prev = w.next = undefined;
+  /** @internal Takes a queued entry out of the queue (cancelling its queue timeout and abort subscription). */
+  _unlink(w: BulkheadEntry): void {
+    if (w._qPrev === undefined) this.#head = w._qNext;
+    else w._qPrev._qNext = w._qNext;
+    if (w._qNext === undefined) this.#tail = w._qPrev;
+    else w._qNext._qPrev = w._qPrev;
+    w._qPrev = w._qNext = undefined;
     this.#queued--;
-    this.#timeouts?.remove(w);
-    if (w.subscribed) {
-      w.subscribed = false;
-      w.ctx._unsubscribe(w);
-    }
+    w._dequeued();
   }
 
   /** @internal A waiter leaves the queue without a slot: queue timeout, abort (reason) or dispose. */
-  _leave(w: Waiter, own: BulkheadRejectionReason | undefined, callerReason: unknown): void {
+  _leave(w: BulkheadEntry, own: BulkheadRejectionReason | undefined, callerReason: unknown): void {
     // Only queued waiters get here: unlinking cancels a waiter's queue timeout and abort subscription at once.
-    this.#unlink(w);
+    this._unlink(w);
     // Our own rejections are typed; a caller's abort passes its reason through unchanged, whatever it is.
-    if (own !== undefined) w.reject(this.#rejection(w.ctx, own));
-    else w.reject(callerReason);
+    w._refuse(own !== undefined ? this.#rejection(w._qCtx, own) : callerReason);
   }
 
   #rejection(ctx: ExecutionContext, reason: BulkheadRejectionReason): BulkheadRejectedError {

@@ -145,28 +145,48 @@ export class CircuitBreakerPolicy extends PolicyBase {
    * the per-call cost of every breaker, and measurably cheaper.
    */
   #track<T>(ctx: ExecutionContext, op: Operation<T>, next: Next, gen: number): Promise<T> {
-    const start = this.#timed ? this._clock.now() : 0;
+    const start = this._startTime();
     return next(ctx, op).then(
       (value) => {
-        if (this.#classifyResults || this.#timed || this.#state !== CLOSED || gen !== this.#gen) {
-          this.#classify(gen, start, ctx, true, value);
-        } else {
-          this.#window.record(false, false, 0);
-        }
+        this._succeeded(ctx, gen, start, value);
         return value;
       },
       (error: unknown) => {
-        if (ctx._aborted || isLocalRejectionError(error)) {
-          // The caller gave up, or bulwark refused the call before it reached the dependency (a full bulkhead,
-          // an inner open breaker): this says nothing about the dependency's health. Counting a local burst's
-          // rejections would open the breaker against a healthy upstream. Free the probe slot, count nothing.
-          this.#neutral(gen);
-        } else {
-          this.#classify(gen, start, ctx, false, error);
-        }
+        this._failed(ctx, gen, start, error);
         throw error;
       },
     );
+  }
+
+  /** @internal The generation a call admitted now is tracked under, or -1 when not closed (fused pipelines). */
+  _closedGen(): number {
+    return this.#state === CLOSED ? this.#gen : -1;
+  }
+
+  /** @internal When a tracked call starts: the clock, only if something consumes it. */
+  _startTime(): number {
+    return this.#timed ? this._clock.now() : 0;
+  }
+
+  /** @internal Records a tracked call's success. Throws the `handle` predicate's own error, if it throws. */
+  _succeeded(ctx: ExecutionContext, gen: number, start: number, value: unknown): void {
+    if (this.#classifyResults || this.#timed || this.#state !== CLOSED || gen !== this.#gen) {
+      this.#classify(gen, start, ctx, true, value);
+    } else {
+      this.#window.record(false, false, 0);
+    }
+  }
+
+  /** @internal Records a tracked call's failure. Throws the `handle` predicate's own error, if it throws. */
+  _failed(ctx: ExecutionContext, gen: number, start: number, error: unknown): void {
+    if (ctx._aborted || isLocalRejectionError(error)) {
+      // The caller gave up, or bulwark refused the call before it reached the dependency (a full bulkhead,
+      // an inner open breaker): this says nothing about the dependency's health. Counting a local burst's
+      // rejections would open the breaker against a healthy upstream. Free the probe slot, count nothing.
+      this.#neutral(gen);
+    } else {
+      this.#classify(gen, start, ctx, false, error);
+    }
   }
 
   #classify(gen: number, start: number, ctx: ExecutionContext, ok: boolean, valueOrError: unknown): void {

@@ -61,6 +61,23 @@ export class RetryPolicy extends PolicyBase {
     return first.then(undefined, (error: unknown) => this.#loop<T>(ctx, op, next, this.#failure(ctx, error)));
   }
 
+  /**
+   * @internal Whether a fused pipeline may run this retry's first attempt itself: nothing observes attempts and
+   * only failures are classified, so a success passes straight through.
+   */
+  _fusable(): boolean {
+    return !this.#classifyResults && !this._events.wants('attempt.completed');
+  }
+
+  /**
+   * @internal The retry loop after a failed first attempt run by a fused pipeline: attempts 2.. through `next`.
+   * A caller's abort (or an enclosing timeout's) is rethrown, never retried.
+   */
+  _afterFailure<T>(ctx: ExecutionContext, op: Operation<T>, next: Next, error: unknown): Promise<T> {
+    if (ctx._aborted) return Promise.reject(error);
+    return this.#loop<T>(ctx, op, next, { ok: false, error });
+  }
+
   /** `next` with an `attempt.completed` event as each attempt settles. */
   #timed(next: Next): Next {
     const emit = (c: ExecutionContext, start: number, failed: boolean, error: unknown): void => {

@@ -1,0 +1,372 @@
+import { CancelScope, type ExecutionContext, type Orphan } from '../core/context.js';
+import { invoke, type Next, type Operation } from '../core/policy.js';
+import { keepShape } from '../core/shapes.js';
+import { TimeoutError } from '../errors/errors.js';
+import type { BulkheadEntry, BulkheadPolicy } from './bulkhead/bulkhead.js';
+import type { CircuitBreakerPolicy } from './circuit-breaker/circuit-breaker.js';
+import type { PolicyBase } from './policy-base.js';
+import type { RetryPolicy } from './retry/retry.js';
+import type { TimeoutPolicy } from './timeout/timeout.js';
+
+/**
+ * A fused pipeline: `retry > circuitBreaker > timeout > bulkhead` (any two or more of them, in that order) run as
+ * one state machine per call instead of one promise per layer.
+ *
+ * Why: layered, each policy waits on the promise of the one inside it, so a call through the four of them made
+ * five promises, eight closures and six microtask hops before its caller saw the result, and held about 1.8 kB
+ * while in flight. Fused, a call is one object (it is also the timeout's cancel scope, its deadline entry and,
+ * when it must wait, the bulkhead's queue entry), one promise and one reaction on the operation's promise; each
+ * policy's part runs as a synchronous hook at start and at settle.
+ *
+ * The hooks are the policies' own code (the breaker's admission and recording, the bulkhead's slots and queue, the
+ * timeout's deadline queue and events, the retry loop), so behaviour is the same; a differential test runs random
+ * pipelines both ways. Anything off the common path runs layered, through the very same policies: a breaker that
+ * is not closed, a retry whose attempts are observed or whose results are classified, a bulkhead with a queue
+ * timeout, a call that is already aborted. A failed first attempt hands over to the retry loop, whose later
+ * attempts run fused again.
+ * @internal
+ */
+export class FusedUnit {
+  readonly retry: RetryPolicy | undefined;
+  readonly breaker: CircuitBreakerPolicy | undefined;
+  readonly timeout: TimeoutPolicy | undefined;
+  readonly bulkhead: BulkheadPolicy | undefined;
+  /** The same members, layered: the path for calls the fused one does not take. */
+  readonly #layered: readonly PolicyBase[];
+  readonly #layeredNext: Next;
+  /** What the retry loop runs for attempts 2..: the members inside the retry, fused when they can be. */
+  readonly _belowRetry: Next;
+
+  constructor(
+    retry: RetryPolicy | undefined,
+    breaker: CircuitBreakerPolicy | undefined,
+    timeout: TimeoutPolicy | undefined,
+    bulkhead: BulkheadPolicy | undefined,
+  ) {
+    this.retry = retry;
+    this.breaker = breaker;
+    this.timeout = timeout;
+    this.bulkhead = bulkhead;
+    const members = [retry, breaker, timeout, bulkhead].filter((p): p is NonNullable<typeof p> => p !== undefined);
+    this.#layered = members;
+    this.#layeredNext = chain(members, invoke);
+    const inner = retry === undefined ? undefined : members.slice(1);
+    if (inner === undefined) this._belowRetry = this.#layeredNext;
+    else if (inner.length >= 2) {
+      const below = new FusedUnit(undefined, breaker, timeout, bulkhead);
+      this._belowRetry = <T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> => below.run(ctx, op, invoke);
+    } else this._belowRetry = chain(inner, invoke);
+  }
+
+  /**
+   * Runs `op` through the members. `next` is what runs the operation (`invoke`, unless a pipeline is nested in
+   * another chain).
+   */
+  run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+    const { retry, breaker, timeout, bulkhead } = this;
+    const gen = breaker === undefined ? 0 : breaker._closedGen();
+    if (
+      next !== invoke ||
+      gen < 0 ||
+      (retry !== undefined && !retry._fusable()) ||
+      (bulkhead !== undefined && bulkhead._timeouts !== undefined) ||
+      (timeout !== undefined && ctx._aborted)
+    ) {
+      return next === invoke ? this.#layeredNext(ctx, op) : chain(this.#layered, next)(ctx, op);
+    }
+    const promise = new Promise<T>(capture as (resolve: (value: T) => void, reject: (reason: unknown) => void) => void);
+    const call = new FusedCall<T>(this, ctx, op, held.resolve as (value: T | PromiseLike<T>) => void, held.reject, gen);
+    held.resolve = held.reject = noop;
+    call.start();
+    return promise;
+  }
+}
+
+/** The layered chain of `members` ending in `last`. */
+function chain(members: readonly PolicyBase[], last: Next): Next {
+  let next = last;
+  for (let i = members.length - 1; i >= 0; i--) {
+    const policy = members[i] as PolicyBase;
+    const inner = next;
+    next = <T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> => policy._run(ctx, op, inner);
+  }
+  return next;
+}
+
+const noop = (): void => undefined;
+/**
+ * The resolve and reject functions of the promise being made. Why a module-level executor: `new Promise(capture)`
+ * allocates no executor closure per call; the functions are picked up right after the constructor returns.
+ */
+const held: { resolve: (value: never) => void; reject: (reason: unknown) => void } = { resolve: noop, reject: noop };
+function capture(resolve: (value: never) => void, reject: (reason: unknown) => void): void {
+  held.resolve = resolve;
+  held.reject = reject;
+}
+
+/** Not started, or waiting in the bulkhead's queue. */
+const QUEUED = 0;
+/** The operation is running. */
+const RUNNING = 1;
+/** The timeout or the caller gave up while the operation kept running: its outcome will be late. */
+const ABANDONED = 2;
+/** Settled. */
+const DONE = 3;
+
+/**
+ * One call through a fused unit: the timeout's cancel scope and deadline entry, the bulkhead's queue entry and the
+ * breaker's tracking, in one object.
+ */
+class FusedCall<T> extends CancelScope implements BulkheadEntry {
+  _qPrev: BulkheadEntry | undefined = undefined;
+  _qNext: BulkheadEntry | undefined = undefined;
+  readonly #unit: FusedUnit;
+  /** The context the unit received (the retry's and the breaker's). */
+  readonly #ctx: ExecutionContext;
+  /** The context the operation receives: a view with this call as its scope when there is a timeout. */
+  #view: ExecutionContext;
+  readonly #op: Operation<T>;
+  readonly #resolve: (value: T | PromiseLike<T>) => void;
+  readonly #reject: (reason: unknown) => void;
+  readonly #gen: number;
+  #start = 0;
+  #phase = QUEUED;
+  #slot = false;
+  #subscribed = false;
+  #orphan: Orphan | undefined = undefined;
+
+  constructor(
+    unit: FusedUnit,
+    ctx: ExecutionContext,
+    op: Operation<T>,
+    resolve: (value: T | PromiseLike<T>) => void,
+    reject: (reason: unknown) => void,
+    gen: number,
+  ) {
+    super();
+    this.#unit = unit;
+    this.#ctx = ctx;
+    this.#view = ctx;
+    this.#op = op;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#gen = gen;
+  }
+
+  get _qCtx(): ExecutionContext {
+    return this.#view;
+  }
+
+  start(): void {
+    const { breaker, timeout, bulkhead } = this.#unit;
+    const ctx = this.#ctx;
+    if (breaker !== undefined) this.#start = breaker._startTime();
+    if (timeout !== undefined) {
+      this.#subscribed = ctx._subscribe(this);
+      timeout._queue.add(this);
+      this.#view = ctx._derive(ctx.attempt, this);
+    }
+    if (bulkhead === undefined || bulkhead._tryAcquire()) {
+      this.#slot = bulkhead !== undefined;
+      this.#run();
+      return;
+    }
+    const view = this.#view;
+    const refusal = bulkhead._refusal(view);
+    if (refusal !== undefined) return this.#failBeforeRun(refusal);
+    if (view._aborted) return this.#failBeforeRun(view._reason);
+    bulkhead._enqueue(this);
+    // Without a timeout, only a queued call listens to the caller (a running one leaves that to the operation).
+    if (timeout === undefined) this.#subscribed = ctx._subscribe(this);
+  }
+
+  #run(): void {
+    this.#phase = RUNNING;
+    invoke(this.#view, this.#op).then(
+      (value) => this.#settled(true, value),
+      (error: unknown) => this.#settled(false, error),
+    );
+  }
+
+  /** The operation settled. */
+  #settled(ok: boolean, valueOrError: unknown): void {
+    if (this.#slot) {
+      this.#slot = false;
+      this.#unit.bulkhead?._releaseSlot();
+    }
+    if (this.#phase === ABANDONED) return this.#late(ok, valueOrError);
+    this.#phase = DONE;
+    this.#leaveTimeout();
+    if (ok) this.#succeed(valueOrError as T);
+    else this.#fail(valueOrError);
+  }
+
+  /** The bulkhead refused it, or the caller aborted it, before it ran. */
+  #failBeforeRun(reason: unknown): void {
+    this.#phase = DONE;
+    this.#leaveTimeout();
+    this.#fail(reason);
+  }
+
+  #leaveTimeout(): void {
+    const timeout = this.#unit.timeout;
+    if (timeout !== undefined) timeout._queue.remove(this);
+    if (this.#subscribed) {
+      this.#subscribed = false;
+      this.#ctx._unsubscribe(this);
+    }
+  }
+
+  /** Success as the breaker and the retry see it. */
+  #succeed(value: T): void {
+    const breaker = this.#unit.breaker;
+    if (breaker !== undefined) {
+      try {
+        breaker._succeeded(this.#ctx, this.#gen, this.#start, value);
+      } catch (predicateError) {
+        return this.#retryOrReject(predicateError);
+      }
+    }
+    this.#resolve(value);
+  }
+
+  /** Failure as the breaker and the retry see it. */
+  #fail(error: unknown): void {
+    const breaker = this.#unit.breaker;
+    if (breaker !== undefined) {
+      try {
+        breaker._failed(this.#ctx, this.#gen, this.#start, error);
+      } catch (predicateError) {
+        return this.#retryOrReject(predicateError);
+      }
+    }
+    this.#retryOrReject(error);
+  }
+
+  #retryOrReject(error: unknown): void {
+    const unit = this.#unit;
+    if (unit.retry === undefined) this.#reject(error);
+    else this.#resolve(unit.retry._afterFailure(this.#ctx, this.#op, unit._belowRetry, error));
+  }
+
+  // BulkheadEntry: a slot was taken for this queued call.
+  _grant(): void {
+    this.#slot = true;
+    if (this.#unit.timeout === undefined && this.#subscribed) {
+      this.#subscribed = false;
+      this.#ctx._unsubscribe(this);
+    }
+    this.#run();
+  }
+
+  // BulkheadEntry: left the queue without a slot (the bulkhead was disposed).
+  _refuse(reason: unknown): void {
+    this.#failBeforeRun(reason);
+  }
+
+  _dequeued(): void {
+    // Subscriptions are this call's own: released where it settles.
+  }
+
+  /** The timeout's deadline passed (the deadline queue has already dropped this entry). */
+  _expire(): void {
+    const timeout = this.#unit.timeout as TimeoutPolicy;
+    const error = new TimeoutError(timeout.name, timeout.ms);
+    this.#abandon(error);
+    if (timeout._events.wants('timeout.fired')) {
+      timeout._events.emit({
+        type: 'timeout.fired',
+        policy: timeout.name,
+        operation: this.#ctx.operation,
+        attempt: this.#ctx.attempt,
+        timeoutMs: timeout.ms,
+      });
+    }
+    this.#fail(error);
+  }
+
+  /** The caller (or an enclosing timeout) aborted: fail with its reason, not as a timeout. */
+  _onAbort(reason: unknown): void {
+    if (this.#phase !== QUEUED && this.#phase !== RUNNING) return;
+    this.#abandon(reason);
+    this.#fail(reason);
+  }
+
+  /** Stops waiting for the operation: out of the queue, or left running as an orphan; aborts the scope. */
+  #abandon(reason: unknown): void {
+    const queued = this.#phase === QUEUED;
+    this.#phase = queued ? DONE : ABANDONED;
+    this.#leaveTimeout();
+    if (queued) this.#unit.bulkhead?._unlink(this);
+    // Record the still-running work before anyone sees the rejection, so a bulkhead around this call (in an
+    // enclosing chain) keeps its slot until the work really ends. This unit's own bulkhead does so by itself.
+    else this.#orphan = this.#ctx._addOrphan();
+    if (this.#unit.timeout !== undefined) this.abort(reason);
+  }
+
+  /** The operation settled after the timeout or the caller gave up on it. */
+  #late(ok: boolean, valueOrError: unknown): void {
+    this.#phase = DONE;
+    this.#orphan?.finish();
+    const timeout = this.#unit.timeout;
+    if (timeout !== undefined && timeout._events.wants('timeout.late_outcome')) {
+      timeout._events.emit({
+        type: 'timeout.late_outcome',
+        policy: timeout.name,
+        operation: this.#ctx.operation,
+        attempt: this.#ctx.attempt,
+        outcome: ok ? { ok: true, value: valueOrError } : { ok: false, error: valueOrError },
+      });
+    }
+  }
+}
+
+// Keep the call's map alive across full GCs (see shapes.ts); a deadline holds a fraction of a ms per call.
+keepShape(
+  new FusedCall<unknown>(
+    undefined as unknown as FusedUnit,
+    undefined as unknown as ExecutionContext,
+    noop,
+    noop,
+    noop,
+    0,
+  ),
+)._deadline = 0.5;
+
+/**
+ * The fusable tail of a pipeline's members: the longest suffix made of `retry`, `circuitBreaker`, `timeout` and
+ * `bulkhead` (each at most once, in that order) with at least two of them, as a unit; or undefined.
+ * @internal
+ */
+export function fuseTail(
+  members: readonly PolicyBase[],
+  kinds: {
+    retry: (p: PolicyBase) => p is RetryPolicy;
+    breaker: (p: PolicyBase) => p is CircuitBreakerPolicy;
+    timeout: (p: PolicyBase) => p is TimeoutPolicy;
+    bulkhead: (p: PolicyBase) => p is BulkheadPolicy;
+  },
+): { start: number; unit: FusedUnit } | undefined {
+  const order = [kinds.retry, kinds.breaker, kinds.timeout, kinds.bulkhead];
+  const found: (PolicyBase | undefined)[] = [undefined, undefined, undefined, undefined];
+  let start = members.length;
+  let rank = order.length;
+  // Walk back from the innermost member while each one is a kind strictly outside the one after it.
+  while (start > 0) {
+    const p = members[start - 1] as PolicyBase;
+    let r = -1;
+    for (let k = rank - 1; k >= 0; k--) if ((order[k] as (p: PolicyBase) => boolean)(p)) r = k;
+    if (r < 0 || r >= rank) break;
+    found[r] = p;
+    rank = r;
+    start--;
+  }
+  if (members.length - start < 2) return undefined;
+  const [retry, breaker, timeout, bulkhead] = found as [
+    RetryPolicy | undefined,
+    CircuitBreakerPolicy | undefined,
+    TimeoutPolicy | undefined,
+    BulkheadPolicy | undefined,
+  ];
+  return { start, unit: new FusedUnit(retry, breaker, timeout, bulkhead) };
+}

@@ -1,0 +1,143 @@
+import { describe, expect, it } from 'vitest';
+import {
+  bulkhead,
+  circuitBreaker,
+  constant,
+  fallback,
+  PipelinePolicy,
+  pipeline,
+  retry,
+  TimeoutError,
+  type TimeoutLateOutcomeEvent,
+  timeout,
+} from '../../src/index.js';
+import { BulkheadPolicy } from '../../src/policies/bulkhead/bulkhead.js';
+import { CircuitBreakerPolicy } from '../../src/policies/circuit-breaker/circuit-breaker.js';
+import { fuseTail } from '../../src/policies/fused.js';
+import type { PolicyBase } from '../../src/policies/policy-base.js';
+import { RetryPolicy } from '../../src/policies/retry/retry.js';
+import { TimeoutPolicy } from '../../src/policies/timeout/timeout.js';
+import { FakeClock } from '../../src/testing/index.js';
+import { deferred, rejectionOf } from '../helpers/deferred.js';
+
+const KINDS = {
+  retry: (p: PolicyBase): p is RetryPolicy => p instanceof RetryPolicy,
+  breaker: (p: PolicyBase): p is CircuitBreakerPolicy => p instanceof CircuitBreakerPolicy,
+  timeout: (p: PolicyBase): p is TimeoutPolicy => p instanceof TimeoutPolicy,
+  bulkhead: (p: PolicyBase): p is BulkheadPolicy => p instanceof BulkheadPolicy,
+};
+
+describe('fused pipelines (retry > circuitBreaker > timeout > bulkhead as one state machine)', () => {
+  it('fuses the innermost run of the four kinds, in that order, with at least two of them', () => {
+    const clock = new FakeClock();
+    const r = retry({ clock });
+    const b = circuitBreaker({ clock });
+    const t = timeout({ ms: 10, clock });
+    const k = bulkhead({ limit: 1, clock });
+    const f = fallback({ value: 0 });
+    const tail = (ms: PolicyBase[]) => {
+      const x = fuseTail(ms, KINDS);
+      return x === undefined
+        ? undefined
+        : { start: x.start, unit: [x.unit.retry, x.unit.breaker, x.unit.timeout, x.unit.bulkhead] };
+    };
+    expect(tail([f, r, b, t, k])).toEqual({ start: 1, unit: [r, b, t, k] });
+    expect(tail([r, t])).toEqual({ start: 0, unit: [r, undefined, t, undefined] });
+    expect(tail([b, k])).toEqual({ start: 0, unit: [undefined, b, undefined, k] });
+    // Out of order, a kind twice, or a single one: only the ordered tail, or nothing.
+    expect(tail([t, b, k])).toEqual({ start: 1, unit: [undefined, b, undefined, k] });
+    expect(tail([t, r])).toBeUndefined();
+    expect(tail([r, b, f])).toBeUndefined();
+    expect(tail([t, timeout({ ms: 5, clock })])).toBeUndefined();
+    expect(tail([k])).toBeUndefined();
+  });
+
+  it('a timed-out operation keeps its bulkhead slot until it really settles, then reports a late outcome', async () => {
+    const clock = new FakeClock();
+    const bh = bulkhead({ limit: 1, queue: 1, clock });
+    const p = pipeline(timeout({ ms: 10, clock }), bh);
+    const late: TimeoutLateOutcomeEvent[] = [];
+    p.on('timeout.late_outcome', (e) => late.push(e));
+    const work = deferred<string>();
+    const call = p.execute(() => work.promise);
+    const error = rejectionOf(call);
+    await clock.advance(10);
+    expect(await error).toBeInstanceOf(TimeoutError);
+    expect(bh.active).toBe(1); // the work runs on: the slot stays taken
+    work.resolve('late');
+    await clock.flush();
+    expect(bh.active).toBe(0);
+    expect(late.map((e) => e.outcome)).toEqual([{ ok: true, value: 'late' }]);
+  });
+
+  it('a queued call the timeout gives up on leaves the queue at once and never runs', async () => {
+    const clock = new FakeClock();
+    const bh = bulkhead({ limit: 1, queue: 1, clock });
+    const p = pipeline(timeout({ ms: 10, clock }), bh);
+    const late: TimeoutLateOutcomeEvent[] = [];
+    p.on('timeout.late_outcome', (e) => late.push(e));
+    const first = deferred<string>();
+    const running = rejectionOf(p.execute(() => first.promise)); // times out too
+    let ran = false;
+    const queued = rejectionOf(
+      p.execute(() => {
+        ran = true;
+        return 'never';
+      }),
+    );
+    expect(bh.queued).toBe(1);
+    await clock.advance(10);
+    expect(await queued).toBeInstanceOf(TimeoutError);
+    expect(bh.queued).toBe(0);
+    first.resolve('done');
+    await clock.flush();
+    expect(await running).toBeInstanceOf(TimeoutError);
+    expect(ran).toBe(false);
+    expect(late.map((e) => e.outcome)).toEqual([{ ok: true, value: 'done' }]);
+  });
+
+  it("a caller's abort while queued rejects with the caller's reason and removes every listener", async () => {
+    const clock = new FakeClock();
+    const bh = bulkhead({ limit: 1, queue: 1, clock });
+    const breaker = circuitBreaker({ clock, window: { kind: 'consecutive', threshold: 1 } });
+    const p = pipeline(retry({ clock, maxAttempts: 3 }), breaker, bh);
+    const first = deferred<string>();
+    const running = p.execute(() => first.promise);
+    const ac = new AbortController();
+    const reason = new Error('client went away');
+    const queued = rejectionOf(p.execute(() => 'never', { signal: ac.signal }));
+    ac.abort(reason);
+    expect(await queued).toBe(reason);
+    expect(bh.queued).toBe(0);
+    expect(breaker.state).toBe('closed'); // a caller's abort is not the dependency's failure
+    first.resolve('ok');
+    expect(await running).toBe('ok');
+  });
+
+  it('a failed first attempt hands over to the retry loop, whose attempts run through the same members', async () => {
+    const clock = new FakeClock();
+    const bh = bulkhead({ limit: 1, clock });
+    const p = pipeline(retry({ clock, maxAttempts: 3, backoff: constant(0) }), timeout({ ms: 50, clock }), bh);
+    let attempts = 0;
+    const value = p.execute(({ attempt }) => {
+      attempts++;
+      if (attempt < 3) throw new Error(`fail ${attempt}`);
+      return 'third time';
+    });
+    await clock.runAll();
+    expect(await value).toBe('third time');
+    expect(attempts).toBe(3);
+    expect(bh.active).toBe(0);
+  });
+
+  it('layered and fused pipelines give the same result for a plain success', async () => {
+    const clock = new FakeClock();
+    const make = (fuse: boolean) =>
+      new PipelinePolicy(
+        [retry({ clock }), circuitBreaker({ clock }), timeout({ ms: 10, clock }), bulkhead({ limit: 2, clock })],
+        fuse,
+      );
+    expect(await make(true).execute(() => 42)).toBe(42);
+    expect(await make(false).execute(() => 42)).toBe(42);
+  });
+});
