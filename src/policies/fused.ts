@@ -173,8 +173,14 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
     }
     const view = this.#view;
     const refusal = bulkhead._refusal(view);
-    if (refusal !== undefined) return this.#failBeforeRun(refusal);
-    if (view._aborted) return this.#failBeforeRun(view._reason);
+    if (refusal !== undefined) {
+      this.#failBeforeRun(refusal);
+      return;
+    }
+    if (view._aborted) {
+      this.#failBeforeRun(view._reason);
+      return;
+    }
     bulkhead._enqueue(this);
     // Without a timeout, only a queued call listens to the caller (a running one leaves that to the operation).
     if (timeout === undefined) this.#subscribed = ctx._subscribe(this);
@@ -194,7 +200,10 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
       this.#slot = false;
       this.#unit.bulkhead?._releaseSlot();
     }
-    if (this.#phase === ABANDONED) return this.#late(ok, valueOrError);
+    if (this.#phase === ABANDONED) {
+      this.#late(ok, valueOrError);
+      return;
+    }
     this.#phase = DONE;
     this.#leaveTimeout();
     if (ok) this.#succeed(valueOrError as T);
@@ -224,7 +233,8 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
       try {
         breaker._succeeded(this.#ctx, this.#gen, this.#start, value);
       } catch (predicateError) {
-        return this.#retryOrReject(predicateError);
+        this.#retryOrReject(predicateError);
+        return;
       }
     }
     this.#resolve(value);
@@ -237,7 +247,8 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
       try {
         breaker._failed(this.#ctx, this.#gen, this.#start, error);
       } catch (predicateError) {
-        return this.#retryOrReject(predicateError);
+        this.#retryOrReject(predicateError);
+        return;
       }
     }
     this.#retryOrReject(error);
