@@ -16,11 +16,23 @@ export function channelName(type: EventType): string {
   return `bulwark:${type.replace('.', ':')}`;
 }
 
-const CHANNELS = new Map<EventType, Channel>(EVENT_TYPES.map((t) => [t, channel(channelName(t))]));
+/**
+ * One property per event type, not a Map: a policy asks with a constant type (`wants('execution.completed')`), which
+ * optimised code turns into one field load instead of hashing a string per call.
+ */
+const CHANNELS = {} as Record<EventType, Channel>;
+for (const t of EVENT_TYPES) CHANNELS[t] = channel(channelName(t));
 
 /** @internal */
 export function channelOf(type: EventType): Channel {
-  return CHANNELS.get(type) as Channel;
+  return CHANNELS[type];
+}
+
+/** A table with every event type as a property, all starting undefined: one hidden class for every emitter. */
+function emptyTable(): Record<EventType, Listener<EventType>[] | undefined> {
+  const table = {} as Record<EventType, Listener<EventType>[] | undefined>;
+  for (const t of EVENT_TYPES) table[t] = undefined;
+  return table;
 }
 
 const warned = new WeakSet<object>();
@@ -64,16 +76,17 @@ function reportListenerError(listener: object, type: EventType, error: unknown):
  * @internal
  */
 export class Emitter {
-  readonly #listeners = new Map<EventType, Listener<EventType>[]>();
+  /** Listeners per event type (undefined: none). Why an object with every type: see {@link CHANNELS}. */
+  readonly #listeners = emptyTable();
   /** How many subscriptions hold each listener, per type (made on the first `on`). */
   #counts: Map<EventType, Map<Listener<EventType>, number>> | undefined;
 
   wants(type: EventType): boolean {
-    return this.#listeners.has(type) || channelOf(type).hasSubscribers;
+    return this.#listeners[type] !== undefined || CHANNELS[type].hasSubscribers;
   }
 
   emit(event: ResilienceEvent): void {
-    const list = this.#listeners.get(event.type);
+    const list = this.#listeners[event.type];
     if (list !== undefined) {
       for (const fn of list) {
         try {
@@ -83,7 +96,7 @@ export class Emitter {
         }
       }
     }
-    const ch = channelOf(event.type);
+    const ch = CHANNELS[event.type];
     // No try/catch: diagnostics_channel catches a throwing subscriber itself and rethrows it on the next tick,
     // as it does for every publisher in the process. The call's outcome is unaffected either way.
     if (ch.hasSubscribers) ch.publish(event);
@@ -106,8 +119,8 @@ export class Emitter {
     const n = byType.get(fn) ?? 0;
     byType.set(fn, n + 1);
     if (n === 0) {
-      const list = this.#listeners.get(type);
-      this.#listeners.set(type, list === undefined ? [fn] : [...list, fn]);
+      const list = this.#listeners[type];
+      this.#listeners[type] = list === undefined ? [fn] : [...list, fn];
     }
     let done = false;
     return () => {
@@ -119,11 +132,10 @@ export class Emitter {
         return;
       }
       byType.delete(fn);
-      const current = this.#listeners.get(type);
+      const current = this.#listeners[type];
       if (current === undefined) return;
       const next = current.filter((f) => f !== fn);
-      if (next.length === 0) this.#listeners.delete(type);
-      else this.#listeners.set(type, next);
+      this.#listeners[type] = next.length === 0 ? undefined : next;
     };
   }
 }
