@@ -86,6 +86,12 @@ function fanoutOf(signal: AbortSignal): SignalFanout {
 export class Orphan {
   done = false;
   waiters: (() => void)[] | undefined = undefined;
+  /** The context of the timeout that gave up on the work: only bulkheads around it wait for the work. */
+  readonly ctx: ExecutionContext | undefined;
+
+  constructor(ctx: ExecutionContext | undefined) {
+    this.ctx = ctx;
+  }
 
   finish(): void {
     this.done = true;
@@ -94,7 +100,7 @@ export class Orphan {
     if (w !== undefined) for (const fn of w) fn();
   }
 }
-keepShape(new Orphan());
+keepShape(new Orphan(undefined));
 
 /**
  * The cancellation scope of one attempt under a timeout. It aborts when its own deadline passes or when its
@@ -163,6 +169,8 @@ export class ExecutionContext implements Context {
   readonly attempt: number;
   readonly operation: string;
   readonly _root: ExecutionContext;
+  /** The context this view was derived from (undefined for the root). */
+  readonly _parent: ExecutionContext | undefined;
   readonly _caller: AbortSignal | undefined;
   readonly _scope: CancelScope | undefined;
   /**
@@ -178,6 +186,7 @@ export class ExecutionContext implements Context {
     attempt = 1,
     scope: CancelScope | undefined = undefined,
     root?: ExecutionContext,
+    parent?: ExecutionContext,
   ) {
     this._caller = caller;
     this.operation = operation;
@@ -185,6 +194,7 @@ export class ExecutionContext implements Context {
     this.attempt = attempt;
     this._scope = scope;
     this._root = root ?? this;
+    this._parent = parent;
   }
 
   get signal(): AbortSignal {
@@ -223,7 +233,7 @@ export class ExecutionContext implements Context {
 
   /** A view with another attempt number or scope; the root's per-call state is shared. */
   _derive(attempt: number, scope: CancelScope | undefined): ExecutionContext {
-    return new ExecutionContext(this._caller, this.operation, undefined, attempt, scope, this._root);
+    return new ExecutionContext(this._caller, this.operation, undefined, attempt, scope, this._root, this);
   }
 
   /** Subscribes to this view's abort. Returns whether it subscribed (false when nothing can abort it). */
@@ -248,7 +258,7 @@ export class ExecutionContext implements Context {
 
   /** Records work that keeps running after a timeout gave up on it. */
   _addOrphan(): Orphan {
-    const o = new Orphan();
+    const o = new Orphan(this);
     const extra = this._root._extras();
     (extra.orphans ??= []).push(o);
     return o;
@@ -261,23 +271,32 @@ export class ExecutionContext implements Context {
   }
 
   /**
-   * Calls `fn` once every orphan recorded since `mark` has settled (at once if none is pending).
-   * Returns false and does not call `fn` when none is pending, so the caller can take its fast path.
+   * Calls `fn` once every orphan recorded since `mark` by a timeout inside this view (this view or one derived
+   * from it) has settled. Returns false and does not call `fn` when none is pending, so the caller can take its
+   * fast path. Why inside only: a later attempt's abandoned work (a retry around this view) is not this view's
+   * work, and must not hold this view's bulkhead slot.
    */
   _whenOrphansDone(mark: number, fn: () => void): boolean {
     const list = this._root._extra?.orphans;
     if (list === undefined) return false;
     let pending = 0;
-    for (let i = mark; i < list.length; i++) if (!(list[i] as Orphan).done) pending++;
+    for (let i = mark; i < list.length; i++) if (this.#owns(list[i] as Orphan)) pending++;
     if (pending === 0) return false;
     const onDone = (): void => {
       if (--pending === 0) fn();
     };
     for (let i = mark; i < list.length; i++) {
       const o = list[i] as Orphan;
-      if (!o.done) (o.waiters ??= []).push(onDone);
+      if (this.#owns(o)) (o.waiters ??= []).push(onDone);
     }
     return true;
+  }
+
+  /** Whether `o` is pending work of a timeout inside this view. */
+  #owns(o: Orphan): boolean {
+    if (o.done) return false;
+    for (let c = o.ctx; c !== undefined; c = c._parent) if (c === this) return true;
+    return false;
   }
 }
 

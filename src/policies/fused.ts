@@ -130,6 +130,8 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
   readonly #reject: (reason: unknown) => void;
   readonly #gen: number;
   #start = 0;
+  /** When the retry's first attempt started, if someone times attempts; else -1. */
+  #attemptStart = -1;
   #phase = QUEUED;
   #slot = false;
   #subscribed = false;
@@ -158,8 +160,9 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
   }
 
   start(): void {
-    const { breaker, timeout, bulkhead } = this.#unit;
+    const { retry, breaker, timeout, bulkhead } = this.#unit;
     const ctx = this.#ctx;
+    if (retry !== undefined) this.#attemptStart = retry._attemptStart();
     if (breaker !== undefined) this.#start = breaker._startTime();
     if (timeout !== undefined) {
       this.#subscribed = ctx._subscribe(this);
@@ -237,6 +240,7 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
         return;
       }
     }
+    if (this.#attemptStart >= 0) this.#unit.retry?._attemptCompleted(this.#ctx, this.#attemptStart, false, undefined);
     this.#resolve(value);
   }
 
@@ -256,6 +260,7 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
 
   #retryOrReject(error: unknown): void {
     const unit = this.#unit;
+    if (this.#attemptStart >= 0) unit.retry?._attemptCompleted(this.#ctx, this.#attemptStart, true, error);
     if (unit.retry === undefined) this.#reject(error);
     else this.#resolve(unit.retry._afterFailure(this.#ctx, this.#op, unit._belowRetry, error));
   }

@@ -141,3 +141,32 @@ describe('fused pipelines (retry > circuitBreaker > timeout > bulkhead as one st
     expect(await make(false).execute(() => 42)).toBe(42);
   });
 });
+
+describe('abandoned work holds only its own bulkhead slot (layered and fused alike)', () => {
+  for (const fuse of [false, true]) {
+    it(`retry > timeout > bulkhead${fuse ? ' (fused)' : ' (layered)'}: attempt 1's slot frees when attempt 1's work ends, not when attempt 2's does`, async () => {
+      const clock = new FakeClock();
+      const bh = bulkhead({ limit: 2, clock });
+      const p = new PipelinePolicy(
+        [retry({ clock, maxAttempts: 2, backoff: constant(0) }), timeout({ ms: 1, clock }), bh],
+        fuse,
+      );
+      const call = rejectionOf(
+        p.execute(
+          ({ attempt }) =>
+            new Promise((_, reject) =>
+              clock.setTimeout(() => reject(new Error(`e${attempt}`)), attempt === 1 ? 5 : 19),
+            ),
+        ),
+      );
+      await clock.advance(2);
+      expect(await call).toBeInstanceOf(TimeoutError);
+      expect(bh.active).toBe(2); // both attempts' work runs on after their timeouts
+      await clock.advance(4); // t = 6: attempt 1's work ended at 5
+      // Before: the layered bulkhead kept attempt 1's slot until every later orphan of the call ended (t = 20).
+      expect(bh.active).toBe(1);
+      await clock.advance(20);
+      expect(bh.active).toBe(0);
+    });
+  }
+});

@@ -62,11 +62,16 @@ export class RetryPolicy extends PolicyBase {
   }
 
   /**
-   * @internal Whether a fused pipeline may run this retry's first attempt itself: nothing observes attempts and
-   * only failures are classified, so a success passes straight through.
+   * @internal Whether a fused pipeline may run this retry's first attempt itself: only failures are classified,
+   * so a success passes straight through.
    */
   _fusable(): boolean {
-    return !this.#classifyResults && !this._events.wants('attempt.completed');
+    return !this.#classifyResults;
+  }
+
+  /** @internal When an attempt starts, if someone times attempts (`attempt.completed`); else -1. */
+  _attemptStart(): number {
+    return this._events.wants('attempt.completed') ? this._clock.now() : -1;
   }
 
   /**
@@ -75,45 +80,48 @@ export class RetryPolicy extends PolicyBase {
    */
   _afterFailure<T>(ctx: ExecutionContext, op: Operation<T>, next: Next, error: unknown): Promise<T> {
     if (ctx._aborted) return Promise.reject(error);
+    if (this._events.wants('attempt.completed')) next = this.#timed(next);
     return this.#loop<T>(ctx, op, next, { ok: false, error });
+  }
+
+  /** @internal Emits `attempt.completed` for an attempt that started at `start` (see {@link _attemptStart}). */
+  _attemptCompleted(c: ExecutionContext, start: number, failed: boolean, error: unknown): void {
+    if (start < 0 || !this._events.wants('attempt.completed')) return;
+    const durationMs = this._clock.now() - start;
+    // Two literals, not a spread of a shared base: V8 took ~2 us per object spread here (measured).
+    this._events.emit(
+      failed
+        ? {
+            type: 'attempt.completed',
+            policy: this.name,
+            operation: c.operation,
+            attempt: c.attempt,
+            durationMs,
+            result: c._aborted ? 'aborted' : 'failure',
+            error,
+          }
+        : {
+            type: 'attempt.completed',
+            policy: this.name,
+            operation: c.operation,
+            attempt: c.attempt,
+            durationMs,
+            result: 'success',
+          },
+    );
   }
 
   /** `next` with an `attempt.completed` event as each attempt settles. */
   #timed(next: Next): Next {
-    const emit = (c: ExecutionContext, start: number, failed: boolean, error: unknown): void => {
-      if (!this._events.wants('attempt.completed')) return;
-      const durationMs = this._clock.now() - start;
-      // Two literals, not a spread of a shared base: V8 took ~2 us per object spread here (measured).
-      this._events.emit(
-        failed
-          ? {
-              type: 'attempt.completed',
-              policy: this.name,
-              operation: c.operation,
-              attempt: c.attempt,
-              durationMs,
-              result: c._aborted ? 'aborted' : 'failure',
-              error,
-            }
-          : {
-              type: 'attempt.completed',
-              policy: this.name,
-              operation: c.operation,
-              attempt: c.attempt,
-              durationMs,
-              result: 'success',
-            },
-      );
-    };
     return <T>(c: ExecutionContext, o: Operation<T>): Promise<T> => {
       const start = this._clock.now();
       return next(c, o).then(
         (value) => {
-          emit(c, start, false, undefined);
+          this._attemptCompleted(c, start, false, undefined);
           return value;
         },
         (error: unknown) => {
-          emit(c, start, true, error);
+          this._attemptCompleted(c, start, true, error);
           throw error;
         },
       );
