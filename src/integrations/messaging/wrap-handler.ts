@@ -190,11 +190,11 @@ type FailureSettlement = [Settlement, () => void | Promise<void>];
  */
 class DirectContext<M> implements HandlerContext<M> {
   readonly #run: MessageRun<M>;
+  /** An own field, as in {@link MessageContext}: `{ ...ctx }` keeps it. */
+  readonly delivery: Delivery<M>;
   constructor(run: MessageRun<M>) {
     this.#run = run;
-  }
-  get delivery(): Delivery<M> {
-    return this.#run.delivery;
+    this.delivery = run.delivery;
   }
   get signal(): AbortSignal {
     return this.#run.signal;
@@ -301,6 +301,9 @@ class MessageRun<M> extends CancelScope {
     this.result = new Promise<Settlement>(capture);
     this.#resolve = newResolve as (s: Settlement) => void;
     this.#reject = newReject as (e: unknown) => void;
+    // Not kept past this line: they would hold the last delivery's promise (and whoever awaits it) alive.
+    newResolve = undefined;
+    newReject = undefined;
     const timeoutMs = consumer.timeoutMs;
     if (timeoutMs !== undefined) {
       this.#timer = consumer.clock.setTimeout(
