@@ -516,7 +516,7 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
   rounds as the HTTP suite: a bare client against one whose method runs under the \`bulwark/grpc\` interceptor with
   the full pipeline.
 - **Message handlers**: a handler that does nothing, acked by an in-memory delivery, 64 in flight, after a warm-up
-  pass, in short rounds of alternating order: bare (what one writes by hand: try/catch, an awaited ack on success, a
+  pass, in short rounds of alternating order, each batch right after a full GC: bare (what one writes by hand: try/catch, an awaited ack on success, a
   delayed redelivery or a dead letter on failure), through \`wrapHandler\` with no policy, and with a retry, breaker
   and timeout pipeline. Every contender acks each message once. No broker is involved, so this is the wrapper's own
   cost per message.

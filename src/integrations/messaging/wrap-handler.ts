@@ -1,5 +1,6 @@
 import { type Clock, systemClock, type TimerHandle } from '../../core/clock.js';
 import { CancelScope, type Context, ExecutionContext } from '../../core/context.js';
+import { DeadlineQueue } from '../../core/deadline-queue.js';
 import type { Policy } from '../../core/policy.js';
 import { Properties } from '../../core/properties.js';
 import { type Random, systemRandom } from '../../core/random.js';
@@ -217,7 +218,13 @@ class DirectContext<M> implements HandlerContext<M> {
 class Consumer<M> {
   readonly handler: MessageHandler<M>;
   readonly clock: Clock;
-  readonly timeoutMs: number | undefined;
+  readonly timeoutMs: number;
+  /**
+   * The pending handler timeouts, with `handlerTimeoutMs`. Why a queue rather than a timer per delivery: every
+   * delivery waits the same time, so one timer serves them all, and a delivery that settles unlinks itself without
+   * clearing or re-arming a timer.
+   */
+  readonly timeouts: DeadlineQueue | undefined;
   readonly workingEveryMs: number | undefined;
   readonly onFailure: (d: Delivery<M>, error: unknown) => FailureSettlement;
   head: MessageRun<M> | undefined = undefined;
@@ -232,7 +239,8 @@ class Consumer<M> {
   ) {
     this.handler = handler;
     this.clock = clock;
-    this.timeoutMs = timeoutMs;
+    this.timeoutMs = timeoutMs ?? Number.POSITIVE_INFINITY;
+    this.timeouts = timeoutMs === undefined ? undefined : new DeadlineQueue(clock, timeoutMs);
     this.workingEveryMs = workingEveryMs;
     this.onFailure = onFailure;
   }
@@ -287,7 +295,6 @@ class MessageRun<M> extends CancelScope {
   readonly #resolve: (s: Settlement) => void;
   readonly #reject: (e: unknown) => void;
   #done = false;
-  #timer: TimerHandle = undefined;
   #heartbeat: TimerHandle = undefined;
   #props: Properties | undefined = undefined;
   /** Links of the consumer's in-flight list. */
@@ -304,13 +311,7 @@ class MessageRun<M> extends CancelScope {
     // Not kept past this line: they would hold the last delivery's promise (and whoever awaits it) alive.
     newResolve = undefined;
     newReject = undefined;
-    const timeoutMs = consumer.timeoutMs;
-    if (timeoutMs !== undefined) {
-      this.#timer = consumer.clock.setTimeout(
-        () => this.abort(new TimeoutError('message handler', timeoutMs)),
-        timeoutMs,
-      );
-    }
+    consumer.timeouts?.add(this);
     if (consumer.workingEveryMs !== undefined && delivery.working !== undefined) this.#beat(consumer.workingEveryMs);
   }
 
@@ -358,9 +359,8 @@ class MessageRun<M> extends CancelScope {
   finish(error: unknown, failed: boolean): void {
     if (this.#done) return;
     this.#done = true;
-    const clock = this.#consumer.clock;
-    if (this.#timer !== undefined) clock.clearTimeout(this.#timer);
-    if (this.#heartbeat !== undefined) clock.clearTimeout(this.#heartbeat);
+    this.#consumer.timeouts?.remove(this);
+    if (this.#heartbeat !== undefined) this.#consumer.clock.clearTimeout(this.#heartbeat);
     const delivery = this.delivery;
     let settlement: Settlement;
     let pending: unknown;
@@ -408,7 +408,11 @@ class MessageRun<M> extends CancelScope {
   }
 
   _onAbort(): void {}
-  _expire(): void {}
+
+  /** The handler timeout passed (the consumer's queue removed this run first). */
+  _expire(): void {
+    this.abort(new TimeoutError('message handler', this.#consumer.timeoutMs));
+  }
 }
 
 /** Runs an adapter's settle method as a promise, a synchronous throw included. */
@@ -418,6 +422,37 @@ function settle(how: () => void | Promise<void>): Promise<void> {
   } catch (error) {
     return Promise.reject(error);
   }
+}
+
+/**
+ * One instance of each per-delivery class, alive as long as the module, made by the first `wrapHandler`.
+ *
+ * Why: V8 keeps the hidden classes ("maps") an object goes through as its fields are set only while some object
+ * uses them. When a full GC finds no delivery in flight (a consumer idle for a moment), those maps die, and every
+ * optimised function that embeds them is thrown away ("weak objects" in `--trace-deopt --trace-deopt-verbose`),
+ * to be re-optimised only after thousands more messages: the first batch after each full GC ran about 2x slower.
+ * A live instance of each keeps the maps, and the optimised code, valid.
+ */
+const anchors: unknown[] = [];
+
+function anchorMaps(): readonly unknown[] {
+  const noop = (): void => undefined;
+  const delivery: Delivery<undefined> = {
+    body: undefined,
+    attempt: 1,
+    headers: {},
+    ack: noop,
+    retryLater: noop,
+    deadLetter: noop,
+    release: noop,
+  };
+  const consumer = new Consumer<undefined>(noop, systemClock, undefined, undefined, () => ['acked', noop]);
+  const run = new MessageRun(delivery, consumer);
+  return [
+    run,
+    new DirectContext(run),
+    new MessageContext(new ExecutionContext(undefined, 'message', undefined), delivery),
+  ];
 }
 
 class ShutdownError extends Error {
@@ -528,6 +563,7 @@ export function wrapHandler<M>(handler: MessageHandler<M>, options: WrapHandlerO
     return ['retried', () => delivery.retryLater(ms, error)];
   };
 
+  if (anchors.length === 0) anchors.push(...anchorMaps());
   const consumer = new Consumer<M>(handler, clock, options.handlerTimeoutMs, options.workingEveryMs, failed);
   /**
    * The operation a bulwark policy runs: one function for every delivery. The policy hands it a view of the root

@@ -125,6 +125,39 @@ describe('wrapHandler', () => {
     expect(calls).toEqual(['retryLater(5)']);
   });
 
+  it('handler timeouts share one timer; each delivery times out at its own deadline, a finished one never', async () => {
+    const clock = new FakeClock();
+    const finish = new Map<string, () => void>();
+    const aborted: string[] = [];
+    const handle = wrapHandler(
+      (body: string, { signal }) =>
+        new Promise<void>((resolve) => {
+          finish.set(body, resolve);
+          signal.addEventListener('abort', () => aborted.push(body));
+        }),
+      { handlerTimeoutMs: 100, clock, redeliveryDelay: () => 5 },
+    );
+    const a = handle(recording('a').delivery);
+    await clock.advance(30);
+    const b = handle(recording('b').delivery);
+    await clock.advance(30);
+    const c = handle(recording('c').delivery);
+    expect(clock.pendingTimers).toBe(1);
+    finish.get('b')?.();
+    await expect(b).resolves.toBe('acked');
+    await clock.advance(39); // t = 99
+    expect(aborted).toEqual([]);
+    await clock.advance(1); // t = 100: a's deadline
+    await expect(a).resolves.toBe('retried');
+    expect(aborted).toEqual(['a']);
+    await clock.advance(59); // t = 159
+    expect(aborted).toEqual(['a']);
+    await clock.advance(1); // t = 160: c's deadline
+    await expect(c).resolves.toBe('retried');
+    expect(aborted).toEqual(['a', 'c']);
+    expect(handle.inFlight).toBe(0);
+  });
+
   it('heartbeats with working() while a long handler runs', async () => {
     const clock = new FakeClock();
     let finish!: () => void;
