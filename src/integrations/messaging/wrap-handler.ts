@@ -160,7 +160,10 @@ function guarded(test: () => boolean): boolean {
   }
 }
 
-/** What the handler receives under a policy: the policy's context (its attempt, its signal), read through, plus the delivery. */
+/**
+ * What the handler receives under a policy: the policy's context (its attempt, its signal), read through, plus the
+ * delivery.
+ */
 class MessageContext<M> implements HandlerContext<M> {
   readonly #ctx: Context;
   readonly delivery: Delivery<M>;
@@ -283,9 +286,8 @@ function capture(resolve: (s: Settlement) => void, reject: (e: unknown) => void)
 
 /**
  * One delivery being handled: the root cancel scope of its execution (handler timeout, shutdown) and the owner of
- * its single settlement.
- * Whatever happens first (the handler settles, the timeout fires, shutdown aborts) settles the delivery; everything
- * later is ignored.
+ * its single settlement. Whatever happens first (the handler settles, the timeout fires, shutdown aborts) settles
+ * the delivery; everything later is ignored.
  */
 class MessageRun<M> extends CancelScope {
   readonly delivery: Delivery<M>;
@@ -567,7 +569,8 @@ export function wrapHandler<M>(handler: MessageHandler<M>, options: WrapHandlerO
   const consumer = new Consumer<M>(handler, clock, options.handlerTimeoutMs, options.workingEveryMs, failed);
   /**
    * The operation a bulwark policy runs: one function for every delivery. The policy hands it a view of the root
-   * context made below, whose scope is the delivery's run.
+   * context made below (`_derive` keeps the root), whose scope is the delivery's run. Every policy test of
+   * wrapHandler goes through here, so a change to that contract in the core fails them at once.
    */
   const call = (c: Context): void | Promise<void> => {
     const run = (c as ExecutionContext)._root._scope as MessageRun<M>;
