@@ -1,10 +1,12 @@
 import { type Clock, systemClock, type TimerHandle } from '../../core/clock.js';
 import { CancelScope, type Context, ExecutionContext } from '../../core/context.js';
+import { DeadlineQueue } from '../../core/deadline-queue.js';
 import type { Policy } from '../../core/policy.js';
+import { Properties } from '../../core/properties.js';
 import { type Random, systemRandom } from '../../core/random.js';
+import { keepShape } from '../../core/shapes.js';
 import { type CircuitOpenError, isCircuitOpenError, TimeoutError } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
-import { pipeline } from '../../policies/pipeline.js';
 import { PolicyBase } from '../../policies/policy-base.js';
 import { type Backoff, exponential, isBackoff } from '../../policies/retry/backoff.js';
 import { isPolicyLike } from '../validate.js';
@@ -159,7 +161,10 @@ function guarded(test: () => boolean): boolean {
   }
 }
 
-/** What the handler receives: the policy's context, read through, plus the delivery. */
+/**
+ * What the handler receives under a policy: the policy's context (its attempt, its signal), read through, plus the
+ * delivery.
+ */
 class MessageContext<M> implements HandlerContext<M> {
   readonly #ctx: Context;
   readonly delivery: Delivery<M>;
@@ -181,45 +186,167 @@ class MessageContext<M> implements HandlerContext<M> {
   }
 }
 
+/** How a failed delivery is settled: its settlement and the adapter call that makes it. */
+type FailureSettlement = [Settlement, () => void | Promise<void>];
+
+/**
+ * What the handler receives when no policy is set: attempt 1, operation `'message'`, the delivery's signal. Why
+ * not the run itself: it would hand the handler the run's internals (`abort()` among them).
+ */
+class DirectContext<M> implements HandlerContext<M> {
+  readonly #run: MessageRun<M>;
+  /** An own field, as in {@link MessageContext}: `{ ...ctx }` keeps it. */
+  readonly delivery: Delivery<M>;
+  constructor(run: MessageRun<M>) {
+    this.#run = run;
+    this.delivery = run.delivery;
+  }
+  get signal(): AbortSignal {
+    return this.#run.signal;
+  }
+  get attempt(): number {
+    return 1;
+  }
+  get operation(): string {
+    return 'message';
+  }
+  get properties(): Properties {
+    return this.#run.properties;
+  }
+}
+
+/**
+ * What every delivery of one wrapped handler shares, set up once by {@link wrapHandler}, and the deliveries in
+ * flight. Why an intrusive list rather than a `Set`: adding and removing a delivery then allocate and hash nothing.
+ */
+class Consumer<M> {
+  readonly handler: MessageHandler<M>;
+  readonly clock: Clock;
+  readonly timeoutMs: number;
+  /**
+   * The pending handler timeouts, with `handlerTimeoutMs`. Why a queue rather than a timer per delivery: every
+   * delivery waits the same time, so one timer serves them all, and a delivery that settles unlinks itself without
+   * clearing or re-arming a timer.
+   */
+  readonly timeouts: DeadlineQueue | undefined;
+  readonly workingEveryMs: number | undefined;
+  readonly onFailure: (d: Delivery<M>, error: unknown) => FailureSettlement;
+  head: MessageRun<M> | undefined = undefined;
+  size = 0;
+
+  constructor(
+    handler: MessageHandler<M>,
+    clock: Clock,
+    timeoutMs: number | undefined,
+    workingEveryMs: number | undefined,
+    onFailure: (d: Delivery<M>, error: unknown) => FailureSettlement,
+  ) {
+    this.handler = handler;
+    this.clock = clock;
+    this.timeoutMs = timeoutMs ?? Number.POSITIVE_INFINITY;
+    this.timeouts = timeoutMs === undefined ? undefined : new DeadlineQueue(clock, timeoutMs);
+    this.workingEveryMs = workingEveryMs;
+    this.onFailure = onFailure;
+  }
+
+  add(run: MessageRun<M>): void {
+    const head = this.head;
+    run._nextRun = head;
+    if (head !== undefined) head._prevRun = run;
+    this.head = run;
+    this.size++;
+  }
+
+  remove(run: MessageRun<M>): void {
+    const prev = run._prevRun;
+    const next = run._nextRun;
+    if (prev !== undefined) prev._nextRun = next;
+    else this.head = next;
+    if (next !== undefined) next._prevRun = prev;
+    run._prevRun = undefined;
+    run._nextRun = undefined;
+    this.size--;
+  }
+
+  /** The deliveries in flight now, oldest first. */
+  pending(): MessageRun<M>[] {
+    const out: MessageRun<M>[] = [];
+    for (let r = this.head; r !== undefined; r = r._nextRun) out.push(r);
+    return out.reverse();
+  }
+}
+
+// The resolving functions of the promise being created. Why module-level: one executor function serves every
+// delivery's promise, instead of a new closure per message.
+let newResolve: ((s: Settlement) => void) | undefined;
+let newReject: ((e: unknown) => void) | undefined;
+function capture(resolve: (s: Settlement) => void, reject: (e: unknown) => void): void {
+  newResolve = resolve;
+  newReject = reject;
+}
+
 /**
  * One delivery being handled: the root cancel scope of its execution (handler timeout, shutdown) and the owner of
  * its single settlement. Whatever happens first (the handler settles, the timeout fires, shutdown aborts) settles
  * the delivery; everything later is ignored.
  */
 class MessageRun<M> extends CancelScope {
+  readonly delivery: Delivery<M>;
+  /** Resolves with the settlement once the adapter's settle method has resolved; rejects if that fails. */
   readonly result: Promise<Settlement>;
-  #resolve!: (s: Settlement | Promise<Settlement>) => void;
+  readonly #consumer: Consumer<M>;
+  readonly #resolve: (s: Settlement) => void;
+  readonly #reject: (e: unknown) => void;
   #done = false;
-  #timer: TimerHandle = undefined;
   #heartbeat: TimerHandle = undefined;
+  #props: Properties | undefined = undefined;
+  /** Links of the consumer's in-flight list. */
+  _prevRun: MessageRun<M> | undefined = undefined;
+  _nextRun: MessageRun<M> | undefined = undefined;
 
-  constructor(
-    readonly delivery: Delivery<M>,
-    readonly clock: Clock,
-    timeoutMs: number | undefined,
-    workingEveryMs: number | undefined,
-    readonly onFailure: (d: Delivery<M>, error: unknown) => [Settlement, () => void | Promise<void>],
-  ) {
+  constructor(delivery: Delivery<M>, consumer: Consumer<M>) {
     super();
-    this.result = new Promise<Settlement>((resolve) => {
-      this.#resolve = resolve;
-    });
-    if (timeoutMs !== undefined) {
-      this.#timer = clock.setTimeout(() => this.abort(new TimeoutError('message handler', timeoutMs)), timeoutMs);
-    }
-    if (workingEveryMs !== undefined && delivery.working !== undefined) {
-      const beat = (): void => {
-        // A heartbeat that fails (a closed connection) must not become an uncaught error: the broker's own
-        // ack deadline then decides, and the settlement reports any real problem.
-        try {
-          Promise.resolve(delivery.working?.()).catch(() => undefined);
-        } catch {
-          // ignored, as above
-        }
-        this.#heartbeat = clock.setTimeout(beat, workingEveryMs);
-      };
-      this.#heartbeat = clock.setTimeout(beat, workingEveryMs);
-    }
+    this.delivery = delivery;
+    this.#consumer = consumer;
+    this.result = new Promise<Settlement>(capture);
+    this.#resolve = newResolve as (s: Settlement) => void;
+    this.#reject = newReject as (e: unknown) => void;
+    // Not kept past this line: they would hold the last delivery's promise (and whoever awaits it) alive.
+    newResolve = undefined;
+    newReject = undefined;
+    consumer.timeouts?.add(this);
+    if (consumer.workingEveryMs !== undefined && delivery.working !== undefined) this.#beat(consumer.workingEveryMs);
+  }
+
+  /** Arms the next heartbeat (`delivery.working()`), every `everyMs` until the delivery settles. */
+  #beat(everyMs: number): void {
+    const clock = this.#consumer.clock;
+    const delivery = this.delivery;
+    const beat = (): void => {
+      // A heartbeat that fails (a closed connection) must not become an uncaught error: the broker's own
+      // ack deadline then decides, and the settlement reports any real problem.
+      try {
+        Promise.resolve(delivery.working?.()).catch(() => undefined);
+      } catch {
+        // ignored, as above
+      }
+      this.#heartbeat = clock.setTimeout(beat, everyMs);
+    };
+    this.#heartbeat = clock.setTimeout(beat, everyMs);
+  }
+
+  /** The delivery's property bag (no policy: the policy's context holds it otherwise), created on first read. */
+  get properties(): Properties {
+    if (this.#props === undefined) this.#props = new Properties();
+    return this.#props;
+  }
+
+  /** Settles the delivery when `work` (the handler, under the policy if any) settles. */
+  follow(work: Promise<unknown>): void {
+    work.then(
+      () => this.finish(undefined, false),
+      (error: unknown) => this.finish(error, true),
+    );
   }
 
   /**
@@ -235,26 +362,60 @@ class MessageRun<M> extends CancelScope {
   finish(error: unknown, failed: boolean): void {
     if (this.#done) return;
     this.#done = true;
-    if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
-    if (this.#heartbeat !== undefined) this.clock.clearTimeout(this.#heartbeat);
+    this.#consumer.timeouts?.remove(this);
+    if (this.#heartbeat !== undefined) this.#consumer.clock.clearTimeout(this.#heartbeat);
+    const delivery = this.delivery;
     let settlement: Settlement;
-    let how: () => void | Promise<void>;
-    if (!failed) {
-      settlement = 'acked';
-      how = () => this.delivery.ack();
-    } else if (guarded(() => error instanceof ShutdownError)) {
-      settlement = 'released';
-      how = () => this.delivery.release();
-    } else {
-      [settlement, how] = this.onFailure(this.delivery, error);
+    let pending: unknown;
+    // A settlement the broker refuses (a closed channel, a failed publish, a settle method that throws) rejects the
+    // wrapped handler's promise with that error: the message is not lost, the broker delivers it again.
+    try {
+      if (!failed) {
+        settlement = 'acked';
+        pending = delivery.ack();
+      } else if (guarded(() => error instanceof ShutdownError)) {
+        settlement = 'released';
+        pending = delivery.release();
+      } else {
+        const [how, settle] = this.#consumer.onFailure(delivery, error);
+        settlement = how;
+        pending = settle();
+      }
+    } catch (refused) {
+      this.#end();
+      this.#reject(refused);
+      return;
     }
-    // A settlement the broker refuses (a closed channel, a failed publish) rejects the wrapped handler's promise
-    // with that error: the message is not lost, the broker delivers it again.
-    this.#resolve(settle(how).then(() => settlement));
+    // A settle method that returns nothing (or a plain value) is done: resolve now, without a promise hop. Anything
+    // else is awaited as a promise (a thenable is adopted, as `await` would).
+    if ((typeof pending !== 'object' || pending === null) && typeof pending !== 'function') {
+      this.#end();
+      this.#resolve(settlement);
+      return;
+    }
+    Promise.resolve(pending).then(
+      () => {
+        this.#end();
+        this.#resolve(settlement);
+      },
+      (refused: unknown) => {
+        this.#end();
+        this.#reject(refused);
+      },
+    );
+  }
+
+  /** Leaves the in-flight list: the delivery is settled (or its settlement failed). */
+  #end(): void {
+    this.#consumer.remove(this);
   }
 
   _onAbort(): void {}
-  _expire(): void {}
+
+  /** The handler timeout passed (the consumer's queue removed this run first). */
+  _expire(): void {
+    this.abort(new TimeoutError('message handler', this.#consumer.timeoutMs));
+  }
 }
 
 /** Runs an adapter's settle method as a promise, a synchronous throw included. */
@@ -264,6 +425,38 @@ function settle(how: () => void | Promise<void>): Promise<void> {
   } catch (error) {
     return Promise.reject(error);
   }
+}
+
+/**
+ * One instance of each per-delivery class, alive as long as the module, made by the first `wrapHandler`.
+ *
+ * Why: V8 keeps the hidden classes ("maps") an object goes through as its fields are set only while some object
+ * uses them. When a full GC finds no delivery in flight (a consumer idle for a moment), those maps die, and every
+ * optimised function that embeds them is thrown away ("weak objects" in `--trace-deopt --trace-deopt-verbose`),
+ * to be re-optimised only after thousands more messages: the first batch after each full GC ran about 2x slower.
+ * A live instance of each keeps the maps, and the optimised code, valid.
+ */
+/** Whether {@link anchorMaps} has run: once per process, on the first `wrapHandler`. */
+let anchored = false;
+
+function anchorMaps(): readonly object[] {
+  const noop = (): void => undefined;
+  const delivery: Delivery<undefined> = {
+    body: undefined,
+    attempt: 1,
+    headers: {},
+    ack: noop,
+    retryLater: noop,
+    deadLetter: noop,
+    release: noop,
+  };
+  const consumer = new Consumer<undefined>(noop, systemClock, undefined, undefined, () => ['acked', noop]);
+  const run = new MessageRun(delivery, consumer);
+  return [
+    run,
+    new DirectContext(run),
+    new MessageContext(new ExecutionContext(undefined, 'message', undefined), delivery),
+  ];
 }
 
 class ShutdownError extends Error {
@@ -330,8 +523,8 @@ export function wrapHandler<M>(handler: MessageHandler<M>, options: WrapHandlerO
     if (typeof ms !== 'number' || !Number.isFinite(ms)) return fallbackDelay.delay(attempt, 0, random);
     return Math.max(0, ms);
   };
-  const policy = options.policy ?? pipeline();
-  const inFlight = new Set<MessageRun<M>>();
+  // No policy: the handler is called directly (an empty pipeline would only add a context and a promise hop).
+  const policy = options.policy;
   let stopping = false;
   let paused = false;
   let resumeTimer: TimerHandle;
@@ -355,7 +548,7 @@ export function wrapHandler<M>(handler: MessageHandler<M>, options: WrapHandlerO
   };
 
   /** Settles a delivery for a failure: dead letter (permanent or out of deliveries) or a delayed redelivery. */
-  const failed = (delivery: Delivery<M>, error: unknown): [Settlement, () => void | Promise<void>] => {
+  const failed = (delivery: Delivery<M>, error: unknown): FailureSettlement => {
     if (permanent(error, options.isPermanent)) {
       return ['dead_lettered', () => delivery.deadLetter({ reason: 'permanent', error, attempts: delivery.attempt })];
     }
@@ -374,46 +567,56 @@ export function wrapHandler<M>(handler: MessageHandler<M>, options: WrapHandlerO
     return ['retried', () => delivery.retryLater(ms, error)];
   };
 
+  if (!anchored) {
+    // Held by the core's keeper (core/shapes.ts), which survives the bundler's tree shaking.
+    anchored = true;
+    for (const o of anchorMaps()) keepShape(o);
+  }
+  const consumer = new Consumer<M>(handler, clock, options.handlerTimeoutMs, options.workingEveryMs, failed);
+  /**
+   * The operation a bulwark policy runs: one function for every delivery. The policy hands it a view of the root
+   * context made below (`_derive` keeps the root), whose scope is the delivery's run. Every policy test of
+   * wrapHandler goes through here, so a change to that contract in the core fails them at once.
+   */
+  const call = (c: Context): void | Promise<void> => {
+    const run = (c as ExecutionContext)._root._scope as MessageRun<M>;
+    return handler(run.delivery.body, new MessageContext(c, run.delivery));
+  };
+
   const wrapped = ((delivery: Delivery<M>): Promise<Settlement> => {
     if (stopping) return settle(() => delivery.release()).then(() => 'released' as const);
     // One object per delivery: its cancel scope (handler timeout, shutdown) and its single settlement. Why not an
-    // AbortController and Promise.race: both cost several microseconds per message; the scope creates a signal
-    // only if the handler reads ctx.signal.
-    const run = new MessageRun<M>(delivery, clock, options.handlerTimeoutMs, options.workingEveryMs, failed);
-    inFlight.add(run);
-    const ctx = new ExecutionContext(undefined, 'message', undefined, 1, run);
-    const call = (c: Context) => handler(delivery.body, new MessageContext(c, delivery));
+    // AbortController and Promise.race: both cost several microseconds per message; the scope creates a signal only
+    // if the handler reads ctx.signal.
+    const run = new MessageRun<M>(delivery, consumer);
+    consumer.add(run);
     let work: Promise<unknown>;
     try {
-      if (policy instanceof PolicyBase) work = policy._execute(ctx, call);
-      else {
+      let r: unknown;
+      if (policy === undefined) r = handler(delivery.body, new DirectContext(run));
+      else if (policy instanceof PolicyBase) {
+        r = policy._execute(new ExecutionContext(undefined, 'message', undefined, 1, run), call);
+      } else {
         // A policy written outside bulwark only has the public API: give it a signal that follows this delivery.
         const ac = new AbortController();
         run.addListener({ _onAbort: (reason) => ac.abort(reason) });
-        // Promise.resolve: whatever it returns (a thenable, a value) is awaited as a promise.
-        work = Promise.resolve(policy.execute(call, { signal: ac.signal, operation: 'message' }));
+        r = policy.execute((c) => handler(delivery.body, new MessageContext(c, delivery)), {
+          signal: ac.signal,
+          operation: 'message',
+        });
       }
+      // Whatever the handler or policy returned (a value, a thenable) is awaited as a promise. Inside the try: even
+      // `instanceof` throws on a hostile return value (a Proxy), which then fails the delivery like a throw.
+      work = r instanceof Promise ? r : Promise.resolve(r);
     } catch (error) {
       work = Promise.reject(error);
     }
-    work.then(
-      () => run.finish(undefined, false),
-      (error: unknown) => run.finish(error, true),
-    );
-    return run.result.then(
-      (settlement) => {
-        inFlight.delete(run);
-        return settlement;
-      },
-      (error: unknown) => {
-        inFlight.delete(run);
-        throw error;
-      },
-    );
+    run.follow(work);
+    return run.result;
   }) as WrappedHandler<M>;
 
   Object.defineProperties(wrapped, {
-    inFlight: { get: () => inFlight.size },
+    inFlight: { get: () => consumer.size },
     paused: { get: () => paused },
     stopping: { get: () => stopping },
     shutdown: {
@@ -423,8 +626,8 @@ export function wrapHandler<M>(handler: MessageHandler<M>, options: WrapHandlerO
         checkGrace.done();
         stopping = true;
         if (resumeTimer !== undefined) clock.clearTimeout(resumeTimer);
-        if (inFlight.size === 0) return;
-        const pending = [...inFlight];
+        if (consumer.size === 0) return;
+        const pending = consumer.pending();
         let graceTimer: TimerHandle;
         const grace = new Promise<void>((resolve) => {
           graceTimer = clock.setTimeout(resolve, graceMs);

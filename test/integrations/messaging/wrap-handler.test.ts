@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { circuitBreaker, constant, InvalidOptionsError, pipeline, retry } from '../../../src/index.js';
+import { circuitBreaker, constant, InvalidOptionsError, PropertyKey, pipeline, retry } from '../../../src/index.js';
 import { type Delivery, PermanentError, wrapHandler } from '../../../src/integrations/messaging/index.js';
 import { FakeClock } from '../../../src/testing/index.js';
 
@@ -123,6 +123,39 @@ describe('wrapHandler', () => {
     finish(); // the late success must not ack
     await clock.flush();
     expect(calls).toEqual(['retryLater(5)']);
+  });
+
+  it('handler timeouts share one timer; each delivery times out at its own deadline, a finished one never', async () => {
+    const clock = new FakeClock();
+    const finish = new Map<string, () => void>();
+    const aborted: string[] = [];
+    const handle = wrapHandler(
+      (body: string, { signal }) =>
+        new Promise<void>((resolve) => {
+          finish.set(body, resolve);
+          signal.addEventListener('abort', () => aborted.push(body));
+        }),
+      { handlerTimeoutMs: 100, clock, redeliveryDelay: () => 5 },
+    );
+    const a = handle(recording('a').delivery);
+    await clock.advance(30);
+    const b = handle(recording('b').delivery);
+    await clock.advance(30);
+    const c = handle(recording('c').delivery);
+    expect(clock.pendingTimers).toBe(1);
+    finish.get('b')?.();
+    await expect(b).resolves.toBe('acked');
+    await clock.advance(39); // t = 99
+    expect(aborted).toEqual([]);
+    await clock.advance(1); // t = 100: a's deadline
+    await expect(a).resolves.toBe('retried');
+    expect(aborted).toEqual(['a']);
+    await clock.advance(59); // t = 159
+    expect(aborted).toEqual(['a']);
+    await clock.advance(1); // t = 160: c's deadline
+    await expect(c).resolves.toBe('retried');
+    expect(aborted).toEqual(['a', 'c']);
+    expect(handle.inFlight).toBe(0);
   });
 
   it('heartbeats with working() while a long handler runs', async () => {
@@ -286,5 +319,112 @@ describe('wrapHandler when the broker side fails', () => {
     finish();
     await expect(result).rejects.toBe(refused);
     expect(handle.inFlight).toBe(0);
+  });
+});
+
+describe('wrapHandler: the context and bookkeeping of each delivery', () => {
+  it('with no policy, the handler gets attempt 1, operation "message", its delivery and one property bag', async () => {
+    const KEY = new PropertyKey<number>('k');
+    const seen: unknown[] = [];
+    const handle = wrapHandler((_body: string, ctx) => {
+      ctx.properties.set(KEY, 7);
+      seen.push(ctx.attempt, ctx.operation, ctx.delivery, ctx.properties.get(KEY), ctx.signal.aborted);
+      // The handler sees its context, not the wrapper's internals; the delivery is an own field, as under a policy.
+      seen.push('abort' in ctx, Object.keys(ctx), { ...ctx }.delivery);
+    });
+    const { delivery } = recording('m');
+    await expect(handle(delivery)).resolves.toBe('acked');
+    expect(seen).toEqual([1, 'message', delivery, 7, false, false, ['delivery'], delivery]);
+  });
+
+  it('each delivery has its own context: properties and signals are not shared', async () => {
+    const KEY = new PropertyKey<string>('k');
+    const bags: (string | undefined)[] = [];
+    const signals: AbortSignal[] = [];
+    const handle = wrapHandler(async (body: string, ctx) => {
+      bags.push(ctx.properties.get(KEY));
+      ctx.properties.set(KEY, body);
+      signals.push(ctx.signal);
+    });
+    await Promise.all([handle(recording('a').delivery), handle(recording('b').delivery)]);
+    expect(bags).toEqual([undefined, undefined]);
+    expect(signals[0]).not.toBe(signals[1]);
+  });
+
+  it('deliveries settled out of order leave the in-flight count right; shutdown releases exactly the rest, in order', async () => {
+    const clock = new FakeClock();
+    const finish = new Map<string, () => void>();
+    const handle = wrapHandler(
+      (body: string, { signal }) =>
+        new Promise<void>((resolve, reject) => {
+          finish.set(body, resolve);
+          signal.addEventListener('abort', () => reject(signal.reason));
+        }),
+      { clock },
+    );
+    const order: string[] = [];
+    const runs = ['1', '2', '3', '4', '5'].map((body) => {
+      const r = recording(body);
+      const result = handle({ ...r.delivery, release: () => void order.push(`release ${body}`) });
+      return { result, calls: r.calls };
+    });
+    expect(handle.inFlight).toBe(5);
+    finish.get('2')?.();
+    finish.get('4')?.();
+    await expect(runs[1]?.result).resolves.toBe('acked');
+    await expect(runs[3]?.result).resolves.toBe('acked');
+    expect(handle.inFlight).toBe(3);
+    finish.get('5')?.();
+    await expect(runs[4]?.result).resolves.toBe('acked');
+    expect(handle.inFlight).toBe(2);
+    const done = handle.shutdown(10);
+    await clock.advance(10);
+    await done;
+    expect(order).toEqual(['release 1', 'release 3']);
+    expect(await Promise.all(runs.map((r) => r.result))).toEqual(['released', 'acked', 'released', 'acked', 'acked']);
+    expect(handle.inFlight).toBe(0);
+  });
+
+  it('a settle method returning a thenable is awaited; its rejection rejects the delivery', async () => {
+    const refused = new Error('nack refused');
+    const handle = wrapHandler(async () => undefined);
+    const { delivery } = recording('m');
+    let acked = false;
+    const thenable = {
+      // biome-ignore lint/suspicious/noThenProperty: a thenable, on purpose
+      then(ok: () => void) {
+        acked = true;
+        ok();
+      },
+    };
+    await expect(handle({ ...delivery, ack: () => thenable as unknown as Promise<void> })).resolves.toBe('acked');
+    expect(acked).toBe(true);
+    await expect(handle({ ...delivery, ack: () => Promise.reject(refused) })).rejects.toBe(refused);
+    expect(handle.inFlight).toBe(0);
+  });
+
+  it('a delivery whose attempt cannot be read rejects once it fails, instead of hanging (or throwing in a timer)', async () => {
+    const clock = new FakeClock();
+    const broken = new Error('attempt unreadable');
+    const withBrokenAttempt = (d: Delivery<string>): Delivery<string> =>
+      Object.defineProperty({ ...d }, 'attempt', {
+        get() {
+          throw broken;
+        },
+      }) as Delivery<string>;
+    const failing = wrapHandler(
+      () => {
+        throw new Error('down');
+      },
+      { clock },
+    );
+    await expect(failing(withBrokenAttempt(recording('m').delivery))).rejects.toBe(broken);
+    expect(failing.inFlight).toBe(0);
+    // The handler timeout settles from a timer: the failure must reach the promise, not the timer's caller.
+    const stuck = wrapHandler(() => new Promise<void>(() => undefined), { clock, handlerTimeoutMs: 50 });
+    const result = expect(stuck(withBrokenAttempt(recording('m').delivery))).rejects.toBe(broken);
+    await clock.advance(50);
+    await result;
+    expect(stuck.inFlight).toBe(0);
   });
 });
