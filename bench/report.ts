@@ -599,6 +599,24 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
   "spread" the lowest and highest round median; "over bare" and "ratio" compare with the bare call *in the same round*,
   then take the median over rounds. Three operations: an \`async () => 1\`, one that awaits a resolved promise, and one
   that crosses the event loop with \`setImmediate\` (where fixed costs drown in the loop's).
+- **Per-call overhead, GC-stressed**: the same contenders and operations in a process that collects garbage while it
+  serves. Each batch starts with a full GC (\`gc()\` twice) and then makes serial awaited calls for about 30 ms; a
+  pass runs bare, then each contender followed by bare again (bare, c1, bare, c2, ..., bare, the contenders in
+  alternating order). A contender's batch is compared with the mean of the two bare batches around it; a round's
+  figure is the median over its passes (3 in quick mode, 4 in a full run), and the table shows the median over
+  rounds. A tight loop amortises what a full GC costs the code after it (optimised code V8 throws away when the
+  objects it was specialised for die, and compiles again); this mode does not.
+- **Deopts**: one child process per operation (\`async () => 1\` and the \`setImmediate\` one), this bench bundle
+  run with \`node --expose-gc --trace-deopt\`, drives every bulwark policy alone and the four-policy pipeline (the
+  contenders' settings) through GC-stressed batches: a bare-only control phase, 20 warm-up batches, then 100
+  counted batches. A deopt is an optimised code object of a function that V8 marked for deoptimisation
+  (\`[marking dependent code ...]\`, mostly "weak objects": a map the code depends on died in the GC) or bailed out
+  of (\`[bailout ...]\`), counted once. It is charged to bulwark when the function's name is defined in bulwark's
+  source in the bundle (and not in the bench's own code, whose closures inline bulwark's), and the function itself
+  was not seen deoptimising in the control phase: Node's timers and immediates (\`processImmediate\`, \`ref\`,
+  \`initAsyncResource\`, ...) lose their optimised code after every full GC too. Those, anonymous functions and the
+  bench's closures are shown as "not charged". The target: no bulwark function deoptimised more than once per
+  process after the warm-up.
 - **In flight**: 10,000 calls started at once through each contender, their operations waiting on one gate. After a
   full GC with every call pending, the heap growth divided by 10,000 is the memory one in-flight call holds. Then the
   gate opens and everything settles; calls/s covers start to last settlement. Limiters run 1,000 at a time and queue
