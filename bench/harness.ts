@@ -60,7 +60,7 @@ export function settings(quick: boolean): Settings {
         breakerCounts: [1, 100, 10_000],
         idleMs: 1_000,
         gcBatchMs: 30,
-        gcBatches: 4,
+        gcBatches: 3,
         deoptBatches: 100,
       };
 }

@@ -557,8 +557,8 @@ export function markdown(runs: readonly Results[]): string {
 const HOW_TO = `## How to run
 
 \`\`\`sh
-npm ci && npm run bench          # every suite, on the node in PATH: 3.5 to 4.5 minutes on 2 idle cores
-npm run bench -- --quick         # every suite, fewer rounds and samples: about 1 minute
+npm ci && npm run bench          # every suite, on the node in PATH (how long: see below)
+npm run bench -- --quick         # every suite, fewer rounds and samples
 npm run bench -- --suites=overhead,fail-fast   # some suites only
 \`\`\`
 
@@ -574,6 +574,9 @@ under 6 and falling), a full run took 208 s on Node 20 and 264 s on Node 24 (whi
 \`--quick\` took 49 s on Node 20. Earlier that day, with other work loading the machine (load average 12 to 22 on 2
 cores), the full run took 826 s on Node 20 and 875 s on Node 24, and \`--quick\` 133 s; their numbers were too noisy to
 publish. Publish runs from an idle machine: on a loaded one the absolute times, and even the ratios, drift.
+The GC-stressed overhead mode and the deopt suite came after those runs and add to them: in a \`--quick\` run on
+Node 20 with the machine loaded (load average 8 to 10), which took 312 s in all, they took 97 s and 36 s. A full run
+makes 2.5 times as many GC-stressed passes as a quick one; the deopt suite takes as long in both.
 
 On Node 22 and later the run also measures cockatiel 4 and opossum 10 (installed as the npm aliases \`cockatiel4\` and
 \`opossum10\`, which need Node >= 22) beside cockatiel 3.2.1 and opossum 9.0.0, in the same rounds. To run on another
@@ -603,8 +606,8 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
   serves. Each batch starts with a full GC (\`gc()\` twice) and then makes serial awaited calls for about 30 ms; a
   pass runs bare, then each contender followed by bare again (bare, c1, bare, c2, ..., bare, the contenders in
   alternating order). A contender's batch is compared with the mean of the two bare batches around it; a round's
-  figure is the median over its passes (3 in quick mode, 4 in a full run), and the table shows the median over
-  rounds. A tight loop amortises what a full GC costs the code after it (optimised code V8 throws away when the
+  figure is the median over its 3 passes, and the table shows the median over the rounds (2 in quick mode, 5 in a
+  full run) and their spread. A tight loop amortises what a full GC costs the code after it (optimised code V8 throws away when the
   objects it was specialised for die, and compiles again); this mode does not.
 - **Deopts**: one child process per operation (\`async () => 1\` and the \`setImmediate\` one), this bench bundle
   run with \`node --expose-gc --trace-deopt\`, drives every bulwark policy alone and the four-policy pipeline (the
