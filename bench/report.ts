@@ -617,9 +617,11 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
   of (\`[bailout ...]\`), counted once. It is charged to bulwark when the function's name is defined in bulwark's
   source in the bundle (and not in the bench's own code, whose closures inline bulwark's), and the function itself
   was not seen deoptimising in the control phase: Node's timers and immediates (\`processImmediate\`, \`ref\`,
-  \`initAsyncResource\`, ...) lose their optimised code after every full GC too. Those, anonymous functions and the
-  bench's closures are shown as "not charged". The target: no bulwark function deoptimised more than once per
-  process after the warm-up.
+  \`initAsyncResource\`, ...) can lose their optimised code after a full GC too. Those, anonymous functions and the
+  bench's closures are shown as "not charged". The child holds one \`Immediate\` object for its whole run: when the
+  last one dies in a GC, so does the hidden class all Immediates share, and every function that inlined
+  \`setImmediate\` loses its code, bulwark's \`invoke\` among them (it inlines the op); that cost is the op's, not
+  bulwark's. The target: no bulwark function deoptimised more than once per process after the warm-up.
 - **In flight**: 10,000 calls started at once through each contender, their operations waiting on one gate. After a
   full GC with every call pending, the heap growth divided by 10,000 is the memory one in-flight call holds. Then the
   gate opens and everything settles; calls/s covers start to last settlement. Limiters run 1,000 at a time and queue

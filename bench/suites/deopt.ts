@@ -209,6 +209,9 @@ export function countDeopts(
   };
 }
 
+/** Objects the child keeps alive for its whole run (see deoptChild). */
+const held: unknown[] = [];
+
 /**
  * The child's side (`run.mjs --deopt-child <op index> <batches> <batch ms>`): a bare-only control phase, a
  * warm-up, then the counted GC-stressed batches, each phase ended by a marker line on stdout (where V8 writes its
@@ -220,6 +223,10 @@ export async function deoptChild(argv: readonly string[]): Promise<void> {
   const list = contenders({ cockatiel: [], opossum: [] });
   const bare = (list[0] as (typeof list)[number]).make(op, 1_000);
   const bulwark: Instance[] = list.filter((c) => c.library === 'bulwark').map((c) => c.make(op, 1_000));
+  // Why: Node's Immediate objects share one hidden class, which dies in a full GC when no immediate is alive; then
+  // every function that inlined `setImmediate` (Node's, the op's, and bulwark's `invoke`, which inlines the op) loses
+  // its optimised code. That is the op's doing, not bulwark's: one Immediate held for the whole run keeps the class.
+  held.push(setImmediate(() => undefined));
   // One batch: a full GC, then every instance in turn, 16 serial calls each, until `ms` have passed.
   const batch = async (instances: readonly Instance[]) => {
     gc();
@@ -235,6 +242,7 @@ export async function deoptChild(argv: readonly string[]): Promise<void> {
   for (let b = 0; b < batches; b++) await batch(bulwark);
   console.log(MARK_END);
   for (const i of [bare, ...bulwark]) i.dispose();
+  held.length = 0;
 }
 
 /** Runs one child per op (both at once: they count deopts, not time) and counts what they print. */

@@ -27,7 +27,7 @@ export interface OverheadResult {
   /**
    * GC-stressed mode: a full GC before each batch of serial calls (`settings.gcBatchMs` long), every contender batch
    * between two bare batches; "over bare" and the ratio compare with the mean of those two, the round's figure is the
-   * median over its batches. Absent in results saved before the mode existed.
+   * median over its passes. Absent in results saved before the mode existed.
    */
   readonly gcStressed?: readonly OverheadRow[];
 }
