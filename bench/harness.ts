@@ -161,7 +161,8 @@ export const fmt = {
   ratio: (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}x` : 'n/a'),
   signedNs: (v: number) => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(0)} ns` : 'n/a'),
   int: (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a'),
-  bytes: (v: number) => (Number.isFinite(v) ? `${Math.round(v).toLocaleString('en-US')} B` : 'n/a'),
+  // `+ 0` turns a rounded -0 (a heap that shrank by a few bytes) into 0.
+  bytes: (v: number) => (Number.isFinite(v) ? `${(Math.round(v) + 0).toLocaleString('en-US')} B` : 'n/a'),
   ms: (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)} ms` : 'n/a'),
 };
 
