@@ -133,7 +133,7 @@ function deoptTargets(r: Results): Target[] {
       1,
       (v) => `${v.toFixed(0)}`,
       'deopts',
-      { measured: `${d.maxPerFunction}${worst ? ` (${worst.name}; ${d.total} in all)` : ''}` },
+      { measured: `${d.maxPerFunction}${worst ? ` (\`${worst.name}\`; ${d.total} in all)` : ''}` },
     );
   });
 }
