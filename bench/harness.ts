@@ -25,6 +25,12 @@ export interface Settings {
   readonly breakerCounts: readonly number[];
   /** How long idle CPU is sampled, in ms. */
   readonly idleMs: number;
+  /** GC-stressed overhead mode: the length of one batch of serial calls after a full GC, in ms. */
+  readonly gcBatchMs: number;
+  /** GC-stressed overhead mode: batches of each contender per round (each between two bare batches). */
+  readonly gcBatches: number;
+  /** Deopt suite: GC-stressed batches counted after the warm-up (the target is stated for 100). */
+  readonly deoptBatches: number;
 }
 
 export function settings(quick: boolean): Settings {
@@ -39,6 +45,9 @@ export function settings(quick: boolean): Settings {
         httpMaxMs: 4_000,
         breakerCounts: [1, 100, 10_000],
         idleMs: 250,
+        gcBatchMs: 30,
+        gcBatches: 3,
+        deoptBatches: 100,
       }
     : {
         quick,
@@ -50,6 +59,9 @@ export function settings(quick: boolean): Settings {
         httpMaxMs: 10_000,
         breakerCounts: [1, 100, 10_000],
         idleMs: 1_000,
+        gcBatchMs: 30,
+        gcBatches: 3,
+        deoptBatches: 100,
       };
 }
 
@@ -87,6 +99,24 @@ export async function nsPerCall(
   gc();
   const stats = await measure(wrapped, { min_cpu_time: s.minCpuNs, warmup_samples: 256 });
   return { p50: stats.p50, p25: stats.p25, p75: stats.p75 };
+}
+
+/**
+ * One GC-stressed batch: a full collection (two, as `gc()` runs), then serial awaited calls of `call` for about `ms`;
+ * returns ns per call. The first calls after the collection pay for whatever it threw away (optimised code V8 marked
+ * for deoptimisation, inline caches), which a tight loop of millions of calls amortises to nothing.
+ */
+export async function gcStressedBatch(call: () => Promise<unknown>, ms: number): Promise<number> {
+  gc();
+  const t0 = performance.now();
+  const end = t0 + ms;
+  let n = 0;
+  do {
+    // Reading the clock every 64 calls keeps its cost out of the per-call figure.
+    for (let i = 0; i < 64; i++) await call();
+    n += 64;
+  } while (performance.now() < end);
+  return ((performance.now() - t0) * 1e6) / n;
 }
 
 /** Forces a full collection (the runner starts node with --expose-gc). */
@@ -131,7 +161,8 @@ export const fmt = {
   ratio: (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}x` : 'n/a'),
   signedNs: (v: number) => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(0)} ns` : 'n/a'),
   int: (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a'),
-  bytes: (v: number) => (Number.isFinite(v) ? `${Math.round(v).toLocaleString('en-US')} B` : 'n/a'),
+  // `+ 0` turns a rounded -0 (a heap that shrank by a few bytes) into 0.
+  bytes: (v: number) => (Number.isFinite(v) ? `${(Math.round(v) + 0).toLocaleString('en-US')} B` : 'n/a'),
   ms: (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)} ms` : 'n/a'),
 };
 

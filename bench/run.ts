@@ -21,6 +21,7 @@ import {
   terminalReport,
 } from './report.js';
 import { breakersSuite } from './suites/breakers.js';
+import { deoptChild, deoptSuite } from './suites/deopt.js';
 import { eventsSuite } from './suites/events.js';
 import { failFastSuite } from './suites/fail-fast.js';
 import { grpcSuite } from './suites/grpc.js';
@@ -55,7 +56,17 @@ const VERSIONED = [
   'mitata',
   'hdr-histogram-js',
 ] as const;
-const SUITES = ['overhead', 'in-flight', 'fail-fast', 'events', 'breakers', 'http', 'grpc', 'messaging'] as const;
+const SUITES = [
+  'overhead',
+  'in-flight',
+  'deopt',
+  'fail-fast',
+  'events',
+  'breakers',
+  'http',
+  'grpc',
+  'messaging',
+] as const;
 type Suite = (typeof SUITES)[number];
 
 function versionOf(name: string): string {
@@ -114,10 +125,13 @@ function parseArgs(argv: readonly string[]): Args {
   return { quick, suites, reports, updateDocs };
 }
 
-/** A results file holds one run or, for bench/results/published.json, the runs the docs page shows. */
+/**
+ * A results file holds one run or, for bench/results/published.json, the runs the docs page shows. The targets are
+ * evaluated again from the measurements, so a re-rendered page states the targets of the current bench/report.ts.
+ */
 function readRuns(file: string): Results[] {
   const parsed = JSON.parse(readFileSync(file, 'utf8')) as Results | Results[];
-  return Array.isArray(parsed) ? parsed : [parsed];
+  return (Array.isArray(parsed) ? parsed : [parsed]).map((r) => ({ ...r, targets: evaluateTargets(r) }));
 }
 
 /** Regenerates the docs page, its chart and bench/results/published.json (the runs they show); maintainers only. */
@@ -139,6 +153,7 @@ function writeDocs(runs: readonly Results[]): void {
 const SUITE_KEYS: Record<Suite, keyof Results> = {
   overhead: 'overhead',
   'in-flight': 'inFlight',
+  deopt: 'deopt',
   'fail-fast': 'failFast',
   events: 'events',
   breakers: 'breakers',
@@ -149,6 +164,8 @@ const SUITE_KEYS: Record<Suite, keyof Results> = {
 const hasSuite = (r: Results, s: Suite) => r[SUITE_KEYS[s]] !== undefined;
 
 async function main(): Promise<void> {
+  // The deopt suite's child process: this bundle again, under --trace-deopt (see bench/suites/deopt.ts).
+  if (process.argv[2] === '--deopt-child') return deoptChild(process.argv.slice(3));
   const args = parseArgs(process.argv.slice(2));
   if (args.reports.length > 0) {
     const runs = args.reports.flatMap(readRuns);
@@ -209,6 +226,7 @@ async function main(): Promise<void> {
     progress(`${step} ${suite}...`);
     if (suite === 'overhead') results.overhead = await overheadSuite(s, step, list);
     else if (suite === 'in-flight') results.inFlight = await inFlightSuite(s, step, list);
+    else if (suite === 'deopt') results.deopt = await deoptSuite(s, step);
     else if (suite === 'fail-fast') results.failFast = await failFastSuite(s, step, peers);
     else if (suite === 'events') results.events = await eventsSuite(s, step);
     else if (suite === 'breakers') results.breakers = await breakersSuite(s, step, peers);
