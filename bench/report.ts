@@ -1,7 +1,7 @@
 /** Turns a results JSON into terminal tables, docs/benchmarks.md and an SVG chart. No hand edits in the output. */
 import { fmt, table } from './harness.js';
 import type { BreakersRow } from './suites/breakers.js';
-import type { EventsRow } from './suites/events.js';
+import { EVENTS_CASES, type EventsRow } from './suites/events.js';
 import type { FailFastRow } from './suites/fail-fast.js';
 import type { GrpcRow } from './suites/grpc.js';
 import type { HttpRow } from './suites/http.js';
@@ -99,6 +99,25 @@ export function evaluateTargets(r: Results): Target[] {
       by: http.p99Ratio <= 1.05 ? '' : `${(http.p99Ratio - 1.05).toFixed(3)} over`,
     });
   }
+  const events = (what: string, name: string, limit: number) => {
+    const x = r.events?.find((e) => e.case === name);
+    if (!x) return;
+    t.push({
+      what,
+      limit: `<= +${limit} ns`,
+      measured: fmt.signedNs(x.overNoListenerNs),
+      met: x.overNoListenerNs <= limit,
+      by: x.overNoListenerNs <= limit ? '' : `${(x.overNoListenerNs - limit).toFixed(0)} ns over`,
+    });
+  };
+  events('prometheusMetrics attached to the full pipeline, per call over no listener', EVENTS_CASES.promAttached, 300);
+  events('prometheusMetrics process-wide (attachAll), per call over no listener', EVENTS_CASES.promAll, 300);
+  events(
+    'openTelemetryMetrics attached to the full pipeline, per call over no listener',
+    EVENTS_CASES.otelAttached,
+    600,
+  );
+  events('openTelemetryMetrics process-wide (attachAll), per call over no listener', EVENTS_CASES.otelAll, 600);
   return t;
 }
 
