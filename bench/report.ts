@@ -509,7 +509,10 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
   attached to the pipeline and process-wide: \`openTelemetryMetrics\` on a real \`@opentelemetry/sdk-metrics\`
   MeterProvider (a reader that exports only after the runs) and \`prometheusMetrics\` on a prom-client Registry.
   Each records an execution and an attempt duration per call (the pipeline holds a retry). The suite fails if an
-  adapter recorded nothing.
+  adapter recorded nothing. Two floors sit beside them: a no-op listener on every event type (what an adapter
+  subscribes to, so what the policies pay to build and time the events before any adapter code runs), and the
+  unobserved call followed by the two \`Histogram.record\` calls an observed call makes on the same OpenTelemetry
+  SDK, with attributes objects made once (what any OpenTelemetry adapter with synchronous histograms pays).
 - **Many breakers**: the heap 1, 100 and 10,000 breakers hold after a full GC (one breaker is below the noise of a
   heap measurement; "heap per breaker" comes from 10,000), the CPU the process spends per second while idle with them
   alive over the same idle with none, and the timers they created and keep. bulwark rotates windows lazily and keeps

@@ -50,7 +50,7 @@ export interface OpenTelemetryMetricsOptions extends CommonMetricsOptions {
  *
  * | instrument | kind | unit | attributes |
  * |---|---|---|---|
- * | `bulwark.events` | Counter | `{event}` | policy, operation, event name, `error.type`, reason |
+ * | `bulwark.events` | ObservableCounter | `{event}` | policy, operation, event name, `error.type`, reason |
  * | `bulwark.execution.duration` | Histogram | `s` | policy, operation, result, `error.type` |
  * | `bulwark.attempt.duration` | Histogram | `s` | policy, operation, result, `error.type` |
  * | `bulwark.circuit_breaker.state` | ObservableGauge | `{breaker}` | policy, state |
