@@ -6,6 +6,7 @@
 import {
   AggregationTemporality,
   DataPointType,
+  type Histogram,
   InMemoryMetricExporter,
   MeterProvider,
   type MetricData,
@@ -24,9 +25,13 @@ afterEach(async () => {
 });
 
 /** A reader of one temporality; `collect()` returns the `bulwark.events` points of one collection. */
-function readerOf(temporality: AggregationTemporality) {
+function readerOf(temporality: AggregationTemporality, cardinalityLimit?: number) {
   const exporter = new InMemoryMetricExporter(temporality);
-  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
+  const reader = new PeriodicExportingMetricReader({
+    exporter,
+    exportIntervalMillis: 3_600_000,
+    ...(cardinalityLimit === undefined ? {} : { cardinalityLimits: { default: cardinalityLimit } }),
+  });
   return {
     reader,
     /** Collects once: every metric by name. */
@@ -310,6 +315,30 @@ describe('openTelemetryMetrics: the events counter, observed at collection', () 
     // The duration histograms keep their attributes past the cache: the SDK applies its own limit, as before.
     const attempts = await r.metric('bulwark.attempt.duration');
     expect(attempts?.dataPoints).toHaveLength(2_000);
+    // 2001 attribute sets of two attempts each: the SDK keeps 1999 and folds the last two in its overflow.
+    const folded = attempts?.dataPoints.find((p) => p.attributes['otel.metric.overflow'] === true);
+    expect((folded?.value as Histogram | undefined)?.count).toBe(4);
+    expect(attempts?.dataPoints.filter((p) => p.attributes['bulwark.operation.name'] === undefined)).toHaveLength(1);
+    m.close();
+  });
+
+  it('with a higher cardinality limit on the reader, the histograms keep every attribute set past 1999', async () => {
+    const r = readerOf(AggregationTemporality.CUMULATIVE, 5_000);
+    const m = openTelemetryMetrics({ meterProvider: provider(r.reader) });
+    const policy = retry({ name: 'ids', backoff: constant(0), maxAttempts: 2 });
+    m.attach(policy);
+    for (let i = 0; i < 2_001; i++) await rejectionOf(policy.execute(fail, { operation: `user-${i}` }));
+    const metrics = await r.metrics();
+    const attempts = metrics.get('bulwark.attempt.duration')?.dataPoints ?? [];
+    expect(attempts).toHaveLength(2_001);
+    expect(attempts.at(-1)?.attributes).toEqual({
+      'bulwark.policy.name': 'ids',
+      'bulwark.operation.name': 'user-2000',
+      'bulwark.result': 'failure',
+      'error.type': 'ECONNRESET',
+    });
+    // bulwark's own bound on the events it counts does not follow the reader's limit (see docs/metrics.md).
+    expect(metrics.get('bulwark.events')?.dataPoints).toHaveLength(2_000);
     m.close();
   });
 });
