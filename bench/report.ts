@@ -2,7 +2,7 @@
 import { fmt, table } from './harness.js';
 import type { BreakersRow } from './suites/breakers.js';
 import type { DeoptRow } from './suites/deopt.js';
-import type { EventsRow } from './suites/events.js';
+import { EVENTS_CASES, type EventsRow } from './suites/events.js';
 import type { FailFastRow } from './suites/fail-fast.js';
 import type { GrpcRow } from './suites/grpc.js';
 import type { HttpRow } from './suites/http.js';
@@ -179,6 +179,25 @@ export function evaluateTargets(r: Results): Target[] {
       by: msg.ratio >= 0.5 ? '' : `${(0.5 - msg.ratio).toFixed(3)} under`,
     });
   }
+  const events = (what: string, name: string, limit: number) => {
+    const x = r.events?.find((e) => e.case === name);
+    if (!x) return;
+    t.push({
+      what,
+      limit: `<= +${limit} ns`,
+      measured: fmt.signedNs(x.overNoListenerNs),
+      met: x.overNoListenerNs <= limit,
+      by: x.overNoListenerNs <= limit ? '' : `${(x.overNoListenerNs - limit).toFixed(0)} ns over`,
+    });
+  };
+  events('prometheusMetrics attached to the full pipeline, per call over no listener', EVENTS_CASES.promAttached, 300);
+  events('prometheusMetrics process-wide (attachAll), per call over no listener', EVENTS_CASES.promAll, 300);
+  events(
+    'openTelemetryMetrics attached to the full pipeline, per call over no listener',
+    EVENTS_CASES.otelAttached,
+    600,
+  );
+  events('openTelemetryMetrics process-wide (attachAll), per call over no listener', EVENTS_CASES.otelAll, 600);
   return t;
 }
 
@@ -643,7 +662,10 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
   attached to the pipeline and process-wide: \`openTelemetryMetrics\` on a real \`@opentelemetry/sdk-metrics\`
   MeterProvider (a reader that exports only after the runs) and \`prometheusMetrics\` on a prom-client Registry.
   Each records an execution and an attempt duration per call (the pipeline holds a retry). The suite fails if an
-  adapter recorded nothing.
+  adapter recorded nothing. Two floors sit beside them: a no-op listener on every event type (what an adapter
+  subscribes to, so what the policies pay to build and time the events before any adapter code runs), and the
+  unobserved call followed by the two \`Histogram.record\` calls an observed call makes on the same OpenTelemetry
+  SDK, with attributes objects made once (what any OpenTelemetry adapter with synchronous histograms pays).
 - **Many breakers**: the heap 1, 100 and 10,000 breakers hold after a full GC (one breaker is below the noise of a
   heap measurement; "heap per breaker" comes from 10,000), the CPU the process spends per second while idle with them
   alive over the same idle with none, and the timers they created and keep. bulwark rotates windows lazily and keeps

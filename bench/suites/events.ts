@@ -1,6 +1,9 @@
 /**
  * Suite 4: what observing costs on the full pipeline: no listener, one listener, a diagnostics_channel subscriber,
  * and each metrics adapter attached to the pipeline or process-wide (real OpenTelemetry SDK, real prom-client).
+ * Two floors beside them: a no-op listener on every event type (what an adapter subscribes to, so what the policies
+ * pay to emit before any adapter code runs), and the two `Histogram.record` calls an observed call makes on the
+ * OpenTelemetry SDK, on their own after the unobserved call (no OpenTelemetry adapter can cost less).
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import {
@@ -10,7 +13,7 @@ import {
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
 import { Registry } from 'prom-client';
-import { bulkhead, channelName, circuitBreaker, pipeline, retry, timeout } from '../../src/index.js';
+import { bulkhead, channelName, circuitBreaker, EVENT_TYPES, pipeline, retry, timeout } from '../../src/index.js';
 import { openTelemetryMetrics } from '../../src/metrics/opentelemetry.js';
 import { prometheusMetrics } from '../../src/metrics/prometheus.js';
 import { median, nsPerCall, progress, roundOrder, type Settings } from '../harness.js';
@@ -20,6 +23,17 @@ export interface EventsRow {
   readonly ns: number;
   readonly overNoListenerNs: number;
 }
+
+/** The case names the targets read (bench/report.ts). */
+export const EVENTS_CASES = {
+  none: 'no listener',
+  everyEvent: 'no-op listener on every event type (what an adapter subscribes to)',
+  otelRecords: 'no listener, then 2 Histogram.record on the OpenTelemetry SDK (its floor)',
+  otelAttached: 'openTelemetryMetrics, attach(pipeline)',
+  otelAll: 'openTelemetryMetrics, attachAll()',
+  promAttached: 'prometheusMetrics, attach(pipeline)',
+  promAll: 'prometheusMetrics, attachAll()',
+} as const;
 
 const op = async () => 1;
 const make = () => pipeline(retry(), circuitBreaker(), timeout(60_000), bulkhead({ limit: 1_000 }));
@@ -38,6 +52,9 @@ export async function eventsSuite(s: Settings, step: string): Promise<EventsRow[
   listened.on('execution.completed', () => {
     count++;
   });
+  const everyEvent = make();
+  const noop = () => {};
+  for (const type of EVENT_TYPES) everyEvent.on(type, noop);
   const channelled = make();
   const onMessage = () => {
     count++;
@@ -52,6 +69,29 @@ export async function eventsSuite(s: Settings, step: string): Promise<EventsRow[
   otel.attach(otelAttached);
   const otelAll = openTelemetryMetrics({ meterProvider: provider, prefix: 'all' });
   const otelAllPipeline = make();
+  // The same instruments, attributes and boundaries as the adapter's duration histograms, one attributes object per
+  // series made once: the SDK's own cost per sample.
+  const floorMeter = provider.getMeter('floor');
+  const boundaries = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60];
+  const floorExecution = floorMeter.createHistogram('floor.execution.duration', {
+    unit: 's',
+    advice: { explicitBucketBoundaries: boundaries },
+  });
+  const floorAttempt = floorMeter.createHistogram('floor.attempt.duration', {
+    unit: 's',
+    advice: { explicitBucketBoundaries: boundaries },
+  });
+  const floorExecutionAttributes = {
+    'bulwark.policy.name': 'retry>circuit-breaker>timeout>bulkhead',
+    'bulwark.operation.name': 'default',
+    'bulwark.result': 'success',
+  };
+  const floorAttemptAttributes = { ...floorExecutionAttributes, 'bulwark.policy.name': 'retry' };
+  const recorded = (v: unknown) => {
+    floorExecution.record(1e-6, floorExecutionAttributes);
+    floorAttempt.record(1e-6, floorAttemptAttributes);
+    return v;
+  };
 
   const registry = new Registry();
   const promAttached = make();
@@ -61,8 +101,9 @@ export async function eventsSuite(s: Settings, step: string): Promise<EventsRow[
   const promAllPipeline = make();
 
   const cases: Case[] = [
-    { name: 'no listener', call: () => quiet.execute(op) },
+    { name: EVENTS_CASES.none, call: () => quiet.execute(op) },
     { name: "one policy.on('execution.completed') listener", call: () => listened.execute(op) },
+    { name: EVENTS_CASES.everyEvent, call: () => everyEvent.execute(op) },
     {
       name: 'diagnostics_channel subscriber (bulwark:execution:completed)',
       call: () => channelled.execute(op),
@@ -71,15 +112,16 @@ export async function eventsSuite(s: Settings, step: string): Promise<EventsRow[
         return () => unsubscribe(channelName('execution.completed'), onMessage);
       },
     },
-    { name: 'openTelemetryMetrics, attach(pipeline)', call: () => otelAttached.execute(op) },
+    { name: EVENTS_CASES.otelRecords, call: () => quiet.execute(op).then(recorded) },
+    { name: EVENTS_CASES.otelAttached, call: () => otelAttached.execute(op) },
     {
-      name: 'openTelemetryMetrics, attachAll()',
+      name: EVENTS_CASES.otelAll,
       call: () => otelAllPipeline.execute(op),
       around: () => otelAll.attachAll(),
     },
-    { name: 'prometheusMetrics, attach(pipeline)', call: () => promAttached.execute(op) },
+    { name: EVENTS_CASES.promAttached, call: () => promAttached.execute(op) },
     {
-      name: 'prometheusMetrics, attachAll()',
+      name: EVENTS_CASES.promAll,
       call: () => promAllPipeline.execute(op),
       around: () => promAll.attachAll(),
     },
@@ -98,7 +140,7 @@ export async function eventsSuite(s: Settings, step: string): Promise<EventsRow[
           off?.();
         }
       }
-      const base = round.get('no listener') as number;
+      const base = round.get(EVENTS_CASES.none) as number;
       for (const [k, v] of round) {
         ns.get(k)?.push(v);
         over.get(k)?.push(v - base);

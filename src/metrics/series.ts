@@ -9,17 +9,25 @@
  */
 
 /** One label combination: its labels (built once) and its totals. @internal */
-export interface Series {
-  readonly labels: Readonly<Record<string, string>>;
+export interface Series<L = Readonly<Record<string, string>>> {
+  readonly labels: L;
   /** Counter: the count. Histogram: the number of samples. */
   count: number;
+  /** The count last reported to a back end that takes totals at collection time (OpenTelemetry). */
+  reported: number;
   /** Histogram only: the sum of the samples. */
   sum: number;
   /** Histogram only: samples per bucket (not cumulative); the last slot is +Inf. */
   readonly buckets: Float64Array | undefined;
 }
 
-type Level = Map<string, Level | Series>;
+type Level<L> = Map<string, Level<L> | Series<L>>;
+
+/** How a store builds the labels of a series: from the five key values, and for the overflow series. @internal */
+export interface LabelMaker<L> {
+  of(a: string, b: string, c: string, d: string, e: string): L;
+  readonly overflow: L;
+}
 
 /**
  * Series keyed by five label values (`''` for an absent label), at most `maxSeries` of them: past that, new
@@ -27,75 +35,102 @@ type Level = Map<string, Level | Series>;
  * with `otel_metric_overflow`), so a label fed by mistake with ids cannot grow memory without bound.
  * @internal
  */
-export class SeriesStore {
-  readonly #root: Level = new Map();
-  readonly #names: readonly [string, string, string, string, string];
+export class SeriesStore<L = Readonly<Record<string, string>>> {
+  readonly #root: Level<L> = new Map();
+  readonly #labels: LabelMaker<L>;
   readonly #bucketCount: number;
   readonly #maxSeries: number;
   readonly #onOverflow: () => void;
-  readonly #all: Series[] = [];
-  #overflow: Series | undefined;
+  readonly #all: Series<L>[] = [];
+  #overflow: Series<L> | undefined;
+  /** The last series returned and its key (mutated in place: a hit or a miss allocates nothing). */
+  #last: { a: string; b: string; c: string; d: string; e: string; series: Series<L> } | undefined;
 
-  /** `names`: the five label names, in key order (`''` for an unused slot); `bucketCount`: 0 for a counter. */
+  /**
+   * `names`: the five label names, in key order (`''` for an unused slot), a label being left out when its value
+   * is `''`; or a {@link LabelMaker} that builds the labels. `bucketCount`: 0 for a counter.
+   */
   constructor(
-    names: readonly [string, string, string, string, string],
+    names: readonly [string, string, string, string, string] | LabelMaker<L>,
     bucketCount: number,
     maxSeries = Number.POSITIVE_INFINITY,
     onOverflow: () => void = () => {},
   ) {
-    this.#names = names;
+    this.#labels = Array.isArray(names)
+      ? (namedLabels(names as readonly [string, string, string, string, string]) as unknown as LabelMaker<L>)
+      : (names as LabelMaker<L>);
     this.#bucketCount = bucketCount;
     this.#maxSeries = maxSeries;
     this.#onOverflow = onOverflow;
   }
 
   /** Every series, in creation order (the overflow series last, once it exists). */
-  get all(): readonly Series[] {
+  get all(): readonly Series<L>[] {
     return this.#overflow === undefined ? this.#all : [...this.#all, this.#overflow];
   }
 
+  /** The overflow series, once label combinations past `maxSeries` have been counted in it. */
+  get overflow(): Series<L> | undefined {
+    return this.#overflow;
+  }
+
   /** The series of these label values, created on first use (or the overflow series, past `maxSeries`). */
-  get(a: string, b: string, c: string, d: string, e: string): Series {
+  get(a: string, b: string, c: string, d: string, e: string): Series<L> {
+    // Why a last-hit cache: a process records the same few label combinations over and over (the bench's pipeline
+    // one per store), and five string compares, mostly of the very same strings, cost less than five Map lookups.
+    const last = this.#last;
+    if (last !== undefined && a === last.a && b === last.b && c === last.c && d === last.d && e === last.e) {
+      return last.series;
+    }
+    const series = this.#find(a, b, c, d, e);
+    if (last === undefined) this.#last = { a, b, c, d, e, series };
+    else {
+      last.a = a;
+      last.b = b;
+      last.c = c;
+      last.d = d;
+      last.e = e;
+      last.series = series;
+    }
+    return series;
+  }
+
+  #find(a: string, b: string, c: string, d: string, e: string): Series<L> {
     const found = (
-      (((this.#root.get(a) as Level | undefined)?.get(b) as Level | undefined)?.get(c) as Level | undefined)?.get(d) as
-        | Level
-        | undefined
-    )?.get(e) as Series | undefined;
+      (
+        ((this.#root.get(a) as Level<L> | undefined)?.get(b) as Level<L> | undefined)?.get(c) as Level<L> | undefined
+      )?.get(d) as Level<L> | undefined
+    )?.get(e) as Series<L> | undefined;
     return found ?? this.#create(a, b, c, d, e);
   }
 
-  #create(a: string, b: string, c: string, d: string, e: string): Series {
+  #create(a: string, b: string, c: string, d: string, e: string): Series<L> {
     if (this.#all.length >= this.#maxSeries) {
       if (this.#overflow === undefined) {
-        this.#overflow = this.#series({ overflow: 'true' });
+        this.#overflow = this.#series(this.#labels.overflow);
         this.#onOverflow();
       }
       return this.#overflow;
     }
-    const labels: Record<string, string> = {};
-    const values = [a, b, c, d, e];
-    this.#names.forEach((name, i) => {
-      const v = values[i] as string;
-      if (name !== '' && v !== '') labels[name] = v;
-    });
-    const series = this.#series(labels);
+    const series = this.#series(this.#labels.of(a, b, c, d, e));
     const l4 = this.#level(this.#level(this.#level(this.#level(this.#root, a), b), c), d);
     l4.set(e, series);
     this.#all.push(series);
     return series;
   }
 
-  #series(labels: Record<string, string>): Series {
+  #series(labels: L): Series<L> {
     return {
       labels,
       count: 0,
+      reported: 0,
       sum: 0,
       buckets: this.#bucketCount > 0 ? new Float64Array(this.#bucketCount + 1) : undefined,
     };
   }
 
-  #level(map: Level, key: string): Level {
-    let next = map.get(key) as Level | undefined;
+  #level(map: Level<L>, key: string): Level<L> {
+    let next = map.get(key) as Level<L> | undefined;
     if (next === undefined) {
       next = new Map();
       map.set(key, next);
@@ -105,14 +140,31 @@ export class SeriesStore {
 
   /** Forgets every series (prom-client's `registry.resetMetrics()`). */
   clear(): void {
+    this.#last = undefined;
     this.#root.clear();
     this.#all.length = 0;
     this.#overflow = undefined;
   }
 }
 
+/** Labels named by position, each left out when its value is `''`; the overflow series is `overflow="true"`. */
+function namedLabels(names: readonly [string, string, string, string, string]): LabelMaker<Record<string, string>> {
+  return {
+    of(a, b, c, d, e) {
+      const labels: Record<string, string> = {};
+      const values = [a, b, c, d, e];
+      names.forEach((name, i) => {
+        const v = values[i] as string;
+        if (name !== '' && v !== '') labels[name] = v;
+      });
+      return labels;
+    },
+    overflow: { overflow: 'true' },
+  };
+}
+
 /** Adds a sample to a histogram series with these upper bounds (ascending). @internal */
-export function observe(series: Series, bounds: readonly number[], value: number): void {
+export function observe<L>(series: Series<L>, bounds: readonly number[], value: number): void {
   const buckets = series.buckets as Float64Array;
   let i = 0;
   while (i < bounds.length && value > (bounds[i] as number)) i++;
