@@ -168,7 +168,6 @@ keepShape(new CallExtras(undefined));
 export class ExecutionContext implements Context {
   readonly attempt: number;
   readonly operation: string;
-  readonly _root: ExecutionContext;
   /** The context this view was derived from (undefined for the root). */
   readonly _parent: ExecutionContext | undefined;
   readonly _caller: AbortSignal | undefined;
@@ -185,7 +184,6 @@ export class ExecutionContext implements Context {
     props: Properties | undefined,
     attempt = 1,
     scope: CancelScope | undefined = undefined,
-    root?: ExecutionContext,
     parent?: ExecutionContext,
   ) {
     this._caller = caller;
@@ -193,8 +191,17 @@ export class ExecutionContext implements Context {
     this._extra = props === undefined ? undefined : new CallExtras(props);
     this.attempt = attempt;
     this._scope = scope;
-    this._root = root ?? this;
     this._parent = parent;
+  }
+
+  /**
+   * The root of this view: the context `execute` made. Why a walk and not a field: views are at most a few levels
+   * deep (a retry's attempt, a timeout's scope), and a field would cost every context, on every call.
+   */
+  get _root(): ExecutionContext {
+    let c: ExecutionContext = this;
+    while (c._parent !== undefined) c = c._parent;
+    return c;
   }
 
   get signal(): AbortSignal {
@@ -233,7 +240,7 @@ export class ExecutionContext implements Context {
 
   /** A view with another attempt number or scope; the root's per-call state is shared. */
   _derive(attempt: number, scope: CancelScope | undefined): ExecutionContext {
-    return new ExecutionContext(this._caller, this.operation, undefined, attempt, scope, this._root, this);
+    return new ExecutionContext(this._caller, this.operation, undefined, attempt, scope, this);
   }
 
   /** Subscribes to this view's abort. Returns whether it subscribed (false when nothing can abort it). */

@@ -1,14 +1,16 @@
 import type { Clock, TimerHandle } from './clock.js';
 
 /**
- * An entry of a {@link DeadlineQueue}: intrusive links, so adding and removing allocates nothing.
+ * An entry of a {@link DeadlineQueue}: intrusive links, so adding and removing allocates nothing. An entry belongs to
+ * one queue (its policy's) and is only ever added to and removed from that one; it is queued when it has a
+ * predecessor or is the head. Why no back pointer to the queue: thousands of these may be pending, and every field
+ * is paid for by each.
  * @internal
  */
 export abstract class DeadlineEntry {
   _deadline = 0;
   _prev: DeadlineEntry | undefined = undefined;
   _next: DeadlineEntry | undefined = undefined;
-  _queue: DeadlineQueue | undefined = undefined;
   /** Called once when the entry's deadline passes while it is still queued. */
   abstract _expire(): void;
 }
@@ -49,7 +51,6 @@ export class DeadlineQueue {
 
   add(entry: DeadlineEntry): void {
     entry._deadline = this.#clock.now() + this.#delayMs;
-    entry._queue = this;
     entry._prev = this.#tail;
     entry._next = undefined;
     if (this.#tail === undefined) this.#head = entry;
@@ -60,13 +61,13 @@ export class DeadlineQueue {
   }
 
   remove(entry: DeadlineEntry): void {
-    if (entry._queue !== this) return;
     const { _prev: prev, _next: next } = entry;
+    if (prev === undefined && this.#head !== entry) return; // not queued (settled, expired or cleared)
     if (prev === undefined) this.#head = next;
     else prev._next = next;
     if (next === undefined) this.#tail = prev;
     else next._prev = prev;
-    entry._prev = entry._next = entry._queue = undefined;
+    entry._prev = entry._next = undefined;
     // The timer stays armed: clearing and re-arming per call is the cost this queue exists to avoid. When it
     // fires on an empty list it simply does not re-arm; meanwhile it no longer keeps the process alive.
     if (--this.#size === 0 && this.#reffed) this.#ref(false);
@@ -77,7 +78,7 @@ export class DeadlineQueue {
     let e = this.#head;
     while (e !== undefined) {
       const next = e._next;
-      e._prev = e._next = e._queue = undefined;
+      e._prev = e._next = undefined;
       e = next;
     }
     this.#head = this.#tail = undefined;

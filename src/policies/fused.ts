@@ -112,6 +112,11 @@ const RUNNING = 1;
 const ABANDONED = 2;
 /** Settled. */
 const DONE = 3;
+const PHASE = 3;
+/** Holds a bulkhead slot. */
+const SLOT = 4;
+/** Listens to its context's abort. */
+const SUBSCRIBED = 8;
 
 /**
  * One call through a fused unit: the timeout's cancel scope and deadline entry, the bulkhead's queue entry and the
@@ -132,9 +137,8 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
   #start = 0;
   /** When the retry's first attempt started, if someone times attempts; else -1. */
   #attemptStart = -1;
-  #phase = QUEUED;
-  #slot = false;
-  #subscribed = false;
+  /** The phase (two low bits), {@link SLOT} and {@link SUBSCRIBED}: one field, since thousands may be queued. */
+  #bits = QUEUED;
   #orphan: Orphan | undefined = undefined;
 
   constructor(
@@ -153,6 +157,32 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
     this.#resolve = resolve;
     this.#reject = reject;
     this.#gen = gen;
+  }
+
+  get #phase(): number {
+    return this.#bits & PHASE;
+  }
+
+  set #phase(phase: number) {
+    this.#bits = (this.#bits & ~PHASE) | phase;
+  }
+
+  /** Whether it holds a bulkhead slot. */
+  get #slot(): boolean {
+    return (this.#bits & SLOT) !== 0;
+  }
+
+  set #slot(held: boolean) {
+    this.#bits = held ? this.#bits | SLOT : this.#bits & ~SLOT;
+  }
+
+  /** Whether it listens to its context's abort. */
+  get #subscribed(): boolean {
+    return (this.#bits & SUBSCRIBED) !== 0;
+  }
+
+  set #subscribed(on: boolean) {
+    this.#bits = on ? this.#bits | SUBSCRIBED : this.#bits & ~SUBSCRIBED;
   }
 
   get _qCtx(): ExecutionContext {

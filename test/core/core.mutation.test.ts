@@ -110,7 +110,7 @@ describe('DeadlineQueue (mutation)', () => {
     q.add(a);
     q.add(b);
     q.clear();
-    expect(a._queue).toBeUndefined();
+    expect(a._prev).toBeUndefined();
     expect(b._next).toBeUndefined();
     q.remove(a);
     expect(q.size).toBe(0);

@@ -106,3 +106,35 @@ describe('DeadlineQueue keeps the process alive only while a deadline is pending
     expect(clock.pendingTimers).toBe(0);
   });
 });
+
+describe('DeadlineQueue membership without a back pointer', () => {
+  it('removing an entry that is not queued (never added, removed, expired) changes nothing, head or not', async () => {
+    const { DeadlineEntry: Base, DeadlineQueue: Queue } = await import('../../src/core/deadline-queue.js');
+    const { FakeClock: Clock } = await import('../../src/testing/index.js');
+    const fired: string[] = [];
+    class E extends Base {
+      constructor(readonly id: string) {
+        super();
+      }
+      _expire(): void {
+        fired.push(this.id);
+      }
+    }
+    const clock = new Clock();
+    const q = new Queue(clock, 10);
+    const a = new E('a');
+    const b = new E('b');
+    const stranger = new E('stranger');
+    q.add(a);
+    q.remove(stranger); // never added: a stays the head
+    expect(q.size).toBe(1);
+    q.add(b);
+    q.remove(a);
+    q.remove(a); // twice: b is now the head and must stay
+    expect(q.size).toBe(1);
+    await clock.advance(10);
+    expect(fired).toEqual(['b']);
+    q.remove(b); // expired already
+    expect(q.size).toBe(0);
+  });
+});
