@@ -34,6 +34,8 @@ export class FusedUnit {
   /** The same members, layered: the path for calls the fused one does not take. */
   readonly #layered: readonly PolicyBase[];
   readonly #layeredNext: Next;
+  /** Whether the retry and the breaker read one clock (then one read times both). */
+  readonly #oneClock: boolean;
   /** What the retry loop runs for attempts 2..: the members inside the retry, fused when they can be. */
   readonly _belowRetry: Next;
 
@@ -49,6 +51,7 @@ export class FusedUnit {
     this.bulkhead = bulkhead;
     const members = [retry, breaker, timeout, bulkhead].filter((p): p is NonNullable<typeof p> => p !== undefined);
     this.#layered = members;
+    this.#oneClock = retry === undefined || breaker === undefined || retry._clock === breaker._clock;
     this.#layeredNext = chain(members, invoke);
     const inner = retry === undefined ? undefined : members.slice(1);
     if (inner === undefined) this._belowRetry = this.#layeredNext;
@@ -69,6 +72,7 @@ export class FusedUnit {
       next !== invoke ||
       gen < 0 ||
       (retry !== undefined && !retry._fusable()) ||
+      (!this.#oneClock && retry?._timesAttempts() === true && breaker?._timed() === true) ||
       (bulkhead !== undefined && bulkhead._timeouts !== undefined) ||
       (timeout !== undefined && ctx._aborted)
     ) {
@@ -117,6 +121,8 @@ const PHASE = 3;
 const SLOT = 4;
 /** Listens to its context's abort. */
 const SUBSCRIBED = 8;
+/** Someone times the retry's attempts: `attempt.completed` is due when the attempt settles. */
+const TIMES_ATTEMPT = 16;
 
 /**
  * One call through a fused unit: the timeout's cancel scope and deadline entry, the bulkhead's queue entry and the
@@ -134,9 +140,8 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
   readonly #resolve: (value: T | PromiseLike<T>) => void;
   readonly #reject: (reason: unknown) => void;
   readonly #gen: number;
+  /** When the attempt started, read once if the breaker or someone timing attempts needs it; else 0. */
   #start = 0;
-  /** When the retry's first attempt started, if someone times attempts; else -1. */
-  #attemptStart = -1;
   /** The phase (two low bits), {@link SLOT} and {@link SUBSCRIBED}: one field, since thousands may be queued. */
   #bits = QUEUED;
   #orphan: Orphan | undefined = undefined;
@@ -192,8 +197,11 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
   start(): void {
     const { retry, breaker, timeout, bulkhead } = this.#unit;
     const ctx = this.#ctx;
-    if (retry !== undefined) this.#attemptStart = retry._attemptStart();
-    if (breaker !== undefined) this.#start = breaker._startTime();
+    // One clock read serves both (the unit runs layered when they have different clocks and both need one).
+    const timesAttempts = retry !== undefined && retry._timesAttempts();
+    if (breaker !== undefined && breaker._timed()) this.#start = breaker._startTime();
+    else if (timesAttempts) this.#start = (retry as RetryPolicy)._clock.now();
+    if (timesAttempts) this.#bits |= TIMES_ATTEMPT;
     if (timeout !== undefined) {
       this.#subscribed = ctx._subscribe(this);
       timeout._queue.add(this);
@@ -270,7 +278,8 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
         return;
       }
     }
-    if (this.#attemptStart >= 0) this.#unit.retry?._attemptCompleted(this.#ctx, this.#attemptStart, false, undefined);
+    if ((this.#bits & TIMES_ATTEMPT) !== 0)
+      this.#unit.retry?._attemptCompleted(this.#ctx, this.#start, false, undefined);
     this.#resolve(value);
   }
 
@@ -290,7 +299,7 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
 
   #retryOrReject(error: unknown): void {
     const unit = this.#unit;
-    if (this.#attemptStart >= 0) unit.retry?._attemptCompleted(this.#ctx, this.#attemptStart, true, error);
+    if ((this.#bits & TIMES_ATTEMPT) !== 0) unit.retry?._attemptCompleted(this.#ctx, this.#start, true, error);
     if (unit.retry === undefined) this.#reject(error);
     else this.#resolve(unit.retry._afterFailure(this.#ctx, this.#op, unit._belowRetry, error));
   }

@@ -39,6 +39,8 @@ interface Plan {
   readonly retryOnlyTimeouts: boolean;
   readonly threshold: number;
   readonly halfOpenAfterMs: number;
+  /** A count window with slow calls (the breaker reads the clock per call), or consecutive failures. */
+  readonly slowCallMs: number | undefined;
   readonly timeoutMs: number;
   readonly limit: number;
   readonly queue: number;
@@ -53,6 +55,7 @@ const planArb: fc.Arbitrary<Plan> = fc.record({
   retryOnlyTimeouts: fc.boolean(),
   threshold: fc.integer({ min: 1, max: 3 }),
   halfOpenAfterMs: fc.integer({ min: 0, max: 60 }),
+  slowCallMs: fc.option(fc.integer({ min: 1, max: 30 }), { nil: undefined }),
   timeoutMs: fc.integer({ min: 1, max: 40 }),
   limit: fc.integer({ min: 1, max: 2 }),
   queue: fc.integer({ min: 0, max: 3 }),
@@ -82,6 +85,16 @@ function members(plan: Plan, clock: FakeClock): PolicyBase[] {
       });
     }
     if (k === 'breaker') {
+      if (plan.slowCallMs !== undefined) {
+        return circuitBreaker({
+          clock,
+          window: { kind: 'count', size: 4 },
+          minimumCalls: plan.threshold,
+          slowCallMs: plan.slowCallMs,
+          slowCallRate: 0.5,
+          halfOpenAfterMs: plan.halfOpenAfterMs,
+        });
+      }
       return circuitBreaker({
         clock,
         window: { kind: 'consecutive', threshold: plan.threshold },

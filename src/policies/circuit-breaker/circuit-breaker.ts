@@ -163,6 +163,11 @@ export class CircuitBreakerPolicy extends PolicyBase {
     return this.#state === CLOSED ? this.#gen : -1;
   }
 
+  /** @internal Whether a tracked call's start time is consumed (slow calls, time windows). */
+  _timed(): boolean {
+    return this.#timed;
+  }
+
   /** @internal When a tracked call starts: the clock, only if something consumes it. */
   _startTime(): number {
     return this.#timed ? this._clock.now() : 0;
