@@ -102,6 +102,9 @@ export class Orphan {
 }
 keepShape(new Orphan(undefined));
 
+/** The reason of a scope that has not aborted: a value no caller can pass. */
+const LIVE: unique symbol = Symbol('bulwark.live');
+
 /**
  * The cancellation scope of one attempt under a timeout. It aborts when its own deadline passes or when its
  * parent (the caller's signal or an enclosing scope) aborts. Its AbortController is created only when someone
@@ -109,10 +112,20 @@ keepShape(new Orphan(undefined));
  * @internal
  */
 export abstract class CancelScope extends DeadlineEntry implements AbortListener {
-  aborted = false;
-  reason: unknown = undefined;
+  /** The abort reason, or {@link LIVE} while not aborted. One field for both: thousands of scopes may be pending. */
+  #reason: unknown = LIVE;
   #ac: AbortController | undefined = undefined;
   #listeners: Set<AbortListener> | undefined = undefined;
+
+  /** Whether the scope has aborted. */
+  get aborted(): boolean {
+    return this.#reason !== LIVE;
+  }
+
+  /** The abort reason (undefined while not aborted; an abort reason may be undefined too). */
+  get reason(): unknown {
+    return this.#reason === LIVE ? undefined : this.#reason;
+  }
 
   get signal(): AbortSignal {
     if (this.#ac === undefined) {
@@ -125,8 +138,7 @@ export abstract class CancelScope extends DeadlineEntry implements AbortListener
   /** Aborts the scope: its signal (if created) and every listener, once. */
   abort(reason: unknown): void {
     // Called once: a timeout attempt abandons itself at most once.
-    this.aborted = true;
-    this.reason = reason;
+    this.#reason = reason;
     this.#ac?.abort(reason);
     const listeners = this.#listeners;
     this.#listeners = undefined;
