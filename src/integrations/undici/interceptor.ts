@@ -309,16 +309,28 @@ interface LegacyHandler {
  * answers both APIs, and the dispatcher that composed it accepts legacy handlers.
  */
 function isLegacyWrap(handler: Dispatcher.DispatchHandler): boolean {
-  const h = handler as Partial<LegacyHandler> & { constructor?: { name?: unknown } };
-  return (
-    h.constructor?.name === 'WrapHandler' &&
+  const h = handler as Partial<LegacyHandler> & { constructor?: unknown };
+  const ctor = h.constructor;
+  // The answer for the last constructor seen: one comparison per request instead of reading a function's name.
+  if (ctor === lastCtor && ctor !== undefined) return lastLegacy;
+  const legacy =
+    typeof ctor === 'function' &&
+    ctor.name === 'WrapHandler' &&
     typeof h.onHeaders === 'function' &&
     typeof h.onData === 'function' &&
     typeof h.onComplete === 'function' &&
     typeof h.onError === 'function' &&
-    typeof h.onConnect === 'function'
-  );
+    typeof h.onConnect === 'function';
+  // Only classes are remembered: their instances share the methods checked above, on the prototype.
+  if (typeof ctor === 'function' && ctor !== Object) {
+    lastCtor = ctor;
+    lastLegacy = legacy;
+  }
+  return legacy;
 }
+
+let lastCtor: unknown;
+let lastLegacy = false;
 
 /** Raw headers (name, value pairs of buffers) as an object, as undici's own `parseHeaders` makes it. */
 function parseRawHeaders(raw: readonly unknown[] | null | undefined): IncomingHttpHeaders {
