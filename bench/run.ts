@@ -231,7 +231,7 @@ async function main(): Promise<void> {
     else if (suite === 'events') results.events = await eventsSuite(s, step);
     else if (suite === 'breakers') results.breakers = await breakersSuite(s, step, peers);
     else if (suite === 'http') results.http = await httpSuite(s, step, peers);
-    else if (suite === 'grpc') results.grpc = await grpcSuite(s, step);
+    else if (suite === 'grpc') results.grpc = await grpcSuite(s, step, peers);
     else results.messaging = await messagingSuite(s, step);
   }
   endProgress();

@@ -2,12 +2,18 @@
  * Suite 6: HTTP end to end. A node:http server in a child process on 127.0.0.1, an undici Pool with 64 requests in
  * flight, a fixed number of requests bounded in time. bulwark runs twice: as the undici interceptor composed on the
  * pool (how users wire it), and as the core pipeline around `pool.request` passing `ctx.signal` (which shows what an
- * AbortSignal per request costs inside undici).
+ * AbortSignal per request costs inside undici). The peers wrap the same `request()` call: cockatiel's four policies,
+ * and opossum's CircuitBreaker around a function that calls `pool.request` (how opossum is used with undici).
+ *
+ * Besides req/s and latency, each run records the client's CPU time (process.cpuUsage, user + system) divided by the
+ * requests done. The server runs in another process, so this is the client's own cost per request: on a 2-core
+ * machine shared with the server, the cleanest of the signals (req/s depends on how the two processes share the
+ * cores). "CPU over bare" is the median over rounds of (contender - bare) in the same round.
  */
 import { type Dispatcher, Pool } from 'undici';
 import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../../src/index.js';
 import { interceptor } from '../../src/integrations/undici/index.js';
-import { closedLoop, loadRounds, type Settings, startChildServer } from '../harness.js';
+import { closedLoop, type LoadResult, loadRounds, median, type Settings, startChildServer } from '../harness.js';
 import type { Peers } from '../peers.js';
 
 export interface HttpRow {
@@ -20,9 +26,27 @@ export interface HttpRow {
   readonly throughputRatio: number;
   /** Median over rounds of (contender p99 / bare p99) in the same round. */
   readonly p99Ratio: number;
+  /** Median over rounds of the client's CPU time (user + system) per request, in µs. */
+  readonly cpuUsPerReq?: number;
+  /** Median over rounds of (contender CPU per request - bare CPU per request) in the same round, in µs. */
+  readonly cpuUsOverBare?: number;
 }
 
+/** The contenders' names the targets look up. */
+export const HTTP_INTERCEPTOR = 'bulwark interceptor, pipeline(4)';
+/** The prefix of opossum's rows (one per major loaded): `opossum 9 around request()`. */
+export const OPOSSUM_AROUND_REQUEST = 'around request()';
+
 const CONCURRENCY = 64;
+
+/**
+ * Rounds of the end-to-end suites: at least 8 (quick) or 20. Why more than the settings' default: throughput on a
+ * 2-core machine shared with the server swings from one short run to the next, and only many alternating rounds
+ * give a median ratio that holds still.
+ */
+export function endToEndRounds(s: Settings): number {
+  return Math.max(s.httpRounds, s.quick ? 8 : 20);
+}
 
 type Request = (signal: AbortSignal | undefined, via?: Dispatcher) => Promise<void>;
 
@@ -34,13 +58,17 @@ const fullPipeline = () =>
     bulkhead({ limit: 1_000, queue: 1_000 }),
   );
 
-function contenders(pool: Pool, peers: Peers): { name: string; run: (req: Request) => Promise<void> }[] {
+function contenders(
+  pool: Pool,
+  peers: Peers,
+  request: Request,
+): { name: string; run: () => Promise<void>; dispose?: () => void }[] {
   const bw = fullPipeline();
   const composed = pool.compose(interceptor({ policy: fullPipeline() }));
   return [
-    { name: 'bare undici', run: (req) => req(undefined) },
-    { name: 'bulwark interceptor, pipeline(4)', run: (req) => req(undefined, composed) },
-    { name: 'bulwark pipeline(4) around request', run: (req) => bw.execute(({ signal }) => req(signal)) },
+    { name: 'bare undici', run: () => request(undefined) },
+    { name: HTTP_INTERCEPTOR, run: () => request(undefined, composed) },
+    { name: 'bulwark pipeline(4) around request()', run: () => bw.execute(({ signal }) => request(signal)) },
     ...peers.cockatiel.map(({ label, lib: c }) => {
       const ck = c.wrap(
         c.retry(c.handleAll, { maxAttempts: 2, backoff: new c.ExponentialBackoff() }),
@@ -51,35 +79,83 @@ function contenders(pool: Pool, peers: Peers): { name: string; run: (req: Reques
         c.timeout(60_000, c.TimeoutStrategy.Cooperative),
         c.bulkhead(1_000, 1_000),
       );
-      return { name: `${label} wrap(4)`, run: (req: Request) => ck.execute(({ signal }) => req(signal)) };
+      return { name: `${label} wrap(4) around request()`, run: () => ck.execute(({ signal }) => request(signal)) };
     }),
     ...peers.opossum.map(({ label, lib: CircuitBreaker }) => {
-      const op = new CircuitBreaker((req: Request) => req(undefined));
-      return { name: `${label} fire (defaults)`, run: (req: Request) => op.fire(req) };
+      // How opossum is used with undici: the breaker wraps the function that makes the request (and reads the
+      // body, so a failure mid-body counts), with opossum's defaults (a 10 s timeout per call, rolling stats).
+      const breaker = new CircuitBreaker(() => request(undefined));
+      return {
+        name: `${label} ${OPOSSUM_AROUND_REQUEST}`,
+        run: () => breaker.fire() as Promise<void>,
+        dispose: () => breaker.shutdown(),
+      };
     }),
   ];
+}
+
+/** The client's CPU time (user + system), in µs. */
+function cpuUs(): number {
+  const c = process.cpuUsage();
+  return c.user + c.system;
+}
+
+/**
+ * Runs `load` and records the client CPU per operation done, in call order per contender: with every contender run
+ * once per round, the i-th entry of each list belongs to round i.
+ */
+export function cpuRecorder<C extends { readonly name: string }>(
+  load: (c: C) => Promise<LoadResult>,
+): { load: (c: C) => Promise<LoadResult>; perRound: Map<string, number[]> } {
+  const perRound = new Map<string, number[]>();
+  return {
+    perRound,
+    load: async (c) => {
+      const before = cpuUs();
+      const result = await load(c);
+      const used = cpuUs() - before;
+      let list = perRound.get(c.name);
+      if (list === undefined) perRound.set(c.name, (list = []));
+      list.push(result.done > 0 ? used / result.done : Number.NaN);
+      return result;
+    },
+  };
+}
+
+/** Median CPU per operation, and the median of the same-round differences to `baseline`. */
+export function cpuSummary(
+  perRound: Map<string, number[]>,
+  name: string,
+  baseline: string,
+): { cpuUsPerReq: number; cpuUsOverBare: number } {
+  const mine = perRound.get(name) ?? [];
+  const base = perRound.get(baseline) ?? [];
+  const diffs = mine.map((x, i) => x - (base[i] ?? Number.NaN)).filter((x) => Number.isFinite(x));
+  return { cpuUsPerReq: median(mine), cpuUsOverBare: median(diffs) };
 }
 
 export async function httpSuite(s: Settings, step: string, peers: Peers): Promise<HttpRow[]> {
   const { port, child } = await startChildServer(new URL('../http-server.mjs', import.meta.url));
   const origin = `http://127.0.0.1:${port}`;
   const pool = new Pool(origin, { connections: CONCURRENCY, pipelining: 1 });
+  const request: Request = async (signal, via) => {
+    const res = await (via ?? pool).request({ path: '/', method: 'GET', signal });
+    await res.body.text();
+    if (res.statusCode !== 200) throw new Error(`bench http server answered ${res.statusCode}`);
+  };
+  const list = contenders(pool, peers, request);
   try {
-    const request: Request = async (signal, via) => {
-      const res = await (via ?? pool).request({ path: '/', method: 'GET', signal });
-      await res.body.text();
-      if (res.statusCode !== 200) throw new Error(`bench http server answered ${res.statusCode}`);
-    };
-    const list = contenders(pool, peers);
     // Warm the connections and the JIT.
-    for (const c of list)
-      await closedLoop(() => c.run(request), Math.min(500, s.httpRequests), s.httpMaxMs, CONCURRENCY);
+    for (const c of list) await closedLoop(c.run, Math.min(500, s.httpRequests), s.httpMaxMs, CONCURRENCY);
+    const cpu = cpuRecorder((c: (typeof list)[number]) => closedLoop(c.run, s.httpRequests, s.httpMaxMs, CONCURRENCY));
+    const rounds = endToEndRounds(s);
     const rows = await loadRounds(
       list,
-      s.httpRounds,
-      (r, i, c) => `${step} HTTP end to end: round ${r + 1}/${s.httpRounds}, ${i + 1}/${list.length} ${c.name}`,
-      (c) => closedLoop(() => c.run(request), s.httpRequests, s.httpMaxMs, CONCURRENCY),
+      rounds,
+      (r, i, c) => `${step} HTTP end to end: round ${r + 1}/${rounds}, ${i + 1}/${list.length} ${c.name}`,
+      cpu.load,
     );
+    const bare = (list[0] as (typeof list)[number]).name;
     return rows.map((x) => ({
       contender: x.contender,
       requests: x.done,
@@ -88,8 +164,10 @@ export async function httpSuite(s: Settings, step: string, peers: Peers): Promis
       p99Ms: x.p99Ms,
       throughputRatio: x.throughputRatio,
       p99Ratio: x.p99Ratio,
+      ...cpuSummary(cpu.perRound, x.contender, bare),
     }));
   } finally {
+    for (const c of list) c.dispose?.();
     await pool.close();
     child.stdin?.end();
     child.kill();

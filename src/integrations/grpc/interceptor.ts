@@ -10,7 +10,7 @@ import {
   type StatusObject,
 } from '@grpc/grpc-js';
 import { type Clock, systemClock, type TimerHandle, wallClockNow } from '../../core/clock.js';
-import { CancelScope, type Context, ExecutionContext } from '../../core/context.js';
+import { type AbortListener, CancelScope, type Context, ExecutionContext } from '../../core/context.js';
 import { describeMessage } from '../../core/describe.js';
 import type { Policy } from '../../core/policy.js';
 import { RETRYABLE } from '../../core/properties.js';
@@ -160,16 +160,6 @@ export class GrpcStatusError extends Error {
 }
 Object.defineProperty(GrpcStatusError.prototype, GRPC_STATUS_BRAND, { value: true });
 
-const REPLY = Symbol('bulwark.grpc.reply');
-
-/** The outcome of an attempt that is not a failure: delivered to the caller as it is. */
-interface Reply {
-  readonly [REPLY]: true;
-  readonly metadata: Metadata | undefined;
-  readonly messages: unknown[];
-  readonly status: StatusObject;
-}
-
 /**
  * The largest pushback gRFC A6 allows, 2^31-1 ms (about 24.8 days): the value is a signed 32-bit integer. A larger
  * one means "do not retry", like a negative or unparseable one.
@@ -275,24 +265,6 @@ function textOf(error: unknown): string {
 
 type InterceptingCallInterface = ReturnType<NextCall>;
 
-/** The outer call handed to grpc-js: it forwards nothing; every attempt is a fresh call. */
-class Shell implements InterceptingCallInterface {
-  cancelWithStatus(): void {}
-  getPeer(): string {
-    return '';
-  }
-  start(): void {}
-  sendMessageWithContext(): void {}
-  sendMessage(): void {}
-  startRead(): void {}
-  halfClose(): void {}
-  getAuthContext(): ReturnType<InterceptingCallInterface['getAuthContext']> {
-    return null;
-  }
-}
-
-const SHELL = new Shell();
-
 /** The timeout grpc-js can encode in `grpc-timeout` stops below 10^8 hours (its own check). */
 const GRPC_JS_MAX_TIMEOUT_MS = 1e8 * 3_600_000;
 
@@ -304,10 +276,129 @@ class DeadlinePassed extends Error {
   }
 }
 
-/** One unary call through the policy. Also its root cancel scope (caller cancel, deadline). */
-class GrpcCall extends CancelScope {
-  #listener: InterceptingListener | undefined;
-  #metadata = new Metadata();
+/** The shared Promise executor of attempts: the resolvers pass through these two slots (no closure per attempt). */
+let capturedResolve: ((value: GrpcAttempt) => void) | undefined;
+let capturedReject: ((error: unknown) => void) | undefined;
+function captureResolvers(resolve: (value: GrpcAttempt) => void, reject: (error: unknown) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
+
+/**
+ * One attempt: one call on the channel. It is its own listener (grpc-js calls its methods), its own abort listener
+ * and its own `abort` event listener on a foreign policy's signal, so an attempt allocates no closure. A reply that
+ * is not a failure resolves the attempt's promise with the attempt itself, which holds what to deliver.
+ */
+class GrpcAttempt implements InterceptingListener, AbortListener {
+  /** The response metadata, when the server sent any. */
+  metadata: Metadata | undefined = undefined;
+  /** The first message (a unary call has one). */
+  message: unknown = undefined;
+  /** How many messages arrived; the ones after the first are in `more`. */
+  count = 0;
+  more: unknown[] | undefined = undefined;
+  status: StatusObject | undefined = undefined;
+  readonly #owner: GrpcCall;
+  readonly #ctx: ExecutionContext;
+  readonly #signal: AbortSignal | undefined;
+  readonly #subscribed: boolean;
+  readonly #resolve: (value: GrpcAttempt) => void;
+  readonly #reject: (error: unknown) => void;
+  #call: InterceptingCallInterface | undefined = undefined;
+
+  constructor(
+    owner: GrpcCall,
+    ctx: ExecutionContext,
+    signal: AbortSignal | undefined,
+    resolve: (value: GrpcAttempt) => void,
+    reject: (error: unknown) => void,
+  ) {
+    this.#owner = owner;
+    this.#ctx = ctx;
+    this.#signal = signal;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#subscribed = ctx._subscribe(this);
+    signal?.addEventListener('abort', this);
+  }
+
+  send(call: InterceptingCallInterface, metadata: Metadata, message: unknown): void {
+    this.#call = call;
+    call.start(metadata, this);
+    call.sendMessage(message);
+    call.halfClose();
+  }
+
+  /** Cancels the call on the wire: with a GrpcStatusError's status when that is the reason. */
+  _onAbort(reason: unknown): void {
+    const s = reason instanceof GrpcStatusError ? reason : undefined;
+    this.#call?.cancelWithStatus(s?.code ?? Status.CANCELLED, s?.details ?? 'bulwark: attempt aborted');
+  }
+
+  /** A foreign policy's signal aborted. */
+  handleEvent(): void {
+    this._onAbort(this.#signal?.reason);
+  }
+
+  onReceiveMetadata(metadata: Metadata): void {
+    this.metadata = metadata;
+  }
+
+  onReceiveMessage(message: unknown): void {
+    if (this.count++ === 0) this.message = message;
+    else (this.more ??= []).push(message);
+  }
+
+  onReceiveStatus(s: StatusObject): void {
+    const ctx = this.#ctx;
+    const signal = this.#signal;
+    if (this.#subscribed) ctx._unsubscribe(this);
+    signal?.removeEventListener('abort', this);
+    // Our own cancel (caller, deadline, a timeout) first: its status is CANCELLED, which is not a failure.
+    if (ctx._aborted) {
+      this.#reject(ctx._reason);
+      return;
+    }
+    if (signal?.aborted) {
+      this.#reject(signal.reason);
+      return;
+    }
+    const owner = this.#owner;
+    if (!owner.failures.has(s.code)) {
+      this.status = s;
+      this.#resolve(this);
+      return;
+    }
+    // Pushback is read on failure statuses only (gRFC A6: it applies to retryable codes).
+    const pushback = pushbackOf(s.metadata);
+    this.#reject(
+      new GrpcStatusError(
+        s,
+        typeof pushback === 'number' ? pushback : undefined,
+        pushback !== 'stop' && owner.idempotent,
+      ),
+    );
+  }
+
+  /** Hands the reply to the caller's listener. */
+  deliver(listener: Partial<InterceptingListener>): void {
+    if (this.metadata !== undefined) listener.onReceiveMetadata?.(this.metadata);
+    if (this.count > 0) {
+      listener.onReceiveMessage?.(this.message);
+      if (this.more !== undefined) for (const m of this.more) listener.onReceiveMessage?.(m);
+    }
+    listener.onReceiveStatus?.(this.status as StatusObject);
+  }
+}
+
+/**
+ * One unary call through the policy, and the call grpc-js sees: it implements grpc-js's call interface itself (an
+ * InterceptingCall around it cost a requester object, four closures and three bound listener methods per call). It
+ * forwards nothing: every attempt is a fresh call. Also the call's root cancel scope (caller cancel, deadline).
+ */
+class GrpcCall extends CancelScope implements InterceptingCallInterface {
+  #listener: Partial<InterceptingListener> | undefined;
+  #metadata: Metadata | undefined = undefined;
   #message: unknown;
   #timer: TimerHandle = undefined;
   #done = false;
@@ -329,13 +420,32 @@ class GrpcCall extends CancelScope {
     this.#attemptOptions = options;
   }
 
-  start(metadata: Metadata, listener: InterceptingListener): void {
+  start(metadata: Metadata, listener: Partial<InterceptingListener> | undefined): void {
     this.#metadata = metadata;
     this.#listener = listener;
   }
 
+  sendMessageWithContext(_context: unknown, message: unknown): void {
+    this.#message = message;
+  }
+
   sendMessage(message: unknown): void {
     this.#message = message;
+  }
+
+  startRead(): void {}
+
+  getPeer(): string {
+    return '';
+  }
+
+  getAuthContext(): ReturnType<InterceptingCallInterface['getAuthContext']> {
+    return null;
+  }
+
+  /** The caller cancelled (its status is not used: the caller gets CANCELLED, "Cancelled on client"). */
+  cancelWithStatus(): void {
+    this.cancel();
   }
 
   halfClose(): void {
@@ -355,7 +465,7 @@ class GrpcCall extends CancelScope {
     }
     const op = (ctx: Context) => this.#attempt(ctx);
     const operation = this.options.method_definition.path;
-    let result: Promise<Reply>;
+    let result: Promise<GrpcAttempt>;
     if (this.policy instanceof PolicyBase) {
       result = this.policy._execute(new ExecutionContext(undefined, operation, undefined, 1, this), op);
     } else {
@@ -393,7 +503,7 @@ class GrpcCall extends CancelScope {
    * One attempt. `ctx` is bulwark's own context, or (under a policy written outside bulwark) the public one: the
    * attempt then runs on an internal view of this call and follows `ctx.signal` for aborts.
    */
-  #attempt(given: Context): Promise<Reply> {
+  #attempt(given: Context): Promise<GrpcAttempt> {
     let ctx: ExecutionContext;
     let signal: AbortSignal | undefined;
     if (given instanceof ExecutionContext) ctx = given;
@@ -406,60 +516,22 @@ class GrpcCall extends CancelScope {
     // A method that must not run twice: once an attempt is sent, whatever fails (a timeout too) is final. Set on
     // the attempt that sends, not on attempt 1: an attempt refused locally (open breaker, full bulkhead) sent nothing.
     if (!this.idempotent) given.properties.set(RETRYABLE, false);
-    return new Promise<Reply>((resolve, reject) => {
-      const metadata = this.#metadata.clone();
+    const promise = new Promise<GrpcAttempt>(captureResolvers);
+    const resolve = capturedResolve as (value: GrpcAttempt) => void;
+    const reject = capturedReject as (error: unknown) => void;
+    capturedResolve = capturedReject = undefined;
+    try {
+      const metadata = (this.#metadata ?? new Metadata()).clone();
       // gRFC A6 counts the attempts actually sent, not those refused before reaching the channel.
       if (this.#sent > 0) metadata.set('grpc-previous-rpc-attempts', String(this.#sent));
-      let call: InterceptingCallInterface | undefined;
-      const cancel = (reason: unknown) => {
-        const s = reason instanceof GrpcStatusError ? reason : undefined;
-        call?.cancelWithStatus(s?.code ?? Status.CANCELLED, s?.details ?? 'bulwark: attempt aborted');
-      };
-      const onAbort = { _onAbort: cancel };
-      const onSignal = () => cancel(signal?.reason);
-      const subscribed = ctx._subscribe(onAbort);
-      signal?.addEventListener('abort', onSignal);
-      let received: Metadata | undefined;
-      const messages: unknown[] = [];
-      call = this.nextCall(this.#attemptOptions);
+      const attempt = new GrpcAttempt(this, ctx, signal, resolve, reject);
+      const call = this.nextCall(this.#attemptOptions);
       this.#sent++;
-      call.start(metadata, {
-        onReceiveMetadata: (m) => {
-          received = m;
-        },
-        onReceiveMessage: (m) => {
-          messages.push(m);
-        },
-        onReceiveStatus: (s) => {
-          if (subscribed) ctx._unsubscribe(onAbort);
-          signal?.removeEventListener('abort', onSignal);
-          // Our own cancel (caller, deadline, a timeout) first: its status is CANCELLED, which is not a failure.
-          if (ctx._aborted) {
-            reject(ctx._reason);
-            return;
-          }
-          if (signal?.aborted) {
-            reject(signal.reason);
-            return;
-          }
-          if (!this.failures.has(s.code)) {
-            resolve({ [REPLY]: true, metadata: received, messages, status: s });
-            return;
-          }
-          // Pushback is read on failure statuses only (gRFC A6: it applies to retryable codes).
-          const pushback = pushbackOf(s.metadata);
-          reject(
-            new GrpcStatusError(
-              s,
-              typeof pushback === 'number' ? pushback : undefined,
-              pushback !== 'stop' && this.idempotent,
-            ),
-          );
-        },
-      });
-      call.sendMessage(this.#message);
-      call.halfClose();
-    });
+      attempt.send(call, metadata, this.#message);
+    } catch (error) {
+      reject(error);
+    }
+    return promise;
   }
 
   #finish(outcome: unknown, failed = false): void {
@@ -469,10 +541,9 @@ class GrpcCall extends CancelScope {
     const listener = this.#listener;
     if (listener === undefined) return;
     if (!failed) {
-      const reply = outcome as Reply | undefined;
-      if (typeof reply !== 'object' || reply === null || reply[REPLY] !== true) {
+      if (!(outcome instanceof GrpcAttempt)) {
         // A fallback inside the policy resolved with its own value: there is no reply to deliver.
-        listener.onReceiveStatus({
+        listener.onReceiveStatus?.({
           code: Status.UNKNOWN,
           details:
             "bulwark/grpc: the policy resolved with a value that is not a gRPC reply (a fallback inside the interceptor's policy?). Put fallbacks around your call instead.",
@@ -480,23 +551,21 @@ class GrpcCall extends CancelScope {
         });
         return;
       }
-      if (reply.metadata !== undefined) listener.onReceiveMetadata(reply.metadata);
-      for (const m of reply.messages) listener.onReceiveMessage(m);
-      listener.onReceiveStatus(reply.status);
+      outcome.deliver(listener);
       return;
     }
     let error = outcome;
     // onExhausted: 'wrap' must not hide what happened: the caller acts on the status of the last failure.
     if (isRetryExhaustedError(error)) error = error.cause;
     if (error instanceof DeadlinePassed) {
-      listener.onReceiveStatus({
+      listener.onReceiveStatus?.({
         code: Status.DEADLINE_EXCEEDED,
         details: 'Deadline exceeded',
         metadata: new Metadata(),
       });
       return;
     }
-    listener.onReceiveStatus(statusOf(error));
+    listener.onReceiveStatus?.(statusOf(error));
   }
 }
 
@@ -682,11 +751,7 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
       clock,
       wallClock,
     );
-    return new InterceptingCall(SHELL, {
-      start: (metadata, listener) => call.start(metadata, listener),
-      sendMessage: (message) => call.sendMessage(message),
-      halfClose: () => call.halfClose(),
-      cancel: () => call.cancel(),
-    });
+    // grpc-js only calls the call interface's methods (no instanceof check): the call itself serves as one.
+    return call as unknown as InterceptingCall;
   };
 }

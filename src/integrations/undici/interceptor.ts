@@ -160,9 +160,17 @@ Object.defineProperty(HttpStatusError.prototype, HTTP_STATUS_BRAND, { value: tru
 /** A response the policy counts as a success, or an error that is not a failure: delivered as it is. */
 class Passed {
   constructor(
-    readonly attempt: Attempt | undefined,
+    readonly attempt: undefined,
     readonly error: unknown,
   ) {}
+}
+
+/** The shared Promise executor of attempts (see HttpCall#attempt): the resolvers pass through these two slots. */
+let capturedResolve: ((value: never) => void) | undefined;
+let capturedReject: ((error: unknown) => void) | undefined;
+function captureResolvers(resolve: (value: never) => void, reject: (error: unknown) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
 }
 
 /**
@@ -272,12 +280,75 @@ class ProxyController implements Dispatcher.DispatchController {
   }
   pause(): void {
     this.#paused = true;
-    this.#call.delivered?.controller?.pause();
+    this.#call.delivered?.wirePause();
   }
   resume(): void {
     this.#paused = false;
-    this.#call.delivered?.controller?.resume();
+    this.#call.delivered?.wireResume();
   }
+}
+
+/**
+ * undici 7's legacy handler API (`onConnect`, `onHeaders`, ...), the one its own `request()`, `stream()` and `fetch()`
+ * speak. Why it matters: on undici 7, a handler of the newer API (`onRequestStart`, ...) is converted on every
+ * request, both ways: a WrapHandler around the caller's handler turns the headers object back into buffers, an
+ * UnwrapHandler around the dispatched one parses them into an object, and the trailers likewise. That costs about
+ * as much CPU per request as everything else the interceptor does. When the caller's handler is undici 7's
+ * WrapHandler, the interceptor speaks the legacy API on both sides, and nothing is converted.
+ */
+interface LegacyHandler {
+  onConnect(abort: (reason?: Error) => void, context?: object): void;
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean | undefined;
+  onData(chunk: Buffer): boolean | undefined;
+  onComplete(rawTrailers: Buffer[] | null): void;
+  onError(error: Error): void;
+}
+
+/**
+ * Whether `handler` is undici 7's WrapHandler (compose wraps every legacy handler in one; undici 8 has none): it
+ * answers both APIs, and the dispatcher that composed it accepts legacy handlers.
+ */
+function isLegacyWrap(handler: Dispatcher.DispatchHandler): boolean {
+  const h = handler as Partial<LegacyHandler> & { constructor?: unknown };
+  const ctor = h.constructor;
+  // The answer for the last constructor seen: one comparison per request instead of reading a function's name.
+  if (ctor === lastCtor && ctor !== undefined) return lastLegacy;
+  const legacy =
+    typeof ctor === 'function' &&
+    ctor.name === 'WrapHandler' &&
+    typeof h.onHeaders === 'function' &&
+    typeof h.onData === 'function' &&
+    typeof h.onComplete === 'function' &&
+    typeof h.onError === 'function' &&
+    typeof h.onConnect === 'function';
+  // Only classes are remembered: their instances share the methods checked above, on the prototype.
+  if (typeof ctor === 'function' && ctor !== Object) {
+    lastCtor = ctor;
+    lastLegacy = legacy;
+  }
+  return legacy;
+}
+
+let lastCtor: unknown;
+let lastLegacy = false;
+
+/** Raw headers (name, value pairs of buffers) as an object, as undici's own `parseHeaders` makes it. */
+function parseRawHeaders(raw: readonly unknown[] | null | undefined): IncomingHttpHeaders {
+  const obj: Record<string, string | string[]> = {};
+  if (raw == null) return obj;
+  const text = (v: unknown): string | string[] =>
+    typeof v === 'string' ? v : Array.isArray(v) ? v.map((x) => String(x)) : (v as Buffer).toString('latin1');
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const key = text(raw[i]).toString().toLowerCase();
+    const value = text(raw[i + 1]);
+    if (Object.hasOwn(obj, key)) {
+      const prev = obj[key] as string | string[];
+      obj[key] = (Array.isArray(prev) ? prev : [prev]).concat(value);
+    } else if (key === '__proto__') {
+      Object.defineProperty(obj, key, { value, enumerable: true, configurable: true, writable: true });
+    } else obj[key] = value;
+  }
+  return obj;
 }
 
 /** Bytes of a discarded body drained before the socket is dropped instead. */
@@ -285,38 +356,51 @@ const DISCARD_LIMIT = 1 << 20;
 /** Bytes of an undecided response kept in memory before its socket is paused. */
 const HOLD_LIMIT = 1 << 20;
 
-/** One attempt: one dispatch, its response held until the policy decides, then forwarded or discarded. */
-class Attempt implements Dispatcher.DispatchHandler, AbortListener {
-  controller: Dispatcher.DispatchController | undefined;
+const WAITING = 0;
+const HELD = 1;
+const FORWARD = 2;
+const DISCARD = 3;
+
+/**
+ * One attempt: one dispatch, its response held until the policy decides, then forwarded or discarded. The logic
+ * lives here; the two subclasses speak undici's two handler APIs to the dispatcher and to the caller's handler.
+ * A success resolves with the attempt itself (no wrapper object).
+ */
+abstract class Attempt implements AbortListener {
+  /** The dispatcher's controller (newer API only). */
+  controller: Dispatcher.DispatchController | undefined = undefined;
   /** The body this attempt sends. */
   body: unknown = undefined;
   /** True until its response headers or its error arrived: the attempt is on the wire. */
   inFlight = true;
   status = 0;
-  headers: IncomingHttpHeaders = {};
-  statusMessage: string | undefined;
-  #mode: 'waiting' | 'held' | 'forward' | 'discard' = 'waiting';
-  #chunks: Buffer[] = [];
+  statusMessage: string | undefined = undefined;
+  #mode = WAITING;
+  /** Chunks of a held response; allocated at the first chunk. */
+  #chunks: Buffer[] | undefined = undefined;
   #ended = false;
-  #trailers: IncomingHttpHeaders = {};
-  #error: Error | undefined;
+  /** The response's trailers, as the API in use has them (an object, or raw buffers). */
+  protected trailers: unknown = undefined;
+  #error: Error | undefined = undefined;
   #discarded = 0;
   #held = 0;
   #pausedByUs = false;
-  #abortReason: Error | undefined;
-  readonly #call: HttpCall;
+  #abortReason: Error | undefined = undefined;
+  /** Whether the dispatcher started it (it can be aborted through the dispatcher now). */
+  protected started = false;
+  readonly call: HttpCall;
   readonly #ctx: ExecutionContext;
   #subscribed: boolean;
-  readonly #resolve: (value: Passed) => void;
+  readonly #resolve: (value: Attempt | Passed) => void;
   readonly #reject: (error: unknown) => void;
 
   constructor(
     call: HttpCall,
     ctx: ExecutionContext,
-    resolve: (value: Passed) => void,
+    resolve: (value: Attempt | Passed) => void,
     reject: (error: unknown) => void,
   ) {
-    this.#call = call;
+    this.call = call;
     this.#ctx = ctx;
     this.#resolve = resolve;
     this.#reject = reject;
@@ -325,13 +409,26 @@ class Attempt implements Dispatcher.DispatchHandler, AbortListener {
     this.#subscribed = ctx._subscribe(this);
   }
 
+  /** Aborts the request on the wire (the dispatcher's controller, or the legacy abort function). */
+  protected abstract wireAbort(reason: Error): void;
+  /** Stops reading the response's socket. */
+  abstract wirePause(): void;
+  /** Resumes reading it. */
+  abstract wireResume(): void;
+  /** The response headers as an object (HttpStatusError, Retry-After). */
+  protected abstract headersObject(): IncomingHttpHeaders;
+  /** Hands the response start to the caller's handler. */
+  protected abstract deliverStart(): void;
+  /** Hands a chunk to the caller's handler. */
+  protected abstract deliverData(chunk: Buffer): void;
+
   _onAbort(reason: unknown): void {
     this.#subscribed = false;
     this.abort(reason as Error);
   }
 
   abort(reason: Error): void {
-    if (this.controller !== undefined) this.controller.abort(reason);
+    if (this.started) this.wireAbort(reason);
     else this.#abortReason = reason;
   }
 
@@ -342,9 +439,138 @@ class Attempt implements Dispatcher.DispatchHandler, AbortListener {
     }
   }
 
+  /** The dispatcher started the request: an abort that came first is applied now. */
+  protected onStarted(): void {
+    this.started = true;
+    if (this.#abortReason !== undefined) this.wireAbort(this.#abortReason);
+  }
+
+  /** The response started (headers stored by the subclass): classify it and hold it while the policy decides. */
+  protected onStatus(status: number, statusMessage: string | undefined): void {
+    this.inFlight = false;
+    this.status = status;
+    this.statusMessage = statusMessage;
+    this.#mode = HELD;
+    const cfg = this.call.cfg;
+    if (!cfg.failureStatuses.has(status)) {
+      this.#resolve(this);
+      return;
+    }
+    // The body is kept in memory while the policy decides (error bodies are small), so the connection goes back
+    // to the pool when it ends even if a retry waits out a long backoff; past HOLD_LIMIT the socket is paused.
+    // The limit on a Retry-After is the retry's own `maxRetryAfterMs` (one source of truth): a longer hint makes it
+    // give up at once, and the caller gets this response. Infinity (a value too large to represent) means "do not
+    // retry now" to any policy, one that only reads `retryable` included.
+    const headers = this.headersObject();
+    const retryAfter = parseRetryAfter(headers['retry-after'], cfg.wallClock());
+    const stop = retryAfter === Number.POSITIVE_INFINITY;
+    this.#reject(new HttpStatusError(status, headers, retryAfter, this.call.retryable && !stop, this));
+  }
+
+  protected onChunk(chunk: Buffer): void {
+    const mode = this.#mode;
+    if (mode === FORWARD) this.deliverData(chunk);
+    else if (mode === DISCARD) {
+      this.#discarded += chunk.length;
+      // Draining keeps the connection for reuse; past a limit it is cheaper to drop the socket.
+      if (this.#discarded > DISCARD_LIMIT) this.wireAbort(new Error('bulwark: discarded response body'));
+    } else {
+      (this.#chunks ??= []).push(chunk);
+      this.#held += chunk.length;
+      if (this.#held > HOLD_LIMIT && !this.#pausedByUs) {
+        this.#pausedByUs = true;
+        this.wirePause();
+      }
+    }
+  }
+
+  /** The response ended (trailers stored by the subclass). */
+  protected onEnd(): void {
+    this.#unsubscribe();
+    if (this.#mode === FORWARD) this.call.finishWith(this, undefined);
+    else this.#ended = true;
+  }
+
+  protected onFailed(error: Error): void {
+    this.#unsubscribe();
+    const mode = this.#mode;
+    if (mode === WAITING) {
+      this.inFlight = false;
+      const code = (error as { code?: unknown }).code;
+      if (typeof code === 'string' && this.call.cfg.failureCodes.has(code)) {
+        // A dispatcher that refused the attempt at once because it is closed would refuse every retry too.
+        const closed = this.call.dispatching && CLOSED_CODES.has(code);
+        if (!this.call.retryable || closed) {
+          Object.defineProperty(error, 'retryable', { value: false, configurable: true });
+        }
+        this.#reject(error);
+      } else if (this.#ctx._aborted && error === this.#ctx._reason) {
+        this.#reject(error); // our own abort (a timeout, the caller): the policy knows what it means
+      } else {
+        this.#resolve(new Passed(undefined, error)); // not a failure: delivered as it is, never retried
+      }
+    } else if (mode === FORWARD) {
+      this.call.finishWith(undefined, error);
+    } else if (mode === HELD) {
+      this.#error = error;
+    }
+  }
+
+  /** Ends the call with this response's end: the caller's terminal callback. */
+  abstract deliverTerminal(): void;
+
+  /** Streams this response to the caller: what arrived while held, then the rest as it comes. */
+  deliver(): void {
+    const call = this.call;
+    this.#mode = FORWARD;
+    this.deliverStart();
+    const chunks = this.#chunks;
+    if (chunks !== undefined) {
+      this.#chunks = undefined;
+      for (const chunk of chunks) this.deliverData(chunk);
+    }
+    if (this.#error !== undefined) call.finishWith(undefined, this.#error);
+    else if (this.#ended) call.finishWith(this, undefined);
+    else if (this.#pausedByUs && !call.proxy.paused) {
+      this.#pausedByUs = false;
+      this.wireResume();
+    }
+  }
+
+  /** Drops this response: drains its body (or drops the socket past 1 MiB) so no connection leaks. */
+  discard(): void {
+    const mode = this.#mode;
+    if (mode === FORWARD || mode === DISCARD) return;
+    this.#mode = DISCARD;
+    this.#chunks = undefined;
+    if (mode === WAITING) this.abort(new Error('bulwark: attempt abandoned'));
+    else if (!this.#ended && this.#error === undefined && this.#pausedByUs) {
+      this.#pausedByUs = false;
+      this.wireResume();
+    }
+  }
+}
+
+/** An attempt dispatched with undici's handler API (`onRequestStart`, ...): undici 8, or a newer-API caller. */
+class ModernAttempt extends Attempt implements Dispatcher.DispatchHandler {
+  headers: IncomingHttpHeaders | undefined = undefined;
+
+  protected wireAbort(reason: Error): void {
+    this.controller?.abort(reason);
+  }
+  wirePause(): void {
+    this.controller?.pause();
+  }
+  wireResume(): void {
+    this.controller?.resume();
+  }
+  protected headersObject(): IncomingHttpHeaders {
+    return (this.headers ??= {});
+  }
+
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.#abortReason !== undefined) controller.abort(this.#abortReason);
+    this.onStarted();
   }
 
   onResponseStart(
@@ -354,106 +580,108 @@ class Attempt implements Dispatcher.DispatchHandler, AbortListener {
     statusMessage?: string,
   ): void {
     if (status < 200) return; // 1xx: informational, not the response
-    this.inFlight = false;
-    this.status = status;
     this.headers = headers;
-    this.statusMessage = statusMessage;
-    this.#mode = 'held';
-    const cfg = this.#call.cfg;
-    if (!cfg.failureStatuses.has(status)) {
-      this.#resolve(new Passed(this, undefined));
-      return;
-    }
-    // The body is kept in memory while the policy decides (error bodies are small), so the connection goes back
-    // to the pool when it ends even if a retry waits out a long backoff; past HOLD_LIMIT the socket is paused.
-    // The limit on a Retry-After is the retry's own `maxRetryAfterMs` (one source of truth): a longer hint makes it
-    // give up at once, and the caller gets this response. Infinity (a value too large to represent) means "do not
-    // retry now" to any policy, one that only reads `retryable` included.
-    const retryAfter = parseRetryAfter(headers['retry-after'], cfg.wallClock());
-    const stop = retryAfter === Number.POSITIVE_INFINITY;
-    this.#reject(new HttpStatusError(status, headers, retryAfter, this.#call.retryable && !stop, this));
+    this.onStatus(status, statusMessage);
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#mode === 'forward') this.#call.handler.onResponseData?.(this.#call.proxy, chunk);
-    else if (this.#mode === 'discard') {
-      this.#discarded += chunk.length;
-      // Draining keeps the connection for reuse; past a limit it is cheaper to drop the socket.
-      if (this.#discarded > DISCARD_LIMIT) this.controller?.abort(new Error('bulwark: discarded response body'));
-    } else {
-      this.#chunks.push(chunk);
-      this.#held += chunk.length;
-      if (this.#held > HOLD_LIMIT && !this.#pausedByUs) {
-        this.#pausedByUs = true;
-        this.controller?.pause();
-      }
-    }
+    this.onChunk(chunk);
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
-    this.#unsubscribe();
-    if (this.#mode === 'forward')
-      this.#call.finish(() => this.#call.handler.onResponseEnd?.(this.#call.proxy, trailers));
-    else {
-      this.#ended = true;
-      this.#trailers = trailers;
-    }
+    this.trailers = trailers;
+    this.onEnd();
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    this.#unsubscribe();
-    if (this.#mode === 'waiting') {
-      this.inFlight = false;
-      const code = (error as { code?: unknown }).code;
-      if (typeof code === 'string' && this.#call.cfg.failureCodes.has(code)) {
-        // A dispatcher that refused the attempt at once because it is closed would refuse every retry too.
-        const closed = this.#call.dispatching && CLOSED_CODES.has(code);
-        if (!this.#call.retryable || closed) {
-          Object.defineProperty(error, 'retryable', { value: false, configurable: true });
-        }
-        this.#reject(error);
-      } else if (this.#ctx._aborted && error === this.#ctx._reason) {
-        this.#reject(error); // our own abort (a timeout, the caller): the policy knows what it means
-      } else {
-        this.#resolve(new Passed(undefined, error)); // not a failure: delivered as it is, never retried
-      }
-    } else if (this.#mode === 'forward') {
-      this.#call.finish(() => this.#call.handler.onResponseError?.(this.#call.proxy, error));
-    } else if (this.#mode === 'held') {
-      this.#error = error;
-    }
+  onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
+    this.onFailed(error);
   }
 
-  /** Streams this response to the caller: what arrived while held, then the rest as it comes. */
-  deliver(): void {
-    const call = this.#call;
-    this.#mode = 'forward';
-    call.handler.onResponseStart?.(call.proxy, this.status, this.headers, this.statusMessage);
-    for (const chunk of this.#chunks) call.handler.onResponseData?.(call.proxy, chunk);
-    this.#chunks = [];
-    if (this.#error !== undefined) {
-      const error = this.#error;
-      call.finish(() => call.handler.onResponseError?.(call.proxy, error));
-    } else if (this.#ended) {
-      const trailers = this.#trailers;
-      call.finish(() => call.handler.onResponseEnd?.(call.proxy, trailers));
-    } else if (this.#pausedByUs && !call.proxy.paused) {
-      this.#pausedByUs = false;
-      this.controller?.resume();
+  protected deliverStart(): void {
+    const call = this.call;
+    call.handler.onResponseStart?.(call.proxy, this.status, this.headersObject(), this.statusMessage);
+  }
+  protected deliverData(chunk: Buffer): void {
+    const call = this.call;
+    call.handler.onResponseData?.(call.proxy, chunk);
+  }
+  deliverTerminal(): void {
+    const call = this.call;
+    call.handler.onResponseEnd?.(call.proxy, (this.trailers as IncomingHttpHeaders | undefined) ?? {});
+  }
+}
+
+/**
+ * An attempt dispatched with undici 7's legacy API, for a caller whose handler is undici 7's WrapHandler: headers
+ * and trailers stay the raw buffers undici read, handed to the caller's legacy callbacks as they are.
+ */
+class LegacyAttempt extends Attempt {
+  #abort: ((reason?: Error) => void) | undefined = undefined;
+  #resume: (() => void) | undefined = undefined;
+  #paused = false;
+  #aborted = false;
+  rawHeaders: Buffer[] | undefined = undefined;
+  #headers: IncomingHttpHeaders | undefined = undefined;
+
+  protected wireAbort(reason: Error): void {
+    if (this.#aborted || this.#abort === undefined) return;
+    this.#aborted = true;
+    this.#abort(reason);
+  }
+  wirePause(): void {
+    this.#paused = true;
+  }
+  wireResume(): void {
+    if (this.#paused) {
+      this.#paused = false;
+      this.#resume?.();
     }
   }
+  protected headersObject(): IncomingHttpHeaders {
+    return (this.#headers ??= parseRawHeaders(this.rawHeaders));
+  }
 
-  /** Drops this response: drains its body (or drops the socket past 1 MiB) so no connection leaks. */
-  discard(): void {
-    if (this.#mode === 'forward' || this.#mode === 'discard') return;
-    const waiting = this.#mode === 'waiting';
-    this.#mode = 'discard';
-    this.#chunks = [];
-    if (waiting) this.abort(new Error('bulwark: attempt abandoned'));
-    else if (!this.#ended && this.#error === undefined && this.#pausedByUs) {
-      this.#pausedByUs = false;
-      this.controller?.resume();
+  onConnect(abort: (reason?: Error) => void): void {
+    this.#abort = abort;
+    this.onStarted();
+  }
+
+  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText?: string): boolean {
+    if (status < 200) return true; // 1xx: informational, not the response
+    this.#resume = resume;
+    this.rawHeaders = rawHeaders;
+    this.onStatus(status, statusText);
+    return !this.#paused;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.onChunk(chunk);
+    return !this.#paused;
+  }
+
+  onComplete(rawTrailers: Buffer[] | null): void {
+    this.trailers = rawTrailers;
+    this.onEnd();
+  }
+
+  onError(error: Error): void {
+    this.onFailed(error);
+  }
+
+  protected deliverStart(): void {
+    const call = this.call;
+    const handler = call.handler as unknown as LegacyHandler;
+    const status = this.status;
+    if (handler.onHeaders(status, this.rawHeaders ?? [], call.resumer(), this.statusMessage ?? '') === false) {
+      call.proxy.pause();
     }
+  }
+  protected deliverData(chunk: Buffer): void {
+    const call = this.call;
+    if ((call.handler as unknown as LegacyHandler).onData(chunk) === false) call.proxy.pause();
+  }
+  deliverTerminal(): void {
+    (this.call.handler as unknown as LegacyHandler).onComplete((this.trailers as Buffer[] | null | undefined) ?? []);
   }
 }
 
@@ -484,6 +712,10 @@ class HttpCall extends CancelScope {
   readonly cfg: Config;
   readonly dispatch: Dispatcher['dispatch'];
   readonly handler: Dispatcher.DispatchHandler;
+  /** The caller's handler is undici 7's WrapHandler: attempts speak undici 7's legacy API (see LegacyHandler). */
+  readonly #legacy: boolean;
+  /** The resume function handed to a legacy caller's onHeaders, made once. */
+  #resumer: (() => void) | undefined = undefined;
 
   constructor(
     cfg: Config,
@@ -493,14 +725,15 @@ class HttpCall extends CancelScope {
     request: BulwarkRequestOptions | undefined,
     fetchBody: ReplayableBody | undefined,
     fetchSource: unknown,
+    method: string,
   ) {
     super();
     this.#source = fetchSource;
     this.cfg = cfg;
     this.dispatch = dispatch;
     this.handler = handler;
+    this.#legacy = isLegacyWrap(handler);
     this.proxy = new ProxyController(this);
-    const method = opts.method.toUpperCase();
     let headers = opts.headers as Parameters<typeof getHeader>[0];
     const key: unknown = getHeader(headers, IDEMPOTENCY_KEY); // a caller's object headers may hold null
     const hasKey = key != null;
@@ -526,12 +759,12 @@ class HttpCall extends CancelScope {
     this.handler.onRequestStart?.(this.proxy, {});
     if (this.proxy.aborted) {
       this.#releaseUnsent();
-      this.finish(() => this.handler.onResponseError?.(this.proxy, this.proxy.reason as Error));
+      this.finishWith(undefined, this.proxy.reason as Error);
       return;
     }
     this.cfg.live?.add(this);
     const op = (ctx: Context) => this.#attempt(ctx);
-    let result: Promise<Passed>;
+    let result: Promise<Attempt | Passed>;
     if (policy instanceof PolicyBase) {
       const root = new ExecutionContext(undefined, operation, undefined, 1, this);
       this.#propsOf = root;
@@ -552,7 +785,7 @@ class HttpCall extends CancelScope {
   refuse(reason: Error): void {
     this.handler.onRequestStart?.(this.proxy, {});
     this.#releaseUnsent();
-    this.finish(() => this.handler.onResponseError?.(this.proxy, this.proxy.reason ?? reason));
+    this.finishWith(undefined, this.proxy.reason ?? reason);
   }
 
   /** The caller aborted (through the proxy controller): cancel everything of this call. */
@@ -588,7 +821,7 @@ class HttpCall extends CancelScope {
    * One attempt. `given` is bulwark's own context, or (under a policy written outside bulwark) the public one: the
    * attempt then runs on an internal view of this call, and an abort of `given.signal` aborts it.
    */
-  #attempt(given: Context): Promise<Passed> {
+  #attempt(given: Context): Promise<Attempt | Passed> {
     const previous = this.#current;
     previous?.discard();
     let ctx: ExecutionContext;
@@ -605,27 +838,44 @@ class HttpCall extends CancelScope {
     // Set on the attempt that sends, not on attempt 1: an attempt turned away before sending (an open breaker,
     // a full bulkhead) sent nothing.
     if (!this.retryable) given.properties.set(RETRYABLE, false);
-    return new Promise<Passed>((resolve, reject) => {
-      // The body first: a factory that throws rejects this attempt before it exists (no attempt left "in flight").
-      const body = this.#bodyFor(ctx.attempt);
-      const attempt = new Attempt(this, ctx, resolve, reject);
-      this.#current = attempt;
-      attempt.body = body;
-      // Only what could need releasing is kept (not a Buffer: the common replayed body costs nothing here).
-      if (typeof body === 'object' && body !== null && !(body instanceof Uint8Array)) (this.#sent ??= []).push(body);
-      // The abandoned attempt's body (a factory's stream) will never be read again: release it now, not at the end.
-      if (previous !== undefined && previous.body !== body) release(previous.body);
-      // The options are copied only when the body differs: most attempts send the caller's options as they are.
-      this.dispatching = true;
-      try {
-        this.dispatch(body === this.#opts.body ? this.#opts : { ...this.#opts, body }, attempt);
-      } catch (error) {
-        attempt.inFlight = false; // thrown, not reported: this attempt is not on the wire (the promise rejects)
-        throw error;
-      } finally {
-        this.dispatching = false;
-      }
-    });
+    // The body first: a factory that throws rejects this attempt before it exists (no attempt left "in flight").
+    let body: NonNullable<Dispatcher.DispatchOptions['body']> | null;
+    try {
+      body = this.#bodyFor(ctx.attempt);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // One shared executor instead of a closure per attempt: it hands the resolvers over through two module slots.
+    const promise = new Promise<Attempt | Passed>(captureResolvers);
+    const resolve = capturedResolve as (value: Attempt | Passed) => void;
+    const reject = capturedReject as (error: unknown) => void;
+    capturedResolve = capturedReject = undefined;
+    const attempt = this.#legacy
+      ? new LegacyAttempt(this, ctx, resolve, reject)
+      : new ModernAttempt(this, ctx, resolve, reject);
+    this.#current = attempt;
+    attempt.body = body;
+    // Only what could need releasing is kept (not a Buffer: the common replayed body costs nothing here).
+    if (typeof body === 'object' && body !== null && !(body instanceof Uint8Array)) (this.#sent ??= []).push(body);
+    // The abandoned attempt's body (a factory's stream) will never be read again: release it now, not at the end.
+    if (previous !== undefined && previous.body !== body) release(previous.body);
+    // The options are copied only when the body differs: most attempts send the caller's options as they are. Why
+    // `??`: no body is null here and undefined (or absent) in the options; a copy for that cost a spread per request,
+    // and undici reads a spread copy's properties several times slower than the caller's own object.
+    const own = this.#opts.body;
+    this.dispatching = true;
+    try {
+      this.dispatch(
+        body === own || (body === null && own == null) ? this.#opts : { ...this.#opts, body },
+        attempt as unknown as Dispatcher.DispatchHandler,
+      );
+    } catch (error) {
+      attempt.inFlight = false; // thrown, not reported: this attempt is not on the wire (the promise rejects)
+      reject(error);
+    } finally {
+      this.dispatching = false;
+    }
+    return promise;
   }
 
   #settle(outcome: unknown, failed = false): void {
@@ -634,8 +884,8 @@ class HttpCall extends CancelScope {
     let value = outcome;
     if (failed && isRetryExhaustedError(value) && value.cause instanceof HttpStatusError) value = value.cause;
     const attempt =
-      value instanceof Passed
-        ? value.attempt
+      value instanceof Attempt
+        ? value
         : value instanceof HttpStatusError && value._attempt instanceof Attempt
           ? value._attempt
           : undefined;
@@ -649,7 +899,7 @@ class HttpCall extends CancelScope {
         // The caller's handler threw (a stream() factory, say): as undici itself does, the request fails with
         // that error instead of hanging, and the response is dropped.
         attempt.abort(error as Error);
-        this.finish(() => this.handler.onResponseError?.(this.proxy, error as Error));
+        this.finishWith(undefined, error as Error);
       }
       return;
     }
@@ -659,7 +909,7 @@ class HttpCall extends CancelScope {
         "bulwark/undici: the policy resolved with a value that is not an HTTP response (a fallback inside the interceptor's policy?). Put fallbacks around your request call instead.",
       );
     }
-    this.finish(() => this.handler.onResponseError?.(this.proxy, error as Error));
+    this.finishWith(undefined, error as Error);
   }
 
   /**
@@ -679,15 +929,28 @@ class HttpCall extends CancelScope {
     }
   }
 
-  /** Ends the call once: the terminal callback of the caller's handler. */
-  finish(terminal: () => void): void {
+  /**
+   * Ends the call once: the terminal callback of the caller's handler, the end of `attempt`'s response or `error`.
+   * Arguments rather than a closure: this runs once per request.
+   */
+  finishWith(attempt: Attempt | undefined, error: Error | undefined): void {
     if (this.#done) return;
     this.#done = true;
     try {
-      terminal();
+      if (attempt !== undefined) attempt.deliverTerminal();
+      else this.handler.onResponseError?.(this.proxy, error as Error);
     } catch {
       // A handler that throws from its own terminal callback has nothing left to tell: never an unhandled error.
     }
+  }
+
+  /** The resume function a legacy caller's onHeaders receives (made once per call, on first use). */
+  resumer(): () => void {
+    if (this.#resumer === undefined) {
+      const proxy = this.proxy;
+      this.#resumer = () => proxy.resume();
+    }
+    return this.#resumer;
   }
 }
 
@@ -763,7 +1026,8 @@ export function createInterceptor(
         rest = others;
       }
       // An upgrade or CONNECT hands the socket over: there is no response to classify or replay.
-      const tunnel = rest.upgrade != null || rest.method.toUpperCase() === 'CONNECT';
+      const method = rest.method.toUpperCase();
+      const tunnel = rest.upgrade != null || method === 'CONNECT';
       let policy = request?.policy === false || tunnel ? undefined : (request?.policy ?? cfg.policyOf(opts.origin));
       if (request?.policy !== undefined && policy !== undefined && !isPolicyLike(policy)) {
         policy = notAPolicy(
@@ -772,10 +1036,10 @@ export function createInterceptor(
       }
       if (policy === undefined) return dispatch(rest, handler);
       const body = rest.body != null ? fromFetch?.body : undefined;
-      const call = new HttpCall(cfg, dispatch, rest, handler, request, body, fromFetch?.source);
+      const call = new HttpCall(cfg, dispatch, rest, handler, request, body, fromFetch?.source, method);
       // Once closed, a request is refused at once, unsent: no policy, so no retry of a refusal and no timer.
       if (refusal !== undefined) call.refuse(refusal);
-      else call.start(policy, request?.operation ?? rest.method.toUpperCase());
+      else call.start(policy, request?.operation ?? method);
       return true;
     };
   return { interceptor: make, closer };
