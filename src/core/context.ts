@@ -115,7 +115,11 @@ export abstract class CancelScope extends DeadlineEntry implements AbortListener
   /** The abort reason, or {@link LIVE} while not aborted. One field for both: thousands of scopes may be pending. */
   #reason: unknown = LIVE;
   #ac: AbortController | undefined = undefined;
-  #listeners: Set<AbortListener> | undefined = undefined;
+  /**
+   * Who listens to this scope's abort: usually one (the attempt or the queued call inside it), so one is held as
+   * is and a Set is made only for a second.
+   */
+  #listeners: AbortListener | Set<AbortListener> | undefined = undefined;
 
   /** Whether the scope has aborted. */
   get aborted(): boolean {
@@ -142,15 +146,21 @@ export abstract class CancelScope extends DeadlineEntry implements AbortListener
     this.#ac?.abort(reason);
     const listeners = this.#listeners;
     this.#listeners = undefined;
-    if (listeners !== undefined) for (const l of listeners) l._onAbort(reason);
+    if (listeners instanceof Set) for (const l of listeners) l._onAbort(reason);
+    else listeners?._onAbort(reason);
   }
 
   addListener(l: AbortListener): void {
-    (this.#listeners ??= new Set()).add(l);
+    const current = this.#listeners;
+    if (current === undefined || current === l) this.#listeners = l;
+    else if (current instanceof Set) current.add(l);
+    else this.#listeners = new Set([current, l]);
   }
 
   removeListener(l: AbortListener): void {
-    this.#listeners?.delete(l);
+    const current = this.#listeners;
+    if (current === l) this.#listeners = undefined;
+    else if (current instanceof Set) current.delete(l);
   }
 
   abstract _onAbort(reason: unknown): void;

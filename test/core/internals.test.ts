@@ -69,3 +69,32 @@ describe('context', () => {
     expect(n).toBe(1);
   });
 });
+
+describe('CancelScope listeners: one held as is, a Set from the second', () => {
+  it('notifies each listener once, after any add/remove order', async () => {
+    const { CancelScope: Scope } = await import('../../src/core/context.js');
+    class S extends Scope {
+      _expire(): void {}
+      _onAbort(): void {}
+    }
+    const log: string[] = [];
+    const l = (name: string) => ({ _onAbort: (r: unknown) => log.push(`${name}:${String(r)}`) });
+    const [a, b, c] = [l('a'), l('b'), l('c')];
+    const one = new S();
+    one.addListener(a);
+    one.addListener(a); // the same listener twice is held once
+    one.abort('x');
+    const many = new S();
+    many.addListener(a);
+    many.addListener(b);
+    many.addListener(c);
+    many.removeListener(a);
+    many.abort('y');
+    const none = new S();
+    none.addListener(a);
+    none.removeListener(a);
+    none.removeListener(b); // never added
+    none.abort('z');
+    expect(log).toEqual(['a:x', 'b:y', 'c:y']);
+  });
+});
