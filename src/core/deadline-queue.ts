@@ -1,4 +1,21 @@
+import { isMainThread } from 'node:worker_threads';
 import type { Clock, TimerHandle } from './clock.js';
+
+/**
+ * Queues whose timer is armed, when keep-alive is lazy (see {@link DeadlineQueue}): the ones to look at when the
+ * process is about to exit.
+ */
+const ARMED = new Set<DeadlineQueue>();
+let hooked = false;
+
+/** Once per process: when the event loop runs dry, keep it alive for every deadline still pending. */
+function hookBeforeExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.on('beforeExit', () => {
+    for (const q of ARMED) q._keepAlive();
+  });
+}
 
 /**
  * An entry of a {@link DeadlineQueue}: intrusive links, so adding and removing allocates nothing. An entry belongs to
@@ -26,6 +43,13 @@ export abstract class DeadlineEntry {
  * The timer keeps the process alive only while a deadline is pending: an operation stuck on a lost callback
  * must still time out, even when nothing else holds the event loop. Once the list is empty the timer is
  * unref'd, so a process that has finished its work exits at once instead of waiting for a stale deadline.
+ *
+ * On the main thread that is done lazily: the timer is never ref'd while the process has other work, and when the
+ * event loop runs dry (`beforeExit`) every queue with a deadline pending refs its timer, so the process stays
+ * until the deadline fires. Why: ref'ing on the first pending entry and unref'ing on the last cost two calls into
+ * Node's timer binding per call for serial callers (about 100 ns, measured), for a guarantee that only matters when
+ * nothing else holds the loop. Worker threads (whose `beforeExit` is not a dependable last call) and clocks without
+ * `setRef` ref and unref eagerly, as before.
  * @internal
  */
 export class DeadlineQueue {
@@ -37,11 +61,20 @@ export class DeadlineQueue {
   #armed = false;
   #reffed = false;
   #size = 0;
+  /** Whether the timer is ref'd only at `beforeExit` (main thread, a clock with `setRef`). */
+  readonly #lazy: boolean;
   readonly #onTimer = (): void => this.#fire();
 
-  constructor(clock: Clock, delayMs: number) {
+  /** `lazyKeepAlive` is for tests; by default it is lazy on the main thread with a clock that has `setRef`. */
+  constructor(clock: Clock, delayMs: number, lazyKeepAlive = isMainThread && typeof clock.setRef === 'function') {
     this.#clock = clock;
     this.#delayMs = delayMs;
+    this.#lazy = lazyKeepAlive;
+  }
+
+  /** @internal `beforeExit`: hold the process for a pending deadline. */
+  _keepAlive(): void {
+    if (this.#size > 0 && this.#armed && !this.#reffed) this.#ref(true);
   }
 
   /** Entries waiting for their deadline. */
@@ -56,7 +89,7 @@ export class DeadlineQueue {
     if (this.#tail === undefined) this.#head = entry;
     else this.#tail._next = entry;
     this.#tail = entry;
-    if (this.#size++ === 0 && this.#armed && !this.#reffed) this.#ref(true);
+    if (this.#size++ === 0 && this.#armed && !this.#reffed && !this.#lazy) this.#ref(true);
     if (!this.#armed) this.#arm(this.#delayMs);
   }
 
@@ -87,13 +120,19 @@ export class DeadlineQueue {
     this.#armed = false;
     this.#reffed = false;
     this.#timer = undefined;
+    ARMED.delete(this);
   }
 
   #arm(delayMs: number): void {
     this.#armed = true;
-    // Armed only with entries pending (add, or a re-arm for the head), so it starts out keeping the process alive.
-    this.#reffed = true;
-    this.#timer = this.#clock.setTimeout(this.#onTimer, delayMs, false);
+    // Armed only with entries pending (add, or a re-arm for the head), so eagerly it starts out keeping the process
+    // alive; lazily it never does until `beforeExit` asks.
+    this.#reffed = !this.#lazy;
+    this.#timer = this.#clock.setTimeout(this.#onTimer, delayMs, this.#lazy);
+    if (this.#lazy) {
+      ARMED.add(this);
+      hookBeforeExit();
+    }
   }
 
   #ref(ref: boolean): void {
@@ -105,6 +144,7 @@ export class DeadlineQueue {
     this.#armed = false;
     this.#reffed = false;
     this.#timer = undefined;
+    if (this.#lazy) ARMED.delete(this);
     const now = this.#clock.now();
     let head = this.#head;
     while (head !== undefined && head._deadline <= now) {

@@ -88,7 +88,7 @@ describe('DeadlineQueue keeps the process alive only while a deadline is pending
         refs.push(ref);
       },
     };
-    const q = new DeadlineQueue(recording, 100);
+    const q = new DeadlineQueue(recording, 100, false); // eager, as on a worker thread
     const log: string[] = [];
     const a = new Entry('a', log);
     const b = new Entry('b', log);
@@ -103,6 +103,43 @@ describe('DeadlineQueue keeps the process alive only while a deadline is pending
     q.remove(a);
     expect(refs).toEqual([false, true, false]);
     await clock.advance(100); // fires on an empty list: not re-armed
+    expect(clock.pendingTimers).toBe(0);
+  });
+});
+
+describe('DeadlineQueue keeps the process alive lazily on the main thread', () => {
+  it('refs nothing per call; at beforeExit a pending deadline refs the timer, and the last entry out unrefs it', async () => {
+    const clock = new FakeClock();
+    const refs: boolean[] = [];
+    const unrefArms: boolean[] = [];
+    const recording = {
+      now: () => clock.now(),
+      setTimeout: (cb: () => void, ms: number, unref?: boolean) => {
+        unrefArms.push(unref === true);
+        return clock.setTimeout(cb, ms);
+      },
+      clearTimeout: (h: unknown) => clock.clearTimeout(h),
+      setRef: (_h: unknown, ref: boolean) => {
+        refs.push(ref);
+      },
+    };
+    const q = new DeadlineQueue(recording, 100);
+    const log: string[] = [];
+    const a = new Entry('a', log);
+    for (let i = 0; i < 3; i++) {
+      q.add(a);
+      q.remove(a);
+    }
+    expect(refs).toEqual([]); // serial calls: no timer binding call per call
+    expect(unrefArms).toEqual([true]); // armed once, not holding the process
+    q._keepAlive(); // beforeExit with nothing pending: nothing to hold
+    expect(refs).toEqual([]);
+    q.add(a);
+    q._keepAlive(); // beforeExit with a deadline pending: hold the process until it fires
+    expect(refs).toEqual([true]);
+    q.remove(a); // the last one out lets go
+    expect(refs).toEqual([true, false]);
+    await clock.advance(100);
     expect(clock.pendingTimers).toBe(0);
   });
 });
