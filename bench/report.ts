@@ -637,14 +637,11 @@ Progress goes to stderr, the tables (each labelled with the Node version it ran 
 tracked file. Targets that a run misses are listed at the end; that is information about the run and the machine, not a
 failure: the exit code is 0 unless the bench itself broke.
 
-How long it takes, measured on 2026-12-06 on a 2-core Intel Xeon machine: with the machine nearly idle (load average
-under 6 and falling), a full run took 208 s on Node 20 and 264 s on Node 24 (which measures 7 more contenders), and
-\`--quick\` took 49 s on Node 20. Earlier that day, with other work loading the machine (load average 12 to 22 on 2
-cores), the full run took 826 s on Node 20 and 875 s on Node 24, and \`--quick\` 133 s; their numbers were too noisy to
-publish. Publish runs from an idle machine: on a loaded one the absolute times, and even the ratios, drift.
-The GC-stressed overhead mode and the deopt suite came after those runs and add to them: in a \`--quick\` run on
-Node 20 with the machine loaded (load average 8 to 10), which took 312 s in all, they took 97 s and 36 s. A full run
-makes 2.5 times as many GC-stressed passes as a quick one; the deopt suite takes as long in both.
+How long it takes, measured on 2026-12-06 on a 2-core Intel Xeon machine with the machine idle (load average under
+2): a full run took 387 s on Node 20 and 476 s on Node 24 (which measures 7 more contenders). The GC-stressed overhead
+mode and the deopt suite are about a third of that. With other work loading the machine the same runs took two to three
+times as long, and their numbers were too noisy to publish: publish runs from an idle machine, since on a loaded one
+the absolute times, and even the ratios, drift.
 
 On Node 22 and later the run also measures cockatiel 4 and opossum 10 (installed as the npm aliases \`cockatiel4\` and
 \`opossum10\`, which need Node >= 22) beside cockatiel 3.2.1 and opossum 9.0.0, in the same rounds. To run on another
