@@ -328,15 +328,7 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
     const timeout = this.#unit.timeout as TimeoutPolicy;
     const error = new TimeoutError(timeout.name, timeout.ms);
     this.#abandon(error);
-    if (timeout._events.wants('timeout.fired')) {
-      timeout._events.emit({
-        type: 'timeout.fired',
-        policy: timeout.name,
-        operation: this.#ctx.operation,
-        attempt: this.#ctx.attempt,
-        timeoutMs: timeout.ms,
-      });
-    }
+    timeout._fired(this.#ctx);
     this.#fail(error);
   }
 
@@ -363,16 +355,10 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
   #late(ok: boolean, valueOrError: unknown): void {
     this.#phase = DONE;
     this.#orphan?.finish();
-    const timeout = this.#unit.timeout;
-    if (timeout !== undefined && timeout._events.wants('timeout.late_outcome')) {
-      timeout._events.emit({
-        type: 'timeout.late_outcome',
-        policy: timeout.name,
-        operation: this.#ctx.operation,
-        attempt: this.#ctx.attempt,
-        outcome: ok ? { ok: true, value: valueOrError } : { ok: false, error: valueOrError },
-      });
-    }
+    this.#unit.timeout?._lateOutcome(
+      this.#ctx,
+      ok ? { ok: true, value: valueOrError } : { ok: false, error: valueOrError },
+    );
   }
 }
 

@@ -1,6 +1,7 @@
 import { systemClock } from '../../core/clock.js';
 import { CancelScope, type ExecutionContext, type Orphan } from '../../core/context.js';
 import { DeadlineQueue } from '../../core/deadline-queue.js';
+import type { Outcome } from '../../core/outcome.js';
 import type { Next, Operation } from '../../core/policy.js';
 import { keepShape } from '../../core/shapes.js';
 import { TimeoutError } from '../../errors/errors.js';
@@ -64,18 +65,9 @@ class TimeoutAttempt<T> extends CancelScope {
     } else this.#late({ ok: false, error });
   }
 
-  #late(outcome: { ok: true; value: T } | { ok: false; error: unknown }): void {
+  #late(outcome: Outcome<unknown>): void {
     this.#orphan?.finish();
-    const events = this.#policy._events;
-    if (events.wants('timeout.late_outcome')) {
-      events.emit({
-        type: 'timeout.late_outcome',
-        policy: this.#policy.name,
-        operation: this.#parent.operation,
-        attempt: this.#parent.attempt,
-        outcome,
-      });
-    }
+    this.#policy._lateOutcome(this.#parent, outcome);
   }
 
   /** The deadline passed: abort the attempt's signal with a TimeoutError and reject with the same error. */
@@ -84,15 +76,7 @@ class TimeoutAttempt<T> extends CancelScope {
     const policy = this.#policy;
     const error = new TimeoutError(policy.name, policy.ms);
     this.#abandon(error);
-    if (policy._events.wants('timeout.fired')) {
-      policy._events.emit({
-        type: 'timeout.fired',
-        policy: policy.name,
-        operation: this.#parent.operation,
-        attempt: this.#parent.attempt,
-        timeoutMs: policy.ms,
-      });
-    }
+    policy._fired(this.#parent);
   }
 
   /** The caller (or an enclosing timeout) aborted: reject with its reason, not as a timeout. */
@@ -124,6 +108,30 @@ export class TimeoutPolicy extends PolicyBase {
     super(options.name ?? 'timeout', options.clock ?? systemClock);
     this.ms = options.ms;
     this._queue = new DeadlineQueue(this._clock, this.ms);
+  }
+
+  /** @internal Emits `timeout.fired` for an attempt under `ctx`. */
+  _fired(ctx: ExecutionContext): void {
+    if (!this._events.wants('timeout.fired')) return;
+    this._events.emit({
+      type: 'timeout.fired',
+      policy: this.name,
+      operation: ctx.operation,
+      attempt: ctx.attempt,
+      timeoutMs: this.ms,
+    });
+  }
+
+  /** @internal Emits `timeout.late_outcome`: work under `ctx` settled after the timeout gave up on it. */
+  _lateOutcome(ctx: ExecutionContext, outcome: Outcome<unknown>): void {
+    if (!this._events.wants('timeout.late_outcome')) return;
+    this._events.emit({
+      type: 'timeout.late_outcome',
+      policy: this.name,
+      operation: ctx.operation,
+      attempt: ctx.attempt,
+      outcome,
+    });
   }
 
   /** @internal */
