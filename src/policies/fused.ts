@@ -1,5 +1,6 @@
 import { CancelScope, type ExecutionContext, type Orphan } from '../core/context.js';
 import { invoke, type Next, type Operation } from '../core/policy.js';
+import { newPromise, takeReject, takeResolve } from '../core/promise.js';
 import { keepShape } from '../core/shapes.js';
 import { TimeoutError } from '../errors/errors.js';
 import type { BulkheadEntry, BulkheadPolicy } from './bulkhead/bulkhead.js';
@@ -78,9 +79,8 @@ export class FusedUnit {
     ) {
       return next === invoke ? this.#layeredNext(ctx, op) : chain(this.#layered, next)(ctx, op);
     }
-    const promise = new Promise<T>(capture as (resolve: (value: T) => void, reject: (reason: unknown) => void) => void);
-    const call = new FusedCall<T>(this, ctx, op, held.resolve as (value: T | PromiseLike<T>) => void, held.reject, gen);
-    held.resolve = held.reject = noop;
+    const promise = newPromise<T>();
+    const call = new FusedCall<T>(this, ctx, op, takeResolve<T>(), takeReject(), gen);
     call.start();
     return promise;
   }
@@ -98,15 +98,6 @@ function chain(members: readonly PolicyBase[], last: Next): Next {
 }
 
 const noop = (): void => undefined;
-/**
- * The resolve and reject functions of the promise being made. Why a module-level executor: `new Promise(capture)`
- * allocates no executor closure per call; the functions are picked up right after the constructor returns.
- */
-const held: { resolve: (value: never) => void; reject: (reason: unknown) => void } = { resolve: noop, reject: noop };
-function capture(resolve: (value: never) => void, reject: (reason: unknown) => void): void {
-  held.resolve = resolve;
-  held.reject = reject;
-}
 
 /** Not started, or waiting in the bulkhead's queue. */
 const QUEUED = 0;

@@ -13,6 +13,7 @@ import { type Clock, systemClock, type TimerHandle, wallClockNow } from '../../c
 import { type AbortListener, CancelScope, type Context, ExecutionContext } from '../../core/context.js';
 import { describeMessage } from '../../core/describe.js';
 import type { Policy } from '../../core/policy.js';
+import { newPromise, takeReject, takeResolve } from '../../core/promise.js';
 import { RETRYABLE } from '../../core/properties.js';
 import {
   isBulkheadRejectedError,
@@ -276,14 +277,6 @@ class DeadlinePassed extends Error {
   }
 }
 
-/** The shared Promise executor of attempts: the resolvers pass through these two slots (no closure per attempt). */
-let capturedResolve: ((value: GrpcAttempt) => void) | undefined;
-let capturedReject: ((error: unknown) => void) | undefined;
-function captureResolvers(resolve: (value: GrpcAttempt) => void, reject: (error: unknown) => void): void {
-  capturedResolve = resolve;
-  capturedReject = reject;
-}
-
 /**
  * One attempt: one call on the channel. It is its own listener (grpc-js calls its methods), its own abort listener
  * and its own `abort` event listener on a foreign policy's signal, so an attempt allocates no closure. A reply that
@@ -516,10 +509,10 @@ class GrpcCall extends CancelScope implements InterceptingCallInterface {
     // A method that must not run twice: once an attempt is sent, whatever fails (a timeout too) is final. Set on
     // the attempt that sends, not on attempt 1: an attempt refused locally (open breaker, full bulkhead) sent nothing.
     if (!this.idempotent) given.properties.set(RETRYABLE, false);
-    const promise = new Promise<GrpcAttempt>(captureResolvers);
-    const resolve = capturedResolve as (value: GrpcAttempt) => void;
-    const reject = capturedReject as (error: unknown) => void;
-    capturedResolve = capturedReject = undefined;
+    // No executor closure per attempt (see core/promise.ts).
+    const promise = newPromise<GrpcAttempt>();
+    const resolve = takeResolve<GrpcAttempt>();
+    const reject = takeReject();
     try {
       const metadata = (this.#metadata ?? new Metadata()).clone();
       // gRFC A6 counts the attempts actually sent, not those refused before reaching the channel.

@@ -2,6 +2,7 @@ import { type Clock, systemClock, type TimerHandle } from '../../core/clock.js';
 import { CancelScope, type Context, ExecutionContext } from '../../core/context.js';
 import { DeadlineQueue } from '../../core/deadline-queue.js';
 import type { Policy } from '../../core/policy.js';
+import { newPromise, takeReject, takeResolve } from '../../core/promise.js';
 import { Properties } from '../../core/properties.js';
 import { type Random, systemRandom } from '../../core/random.js';
 import { keepShape } from '../../core/shapes.js';
@@ -276,15 +277,6 @@ class Consumer<M> {
   }
 }
 
-// The resolving functions of the promise being created. Why module-level: one executor function serves every
-// delivery's promise, instead of a new closure per message.
-let newResolve: ((s: Settlement) => void) | undefined;
-let newReject: ((e: unknown) => void) | undefined;
-function capture(resolve: (s: Settlement) => void, reject: (e: unknown) => void): void {
-  newResolve = resolve;
-  newReject = reject;
-}
-
 /**
  * One delivery being handled: the root cancel scope of its execution (handler timeout, shutdown) and the owner of
  * its single settlement. Whatever happens first (the handler settles, the timeout fires, shutdown aborts) settles
@@ -308,12 +300,10 @@ class MessageRun<M> extends CancelScope {
     super();
     this.delivery = delivery;
     this.#consumer = consumer;
-    this.result = new Promise<Settlement>(capture);
-    this.#resolve = newResolve as (s: Settlement) => void;
-    this.#reject = newReject as (e: unknown) => void;
-    // Not kept past this line: they would hold the last delivery's promise (and whoever awaits it) alive.
-    newResolve = undefined;
-    newReject = undefined;
+    // No executor closure per message (see core/promise.ts).
+    this.result = newPromise<Settlement>();
+    this.#resolve = takeResolve<Settlement>();
+    this.#reject = takeReject();
     consumer.timeouts?.add(this);
     if (consumer.workingEveryMs !== undefined && delivery.working !== undefined) this.#beat(consumer.workingEveryMs);
   }

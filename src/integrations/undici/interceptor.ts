@@ -5,6 +5,7 @@ import { wallClockNow } from '../../core/clock.js';
 import { type AbortListener, CancelScope, type Context, ExecutionContext } from '../../core/context.js';
 import { describeMessage } from '../../core/describe.js';
 import type { Policy } from '../../core/policy.js';
+import { newPromise, takeReject, takeResolve } from '../../core/promise.js';
 import { RETRYABLE } from '../../core/properties.js';
 import { isRetryExhaustedError } from '../../errors/errors.js';
 import { Checker, describe } from '../../errors/validate.js';
@@ -163,14 +164,6 @@ class Passed {
     readonly attempt: undefined,
     readonly error: unknown,
   ) {}
-}
-
-/** The shared Promise executor of attempts (see HttpCall#attempt): the resolvers pass through these two slots. */
-let capturedResolve: ((value: never) => void) | undefined;
-let capturedReject: ((error: unknown) => void) | undefined;
-function captureResolvers(resolve: (value: never) => void, reject: (error: unknown) => void): void {
-  capturedResolve = resolve;
-  capturedReject = reject;
 }
 
 /**
@@ -845,11 +838,10 @@ class HttpCall extends CancelScope {
     } catch (error) {
       return Promise.reject(error);
     }
-    // One shared executor instead of a closure per attempt: it hands the resolvers over through two module slots.
-    const promise = new Promise<Attempt | Passed>(captureResolvers);
-    const resolve = capturedResolve as (value: Attempt | Passed) => void;
-    const reject = capturedReject as (error: unknown) => void;
-    capturedResolve = capturedReject = undefined;
+    // No executor closure per attempt (see core/promise.ts).
+    const promise = newPromise<Attempt | Passed>();
+    const resolve = takeResolve<Attempt | Passed>();
+    const reject = takeReject();
     const attempt = this.#legacy
       ? new LegacyAttempt(this, ctx, resolve, reject)
       : new ModernAttempt(this, ctx, resolve, reject);
