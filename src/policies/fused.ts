@@ -3,11 +3,11 @@ import { invoke, type Next, type Operation } from '../core/policy.js';
 import { newPromise, takeReject, takeResolve } from '../core/promise.js';
 import { keepShape } from '../core/shapes.js';
 import { TimeoutError } from '../errors/errors.js';
-import type { BulkheadEntry, BulkheadPolicy } from './bulkhead/bulkhead.js';
-import type { CircuitBreakerPolicy } from './circuit-breaker/circuit-breaker.js';
+import { type BulkheadEntry, BulkheadPolicy } from './bulkhead/bulkhead.js';
+import { CircuitBreakerPolicy } from './circuit-breaker/circuit-breaker.js';
 import type { PolicyBase } from './policy-base.js';
-import type { RetryPolicy } from './retry/retry.js';
-import type { TimeoutPolicy } from './timeout/timeout.js';
+import { RetryPolicy } from './retry/retry.js';
+import { TimeoutPolicy } from './timeout/timeout.js';
 
 /**
  * A fused pipeline: `retry > circuitBreaker > timeout > bulkhead` (any two or more of them, in that order) run as
@@ -370,24 +370,15 @@ keepShape(
  * `bulkhead` (each at most once, in that order) with at least two of them, as a unit; or undefined.
  * @internal
  */
-export function fuseTail(
-  members: readonly PolicyBase[],
-  kinds: {
-    retry: (p: PolicyBase) => p is RetryPolicy;
-    breaker: (p: PolicyBase) => p is CircuitBreakerPolicy;
-    timeout: (p: PolicyBase) => p is TimeoutPolicy;
-    bulkhead: (p: PolicyBase) => p is BulkheadPolicy;
-  },
-): { start: number; unit: FusedUnit } | undefined {
-  const order = [kinds.retry, kinds.breaker, kinds.timeout, kinds.bulkhead];
+export function fuseTail(members: readonly PolicyBase[]): { start: number; unit: FusedUnit } | undefined {
+  const order = [RetryPolicy, CircuitBreakerPolicy, TimeoutPolicy, BulkheadPolicy];
   const found: (PolicyBase | undefined)[] = [undefined, undefined, undefined, undefined];
   let start = members.length;
   let rank = order.length;
   // Walk back from the innermost member while each one is a kind strictly outside the one after it.
   while (start > 0) {
     const p = members[start - 1] as PolicyBase;
-    let r = -1;
-    for (let k = rank - 1; k >= 0; k--) if ((order[k] as (p: PolicyBase) => boolean)(p)) r = k;
+    const r = order.findIndex((kind) => p instanceof kind);
     if (r < 0 || r >= rank) break;
     found[r] = p;
     rank = r;

@@ -3,19 +3,8 @@ import type { ExecutionContext } from '../core/context.js';
 import { invoke, type Next, type Operation } from '../core/policy.js';
 import { Checker } from '../errors/validate.js';
 import type { EventType, Listener } from '../events/types.js';
-import { BulkheadPolicy } from './bulkhead/bulkhead.js';
-import { CircuitBreakerPolicy } from './circuit-breaker/circuit-breaker.js';
 import { fuseTail } from './fused.js';
 import { PolicyBase } from './policy-base.js';
-import { RetryPolicy } from './retry/retry.js';
-import { TimeoutPolicy } from './timeout/timeout.js';
-
-const KINDS = {
-  retry: (p: PolicyBase): p is RetryPolicy => p instanceof RetryPolicy,
-  breaker: (p: PolicyBase): p is CircuitBreakerPolicy => p instanceof CircuitBreakerPolicy,
-  timeout: (p: PolicyBase): p is TimeoutPolicy => p instanceof TimeoutPolicy,
-  bulkhead: (p: PolicyBase): p is BulkheadPolicy => p instanceof BulkheadPolicy,
-};
 
 /**
  * A pipeline of policies: itself a policy.
@@ -45,7 +34,7 @@ export class PipelinePolicy extends PolicyBase {
     this.policies = policies;
     // The innermost run of retry > circuitBreaker > timeout > bulkhead runs fused: one state machine per call
     // instead of a promise per layer (see fused.ts). The members before it stay layered around it.
-    const fused = fuse ? fuseTail(policies, KINDS) : undefined;
+    const fused = fuse ? fuseTail(policies) : undefined;
     let end = policies.length;
     let next: Next = invoke;
     if (fused !== undefined) {
