@@ -5,6 +5,10 @@
  * @module
  */
 
+// Why the module's own `performance` and not the global: Node 20 serves `globalThis.performance` through a lazy
+// getter on every read, which made each clock read about half again as costly (counted in instructions).
+import { performance as perf } from 'node:perf_hooks';
+
 /** An opaque handle returned by {@link Clock.setTimeout}; pass it back to {@link Clock.clearTimeout}. */
 export type TimerHandle = unknown;
 
@@ -86,7 +90,7 @@ class LongTimer {
  * ```
  */
 export const systemClock: Clock = Object.freeze({
-  now: () => performance.now(),
+  now: () => perf.now(),
   setTimeout(callback: () => void, delayMs: number, unref?: boolean): TimerHandle {
     if (delayMs > MAX_TIMER_DELAY_MS) return new LongTimer(callback, delayMs, unref === true);
     const handle = setTimeout(callback, delayMs);

@@ -1,6 +1,5 @@
 import { CancelScope, type ExecutionContext, type Orphan } from '../core/context.js';
 import { invoke, type Next, type Operation } from '../core/policy.js';
-import { newPromise, takeReject, takeResolve } from '../core/promise.js';
 import { keepShape } from '../core/shapes.js';
 import { TimeoutError } from '../errors/errors.js';
 import { type BulkheadEntry, BulkheadPolicy } from './bulkhead/bulkhead.js';
@@ -79,10 +78,9 @@ export class FusedUnit {
     ) {
       return next === invoke ? this.#layeredNext(ctx, op) : chain(this.#layered, next)(ctx, op);
     }
-    const promise = newPromise<T>();
-    const call = new FusedCall<T>(this, ctx, op, takeResolve<T>(), takeReject(), gen);
-    call.start();
-    return promise;
+    return new Promise<T>((resolve, reject) => {
+      new FusedCall<T>(this, ctx, op, resolve, reject, gen).start();
+    });
   }
 }
 

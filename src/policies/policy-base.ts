@@ -1,7 +1,7 @@
 import type { Clock } from '../core/clock.js';
 import { type ExecuteOptions, type ExecutionContext, rootContext } from '../core/context.js';
 import { invoke, type Next, type Operation, type Policy } from '../core/policy.js';
-import { Emitter } from '../events/emitter.js';
+import { Emitter, EV } from '../events/emitter.js';
 import type { EventType, Listener } from '../events/types.js';
 
 /**
@@ -65,7 +65,7 @@ export abstract class PolicyBase implements ObservablePolicy {
    * own instead of an AbortSignal).
    */
   _execute<T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> {
-    if (!this._events.wants('execution.completed')) return this._run(ctx, op, invoke);
+    if (!this._events.wants(EV.executionCompleted)) return this._run(ctx, op, invoke);
     return this.#observed(ctx, op);
   }
 
@@ -74,7 +74,7 @@ export abstract class PolicyBase implements ObservablePolicy {
     const start = this._clock.now();
     return this._run(ctx, op, invoke).then(
       (value) => {
-        this._events.emit({
+        this._events.emit(EV.executionCompleted, {
           type: 'execution.completed',
           policy: this.name,
           operation: ctx.operation,
@@ -85,7 +85,7 @@ export abstract class PolicyBase implements ObservablePolicy {
         return value;
       },
       (error: unknown) => {
-        this._events.emit({
+        this._events.emit(EV.executionCompleted, {
           type: 'execution.completed',
           policy: this.name,
           operation: ctx.operation,

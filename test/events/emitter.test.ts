@@ -1,6 +1,6 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
-import { Emitter } from '../../src/events/emitter.js';
+import { Emitter, EV } from '../../src/events/emitter.js';
 import {
   channelName,
   circuitBreaker,
@@ -25,17 +25,17 @@ describe('events', () => {
     const onMessage = (m: unknown) => seen.push(m);
     const cb = circuitBreaker({ name: 'dc', window: { kind: 'consecutive', threshold: 1 } });
     const e = new Emitter();
-    expect(e.wants('circuit.open')).toBe(false);
+    expect(e.wants(EV.circuitOpen)).toBe(false);
     subscribe(channelName('circuit.open'), onMessage);
     try {
-      expect(e.wants('circuit.open')).toBe(true);
+      expect(e.wants(EV.circuitOpen)).toBe(true);
       await cb.execute(() => Promise.reject(new Error('x'))).catch(() => undefined);
     } finally {
       unsubscribe(channelName('circuit.open'), onMessage);
     }
     expect(seen).toHaveLength(1);
     expect(seen[0]).toMatchObject({ type: 'circuit.open', policy: 'dc' });
-    expect(e.wants('circuit.open')).toBe(false);
+    expect(e.wants(EV.circuitOpen)).toBe(false);
   });
 
   it('unsubscribes exactly the listener, once', () => {
@@ -50,13 +50,13 @@ describe('events', () => {
       attempt: 1,
       outcome: { ok: false, error: 1 },
     } as const satisfies ResilienceEvent;
-    e.emit(event);
+    e.emit(EV.fallbackUsed, event);
     offA();
     offA();
-    e.emit(event);
+    e.emit(EV.fallbackUsed, event);
     offB();
-    expect(e.wants('fallback.used')).toBe(false);
-    e.emit(event);
+    expect(e.wants(EV.fallbackUsed)).toBe(false);
+    e.emit(EV.fallbackUsed, event);
     expect(got).toEqual(['a', 'b', 'b']);
   });
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { EV } from '../../src/events/emitter.js';
 import { bulkhead, circuitBreaker, constant, keyed, pipeline, retry, timeout } from '../../src/index.js';
 import { FakeClock } from '../../src/testing/index.js';
 
@@ -61,10 +62,10 @@ describe('review fixes', () => {
     const off = k.on('retry.attempt', () => undefined);
     await k.execute(() => 1, { operation: 'a' });
     await k.execute(() => 1, { operation: 'b' }); // evicts 'a'
-    expect(created[0]?._events.wants('retry.attempt')).toBe(false);
-    expect(created[1]?._events.wants('retry.attempt')).toBe(true);
+    expect(created[0]?._events.wants(EV.retryAttempt)).toBe(false);
+    expect(created[1]?._events.wants(EV.retryAttempt)).toBe(true);
     k.delete('b');
-    expect(created[1]?._events.wants('retry.attempt')).toBe(false);
+    expect(created[1]?._events.wants(EV.retryAttempt)).toBe(false);
     off();
   });
 });

@@ -5,6 +5,7 @@ import type { Next, Operation } from '../../core/policy.js';
 import { keepShape } from '../../core/shapes.js';
 import { BulkheadRejectedError, type BulkheadRejectionReason } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
+import { EV } from '../../events/emitter.js';
 import { trackInstance } from '../../events/instances.js';
 import { PolicyBase } from '../policy-base.js';
 import { BULKHEAD_OPTION_NAMES, type BulkheadOptions } from './options.js';
@@ -277,8 +278,8 @@ export class BulkheadPolicy extends PolicyBase {
   }
 
   #rejection(ctx: ExecutionContext, reason: BulkheadRejectionReason): BulkheadRejectedError {
-    if (this._events.wants('bulkhead.rejected')) {
-      this._events.emit({
+    if (this._events.wants(EV.bulkheadRejected)) {
+      this._events.emit(EV.bulkheadRejected, {
         type: 'bulkhead.rejected',
         policy: this.name,
         operation: ctx.operation,

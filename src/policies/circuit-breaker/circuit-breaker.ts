@@ -4,6 +4,7 @@ import type { HandlePredicate } from '../../core/outcome.js';
 import type { Next, Operation } from '../../core/policy.js';
 import { type Random, systemRandom } from '../../core/random.js';
 import { CircuitOpenError, isLocalRejectionError } from '../../errors/errors.js';
+import { EV } from '../../events/emitter.js';
 import { trackInstance } from '../../events/instances.js';
 import { classification } from '../handle.js';
 import { PolicyBase } from '../policy-base.js';
@@ -110,8 +111,8 @@ export class CircuitBreakerPolicy extends PolicyBase {
       this.#gen++;
       this.#probes = 0;
       this.#successes = 0;
-      if (this._events.wants('circuit.probe_expired')) {
-        this._events.emit({
+      if (this._events.wants(EV.circuitProbeExpired)) {
+        this._events.emit(EV.circuitProbeExpired, {
           type: 'circuit.probe_expired',
           policy: this.name,
           operation: ctx.operation,
@@ -127,8 +128,8 @@ export class CircuitBreakerPolicy extends PolicyBase {
   }
 
   #reject(ctx: ExecutionContext, retryAfterMs: number, state: 'open' | 'half_open' | 'isolated'): CircuitOpenError {
-    if (this._events.wants('circuit.rejected')) {
-      this._events.emit({
+    if (this._events.wants(EV.circuitRejected)) {
+      this._events.emit(EV.circuitRejected, {
         type: 'circuit.rejected',
         policy: this.name,
         operation: ctx.operation,
@@ -237,9 +238,9 @@ export class CircuitBreakerPolicy extends PolicyBase {
     this.#openUntil = now + this.#lastBreakMs;
     this.#probes = 0;
     this.#successes = 0;
-    if (this._events.wants('circuit.open')) {
+    if (this._events.wants(EV.circuitOpen)) {
       const rate = this.#window.rates(now);
-      this._events.emit({
+      this._events.emit(EV.circuitOpen, {
         type: 'circuit.open',
         policy: this.name,
         operation: ctx.operation,
@@ -257,8 +258,8 @@ export class CircuitBreakerPolicy extends PolicyBase {
     this.#state = HALF_OPEN;
     this.#probes = 0;
     this.#successes = 0;
-    if (this._events.wants('circuit.half_open')) {
-      this._events.emit({
+    if (this._events.wants(EV.circuitHalfOpen)) {
+      this._events.emit(EV.circuitHalfOpen, {
         type: 'circuit.half_open',
         policy: this.name,
         operation: ctx.operation,
@@ -274,8 +275,8 @@ export class CircuitBreakerPolicy extends PolicyBase {
     this.#probes = 0;
     this.#successes = 0;
     this.#window.reset();
-    if (this._events.wants('circuit.closed')) {
-      this._events.emit({
+    if (this._events.wants(EV.circuitClosed)) {
+      this._events.emit(EV.circuitClosed, {
         type: 'circuit.closed',
         policy: this.name,
         operation: ctx.operation,
@@ -302,8 +303,13 @@ export class CircuitBreakerPolicy extends PolicyBase {
       this.#gen++;
       this.#state = ISOLATED;
       this.#probes = 0;
-      if (this._events.wants('circuit.isolated')) {
-        this._events.emit({ type: 'circuit.isolated', policy: this.name, operation: 'default', attempt: 0 });
+      if (this._events.wants(EV.circuitIsolated)) {
+        this._events.emit(EV.circuitIsolated, {
+          type: 'circuit.isolated',
+          policy: this.name,
+          operation: 'default',
+          attempt: 0,
+        });
       }
     }
     const epoch = this.#isolationEpoch;

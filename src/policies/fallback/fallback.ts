@@ -3,6 +3,7 @@ import type { ExecutionContext } from '../../core/context.js';
 import type { HandlePredicate, Outcome } from '../../core/outcome.js';
 import type { Next, Operation } from '../../core/policy.js';
 import { Checker } from '../../errors/validate.js';
+import { EV } from '../../events/emitter.js';
 import { checkHandle, classification } from '../handle.js';
 import { PolicyBase } from '../policy-base.js';
 import { FALLBACK_OPTION_NAMES, type FallbackOptions, type FallbackValue } from './options.js';
@@ -44,8 +45,8 @@ export class FallbackPolicy<R = unknown> extends PolicyBase {
       if (outcome.ok) return outcome.value;
       throw outcome.error;
     }
-    if (this._events.wants('fallback.used')) {
-      this._events.emit({
+    if (this._events.wants(EV.fallbackUsed)) {
+      this._events.emit(EV.fallbackUsed, {
         type: 'fallback.used',
         policy: this.name,
         operation: ctx.operation,

@@ -6,6 +6,7 @@ import type { Next, Operation } from '../../core/policy.js';
 import { keepShape } from '../../core/shapes.js';
 import { TimeoutError } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
+import { EV } from '../../events/emitter.js';
 import { PolicyBase } from '../policy-base.js';
 import { TIMEOUT_OPTION_NAMES, type TimeoutOptions } from './options.js';
 
@@ -112,8 +113,8 @@ export class TimeoutPolicy extends PolicyBase {
 
   /** @internal Emits `timeout.fired` for an attempt under `ctx`. */
   _fired(ctx: ExecutionContext): void {
-    if (!this._events.wants('timeout.fired')) return;
-    this._events.emit({
+    if (!this._events.wants(EV.timeoutFired)) return;
+    this._events.emit(EV.timeoutFired, {
       type: 'timeout.fired',
       policy: this.name,
       operation: ctx.operation,
@@ -124,8 +125,8 @@ export class TimeoutPolicy extends PolicyBase {
 
   /** @internal Emits `timeout.late_outcome`: work under `ctx` settled after the timeout gave up on it. */
   _lateOutcome(ctx: ExecutionContext, outcome: Outcome<unknown>): void {
-    if (!this._events.wants('timeout.late_outcome')) return;
-    this._events.emit({
+    if (!this._events.wants(EV.timeoutLateOutcome)) return;
+    this._events.emit(EV.timeoutLateOutcome, {
       type: 'timeout.late_outcome',
       policy: this.name,
       operation: ctx.operation,
