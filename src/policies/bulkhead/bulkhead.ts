@@ -1,7 +1,7 @@
 import { systemClock } from '../../core/clock.js';
 import type { AbortListener, ExecutionContext } from '../../core/context.js';
 import { DeadlineEntry, DeadlineQueue } from '../../core/deadline-queue.js';
-import type { Next, Operation } from '../../core/policy.js';
+import { invoke, type Next, type Operation } from '../../core/policy.js';
 import { keepShape } from '../../core/shapes.js';
 import { BulkheadRejectedError, type BulkheadRejectionReason } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
@@ -223,8 +223,24 @@ export class BulkheadPolicy extends PolicyBase {
     this.#release();
   }
 
+  /**
+   * Settle handlers shared by every call whose operation runs directly inside this bulkhead: nothing per call to
+   * remember, so no closures per call.
+   */
+  readonly #releaseOnValue = <T>(value: T): T => {
+    this.#release();
+    return value;
+  };
+  readonly #releaseOnError = (error: unknown): never => {
+    this.#release();
+    throw error;
+  };
+
   /** @internal */
   _hold<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+    // Why no orphan check when `next` is the operation itself: only a timeout inside this bulkhead can leave work
+    // running that holds the slot, and with nothing between the bulkhead and the operation there is none.
+    if (next === invoke) return invoke(ctx, op).then(this.#releaseOnValue, this.#releaseOnError);
     const mark = ctx._orphanMark;
     return next(ctx, op).then(
       (value) => {
