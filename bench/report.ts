@@ -634,8 +634,9 @@ npm run bench -- --suites=overhead,fail-fast   # some suites only
 from \`src/\`, the contenders from \`node_modules\`) and runs it with \`node --expose-gc\` on the \`node\` in your PATH.
 Progress goes to stderr, the tables (each labelled with the Node version it ran on) to stdout, and the raw numbers to
 \`bench/results/<date>T<time>Z-node<major>.json\` (\`-quick.json\` in quick mode), which git ignores. It never rewrites a
-tracked file. Targets that a run misses are listed at the end; that is information about the run and the machine, not a
-failure: the exit code is 0 unless the bench itself broke.
+tracked file. Each suite runs in its own node process (see [How to read the numbers](#how-to-read-the-numbers)), and
+the runner prints how long each took. Targets that a run misses are listed at the end; that is information about the
+run and the machine, not a failure: the exit code is 0 unless the bench itself broke (a suite that fails makes it 1).
 
 How long it takes, measured on 2026-12-06 on a 2-core Intel Xeon machine with the machine idle (load average under
 2): a full run took 387 s on Node 20 and 476 s on Node 24 (which measures 7 more contenders). The GC-stressed overhead
@@ -662,6 +663,12 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
 
 ## How to read the numbers
 
+- **Isolation**: every suite runs in a fresh child process, started by the runner on the same node binary with the
+  same flags (\`--expose-gc\`), which measures that one suite and sends its rows back; the runner measures nothing and
+  merges the rows into one run. So no suite inherits another's heap, timers, optimised code or call sites made
+  megamorphic by other contenders, and a suite's numbers do not depend on which suites ran before it (with every
+  suite in one process, \`wrapHandler\` measured 0.29x of a bare handler as the last suite and 0.77-1.08x alone).
+  Within a suite, every contender shares that suite's process, in alternating order.
 - **Per-call overhead**: mitata measures each contender; a round measures every contender once, in forward order on
   even rounds and reverse order on odd ones. "median" is the median over rounds of each round's median ns per call;
   "spread" the lowest and highest round median; "over bare" and "ratio" compare with the bare call *in the same round*,

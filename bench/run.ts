@@ -2,15 +2,23 @@
  * The bench runner: `npm run bench [-- --quick] [-- --suites=a,b] [-- --update-docs] [-- --report file.json ...]`.
  * Runs the suites, prints tables and saves JSON under bench/results/. It never writes a tracked file unless asked:
  * `--update-docs` (maintainers) regenerates docs/benchmarks.md, its SVG and bench/results/published.json.
- * Missed targets are reported, not failed: the exit code is 0 unless the bench itself broke.
+ * Missed targets are reported, not failed: the exit code is 0 unless the bench itself broke (a suite that fails,
+ * in its child process or otherwise, is a broken bench: exit code 1).
+ *
+ * Each suite runs in a fresh child process: this bundle again (`--child-suite=<name>`), on the same node binary with
+ * the same flags (`process.execPath`, `process.execArgv`), which sends its rows back over IPC; the parent measures
+ * nothing itself and merges the rows into one run. Why: suites run one after another in one process leave the next
+ * suite their heap, timers, JIT state and megamorphic call sites, so a suite's numbers depended on the suites before
+ * it (wrapHandler measured 0.29x of a bare handler as the last suite on Node 20 and 0.77-1.08x alone).
  */
+import { fork } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, release, totalmem, type } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { contenders } from './contenders.js';
-import { endProgress, progress, settings } from './harness.js';
-import { loadPeers } from './peers.js';
+import { endProgress, progress, type Settings, settings } from './harness.js';
+import { loadPeers, type Peers } from './peers.js';
 import {
   evaluateTargets,
   markdown,
@@ -163,20 +171,8 @@ const SUITE_KEYS: Record<Suite, keyof Results> = {
 };
 const hasSuite = (r: Results, s: Suite) => r[SUITE_KEYS[s]] !== undefined;
 
-async function main(): Promise<void> {
-  // The deopt suite's child process: this bundle again, under --trace-deopt (see bench/suites/deopt.ts).
-  if (process.argv[2] === '--deopt-child') return deoptChild(process.argv.slice(3));
-  const args = parseArgs(process.argv.slice(2));
-  if (args.reports.length > 0) {
-    const runs = args.reports.flatMap(readRuns);
-    for (const r of runs) console.log(`${terminalReport(r)}\n\n${missedTargetsReport(r)}`);
-    if (args.updateDocs) writeDocs(runs);
-    return;
-  }
-  const s = settings(args.quick);
-  const peers = await loadPeers();
-  const list = contenders(peers);
-  // Record process warnings (a contender leaking listeners, say) with the frame that raised them.
+/** Process warnings seen (a contender leaking listeners, say), each with the frame that raised it. */
+function watchWarnings(): Set<string> {
   const warnings = new Set<string>();
   process.on('warning', (w) => {
     const frame = (w.stack ?? '')
@@ -190,6 +186,115 @@ async function main(): Promise<void> {
       .replace(/\(\/.*\/(src|bench)\//, '($1/');
     warnings.add(`${w.name}: ${w.message.split('. ')[0]}${where ? `, raised at ${where}` : ''}`);
   });
+  return warnings;
+}
+
+/** Runs one suite in this process and returns its rows (what goes under its key in {@link Results}). */
+async function runSuite(suite: Suite, s: Settings, step: string, peers: Peers): Promise<unknown> {
+  if (suite === 'overhead') return overheadSuite(s, step, contenders(peers));
+  if (suite === 'in-flight') return inFlightSuite(s, step, contenders(peers));
+  if (suite === 'deopt') return deoptSuite(s, step);
+  if (suite === 'fail-fast') return failFastSuite(s, step, peers);
+  if (suite === 'events') return eventsSuite(s, step);
+  if (suite === 'breakers') return breakersSuite(s, step, peers);
+  if (suite === 'http') return httpSuite(s, step, peers);
+  if (suite === 'grpc') return grpcSuite(s, step, peers);
+  return messagingSuite(s, step);
+}
+
+const CHILD_SUITE = '--child-suite=';
+const CHILD_STEP = '--step=';
+
+/** What a suite's child process sends the runner: its rows and the process warnings it saw. */
+interface ChildReport {
+  readonly suite: Suite;
+  readonly rows: unknown;
+  readonly warnings: readonly string[];
+}
+
+/**
+ * The child's side (`run.mjs --child-suite=<name> [--step=<label>] [--quick]`): runs that one suite and sends its
+ * report over IPC. Run by hand (no IPC channel), it prints the report as JSON on stdout instead.
+ */
+async function childMain(argv: readonly string[]): Promise<void> {
+  const suite = (argv.find((a) => a.startsWith(CHILD_SUITE)) ?? '').slice(CHILD_SUITE.length) as Suite;
+  if (!SUITES.includes(suite)) throw new UsageError(`--child-suite: unknown suite "${suite}"`);
+  const step = (argv.find((a) => a.startsWith(CHILD_STEP)) ?? '').slice(CHILD_STEP.length) || '[1/1]';
+  const warnings = watchWarnings();
+  const rows = await runSuite(suite, settings(argv.includes('--quick')), step, await loadPeers());
+  endProgress();
+  const report: ChildReport = { suite, rows, warnings: [...warnings] };
+  const send = process.send?.bind(process);
+  if (send === undefined) {
+    console.log(JSON.stringify(report, null, 2));
+    return;
+  }
+  await new Promise<void>((resolve, reject) => send(report, undefined, {}, (e) => (e ? reject(e) : resolve())));
+  // Without the IPC channel the process exits by itself once the suite has released its handles.
+  process.disconnect();
+}
+
+/** How long a child may take to exit after it reported: longer means a suite left a timer or socket open. */
+const CHILD_EXIT_GRACE_MS = 30_000;
+
+/**
+ * Runs one suite in a fresh child process: this bundle again, with the node binary and flags of this one
+ * (`--expose-gc`, or whatever the caller passed). Rejects with a message naming the suite when the child fails.
+ */
+function runChild(suite: Suite, quick: boolean, step: string): Promise<ChildReport> {
+  const args = [`${CHILD_SUITE}${suite}`, `${CHILD_STEP}${step}`, ...(quick ? ['--quick'] : [])];
+  return new Promise<ChildReport>((resolve, reject) => {
+    const child = fork(fileURLToPath(import.meta.url), args, {
+      execPath: process.execPath,
+      execArgv: process.execArgv,
+      // Structured clone rather than JSON: a NaN (a measurement that could not be made) stays NaN, as it was when
+      // the suites ran in the runner's process.
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let report: ChildReport | undefined;
+    let lingering: NodeJS.Timeout | undefined;
+    child.on('message', (m: ChildReport) => {
+      report = m;
+      lingering = setTimeout(() => child.kill('SIGKILL'), CHILD_EXIT_GRACE_MS);
+    });
+    child.once('error', (e) => reject(new Error(`suite "${suite}": its child process failed to run: ${e.message}`)));
+    child.once('exit', (code, signal) => {
+      clearTimeout(lingering);
+      const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code}`;
+      if (report !== undefined && code === 0) resolve(report);
+      else if (report !== undefined && signal === 'SIGKILL' && lingering !== undefined) {
+        reject(
+          new Error(
+            `suite "${suite}": its child process reported but did not exit within ${CHILD_EXIT_GRACE_MS / 1000} s (a timer or socket left open)`,
+          ),
+        );
+      } else if (report !== undefined) reject(new Error(`suite "${suite}": its child process ${how} after reporting`));
+      else reject(new Error(`suite "${suite}": its child process ${how} without a result (its output is above)`));
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  // The deopt suite's child process: this bundle again, under --trace-deopt (see bench/suites/deopt.ts).
+  if (process.argv[2] === '--deopt-child') return deoptChild(process.argv.slice(3));
+  // A suite's own process (see runChild).
+  if (process.argv[2]?.startsWith(CHILD_SUITE)) return childMain(process.argv.slice(2));
+  const args = parseArgs(process.argv.slice(2));
+  if (args.reports.length > 0) {
+    const runs = args.reports.flatMap(readRuns);
+    for (const r of runs) console.log(`${terminalReport(r)}\n\n${missedTargetsReport(r)}`);
+    if (args.updateDocs) writeDocs(runs);
+    return;
+  }
+  // Checked here, before any child starts: each would fail on its first gc() otherwise.
+  if (typeof (globalThis as { gc?: unknown }).gc !== 'function') {
+    throw new UsageError('run the bench with node --expose-gc (npm run bench does); the suites inherit the flags');
+  }
+  const s = settings(args.quick);
+  // The runner loads the peers only to name them and their versions; the suites load their own, in their process.
+  const peers = await loadPeers();
+  const warnings = watchWarnings();
   const started = process.hrtime.bigint();
   const cpu = cpus();
   const r: Results = {
@@ -221,18 +326,26 @@ async function main(): Promise<void> {
   };
   const results = r as { -readonly [K in keyof Results]: Results[K] };
   const total = args.suites.length;
+  const failures: string[] = [];
   for (const [i, suite] of args.suites.entries()) {
     const step = `[${i + 1}/${total}]`;
-    progress(`${step} ${suite}...`);
-    if (suite === 'overhead') results.overhead = await overheadSuite(s, step, list);
-    else if (suite === 'in-flight') results.inFlight = await inFlightSuite(s, step, list);
-    else if (suite === 'deopt') results.deopt = await deoptSuite(s, step);
-    else if (suite === 'fail-fast') results.failFast = await failFastSuite(s, step, peers);
-    else if (suite === 'events') results.events = await eventsSuite(s, step);
-    else if (suite === 'breakers') results.breakers = await breakersSuite(s, step, peers);
-    else if (suite === 'http') results.http = await httpSuite(s, step, peers);
-    else if (suite === 'grpc') results.grpc = await grpcSuite(s, step, peers);
-    else results.messaging = await messagingSuite(s, step);
+    progress(`${step} ${suite}: starting its own process...`);
+    const t0 = process.hrtime.bigint();
+    try {
+      const report = await runChild(suite, args.quick, step);
+      (results as Record<string, unknown>)[SUITE_KEYS[suite]] = report.rows;
+      for (const w of report.warnings) warnings.add(w);
+      endProgress();
+      console.log(`${step} ${suite}: ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s`);
+    } catch (error) {
+      // The other suites still run (a long run is not thrown away), but the bench fails at the end.
+      endProgress();
+      const message = error instanceof Error ? error.message : String(error);
+      console.error(
+        `${step} ${suite}: FAILED after ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s: ${message}`,
+      );
+      failures.push(message);
+    }
   }
   endProgress();
   results.durationSec = Number(process.hrtime.bigint() - started) / 1e9;
@@ -247,9 +360,14 @@ async function main(): Promise<void> {
   const file = `${ROOT}bench/results/${stamp}Z-node${process.versions.node.split('.')[0]}${s.quick ? '-quick' : ''}.json`;
   writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
   console.log(`\nsaved ${file.slice(ROOT.length)} (${results.durationSec.toFixed(0)} s, Node ${r.node})`);
-  if (args.updateDocs) writeDocs([r]);
+  if (failures.length === 0 && args.updateDocs) writeDocs([r]);
   // Missed targets are information about this machine and run, not a failure of the bench: the exit code stays 0.
   console.log(`\n${missedTargetsReport(r)}`);
+  if (failures.length > 0) {
+    throw new UsageError(
+      `${failures.length} suite(s) failed, so the run saved above lacks them${args.updateDocs ? ' and the docs were not updated' : ''}:\n${failures.map((f) => `- ${f}`).join('\n')}`,
+    );
+  }
 }
 
 main().catch((error: unknown) => {

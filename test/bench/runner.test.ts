@@ -1,7 +1,8 @@
 /**
  * The bench runner's contract with a user's clone: `npm run bench` prints and saves results but never rewrites a
  * tracked docs file unless `--update-docs` asks; missed targets are listed and exit 0; every table names its Node.
- * The runner is bundled as `npm run bench` bundles it, into a scratch folder that stands in for the repository.
+ * The runner is bundled as `npm run bench` bundles it, into a scratch folder that stands in for the repository. Each
+ * suite runs in a process of its own; a suite that fails there fails the bench.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -201,6 +202,34 @@ describe('npm run bench', { timeout: 60_000 }, () => {
       'bench: --update-docs publishes a full run of every suite; drop --quick and --suites (or pass --report <results.json>)\n',
     );
     expect(docs()).toBe(SENTINEL);
+  });
+
+  it('runs each suite in its own process with the same flags, merges its rows and prints its duration', () => {
+    const run = bench('--quick', '--suites=messaging');
+    expect(run.stderr).not.toContain('FAILED');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^\[1\/1\] messaging: \d+\.\d s$/m);
+    expect(run.stdout).toContain('Message handlers (in memory, 64 in flight) [Node ');
+    const saved = /saved (bench\/results\/\S+-quick\.json)/.exec(run.stdout)?.[1] as string;
+    const r = JSON.parse(readFileSync(join(root, saved), 'utf8')) as { messaging?: { ratio: number }[] };
+    expect(r.messaging?.map((x) => typeof x.ratio)).toEqual(['number', 'number', 'number']);
+  });
+
+  it('fails the bench, naming the suite, when its process fails (and gives it the flags the runner got)', () => {
+    // A flag only the suites' processes act on: it proves they get the runner's flags, and makes them fail.
+    const boom = 'data:text/javascript,if(process.argv.some((a)=>a.startsWith("--child-suite=")))process.exit(3)';
+    const run = spawnSync(
+      process.execPath,
+      ['--expose-gc', '--import', boom, bundle, '--quick', '--suites=messaging'],
+      {
+        cwd: root,
+        encoding: 'utf8',
+      },
+    );
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain('[1/1] messaging: FAILED after');
+    expect(run.stderr).toContain('bench: 1 suite(s) failed, so the run saved above lacks them:');
+    expect(run.stderr).toContain('- suite "messaging": its child process exited with code 3 without a result');
   });
 
   it('names an unknown argument and shows the usage', () => {
