@@ -155,18 +155,27 @@ type Headers =
 /** Reads a request header (case-insensitive) from any of the shapes undici accepts. */
 export function getHeader(headers: Headers, name: string): string | undefined {
   if (headers == null) return undefined;
+  // Why the length first: this runs on every request, and most names differ in length from the one looked for, so
+  // no lowercased copy is made of them.
+  const n = name.length;
   if (Array.isArray(headers)) {
     for (let i = 0; i + 1 < headers.length; i += 2) {
-      if (String(headers[i]).toLowerCase() === name) return String(headers[i + 1]);
+      const k = String(headers[i]);
+      if (k.length === n && k.toLowerCase() === name) return String(headers[i + 1]);
     }
     return undefined;
   }
   if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
-    for (const [k, v] of headers as Iterable<[string, string]>) if (k.toLowerCase() === name) return v;
+    for (const [k, v] of headers as Iterable<[string, string]>)
+      if (k.length === n && k.toLowerCase() === name) return v;
     return undefined;
   }
-  for (const [k, v] of Object.entries(headers as Record<string, string | string[] | undefined>)) {
-    if (k.toLowerCase() === name) return Array.isArray(v) ? v[0] : v;
+  const record = headers as Record<string, string | string[] | undefined>;
+  for (const k of Object.keys(record)) {
+    if (k.length === n && k.toLowerCase() === name) {
+      const v = record[k];
+      return Array.isArray(v) ? v[0] : v;
+    }
   }
   return undefined;
 }

@@ -575,7 +575,9 @@ describe('undici interceptor', { timeout: 5_000 }, () => {
       expect(server.hits).toHaveLength(2);
     });
 
-    it('1,000 requests each retried once through connections: 10 leave at most 10 sockets open', async () => {
+    it('1,000 requests each retried once through connections: 10 leave at most 10 sockets open', {
+      timeout: 20_000,
+    }, async () => {
       const seen = new Map<string, number>();
       const server = resources.add(
         await startServer((req, res) => {

@@ -130,6 +130,26 @@ describe('undici interceptor: a policy that resolves with something else', () =>
     expect(error).toBeInstanceOf(TypeError);
     expect((error as Error).message).toMatch(/not an HTTP response \(a fallback inside the interceptor's policy\?\)/);
   });
+
+  it('a policy from elsewhere that resolves with the success of an attempt it replaced gets a TypeError', async () => {
+    const server = resources.add(await startServer((_req, res) => reply(res, 200, 'ok')));
+    const ctx = (attempt: number) =>
+      ({ signal: new AbortController().signal, attempt, operation: 'x', properties: new Properties() }) as never;
+    // Runs the operation, starts it again, and answers with the first outcome at once: starting the second attempt
+    // dropped the first one's response, and the second has none yet.
+    const twice = {
+      name: 'twice',
+      execute: async <T>(op: (ctx: never) => T | PromiseLike<T>) => {
+        const first = await op(ctx(1));
+        Promise.resolve(op(ctx(2))).catch(() => {});
+        return first;
+      },
+    };
+    const agent = agentWith({ policy: twice as never });
+    const error = await rejectionOf(agent.request({ origin: server.origin, path: '/', method: 'GET' }));
+    expect(error).toBeInstanceOf(TypeError);
+    expect((error as Error).message).toMatch(/success of an attempt it had already replaced/);
+  });
 });
 
 describe('undici integration: odds and ends', () => {
