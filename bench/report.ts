@@ -201,6 +201,16 @@ export function evaluateTargets(r: Results): Target[] {
   const grpc = r.grpc?.find((x) => x.contender === GRPC_INTERCEPTOR);
   if (grpc) {
     ratioAtLeast('gRPC: interceptor with the full pipeline, calls/s ratio to bare grpc-js', grpc.throughputRatio, 0.95);
+    const cpu = grpc.cpuUsOverBare;
+    if (cpu !== undefined && Number.isFinite(cpu)) {
+      t.push({
+        what: 'gRPC: interceptor with the full pipeline, client CPU per call over bare grpc-js',
+        limit: '<= +2.0 µs',
+        measured: signedUs(cpu),
+        met: cpu <= 2,
+        by: cpu <= 2 ? '' : `${(cpu - 2).toFixed(1)} µs over`,
+      });
+    }
   }
   const msg = r.messaging?.find((x) => x.contender === WRAPPED_NO_POLICY);
   if (msg) {
@@ -726,9 +736,10 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
   requests done ("client CPU/req"), and its difference to bare undici in the same round ("CPU over bare", the median
   over rounds).
 - **gRPC**: a grpc-js server in a child process on 127.0.0.1, one client channel per contender, 64 unary calls in
-  flight, the same rounds and CPU columns as the HTTP suite: a bare client, one whose method runs under the
-  \`bulwark/grpc\` interceptor with the full pipeline, the same pipeline around the unary call, and opossum's
-  \`CircuitBreaker\` around the unary call.
+  flight, the same rounds and CPU columns as the HTTP suite: a bare client, one with an interceptor that does
+  nothing (grpc-js's own pass-through \`InterceptingCall\`: what any interceptor written the usual way costs), one
+  whose method runs under the \`bulwark/grpc\` interceptor with the full pipeline, the same pipeline around the unary
+  call, and opossum's \`CircuitBreaker\` around the unary call.
 - **Message handlers**: a handler that does nothing, acked by an in-memory delivery, 64 in flight, after a warm-up
   pass, in short rounds of alternating order, each batch right after a full GC: bare (what one writes by hand: try/catch, an awaited ack on success, a
   delayed redelivery or a dead letter on failure), through \`wrapHandler\` with no policy, and with a retry, breaker

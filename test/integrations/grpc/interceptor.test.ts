@@ -1,4 +1,11 @@
-import { Metadata, type ServiceError, type StatusObject, status } from '@grpc/grpc-js';
+import {
+  InterceptingCall,
+  type Interceptor,
+  Metadata,
+  type ServiceError,
+  type StatusObject,
+  status,
+} from '@grpc/grpc-js';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import {
   BulkheadRejectedError,
@@ -159,6 +166,31 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
       ]);
       expect(clock.pendingTimers).toBe(0);
       expect(openCalls(client)).toBe(0);
+    });
+
+    it('empty caller metadata: each attempt starts from what the caller sent, whatever a later interceptor adds', async () => {
+      const clock = new FakeClock();
+      const { policy } = recordedRetry(clock, 1_000);
+      const server = await startGreeter({ SayHello: (hit) => (hit.n < 3 ? down(hit) : hello(hit)) });
+      // An interceptor after bulwark's that adds (not sets) an entry on every call it sees.
+      const adding: Interceptor = (options, nextCall) =>
+        new InterceptingCall(nextCall(options), {
+          start: (metadata, listener, next) => {
+            metadata.add('x-added', 'once');
+            next(metadata, listener);
+          },
+        });
+      const client = greeterClient(server, [grpcInterceptor({ methods: { [PATH.SayHello]: policy } }), adding]);
+      const metadata = new Metadata({ waitForReady: true });
+
+      const pending = unary(client, 'SayHello', { name: 'ada' }, { metadata });
+      await advanceUntil(clock, 1_000, () => pending.settled !== undefined, 'the call to end');
+
+      expect(pending.settled?.error ?? null).toBeNull();
+      expect(server.hits.map((h) => h.metadata.get('x-added'))).toEqual([['once'], ['once'], ['once']]);
+      expect(server.hits.map((h) => h.metadata.get(PREVIOUS))).toEqual([[], ['1'], ['2']]);
+      // bulwark itself writes nothing to the caller's object (the interceptor after it may, as without bulwark).
+      expect(metadata.get(PREVIOUS)).toEqual([]);
     });
 
     it('delivers the last UNAVAILABLE once the attempts run out', async () => {
