@@ -1,3 +1,5 @@
+import { wallClockNow } from '../core/clock.js';
+
 /**
  * Pre-aggregated series for the Prometheus adapter: a counter or histogram per label combination, found through
  * nested Maps keyed by the label values.
@@ -17,6 +19,11 @@ export interface Series<L = Readonly<Record<string, string>>> {
   reported: number;
   /** Histogram only: the sum of the samples. */
   sum: number;
+  /** Histogram only: the smallest and largest sample (`Infinity` and `-Infinity` before the first). */
+  min: number;
+  max: number;
+  /** When the series was created or last reset, in wall-clock ms since the epoch (a data point's start time). */
+  start: number;
   /** Histogram only: samples per bucket (not cumulative); the last slot is +Inf. */
   readonly buckets: Float64Array | undefined;
 }
@@ -125,6 +132,9 @@ export class SeriesStore<L = Readonly<Record<string, string>>> {
       count: 0,
       reported: 0,
       sum: 0,
+      min: Number.POSITIVE_INFINITY,
+      max: Number.NEGATIVE_INFINITY,
+      start: wallClockNow(),
       buckets: this.#bucketCount > 0 ? new Float64Array(this.#bucketCount + 1) : undefined,
     };
   }
@@ -163,14 +173,34 @@ function namedLabels(names: readonly [string, string, string, string, string]): 
   };
 }
 
-/** Adds a sample to a histogram series with these upper bounds (ascending). @internal */
+/**
+ * Adds a sample to a histogram series with these upper bounds (ascending; a bucket holds the samples up to and
+ * including its bound, as in Prometheus and OpenTelemetry).
+ *
+ * Why a linear search: durations mostly land in the first few buckets, where it stops after a compare or two.
+ * @internal
+ */
 export function observe<L>(series: Series<L>, bounds: readonly number[], value: number): void {
   const buckets = series.buckets as Float64Array;
+  const n = bounds.length;
   let i = 0;
-  while (i < bounds.length && value > (bounds[i] as number)) i++;
+  while (i < n && value > (bounds[i] as number)) i++;
   buckets[i] = (buckets[i] as number) + 1;
   series.count++;
   series.sum += value;
+  if (value < series.min) series.min = value;
+  if (value > series.max) series.max = value;
+}
+
+/** Empties a series in place (a delta export has reported it): its labels and place in the store stay. @internal */
+export function resetSeries<L>(series: Series<L>, now: number): void {
+  series.count = 0;
+  series.reported = 0;
+  series.sum = 0;
+  series.min = Number.POSITIVE_INFINITY;
+  series.max = Number.NEGATIVE_INFINITY;
+  series.start = now;
+  series.buckets?.fill(0);
 }
 
 /** A value line of prom-client's metric format. @internal */
