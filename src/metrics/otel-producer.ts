@@ -117,7 +117,7 @@ export interface OpenTelemetryMetricProducer extends PolicyMetrics {
  * bulwark's OpenTelemetry metrics, aggregated by bulwark and handed to your SDK's reader at collection time: the
  * opt-in fast path beside {@link openTelemetryMetrics}. Same metric names, units, descriptions, attributes and
  * bucket boundaries; an observed call costs a few field updates instead of the SDK's `Histogram.record`, which
- * hashes its attributes on every sample (about 2 µs per call through a pipeline with a retry, measured).
+ * hashes its attributes on every sample (several µs per call through a pipeline with a retry, measured).
  *
  * The trade-offs, since the data bypasses the SDK's instruments:
  * - give it to the reader when you create the reader (`metricProducers`, an option the SDK marks experimental);
