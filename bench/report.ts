@@ -241,6 +241,16 @@ export function evaluateTargets(r: Results): Target[] {
     600,
   );
   events('openTelemetryMetrics process-wide (attachAll), per call over no listener', EVENTS_CASES.otelAll, 600);
+  events(
+    'openTelemetryMetricProducer attached to the full pipeline, per call over no listener',
+    EVENTS_CASES.producerAttached,
+    600,
+  );
+  events(
+    'openTelemetryMetricProducer process-wide (attachAll), per call over no listener',
+    EVENTS_CASES.producerAll,
+    600,
+  );
   return t;
 }
 

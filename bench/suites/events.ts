@@ -1,6 +1,7 @@
 /**
  * Suite 4: what observing costs on the full pipeline: no listener, one listener, a diagnostics_channel subscriber,
- * and each metrics adapter attached to the pipeline or process-wide (real OpenTelemetry SDK, real prom-client).
+ * and each metrics adapter attached to the pipeline or process-wide (real OpenTelemetry SDK, real prom-client;
+ * for OpenTelemetry both paths: instruments on a Meter, and the opt-in MetricProducer read by the same reader).
  * Two floors beside them: a no-op listener on every event type (what an adapter subscribes to, so what the policies
  * pay to emit before any adapter code runs), and the two `Histogram.record` calls an observed call makes on the
  * OpenTelemetry SDK, on their own after the unobserved call (no OpenTelemetry adapter can cost less).
@@ -14,7 +15,7 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { Registry } from 'prom-client';
 import { bulkhead, channelName, circuitBreaker, EVENT_TYPES, pipeline, retry, timeout } from '../../src/index.js';
-import { openTelemetryMetrics } from '../../src/metrics/opentelemetry.js';
+import { openTelemetryMetricProducer, openTelemetryMetrics } from '../../src/metrics/opentelemetry.js';
 import { prometheusMetrics } from '../../src/metrics/prometheus.js';
 import { median, nsPerCall, progress, roundOrder, type Settings } from '../harness.js';
 
@@ -31,6 +32,8 @@ export const EVENTS_CASES = {
   otelRecords: 'no listener, then 2 Histogram.record on the OpenTelemetry SDK (its floor)',
   otelAttached: 'openTelemetryMetrics, attach(pipeline)',
   otelAll: 'openTelemetryMetrics, attachAll()',
+  producerAttached: 'openTelemetryMetricProducer, attach(pipeline)',
+  producerAll: 'openTelemetryMetricProducer, attachAll()',
   promAttached: 'prometheusMetrics, attach(pipeline)',
   promAll: 'prometheusMetrics, attachAll()',
 } as const;
@@ -62,13 +65,23 @@ export async function eventsSuite(s: Settings, step: string): Promise<EventsRow[
 
   // A real SDK pipeline: measurements aggregate in memory; the reader exports only when asked (after the runs).
   const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
-  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
+  // The opt-in fast path: bulwark aggregates, the reader takes its data points as a MetricProducer.
+  const producer = openTelemetryMetricProducer({ prefix: 'producer' });
+  const producerAll = openTelemetryMetricProducer({ prefix: 'producer_all' });
+  const reader = new PeriodicExportingMetricReader({
+    exporter,
+    exportIntervalMillis: 3_600_000,
+    metricProducers: [producer, producerAll],
+  });
   const provider = new MeterProvider({ readers: [reader] });
   const otelAttached = make();
   const otel = openTelemetryMetrics({ meterProvider: provider });
   otel.attach(otelAttached);
   const otelAll = openTelemetryMetrics({ meterProvider: provider, prefix: 'all' });
   const otelAllPipeline = make();
+  const producerAttached = make();
+  producer.attach(producerAttached);
+  const producerAllPipeline = make();
   // The same instruments, attributes and boundaries as the adapter's duration histograms, one attributes object per
   // series made once: the SDK's own cost per sample.
   const floorMeter = provider.getMeter('floor');
@@ -119,6 +132,12 @@ export async function eventsSuite(s: Settings, step: string): Promise<EventsRow[
       call: () => otelAllPipeline.execute(op),
       around: () => otelAll.attachAll(),
     },
+    { name: EVENTS_CASES.producerAttached, call: () => producerAttached.execute(op) },
+    {
+      name: EVENTS_CASES.producerAll,
+      call: () => producerAllPipeline.execute(op),
+      around: () => producerAll.attachAll(),
+    },
     { name: EVENTS_CASES.promAttached, call: () => promAttached.execute(op) },
     {
       name: EVENTS_CASES.promAll,
@@ -162,12 +181,19 @@ export async function eventsSuite(s: Settings, step: string): Promise<EventsRow[
         .filter((m) => m.dataPoints.length > 0)
         .map((m) => m.descriptor.name),
     );
-    for (const name of ['bulwark.execution.duration', 'all.execution.duration']) {
-      if (!names.has(name)) throw new Error(`events suite: openTelemetryMetrics recorded no ${name}`);
+    for (const name of [
+      'bulwark.execution.duration',
+      'all.execution.duration',
+      'producer.execution.duration',
+      'producer_all.execution.duration',
+    ]) {
+      if (!names.has(name)) throw new Error(`events suite: the OpenTelemetry adapters recorded no ${name}`);
     }
   } finally {
     otel.close();
     otelAll.close();
+    producer.close();
+    producerAll.close();
     prom.close();
     promAll.close();
     await provider.shutdown();

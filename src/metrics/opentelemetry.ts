@@ -24,12 +24,20 @@ import {
   MetricsHub,
   type PolicyMetrics,
 } from './hub.js';
-import { type LabelMaker, SeriesStore } from './series.js';
-
-/** The instrumentation scope name of the default meter. */
-const SCOPE = 'bulwark';
-/** Kept in step with package.json by a test. */
-const SCOPE_VERSION = '0.1.0';
+import {
+  DURATION_ATTRIBUTES,
+  EVENT_ATTRIBUTES,
+  has,
+  instruments,
+  MAX_SERIES,
+  POLICY,
+  SCOPE,
+  SCOPE_VERSION,
+  STATE,
+  STATES,
+} from './otel-model.js';
+import { checkPrefix } from './otel-producer.js';
+import { SeriesStore } from './series.js';
 
 /** Options of {@link openTelemetryMetrics}. */
 export interface OpenTelemetryMetricsOptions extends CommonMetricsOptions {
@@ -58,6 +66,12 @@ export interface OpenTelemetryMetricsOptions extends CommonMetricsOptions {
  *
  * See docs/metrics.md for every attribute and its values.
  *
+ * Cost: the two histograms are synchronous instruments, and the SDK hashes the attributes of every sample, so an
+ * observed call through a pipeline with a retry costs a few microseconds (two samples). With the SDK
+ * (`@opentelemetry/sdk-metrics` 2.x) and a reader you create, {@link openTelemetryMetricProducer} exports the same
+ * metrics for a fraction of that (about what `prometheusMetrics` costs); this adapter is the one that works with
+ * `@opentelemetry/api` alone, with a global or `NodeSDK` meter provider, and with Views.
+ *
  * @throws InvalidOptionsError listing every invalid option.
  * @example
  * ```ts
@@ -80,48 +94,30 @@ export function openTelemetryMetrics(options: OpenTelemetryMetricsOptions = {}):
     }
     if (meter !== undefined && meterProvider !== undefined)
       check.fail('meter', 'both meter and meterProvider', 'one of them');
-    if (check.string('prefix', prefix) && typeof prefix === 'string' && !PREFIX.test(prefix)) {
-      check.fail('prefix', prefix, 'a name like "bulwark" or "payments.bulwark" (letters, digits, _ . -)');
-    }
+    checkPrefix(check, prefix);
     checkCommon(check, options);
   }
   check.done();
 
   const meter = options.meter ?? (options.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE, SCOPE_VERSION);
-  const prefix = options.prefix ?? 'bulwark';
   const boundaries = [...(options.durationBuckets ?? DEFAULT_DURATION_BUCKETS)];
 
+  const info = instruments(options.prefix ?? 'bulwark');
   // Observable: the events are counted in bulwark's own series and their totals observed at collection time.
-  const events = meter.createObservableCounter(`${prefix}.events`, {
-    description: 'Events of bulwark policies: retries, breaker transitions and rejections, timeouts, fallbacks.',
-    unit: '{event}',
+  const events = meter.createObservableCounter(info.events.name, {
+    description: info.events.description,
+    unit: info.events.unit,
   });
-  const execution = meter.createHistogram(`${prefix}.execution.duration`, {
-    description: 'Duration of a call through a policy or pipeline, every attempt and backoff included.',
-    unit: 's',
-    advice: { explicitBucketBoundaries: boundaries },
-  });
-  const attempt = meter.createHistogram(`${prefix}.attempt.duration`, {
-    description: 'Duration of one attempt made by a retry policy.',
-    unit: 's',
-    advice: { explicitBucketBoundaries: boundaries },
-  });
-  const breakerState = meter.createObservableGauge(`${prefix}.circuit_breaker.state`, {
-    description: 'Circuit breakers of this name in this state (1 or 0 for a uniquely named breaker).',
-    unit: '{breaker}',
-  });
-  const active = meter.createObservableGauge(`${prefix}.bulkhead.active`, {
-    description: 'Calls holding a bulkhead slot.',
-    unit: '{call}',
-  });
-  const queued = meter.createObservableGauge(`${prefix}.bulkhead.queued`, {
-    description: 'Calls waiting in a bulkhead queue.',
-    unit: '{call}',
-  });
-  const limit = meter.createObservableGauge(`${prefix}.bulkhead.limit`, {
-    description: 'The concurrency limit of a bulkhead.',
-    unit: '{call}',
-  });
+  const histogram = ({ name, description, unit }: typeof info.execution) =>
+    meter.createHistogram(name, { description, unit, advice: { explicitBucketBoundaries: boundaries } });
+  const execution = histogram(info.execution);
+  const attempt = histogram(info.attempt);
+  const gauge = ({ name, description, unit }: typeof info.active) =>
+    meter.createObservableGauge(name, { description, unit });
+  const breakerState = gauge(info.breakerState);
+  const active = gauge(info.active);
+  const queued = gauge(info.queued);
+  const limit = gauge(info.limit);
 
   // Why pre-aggregated counters: Counter.add hashes its attributes (a sort and a JSON.stringify) on every call, about
   // 1 us on the bench machine. Here an event is five Map lookups and an increment; the totals are observed once per
@@ -203,53 +199,15 @@ function durationAttributes(
   return s === store.overflow ? DURATION_ATTRIBUTES.of(policy, operation, result, errorType, '') : s.labels;
 }
 
-/** Whether `value` has a method `name`; a getter or proxy that throws means no. */
-function has(value: unknown, name: string): boolean {
-  try {
-    return typeof (value as Record<string, unknown> | null)?.[name] === 'function';
-  } catch {
-    return false;
-  }
-}
-
-const PREFIX = /^[A-Za-z][A-Za-z0-9_.-]{0,62}$/;
-const STATES = ['closed', 'open', 'half_open', 'isolated'] as const;
-
-/** Attribute names, in the style of the OpenTelemetry semantic conventions. */
-const POLICY = 'bulwark.policy.name';
-const OPERATION = 'bulwark.operation.name';
-const EVENT = 'bulwark.event.name';
-const RESULT = 'bulwark.result';
-const REASON = 'bulwark.reason';
-const STATE = 'bulwark.state';
-const ERROR_TYPE = 'error.type';
-
-/**
- * Series kept per instrument. The events counter's series past it are counted in one series with the attributes
- * the SDK gives its own overflow (`otel.metric.overflow: true`), at the SDK's default cardinality limit (2000, so
- * 1999 series and the overflow): the memory of a label fed by mistake with ids stays bounded.
- */
-const MAX_SERIES = 1_999;
-
-/** `bulwark.events`: policy, operation and event always; `error.type` and reason when present. */
-const EVENT_ATTRIBUTES: LabelMaker<Attributes> = {
-  of(policy, operation, event, errorType, reason) {
-    const a: Attributes = { [POLICY]: policy, [OPERATION]: operation, [EVENT]: event };
-    if (errorType !== '') a[ERROR_TYPE] = errorType;
-    if (reason !== '') a[REASON] = reason;
-    return a;
-  },
-  overflow: { 'otel.metric.overflow': true },
-};
-
-/** The duration histograms: policy, operation and result always; `error.type` when present. */
-const DURATION_ATTRIBUTES: LabelMaker<Attributes> = {
-  of(policy, operation, result, errorType) {
-    const a: Attributes = { [POLICY]: policy, [OPERATION]: operation, [RESULT]: result };
-    if (errorType !== '') a[ERROR_TYPE] = errorType;
-    return a;
-  },
-  overflow: {},
-};
-
 export { type CommonMetricsOptions, defaultErrorType, type PolicyMetrics } from './hub.js';
+export {
+  type OpenTelemetryMetricProducer,
+  type OpenTelemetryMetricProducerOptions,
+  openTelemetryMetricProducer,
+  type ProducedCollection,
+  type ProducedHistogram,
+  type ProducedMetric,
+  type ProducedMetricBase,
+  type ProducedPoint,
+  type ProducedResource,
+} from './otel-producer.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SeriesStore } from '../../src/metrics/series.js';
+import { observe, resetSeries, SeriesStore } from '../../src/metrics/series.js';
 
 /** A string equal to `s` but not the same string object (built at run time). */
 const copy = (s: string) => [...s].join('');
@@ -50,5 +50,20 @@ describe('SeriesStore', () => {
     expect(c.labels).toEqual({ overflow: 'yes' });
     expect(store.all.map((s) => s.labels)).toEqual([{ name: 'a' }, { name: 'b' }, { overflow: 'yes' }]);
     expect(warned).toBe(1);
+  });
+
+  it('observe() counts a sample in the first bucket whose bound it does not exceed, and keeps min and max', () => {
+    const store = new SeriesStore(['policy', '', '', '', ''], 3);
+    const s = store.get('p', '', '', '', '');
+    const bounds = [0.1, 1, 10];
+    for (const v of [0.05, 0.1, 0.5, 1, 10, 11, 0.1]) observe(s, bounds, v);
+    expect([...(s.buckets as Float64Array)]).toEqual([3, 2, 1, 1]);
+    expect(s.count).toBe(7);
+    expect(s.sum).toBeCloseTo(22.75, 10);
+    expect([s.min, s.max]).toEqual([0.05, 11]);
+    resetSeries(s, 1234);
+    expect([...(s.buckets as Float64Array)]).toEqual([0, 0, 0, 0]);
+    expect([s.count, s.sum, s.min, s.max, s.start]).toEqual([0, 0, Infinity, -Infinity, 1234]);
+    expect(store.get('p', '', '', '', '')).toBe(s);
   });
 });
