@@ -82,8 +82,9 @@ export class DeadlineQueue {
     return this.#size;
   }
 
-  add(entry: DeadlineEntry): void {
-    entry._deadline = this.#clock.now() + this.#delayMs;
+  /** `now`: a reading of this queue's clock taken just before, when the caller has one (saves a read). */
+  add(entry: DeadlineEntry, now = this.#clock.now()): void {
+    entry._deadline = now + this.#delayMs;
     entry._prev = this.#tail;
     entry._next = undefined;
     if (this.#tail === undefined) this.#head = entry;

@@ -1,3 +1,4 @@
+import type { Clock } from '../core/clock.js';
 import { CancelScope, type ExecutionContext, type Orphan } from '../core/context.js';
 import { invoke, type Next, type Operation } from '../core/policy.js';
 import { keepShape } from '../core/shapes.js';
@@ -36,6 +37,11 @@ export class FusedUnit {
   readonly #layeredNext: Next;
   /** Whether the retry and the breaker read one clock (then one read times both). */
   readonly #oneClock: boolean;
+  /**
+   * @internal The clock every member reads, when they share one (the default): then one reading at the start
+   * serves the deadline, the breaker, the attempt and the execution, and one at the end the attempt and the execution.
+   */
+  readonly _clock: Clock | undefined;
   /** What the retry loop runs for attempts 2..: the members inside the retry, fused when they can be. */
   readonly _belowRetry: Next;
 
@@ -52,6 +58,8 @@ export class FusedUnit {
     const members = [retry, breaker, timeout, bulkhead].filter((p): p is NonNullable<typeof p> => p !== undefined);
     this.#layered = members;
     this.#oneClock = retry === undefined || breaker === undefined || retry._clock === breaker._clock;
+    const first = members[0] as PolicyBase;
+    this._clock = members.every((m) => m._clock === first._clock) ? first._clock : undefined;
     this.#layeredNext = chain(members, invoke);
     const inner = retry === undefined ? undefined : members.slice(1);
     if (inner === undefined) this._belowRetry = this.#layeredNext;
@@ -65,7 +73,7 @@ export class FusedUnit {
    * Runs `op` through the members. `next` is what runs the operation (`invoke`, unless a pipeline is nested in
    * another chain).
    */
-  run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+  run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next, observer?: PolicyBase): Promise<T> {
     const { retry, breaker, timeout, bulkhead } = this;
     const gen = breaker === undefined ? 0 : breaker._closedGen();
     if (
@@ -76,10 +84,14 @@ export class FusedUnit {
       (bulkhead !== undefined && bulkhead._timeouts !== undefined) ||
       (timeout !== undefined && ctx._aborted)
     ) {
+      if (observer !== undefined) {
+        const start = observer._clock.now();
+        return observer._observe(ctx, start, this.#layeredNext(ctx, op));
+      }
       return next === invoke ? this.#layeredNext(ctx, op) : chain(this.#layered, next)(ctx, op);
     }
     return new Promise<T>((resolve, reject) => {
-      new FusedCall<T>(this, ctx, op, resolve, reject, gen).start();
+      new FusedCall<T>(this, ctx, op, resolve, reject, gen, observer).start();
     });
   }
 }
@@ -129,6 +141,10 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
   readonly #resolve: (value: T | PromiseLike<T>) => void;
   readonly #reject: (reason: unknown) => void;
   readonly #gen: number;
+  /** The pipeline timing this call for `execution.completed`, when someone listens. */
+  readonly #observer: PolicyBase | undefined;
+  /** When the call started, for the observer. */
+  #execStart = 0;
   /** When the attempt started, read once if the breaker or someone timing attempts needs it; else 0. */
   #start = 0;
   /** The phase (two low bits), {@link SLOT} and {@link SUBSCRIBED}: one field, since thousands may be queued. */
@@ -142,8 +158,10 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
     resolve: (value: T | PromiseLike<T>) => void,
     reject: (reason: unknown) => void,
     gen: number,
+    observer: PolicyBase | undefined,
   ) {
     super();
+    this.#observer = observer;
     this.#unit = unit;
     this.#ctx = ctx;
     this.#view = ctx;
@@ -188,12 +206,25 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
     const ctx = this.#ctx;
     // One clock read serves both (the unit runs layered when they have different clocks and both need one).
     const timesAttempts = retry !== undefined && retry._timesAttempts();
-    if (breaker !== undefined && breaker._timed()) this.#start = breaker._startTime();
-    else if (timesAttempts) this.#start = (retry as RetryPolicy)._clock.now();
+    const breakerTimed = breaker !== undefined && breaker._timed();
+    const observer = this.#observer;
+    const clock = this.#unit._clock;
+    let now = -1;
+    if (clock !== undefined && (observer !== undefined || breakerTimed || timesAttempts)) {
+      // One reading for every member and the observer (they share the clock).
+      now = clock.now();
+      this.#start = now;
+      this.#execStart = now;
+    } else {
+      if (breakerTimed) this.#start = (breaker as CircuitBreakerPolicy)._startTime();
+      else if (timesAttempts) this.#start = (retry as RetryPolicy)._clock.now();
+      if (observer !== undefined) this.#execStart = observer._clock.now();
+    }
     if (timesAttempts) this.#bits |= TIMES_ATTEMPT;
     if (timeout !== undefined) {
       this.#subscribed = ctx._subscribe(this);
-      timeout._queue.add(this);
+      if (now >= 0) timeout._queue.add(this, now);
+      else timeout._queue.add(this);
       this.#view = ctx._derive(ctx.attempt, this);
     }
     if (bulkhead === undefined || bulkhead._tryAcquire()) {
@@ -267,8 +298,22 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
         return;
       }
     }
-    if ((this.#bits & TIMES_ATTEMPT) !== 0)
-      this.#unit.retry?._attemptCompleted(this.#ctx, this.#start, false, undefined);
+    const observer = this.#observer;
+    const timesAttempt = (this.#bits & TIMES_ATTEMPT) !== 0;
+    if (timesAttempt || observer !== undefined) {
+      // One reading ends both the attempt and the call (they share the clock), else each reads its own.
+      const end = this.#unit._clock?.now() ?? -1;
+      if (timesAttempt) this.#unit.retry?._attemptCompleted(this.#ctx, this.#start, false, undefined, end);
+      if (observer !== undefined) {
+        observer._executionCompleted(
+          this.#ctx,
+          this.#execStart,
+          end < 0 ? observer._clock.now() : end,
+          false,
+          undefined,
+        );
+      }
+    }
     this.#resolve(value);
   }
 
@@ -289,8 +334,14 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
   #retryOrReject(error: unknown): void {
     const unit = this.#unit;
     if ((this.#bits & TIMES_ATTEMPT) !== 0) unit.retry?._attemptCompleted(this.#ctx, this.#start, true, error);
-    if (unit.retry === undefined) this.#reject(error);
-    else this.#resolve(unit.retry._afterFailure(this.#ctx, this.#op, unit._belowRetry, error));
+    const observer = this.#observer;
+    if (unit.retry === undefined) {
+      observer?._executionCompleted(this.#ctx, this.#execStart, observer._clock.now(), true, error);
+      this.#reject(error);
+    } else {
+      const rest = unit.retry._afterFailure(this.#ctx, this.#op, unit._belowRetry, error);
+      this.#resolve(observer === undefined ? rest : observer._observe(this.#ctx, this.#execStart, rest));
+    }
   }
 
   // BulkheadEntry: a slot was taken for this queued call.
@@ -360,6 +411,7 @@ keepShape(
     noop,
     noop,
     0,
+    undefined,
   ),
 )._deadline = 0.5;
 

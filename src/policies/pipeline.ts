@@ -2,8 +2,9 @@ import { systemClock } from '../core/clock.js';
 import type { ExecutionContext } from '../core/context.js';
 import { invoke, type Next, type Operation } from '../core/policy.js';
 import { Checker } from '../errors/validate.js';
+import { EV } from '../events/emitter.js';
 import type { EventType, Listener } from '../events/types.js';
-import { fuseTail } from './fused.js';
+import { type FusedUnit, fuseTail } from './fused.js';
 import { PolicyBase } from './policy-base.js';
 
 /**
@@ -22,6 +23,8 @@ export class PipelinePolicy extends PolicyBase {
   readonly #second: Next;
   /** The whole chain, when it starts with the fused unit (no layered member before it). */
   readonly #all: Next | undefined;
+  /** The fused unit, when it is the whole pipeline: it then times `execution.completed` itself. */
+  readonly #unit: FusedUnit | undefined;
 
   /** @internal Use {@link pipeline}. `fuse: false` keeps every member layered (tests compare both ways). */
   constructor(policies: readonly PolicyBase[], fuse = true) {
@@ -55,7 +58,18 @@ export class PipelinePolicy extends PolicyBase {
       this.#first = policies[0];
       this.#all = undefined;
     }
+    this.#unit = end === 0 && fused !== undefined ? fused.unit : undefined;
     this.#second = next;
+  }
+
+  /**
+   * @internal An observed call through a fully fused pipeline is timed by the fused call itself: its clock
+   * readings serve the attempt and the call, and no promise is chained to time it.
+   */
+  override _execute<T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> {
+    const unit = this.#unit;
+    if (unit !== undefined && this._events.wants(EV.executionCompleted)) return unit.run(ctx, op, invoke, this);
+    return super._execute(ctx, op);
   }
 
   /** @internal */
