@@ -38,6 +38,18 @@ describe('events', () => {
     expect(e.wants(EV.circuitOpen)).toBe(false);
   });
 
+  it('refuses to listen to something that is not an event type, naming the valid ones', () => {
+    const p = retry();
+    expect(() => p.on('retry.atempt' as 'retry.attempt', () => undefined)).toThrow(
+      /cannot listen to "retry\.atempt": not an event type; expected one of retry\.attempt, /,
+    );
+    expect(() => p.on('toString' as 'retry.attempt', () => undefined)).toThrow(TypeError);
+  });
+
+  it('gives every event type its own id, in EVENT_TYPES order', () => {
+    expect(Object.values(EV)).toEqual(EVENT_TYPES.map((_, i) => i));
+  });
+
   it('unsubscribes exactly the listener, once', () => {
     const e = new Emitter();
     const got: string[] = [];
