@@ -205,8 +205,8 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
     const { retry, breaker, timeout, bulkhead } = this.#unit;
     const ctx = this.#ctx;
     // One clock read serves both (the unit runs layered when they have different clocks and both need one).
-    const timesAttempts = retry !== undefined && retry._timesAttempts();
-    const breakerTimed = breaker !== undefined && breaker._timed();
+    const timesAttempts = retry?._timesAttempts() === true;
+    const breakerTimed = breaker?._timed() === true;
     const observer = this.#observer;
     const clock = this.#unit._clock;
     let now = -1;
