@@ -1,8 +1,10 @@
-/**
+/*
  * What both OpenTelemetry paths export, in one place: instrument names, units, descriptions and attributes, so
  * that `openTelemetryMetrics` (instruments on a Meter) and `openTelemetryMetricProducer` (data points handed to
  * a reader) cannot drift apart. A test compares their exports through a real SDK.
- * @internal
+ *
+ * Why a plain comment, not TSDoc with @internal: tsup strips internal declarations from the .d.ts, and a doc
+ * comment at the top of a file belongs to its first import, which was then dropped (users saw "Cannot find name").
  */
 import type { Attributes } from '@opentelemetry/api';
 import type { LabelMaker } from './series.js';

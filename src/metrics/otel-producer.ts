@@ -1,9 +1,12 @@
-/**
+/*
  * The fast OpenTelemetry path: bulwark aggregates every metric itself and hands the data points to an SDK
  * `MetricReader` as a `MetricProducer` when it collects. See {@link openTelemetryMetricProducer}.
- * @internal
+ *
+ * Why a plain comment, not TSDoc with @internal: tsup strips internal declarations from the .d.ts, and a doc
+ * comment at the top of a file belongs to its first import, which was then dropped (users saw "Cannot find name").
  */
-import { type Attributes, type AttributeValue, type HrTime, ValueType } from '@opentelemetry/api';
+// No import from '@opentelemetry/api' here: the bundled .d.ts lost this module's imports of it (users then saw
+// "Cannot find name 'Attributes'"), so the types below are bulwark's own, structurally the same as the API's.
 import { wallClockNow } from '../core/clock.js';
 import { Checker } from '../errors/validate.js';
 import {
@@ -28,6 +31,23 @@ import {
   STATES,
 } from './otel-model.js';
 import { observe, resetSeries, type Series, SeriesStore } from './series.js';
+
+/** An attribute value: the same type as OpenTelemetry's `AttributeValue`. */
+export type ProducedAttributeValue =
+  | string
+  | number
+  | boolean
+  | (null | undefined | string)[]
+  | (null | undefined | number)[]
+  | (null | undefined | boolean)[];
+
+/** A set of attributes: the same type as OpenTelemetry's `Attributes`. */
+export interface ProducedAttributes {
+  [key: string]: ProducedAttributeValue | undefined;
+}
+
+/** A time as `[seconds, nanoseconds]` since the epoch: OpenTelemetry's `HrTime`. */
+export type ProducedHrTime = [number, number];
 
 /** Options of {@link openTelemetryMetricProducer}. */
 export interface OpenTelemetryMetricProducerOptions extends CommonMetricsOptions {
@@ -60,9 +80,9 @@ export interface ProducedCollection {
 
 /** The empty resource of a {@link ProducedCollection} (the SDK's `Resource` interface). */
 export interface ProducedResource {
-  readonly attributes: Attributes;
+  readonly attributes: ProducedAttributes;
   merge(other: ProducedResource | null): ProducedResource;
-  getRawAttributes(): [string, AttributeValue | undefined][];
+  getRawAttributes(): [string, ProducedAttributeValue | undefined][];
 }
 
 /** A metric of a {@link ProducedCollection}: a sum, a gauge or a histogram (`MetricData` of the SDK). */
@@ -81,7 +101,8 @@ export interface ProducedMetricBase {
     readonly name: string;
     readonly description: string;
     readonly unit: string;
-    readonly valueType: ValueType;
+    /** `1`: DOUBLE (OpenTelemetry's `ValueType`; `0` is INT). */
+    readonly valueType: 0 | 1;
   };
   /** `0`: delta, `1`: cumulative (`AggregationTemporality` of the SDK). */
   readonly aggregationTemporality: 0 | 1;
@@ -89,9 +110,9 @@ export interface ProducedMetricBase {
 
 /** A data point of a {@link ProducedMetric}. */
 export interface ProducedPoint<T> {
-  readonly startTime: HrTime;
-  readonly endTime: HrTime;
-  readonly attributes: Attributes;
+  readonly startTime: ProducedHrTime;
+  readonly endTime: ProducedHrTime;
+  readonly attributes: ProducedAttributes;
   readonly value: T;
 }
 
@@ -183,7 +204,7 @@ const EMPTY_RESOURCE: ProducedResource = Object.freeze({
 });
 
 /** Wall-clock ms as OpenTelemetry's `[seconds, nanoseconds]`. */
-function hrTime(ms: number): HrTime {
+function hrTime(ms: number): ProducedHrTime {
   const seconds = Math.floor(ms / 1000);
   return [seconds, Math.round((ms - seconds * 1000) * 1e6)];
 }
@@ -192,9 +213,9 @@ class ProducerHub extends MetricsHub implements OpenTelemetryMetricProducer {
   readonly #info: ReturnType<typeof instruments>;
   readonly #bounds: number[];
   readonly #delta: boolean;
-  readonly #counts: SeriesStore<Attributes>;
-  readonly #executions: SeriesStore<Attributes>;
-  readonly #attempts: SeriesStore<Attributes>;
+  readonly #counts: SeriesStore<ProducedAttributes>;
+  readonly #executions: SeriesStore<ProducedAttributes>;
+  readonly #attempts: SeriesStore<ProducedAttributes>;
   #state = OPEN;
   /** The end of the last collection (a delta point's start), first the creation. */
   #last = wallClockNow();
@@ -202,9 +223,9 @@ class ProducerHub extends MetricsHub implements OpenTelemetryMetricProducer {
   constructor(options: OpenTelemetryMetricProducerOptions) {
     const bounds = [...(options.durationBuckets ?? DEFAULT_DURATION_BUCKETS)];
     // The same stores and the same per-sample work as the Prometheus adapter: a cached series, a few additions.
-    const counts = new SeriesStore<Attributes>(EVENT_ATTRIBUTES, 0, MAX_SERIES);
-    const executions = new SeriesStore<Attributes>(DURATION_ATTRIBUTES, bounds.length, MAX_SERIES);
-    const attempts = new SeriesStore<Attributes>(DURATION_ATTRIBUTES, bounds.length, MAX_SERIES);
+    const counts = new SeriesStore<ProducedAttributes>(EVENT_ATTRIBUTES, 0, MAX_SERIES);
+    const executions = new SeriesStore<ProducedAttributes>(DURATION_ATTRIBUTES, bounds.length, MAX_SERIES);
+    const attempts = new SeriesStore<ProducedAttributes>(DURATION_ATTRIBUTES, bounds.length, MAX_SERIES);
     super(
       'openTelemetryMetricProducer',
       {
@@ -257,7 +278,7 @@ class ProducerHub extends MetricsHub implements OpenTelemetryMetricProducer {
     const temporality = this.#delta ? DELTA : CUMULATIVE;
     // A delta point starts where the last collection ended; a cumulative one when its series appeared.
     const deltaStart = hrTime(this.#last);
-    const startOf = (s: Series<Attributes>) => (this.#delta ? deltaStart : hrTime(s.start));
+    const startOf = (s: Series<ProducedAttributes>) => (this.#delta ? deltaStart : hrTime(s.start));
     const info = this.#info;
     // In the order the SDK exports the instruments of openTelemetryMetrics; a metric without points is left out.
     const sums: ProducedPoint<number>[] = [];
@@ -308,13 +329,13 @@ class ProducerHub extends MetricsHub implements OpenTelemetryMetricProducer {
   }
 
   /** The gauges, read from the policies now (their points start and end at the collection, as the SDK's do). */
-  #gauges(into: ProducedMetric[], reading: GaugeReading, at: HrTime, temporality: 0 | 1): void {
+  #gauges(into: ProducedMetric[], reading: GaugeReading, at: ProducedHrTime, temporality: 0 | 1): void {
     const info = this.#info;
     const gauge = (what: InstrumentInfo, points: ProducedPoint<number>[]) => {
       if (points.length > 0)
         into.push({ ...descriptor(what, 'OBSERVABLE_GAUGE', temporality), dataPointType: GAUGE, dataPoints: points });
     };
-    const point = (attributes: Attributes, value: number): ProducedPoint<number> => ({
+    const point = (attributes: ProducedAttributes, value: number): ProducedPoint<number> => ({
       attributes,
       startTime: at,
       endTime: at,
@@ -356,7 +377,7 @@ function descriptor(
       type,
       description: what.description,
       unit: what.unit,
-      valueType: ValueType.DOUBLE,
+      valueType: 1,
       advice,
     } as ProducedMetricBase['descriptor'],
     aggregationTemporality: temporality,
