@@ -81,7 +81,9 @@ export interface ProducedCollection {
 /** The empty resource of a {@link ProducedCollection} (the SDK's `Resource` interface). */
 export interface ProducedResource {
   readonly attributes: ProducedAttributes;
+  /** Merges another resource into this one (the SDK's `Resource.merge`). */
   merge(other: ProducedResource | null): ProducedResource;
+  /** The attributes as `[key, value]` pairs (the SDK's `Resource.getRawAttributes`). */
   getRawAttributes(): [string, ProducedAttributeValue | undefined][];
 }
 
