@@ -2,7 +2,6 @@ import { type Clock, systemClock, type TimerHandle } from '../../core/clock.js';
 import { CancelScope, type Context, ExecutionContext } from '../../core/context.js';
 import { DeadlineQueue } from '../../core/deadline-queue.js';
 import type { Policy } from '../../core/policy.js';
-import { newPromise, takeReject, takeResolve } from '../../core/promise.js';
 import { Properties } from '../../core/properties.js';
 import { type Random, systemRandom } from '../../core/random.js';
 import { keepShape } from '../../core/shapes.js';
@@ -277,6 +276,8 @@ class Consumer<M> {
   }
 }
 
+const unset = (): void => undefined;
+
 /**
  * One delivery being handled: the root cancel scope of its execution (handler timeout, shutdown) and the owner of
  * its single settlement. Whatever happens first (the handler settles, the timeout fires, shutdown aborts) settles
@@ -287,8 +288,9 @@ class MessageRun<M> extends CancelScope {
   /** Resolves with the settlement once the adapter's settle method has resolved; rejects if that fails. */
   readonly result: Promise<Settlement>;
   readonly #consumer: Consumer<M>;
-  readonly #resolve: (s: Settlement) => void;
-  readonly #reject: (e: unknown) => void;
+  // Not readonly: set by the promise's executor in the constructor.
+  #resolve: (s: Settlement) => void = unset;
+  #reject: (e: unknown) => void = unset;
   #done = false;
   #heartbeat: TimerHandle = undefined;
   #props: Properties | undefined = undefined;
@@ -300,10 +302,11 @@ class MessageRun<M> extends CancelScope {
     super();
     this.delivery = delivery;
     this.#consumer = consumer;
-    // No executor closure per message (see core/promise.ts).
-    this.result = newPromise<Settlement>();
-    this.#resolve = takeResolve<Settlement>();
-    this.#reject = takeReject();
+    // An executor closure: fewer instructions per message than a shared parked executor (counted with callgrind).
+    this.result = new Promise<Settlement>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
     consumer.timeouts?.add(this);
     if (consumer.workingEveryMs !== undefined && delivery.working !== undefined) this.#beat(consumer.workingEveryMs);
   }
