@@ -12,6 +12,7 @@ import {
   fallback,
   handleResults,
   InvalidOptionsError,
+  type PipelinePolicy,
   type Policy,
   pipeline,
   type RetryAttemptEvent,
@@ -699,7 +700,7 @@ describe('undici interceptor', { timeout: 5_000 }, () => {
     });
 
     /** The order in which the caller's handler saw the response start and the policy settled, for one GET. */
-    async function orderUnder(policy: Policy, statuses: number[]): Promise<string[]> {
+    async function orderUnder(policy: PipelinePolicy, statuses: number[]): Promise<string[]> {
       const server = await sequence(statuses);
       const agent = agentWith({ policy });
       const order: string[] = [];
