@@ -277,6 +277,8 @@ function isLegacyWrap(handler: Dispatcher.DispatchHandler): boolean {
   const ctor = h.constructor;
   // The answer for the last constructor seen: one comparison per request instead of reading a function's name.
   if (ctor === lastCtor && ctor !== undefined) return lastLegacy;
+  // An object literal (undici 8's fetch handler, a caller's own) is never a WrapHandler: no `name` read (a getter).
+  if (ctor === Object) return false;
   const legacy =
     typeof ctor === 'function' &&
     ctor.name === 'WrapHandler' &&
