@@ -9,7 +9,10 @@ import {
   CircuitOpenError,
   circuitBreaker,
   constant,
+  fallback,
+  handleResults,
   InvalidOptionsError,
+  type PipelinePolicy,
   type Policy,
   pipeline,
   type RetryAttemptEvent,
@@ -694,6 +697,50 @@ describe('undici interceptor', { timeout: 5_000 }, () => {
       expect(res.statusCode).toBe(502);
       expect(await res.body.text()).toBe('502 #2 ');
       expect(server.hits).toHaveLength(2);
+    });
+
+    /** The order in which the caller's handler saw the response start and the policy settled, for one GET. */
+    async function orderUnder(policy: PipelinePolicy, statuses: number[]): Promise<string[]> {
+      const server = await sequence(statuses);
+      const agent = agentWith({ policy });
+      const order: string[] = [];
+      policy.on('execution.completed', () => order.push('policy settled'));
+      await new Promise<void>((resolve, reject) => {
+        agent.dispatch(
+          { origin: server.origin, path: '/', method: 'GET' },
+          {
+            onRequestStart: () => {},
+            onResponseStart: (_c, status) => void order.push(`response ${status}`),
+            onResponseData: () => {},
+            onResponseEnd: () => resolve(),
+            onResponseError: (_c, error) => reject(error),
+          },
+        );
+      });
+      return order;
+    }
+
+    it('streams a success at once when no policy of the chain can judge it (not held until the policy settles)', async () => {
+      const policy = pipeline(
+        retry({ backoff: constant(0), maxAttempts: 3 }),
+        circuitBreaker(),
+        timeout(5_000),
+        bulkhead({ limit: 10 }),
+      );
+      expect(await orderUnder(policy, [200])).toEqual(['response 200', 'policy settled']);
+    });
+
+    it('still retries a failed status under that chain, and streams the final success', async () => {
+      const policy = pipeline(retry({ backoff: constant(0), maxAttempts: 3 }), circuitBreaker(), timeout(5_000));
+      // The caller saw only the final response, before the retry loop settled.
+      expect((await orderUnder(policy, [503, 200]))[0]).toBe('response 200');
+    });
+
+    it('holds a success until the policy settles when a policy of the chain may judge results', async () => {
+      const judging = pipeline(retry({ backoff: constant(0), maxAttempts: 2, handle: handleResults(() => false) }));
+      expect(await orderUnder(judging, [200])).toEqual(['policy settled', 'response 200']);
+      const withFallback = pipeline(fallback({ value: 'x' }), retry({ backoff: constant(0) }));
+      expect(await orderUnder(withFallback, [200])).toEqual(['policy settled', 'response 200']);
     });
   });
 
