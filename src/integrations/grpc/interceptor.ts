@@ -13,7 +13,6 @@ import { type Clock, systemClock, type TimerHandle, wallClockNow } from '../../c
 import { type AbortListener, CancelScope, type Context, ExecutionContext } from '../../core/context.js';
 import { describeMessage } from '../../core/describe.js';
 import type { Policy } from '../../core/policy.js';
-import { newPromise, takeReject, takeResolve } from '../../core/promise.js';
 import { RETRYABLE } from '../../core/properties.js';
 import { keepShape } from '../../core/shapes.js';
 import {
@@ -533,22 +532,21 @@ class GrpcCall extends CancelScope implements InterceptingCallInterface {
     // A method that must not run twice: once an attempt is sent, whatever fails (a timeout too) is final. Set on
     // the attempt that sends, not on attempt 1: an attempt refused locally (open breaker, full bulkhead) sent nothing.
     if (!this.idempotent) given.properties.set(RETRYABLE, false);
-    // No executor closure per attempt (see core/promise.ts).
-    const promise = newPromise<GrpcAttempt>();
-    const resolve = takeResolve<GrpcAttempt>();
-    const reject = takeReject();
-    try {
-      const metadata = this.#attemptMetadata();
-      // gRFC A6 counts the attempts actually sent, not those refused before reaching the channel.
-      if (this.#sent > 0) metadata.set('grpc-previous-rpc-attempts', String(this.#sent));
-      const attempt = new GrpcAttempt(this, ctx, signal, resolve, reject);
-      const call = this.nextCall(this.#attemptOptions);
-      this.#sent++;
-      attempt.send(call, metadata, this.#message);
-    } catch (error) {
-      reject(error);
-    }
-    return promise;
+    // Why an executor closure and not core/promise.ts's parked functions: callgrind measured the closure cheaper
+    // (1,604 vs 1,873 instructions per promise), and the attempt is started inside it, as a promise usually is.
+    return new Promise<GrpcAttempt>((resolve, reject) => {
+      try {
+        const metadata = this.#attemptMetadata();
+        // gRFC A6 counts the attempts actually sent, not those refused before reaching the channel.
+        if (this.#sent > 0) metadata.set('grpc-previous-rpc-attempts', String(this.#sent));
+        const attempt = new GrpcAttempt(this, ctx, signal, resolve, reject);
+        const call = this.nextCall(this.#attemptOptions);
+        this.#sent++;
+        attempt.send(call, metadata, this.#message);
+      } catch (error) {
+        reject(error);
+      }
+    });
   }
 
   /**
