@@ -355,6 +355,7 @@ class GrpcAttempt implements InterceptingListener, AbortListener {
   onReceiveStatus(s: StatusObject): void {
     const ctx = this.#ctx;
     const signal = this.#signal;
+    this.#call = undefined; // ended: nothing to cancel, and grpc-js's call objects need not outlive it
     if (this.#subscribed) ctx._unsubscribe(this);
     signal?.removeEventListener('abort', this);
     // Our own cancel (caller, deadline, a timeout) first: its status is CANCELLED, which is not a failure.
@@ -569,6 +570,11 @@ class GrpcCall extends CancelScope implements InterceptingCallInterface {
     this.#done = true;
     if (this.#timer !== undefined) this.shared.clock.clearTimeout(this.#timer);
     const listener = this.#listener;
+    // Why: something may hold the call after it ends (the caller's call object, a policy's context): it must not
+    // keep grpc-js's listener, the request and the metadata alive, which would be promoted to the old generation.
+    this.#listener = undefined;
+    this.#message = undefined;
+    this.#metadata = undefined;
     if (listener === undefined) return;
     if (!failed) {
       if (!(outcome instanceof GrpcAttempt)) {
