@@ -533,7 +533,7 @@ class GrpcCall extends CancelScope implements InterceptingCallInterface {
     // A method that must not run twice: once an attempt is sent, whatever fails (a timeout too) is final. Set on
     // the attempt that sends, not on attempt 1: an attempt refused locally (open breaker, full bulkhead) sent nothing.
     if (!this.idempotent) given.properties.set(RETRYABLE, false);
-    // Why an executor closure and not core/promise.ts's parked functions: callgrind measured the closure cheaper
+    // Why an executor closure and not a shared parked executor: callgrind measured the closure cheaper
     // (1,604 vs 1,873 instructions per promise), and the attempt is started inside it, as a promise usually is.
     return new Promise<GrpcAttempt>((resolve, reject) => {
       try {
