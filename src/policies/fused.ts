@@ -44,6 +44,11 @@ export class FusedUnit {
   readonly _clock: Clock | undefined;
   /** What the retry loop runs for attempts 2..: the members inside the retry, fused when they can be. */
   readonly _belowRetry: Next;
+  /**
+   * @internal The pipeline made of exactly this unit, set by it: it times its observed calls through the unit
+   * (`run(..., observed = true)`), so that the call's own clock readings serve `execution.completed` too.
+   */
+  _observer: PolicyBase | undefined = undefined;
 
   constructor(
     retry: RetryPolicy | undefined,
@@ -73,7 +78,7 @@ export class FusedUnit {
    * Runs `op` through the members. `next` is what runs the operation (`invoke`, unless a pipeline is nested in
    * another chain).
    */
-  run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next, observer?: PolicyBase): Promise<T> {
+  run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next, observed = false): Promise<T> {
     const { retry, breaker, timeout, bulkhead } = this;
     const gen = breaker === undefined ? 0 : breaker._closedGen();
     if (
@@ -82,16 +87,19 @@ export class FusedUnit {
       (retry !== undefined && !retry._fusable()) ||
       (!this.#oneClock && retry?._timesAttempts() === true && breaker?._timed() === true) ||
       (bulkhead !== undefined && bulkhead._timeouts !== undefined) ||
-      (timeout !== undefined && ctx._aborted)
+      (timeout !== undefined && ctx._aborted) ||
+      // Members on different clocks: the call's own timing cannot share their readings.
+      (observed && this._clock === undefined)
     ) {
-      if (observer !== undefined) {
+      if (observed) {
+        const observer = this._observer as PolicyBase;
         const start = observer._clock.now();
         return observer._observe(ctx, start, this.#layeredNext(ctx, op));
       }
       return next === invoke ? this.#layeredNext(ctx, op) : chain(this.#layered, next)(ctx, op);
     }
     return new Promise<T>((resolve, reject) => {
-      new FusedCall<T>(this, ctx, op, resolve, reject, gen, observer).start();
+      new FusedCall<T>(this, ctx, op, resolve, reject, gen, observed).start();
     });
   }
 }
@@ -124,6 +132,12 @@ const SLOT = 4;
 const SUBSCRIBED = 8;
 /** Someone times the retry's attempts: `attempt.completed` is due when the attempt settles. */
 const TIMES_ATTEMPT = 16;
+/**
+ * The pipeline this unit is whole of times the call for `execution.completed` ({@link FusedUnit._observer}). Its
+ * start is the attempt's ({@link FusedCall.#start}): one reading serves both. A bit, not fields: a call's size is
+ * paid by every call in flight.
+ */
+const OBSERVED = 32;
 
 /**
  * One call through a fused unit: the timeout's cancel scope and deadline entry, the bulkhead's queue entry and the
@@ -141,10 +155,6 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
   readonly #resolve: (value: T | PromiseLike<T>) => void;
   readonly #reject: (reason: unknown) => void;
   readonly #gen: number;
-  /** The pipeline timing this call for `execution.completed`, when someone listens. */
-  readonly #observer: PolicyBase | undefined;
-  /** When the call started, for the observer. */
-  #execStart = 0;
   /** When the attempt started, read once if the breaker or someone timing attempts needs it; else 0. */
   #start = 0;
   /** The phase (two low bits), {@link SLOT} and {@link SUBSCRIBED}: one field, since thousands may be queued. */
@@ -158,10 +168,9 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
     resolve: (value: T | PromiseLike<T>) => void,
     reject: (reason: unknown) => void,
     gen: number,
-    observer: PolicyBase | undefined,
+    observed: boolean,
   ) {
     super();
-    this.#observer = observer;
     this.#unit = unit;
     this.#ctx = ctx;
     this.#view = ctx;
@@ -169,6 +178,7 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
     this.#resolve = resolve;
     this.#reject = reject;
     this.#gen = gen;
+    if (observed) this.#bits = OBSERVED;
   }
 
   get #phase(): number {
@@ -207,19 +217,15 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
     // One clock read serves both (the unit runs layered when they have different clocks and both need one).
     const timesAttempts = retry?._timesAttempts() === true;
     const breakerTimed = breaker?._timed() === true;
-    const observer = this.#observer;
+    const observed = (this.#bits & OBSERVED) !== 0;
     const clock = this.#unit._clock;
     let now = -1;
-    if (clock !== undefined && (observer !== undefined || breakerTimed || timesAttempts)) {
-      // One reading for every member and the observer (they share the clock).
+    if (clock !== undefined && (observed || breakerTimed || timesAttempts)) {
+      // One reading for every member and the observer (they share the clock; an observed call's unit always does).
       now = clock.now();
       this.#start = now;
-      this.#execStart = now;
-    } else {
-      if (breakerTimed) this.#start = (breaker as CircuitBreakerPolicy)._startTime();
-      else if (timesAttempts) this.#start = (retry as RetryPolicy)._clock.now();
-      if (observer !== undefined) this.#execStart = observer._clock.now();
-    }
+    } else if (breakerTimed) this.#start = (breaker as CircuitBreakerPolicy)._startTime();
+    else if (timesAttempts) this.#start = (retry as RetryPolicy)._clock.now();
     if (timesAttempts) this.#bits |= TIMES_ATTEMPT;
     if (timeout !== undefined) {
       this.#subscribed = ctx._subscribe(this);
@@ -298,20 +304,14 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
         return;
       }
     }
-    const observer = this.#observer;
+    const observer = (this.#bits & OBSERVED) !== 0 ? this.#unit._observer : undefined;
     const timesAttempt = (this.#bits & TIMES_ATTEMPT) !== 0;
     if (timesAttempt || observer !== undefined) {
       // One reading ends both the attempt and the call (they share the clock), else each reads its own.
       const end = this.#unit._clock?.now() ?? -1;
       if (timesAttempt) this.#unit.retry?._attemptCompleted(this.#ctx, this.#start, false, undefined, end);
       if (observer !== undefined) {
-        observer._executionCompleted(
-          this.#ctx,
-          this.#execStart,
-          end < 0 ? observer._clock.now() : end,
-          false,
-          undefined,
-        );
+        observer._executionCompleted(this.#ctx, this.#start, end < 0 ? observer._clock.now() : end, false, undefined);
       }
     }
     this.#resolve(value);
@@ -334,13 +334,13 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
   #retryOrReject(error: unknown): void {
     const unit = this.#unit;
     if ((this.#bits & TIMES_ATTEMPT) !== 0) unit.retry?._attemptCompleted(this.#ctx, this.#start, true, error);
-    const observer = this.#observer;
+    const observer = (this.#bits & OBSERVED) !== 0 ? unit._observer : undefined;
     if (unit.retry === undefined) {
-      observer?._executionCompleted(this.#ctx, this.#execStart, observer._clock.now(), true, error);
+      observer?._executionCompleted(this.#ctx, this.#start, observer._clock.now(), true, error);
       this.#reject(error);
     } else {
       const rest = unit.retry._afterFailure(this.#ctx, this.#op, unit._belowRetry, error);
-      this.#resolve(observer === undefined ? rest : observer._observe(this.#ctx, this.#execStart, rest));
+      this.#resolve(observer === undefined ? rest : observer._observe(this.#ctx, this.#start, rest));
     }
   }
 
@@ -411,7 +411,7 @@ keepShape(
     noop,
     noop,
     0,
-    undefined,
+    false,
   ),
 )._deadline = 0.5;
 

@@ -59,6 +59,7 @@ export class PipelinePolicy extends PolicyBase {
       this.#all = undefined;
     }
     this.#unit = end === 0 && fused !== undefined ? fused.unit : undefined;
+    if (this.#unit !== undefined) this.#unit._observer = this;
     this.#second = next;
   }
 
@@ -68,7 +69,7 @@ export class PipelinePolicy extends PolicyBase {
    */
   override _execute<T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> {
     const unit = this.#unit;
-    if (unit !== undefined && this._events.wants(EV.executionCompleted)) return unit.run(ctx, op, invoke, this);
+    if (unit !== undefined && this._events.wants(EV.executionCompleted)) return unit.run(ctx, op, invoke, true);
     return super._execute(ctx, op);
   }
 

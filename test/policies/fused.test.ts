@@ -158,4 +158,45 @@ describe('abandoned work holds only its own bulkhead slot (layered and fused ali
       expect(bh.active).toBe(0);
     });
   }
+
+  describe('execution.completed of a pipeline made of one fused unit', () => {
+    it('times a call with the same readings as its attempt, on the shared clock', async () => {
+      const clock = new FakeClock();
+      const p = pipeline(
+        retry({ clock, backoff: constant(5) }),
+        timeout({ ms: 100, clock }),
+        bulkhead({ limit: 1, clock }),
+      );
+      const done: { durationMs: number; result: string; attempt: number }[] = [];
+      const attempts: number[] = [];
+      p.on('execution.completed', (e) => done.push({ durationMs: e.durationMs, result: e.result, attempt: e.attempt }));
+      p.on('attempt.completed', (e) => attempts.push(e.durationMs));
+      let n = 0;
+      const call = p.execute(async () => {
+        n++;
+        await new Promise<void>((r) => clock.setTimeout(r, n === 1 ? 7 : 3));
+        if (n === 1) throw new Error('first');
+        return 'ok';
+      });
+      await clock.advance(7);
+      await clock.advance(5);
+      await clock.advance(3);
+      await expect(call).resolves.toBe('ok');
+      expect(attempts).toEqual([7, 3]);
+      expect(done).toEqual([{ durationMs: 15, result: 'success', attempt: 1 }]);
+    });
+
+    it('with members on different clocks, times the call on the pipeline clock (layered timing)', async () => {
+      const a = new FakeClock();
+      const b = new FakeClock();
+      const p = pipeline(retry({ clock: a }), timeout({ ms: 100, clock: b }));
+      const done: number[] = [];
+      p.on('execution.completed', (e) => done.push(e.durationMs));
+      const call = p.execute(() => new Promise<number>((r) => a.setTimeout(() => r(1), 4)));
+      await a.advance(4);
+      await expect(call).resolves.toBe(1);
+      expect(done).toEqual([4]);
+      await b.advance(200); // the timeout's deadline passed long after the call: nothing fires
+    });
+  });
 });
