@@ -30,7 +30,7 @@ import {
   STATE,
   STATES,
 } from './otel-model.js';
-import { observe, resetSeries, type Series, SeriesStore } from './series.js';
+import { resetSeries, type Series, SeriesStore, storeSink } from './series.js';
 
 /** An attribute value: the same type as OpenTelemetry's `AttributeValue`. */
 export type ProducedAttributeValue =
@@ -228,21 +228,7 @@ class ProducerHub extends MetricsHub implements OpenTelemetryMetricProducer {
     const counts = new SeriesStore<ProducedAttributes>(EVENT_ATTRIBUTES, 0, MAX_SERIES);
     const executions = new SeriesStore<ProducedAttributes>(DURATION_ATTRIBUTES, bounds.length, MAX_SERIES);
     const attempts = new SeriesStore<ProducedAttributes>(DURATION_ATTRIBUTES, bounds.length, MAX_SERIES);
-    super(
-      'openTelemetryMetricProducer',
-      {
-        count(policy, operation, event, errorType, reason): void {
-          counts.get(policy, operation, event, errorType, reason).count++;
-        },
-        execution(seconds, policy, operation, result, errorType): void {
-          observe(executions.get(policy, operation, result, errorType, ''), bounds, seconds);
-        },
-        attempt(seconds, policy, operation, result, errorType): void {
-          observe(attempts.get(policy, operation, result, errorType, ''), bounds, seconds);
-        },
-      },
-      options.errorType,
-    );
+    super('openTelemetryMetricProducer', storeSink(counts, executions, attempts, bounds), options.errorType);
     this.#info = instruments(options.prefix ?? 'bulwark');
     this.#bounds = bounds;
     this.#delta = options.temporality === 'delta';

@@ -18,7 +18,7 @@ import {
   MetricsHub,
   type PolicyMetrics,
 } from './hub.js';
-import { observe, SeriesStore, StoredMetric } from './series.js';
+import { SeriesStore, StoredMetric, storeSink } from './series.js';
 
 /** Options of {@link prometheusMetrics}. */
 export interface PrometheusMetricsOptions extends CommonMetricsOptions {
@@ -148,21 +148,7 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): PolicyMetr
       buckets,
     ),
   );
-  const hub = new MetricsHub(
-    'prometheusMetrics',
-    {
-      count(policy, operation, event, errorType, reason): void {
-        events.get(policy, operation, event, errorType, reason).count++;
-      },
-      execution(seconds, policy, operation, result, errorType): void {
-        observe(executions.get(policy, operation, result, errorType, ''), buckets, seconds);
-      },
-      attempt(seconds, policy, operation, result, errorType): void {
-        observe(attempts.get(policy, operation, result, errorType, ''), buckets, seconds);
-      },
-    },
-    options.errorType,
-  );
+  const hub = new MetricsHub('prometheusMetrics', storeSink(events, executions, attempts, buckets), options.errorType);
 
   // Gauges are read from the live policies at scrape time: nothing is recorded per call.
   new Gauge({

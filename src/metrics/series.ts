@@ -1,4 +1,5 @@
 import { wallClockNow } from '../core/clock.js';
+import type { MetricsSink } from './hub.js';
 
 /**
  * Pre-aggregated series for the Prometheus adapter and the OpenTelemetry adapters: a counter or histogram per label
@@ -191,6 +192,30 @@ export function observe<L>(series: Series<L>, bounds: readonly number[], value: 
   series.sum += value;
   if (value < series.min) series.min = value;
   if (value > series.max) series.max = value;
+}
+
+/**
+ * The hub sink of an adapter that keeps its own series (Prometheus, the OpenTelemetry producer): events counted in
+ * `events`, durations observed into `executions` and `attempts` with these bucket bounds.
+ * @internal
+ */
+export function storeSink<L>(
+  events: SeriesStore<L>,
+  executions: SeriesStore<L>,
+  attempts: SeriesStore<L>,
+  bounds: readonly number[],
+): MetricsSink {
+  return {
+    count(policy, operation, event, errorType, reason): void {
+      events.get(policy, operation, event, errorType, reason).count++;
+    },
+    execution(seconds, policy, operation, result, errorType): void {
+      observe(executions.get(policy, operation, result, errorType, ''), bounds, seconds);
+    },
+    attempt(seconds, policy, operation, result, errorType): void {
+      observe(attempts.get(policy, operation, result, errorType, ''), bounds, seconds);
+    },
+  };
 }
 
 /** Empties a series in place (a delta export has reported it): its labels and place in the store stay. @internal */
