@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/helpers/setup.ts'],
+    globalSetup: ['test/helpers/nats-anchor.ts'],
     testTimeout: 20_000,
     coverage: {
       provider: 'v8',
