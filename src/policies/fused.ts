@@ -311,7 +311,8 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
       const end = this.#unit._clock?.now() ?? -1;
       if (timesAttempt) this.#unit.retry?._attemptCompleted(this.#ctx, this.#start, false, undefined, end);
       if (observer !== undefined) {
-        observer._executionCompleted(this.#ctx, this.#start, end < 0 ? observer._clock.now() : end, false, undefined);
+        // An observed call's unit shares one clock (run() goes layered otherwise), so `end` is on the observer's.
+        observer._executionCompleted(this.#ctx, this.#start, end, false, undefined);
       }
     }
     this.#resolve(value);

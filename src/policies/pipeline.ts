@@ -2,7 +2,6 @@ import { systemClock } from '../core/clock.js';
 import type { ExecutionContext } from '../core/context.js';
 import { invoke, type Next, type Operation } from '../core/policy.js';
 import { Checker } from '../errors/validate.js';
-import { EV } from '../events/emitter.js';
 import type { EventType, Listener } from '../events/types.js';
 import { type FusedUnit, fuseTail } from './fused.js';
 import { PolicyBase } from './policy-base.js';
@@ -67,10 +66,9 @@ export class PipelinePolicy extends PolicyBase {
    * @internal An observed call through a fully fused pipeline is timed by the fused call itself: its clock
    * readings serve the attempt and the call, and no promise is chained to time it.
    */
-  override _execute<T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> {
+  override _executeObserved<T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> {
     const unit = this.#unit;
-    if (unit !== undefined && this._events.wants(EV.executionCompleted)) return unit.run(ctx, op, invoke, true);
-    return super._execute(ctx, op);
+    return unit !== undefined ? unit.run(ctx, op, invoke, true) : super._executeObserved(ctx, op);
   }
 
   /** @internal */

@@ -66,11 +66,14 @@ export abstract class PolicyBase implements ObservablePolicy {
    */
   _execute<T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> {
     if (!this._events.wants(EV.executionCompleted)) return this._run(ctx, op, invoke);
-    return this.#observed(ctx, op);
+    return this._executeObserved(ctx, op);
   }
 
-  /** `.then` rather than an async frame: measurably cheaper per observed call (no generator state). */
-  #observed<T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> {
+  /**
+   * @internal `_execute` when someone listens to `execution.completed` (a pipeline made of one fused unit times
+   * the call itself). `.then` rather than an async frame: measurably cheaper per observed call.
+   */
+  _executeObserved<T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> {
     const start = this._clock.now();
     return this._observe(ctx, start, this._run(ctx, op, invoke));
   }
