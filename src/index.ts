@@ -86,4 +86,13 @@ export {
   RetryPolicy,
   retry,
 } from './policies/retry/index.js';
+export {
+  RetryBudget,
+  type RetryBudgetOptions,
+  RetryRatioBudget,
+  RetryTokenBudget,
+  type RetryTokenBudgetOptions,
+  retryBudget,
+  retryTokenBudget,
+} from './policies/retry-budget/index.js';
 export { type TimeoutEvent, type TimeoutOptions, TimeoutPolicy, timeout } from './policies/timeout/index.js';

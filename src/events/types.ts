@@ -19,10 +19,13 @@ export interface RetryAttemptEvent extends EventBase {
   readonly outcome: Outcome<unknown>;
 }
 
-/** A retry policy gave up: no attempts left, the backoff said stop, or an open circuit would not reopen in time. */
+/**
+ * A retry policy gave up: no attempts left, the backoff (or a server's hint, or the call) said stop, an open circuit
+ * would not reopen in time, or its retry budget refused another retry.
+ */
 export interface RetryExhaustedEvent extends EventBase {
   readonly type: 'retry.exhausted';
-  readonly reason: 'attempts' | 'stopped' | 'circuit_open';
+  readonly reason: 'attempts' | 'stopped' | 'circuit_open' | 'budget';
   readonly outcome: Outcome<unknown>;
 }
 

@@ -227,6 +227,8 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
     } else if (breakerTimed) this.#start = (breaker as CircuitBreakerPolicy)._startTime();
     else if (timesAttempts) this.#start = (retry as RetryPolicy)._clock.now();
     if (timesAttempts) this.#bits |= TIMES_ATTEMPT;
+    // Counted in flight until it settles: on success below (#succeed), after a failure by the retry loop.
+    retry?._budget?._enter();
     if (timeout !== undefined) {
       this.#subscribed = ctx._subscribe(this);
       if (now >= 0) timeout._queue.add(this, now);
@@ -303,6 +305,11 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
         this.#retryOrReject(predicateError);
         return;
       }
+    }
+    const budget = this.#unit.retry?._budget;
+    if (budget !== undefined) {
+      budget._succeeded();
+      budget._leave();
     }
     const observer = (this.#bits & OBSERVED) !== 0 ? this.#unit._observer : undefined;
     const timesAttempt = (this.#bits & TIMES_ATTEMPT) !== 0;

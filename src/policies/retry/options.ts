@@ -1,6 +1,7 @@
 import type { Clock } from '../../core/clock.js';
 import type { Random } from '../../core/random.js';
 import type { Handle } from '../handle.js';
+import type { RetryBudget } from '../retry-budget/retry-budget.js';
 import type { Backoff, BackoffFunction } from './backoff.js';
 
 /**
@@ -44,6 +45,12 @@ export interface RetryOptions {
    * `RetryExhaustedError` whose `cause` is the last error (`'wrap'`). @defaultValue `'rethrow'`
    */
   onExhausted?: 'rethrow' | 'wrap';
+  /**
+   * A budget shared with other policies (made by `retryBudget()` or `retryTokenBudget()`), asked before each retry:
+   * when it refuses, retry gives up with the last failure unchanged (`retry.exhausted`, reason `'budget'`). It bounds
+   * retries across calls, as `maxAttempts` bounds them per call. @defaultValue none (only `maxAttempts` bounds)
+   */
+  budget?: RetryBudget;
   /** @defaultValue `systemClock` */
   clock?: Clock;
   /** Jitter's random source. @defaultValue `Math.random` */
@@ -59,6 +66,7 @@ export const RETRY_OPTION_NAMES = [
   'circuitOpenMaxWaitMs',
   'maxRetryAfterMs',
   'onExhausted',
+  'budget',
   'clock',
   'random',
 ] as const;

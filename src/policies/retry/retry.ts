@@ -5,11 +5,12 @@ import type { Next, Operation } from '../../core/policy.js';
 import { RETRYABLE } from '../../core/properties.js';
 import { type Random, systemRandom } from '../../core/random.js';
 import { sleep } from '../../core/sleep.js';
-import { isCircuitOpenError, RetryExhaustedError } from '../../errors/errors.js';
+import { isCircuitOpenError, isLocalRejectionError, RetryExhaustedError } from '../../errors/errors.js';
 import { Checker, describe } from '../../errors/validate.js';
 import { EV } from '../../events/emitter.js';
 import { checkHandle, classification } from '../handle.js';
 import { PolicyBase } from '../policy-base.js';
+import { isRetryBudget, type RetryBudget } from '../retry-budget/retry-budget.js';
 import { type Backoff, type BackoffFunction, exponential, isBackoff } from './backoff.js';
 import { RETRY_OPTION_NAMES, type RetryOptions } from './options.js';
 
@@ -30,6 +31,10 @@ export class RetryPolicy extends PolicyBase {
   readonly maxRetryAfterMs: number;
   readonly #wrap: boolean;
   readonly #random: Random;
+  /** @internal The shared budget asked before each retry, if any (read by fused pipelines). */
+  readonly _budget: RetryBudget | undefined;
+  /** A first attempt's success under a budget: one function per policy, so the happy path makes no closure. */
+  readonly #budgetedSuccess: (<T>(value: T) => T) | undefined;
 
   /** @internal Use {@link retry}. */
   constructor(options: RetryOptions) {
@@ -43,6 +48,16 @@ export class RetryPolicy extends PolicyBase {
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? 60_000;
     this.#wrap = options.onExhausted === 'wrap';
     this.#random = options.random ?? systemRandom;
+    const budget = options.budget;
+    this._budget = budget;
+    this.#budgetedSuccess =
+      budget === undefined
+        ? undefined
+        : <T>(value: T): T => {
+            budget._succeeded();
+            budget._leave();
+            return value;
+          };
   }
 
   /** @internal */
@@ -52,6 +67,8 @@ export class RetryPolicy extends PolicyBase {
     // The first attempt runs without an async frame: on the happy path (no result classification) a success
     // passes straight through, and only a failure enters the retry loop. `.then` with one closure is measurably
     // cheaper per call than an async function awaiting the same promise.
+    const budget = this._budget;
+    if (budget !== undefined) return this.#budgeted(ctx, op, next, budget);
     const first = next(ctx, op);
     if (this.#classifyResults) {
       return first.then(
@@ -60,6 +77,23 @@ export class RetryPolicy extends PolicyBase {
       );
     }
     return first.then(undefined, (error: unknown) => this.#loop<T>(ctx, op, next, this.#failure(ctx, error)));
+  }
+
+  /** `_run` with a budget: the call is counted in flight from its first attempt until it settles. */
+  #budgeted<T>(ctx: ExecutionContext, op: Operation<T>, next: Next, budget: RetryBudget): Promise<T> {
+    budget._enter();
+    const first = next(ctx, op);
+    const failed = (error: unknown): Promise<T> => {
+      if (ctx._aborted) {
+        budget._leave();
+        return Promise.reject(error);
+      }
+      return this.#loop<T>(ctx, op, next, { ok: false, error });
+    };
+    if (this.#classifyResults) {
+      return first.then((value) => this.#loop<T>(ctx, op, next, { ok: true, value }), failed);
+    }
+    return first.then(this.#budgetedSuccess as (value: T) => T, failed);
   }
 
   /**
@@ -80,7 +114,11 @@ export class RetryPolicy extends PolicyBase {
    * A caller's abort (or an enclosing timeout's) is rethrown, never retried.
    */
   _afterFailure<T>(ctx: ExecutionContext, op: Operation<T>, next: Next, error: unknown): Promise<T> {
-    if (ctx._aborted) return Promise.reject(error);
+    if (ctx._aborted) {
+      // A fused pipeline counted the call in the budget when it started it; the loop would release it.
+      this._budget?._leave();
+      return Promise.reject(error);
+    }
     if (this._events.wants(EV.attemptCompleted)) next = this.#timed(next);
     return this.#loop<T>(ctx, op, next, { ok: false, error });
   }
@@ -136,8 +174,27 @@ export class RetryPolicy extends PolicyBase {
     return { ok: false, error };
   }
 
-  /** Classifies attempt 1's outcome and runs attempts 2.. until one is not handled or retry gives up. */
+  /**
+   * Classifies attempt 1's outcome and runs attempts 2.. until one is not handled or retry gives up. Under a budget,
+   * the call entered it before attempt 1, and leaves it here, however the loop ends.
+   */
   async #loop<T>(ctx: ExecutionContext, op: Operation<T>, next: Next, firstOutcome: Outcome<T>): Promise<T> {
+    const budget = this._budget;
+    if (budget === undefined) return this.#attempts(ctx, op, next, firstOutcome, undefined);
+    try {
+      return await this.#attempts(ctx, op, next, firstOutcome, budget);
+    } finally {
+      budget._leave();
+    }
+  }
+
+  async #attempts<T>(
+    ctx: ExecutionContext,
+    op: Operation<T>,
+    next: Next,
+    firstOutcome: Outcome<T>,
+    budget: RetryBudget | undefined,
+  ): Promise<T> {
     let outcome = firstOutcome;
     let current = ctx;
     let attempt = 1;
@@ -147,11 +204,19 @@ export class RetryPolicy extends PolicyBase {
     for (;;) {
       // An error that says it must not be retried (retryable: false) is rethrown at once, whatever `handle` says.
       // A predicate that throws rejects the call with its own error.
-      if ((!outcome.ok && notRetryable(outcome.error)) || !this.#handle(outcome)) return settle(outcome);
+      if ((!outcome.ok && notRetryable(outcome.error)) || !this.#handle(outcome)) {
+        if (outcome.ok) budget?._succeeded();
+        return settle(outcome);
+      }
+      // A handled failure drains a token budget, unless bulwark itself refused the call (a full bulkhead, an inner
+      // open breaker, a rate limit): that says nothing about the upstream.
+      if (budget !== undefined && (outcome.ok || !isLocalRejectionError(outcome.error))) budget._failed();
       // The call itself may have forbidden another attempt (RETRYABLE set to false), whatever failed.
       if (ctx._root._extra?.props?.get(RETRYABLE) === false) return this.#giveUp(-2, attempt, outcome, current);
       const delayMs = this.#delay(attempt, steps, outcome, current);
       if (delayMs < 0) return this.#giveUp(delayMs, attempt, outcome, current);
+      // Asked last, so only a retry that would otherwise happen takes from the budget.
+      if (budget !== undefined && !budget._acquire()) return this.#giveUp(-4, attempt, outcome, current);
       if (this._events.wants(EV.retryAttempt)) {
         this._events.emit(EV.retryAttempt, {
           type: 'retry.attempt',
@@ -162,21 +227,30 @@ export class RetryPolicy extends PolicyBase {
           outcome,
         });
       }
-      await sleep(this._clock, delayMs, ctx);
-      attempt++;
-      current = ctx._derive(attempt, ctx._scope);
       try {
-        const value = await next(current, op);
-        if (!this.#classifyResults) return value;
-        outcome = { ok: true, value };
-      } catch (error) {
-        outcome = this.#failure(ctx, error);
+        await sleep(this._clock, delayMs, ctx);
+        attempt++;
+        current = ctx._derive(attempt, ctx._scope);
+        try {
+          const value = await next(current, op);
+          if (!this.#classifyResults) {
+            budget?._succeeded();
+            return value;
+          }
+          outcome = { ok: true, value };
+        } catch (error) {
+          outcome = this.#failure(ctx, error);
+        }
+      } finally {
+        // The retry settled (or its delay was cut short by an abort): it no longer counts as in flight.
+        budget?._release();
       }
     }
   }
 
   /**
-   * The delay before the next attempt, or a negative code: -1 attempts used up, -2 stop, -3 open circuit.
+   * The delay before the next attempt, or a negative code: -1 attempts used up, -2 stop, -3 open circuit (and -4,
+   * given by the loop: the budget refused).
    * Advances (or, after a server hint, restarts) the backoff's step.
    */
   #delay(
@@ -235,7 +309,7 @@ export class RetryPolicy extends PolicyBase {
         policy: this.name,
         operation: ctx.operation,
         attempt,
-        reason: code === -1 ? 'attempts' : code === -2 ? 'stopped' : 'circuit_open',
+        reason: code === -1 ? 'attempts' : code === -2 ? 'stopped' : code === -3 ? 'circuit_open' : 'budget',
         outcome,
       });
     }
@@ -313,6 +387,9 @@ export function retry(options: RetryOptions = {}): RetryPolicy {
     check.oneOf('onExhausted', options.onExhausted, ['rethrow', 'wrap']);
     check.clock('clock', options.clock);
     check.fn('random', options.random);
+    if (options.budget !== undefined && !isRetryBudget(options.budget)) {
+      check.fail('budget', options.budget, 'a budget made by retryBudget() or retryTokenBudget()');
+    }
   }
   check.done();
   return new RetryPolicy(options);
