@@ -34,6 +34,7 @@ export const DOC_FILES: readonly string[] = [
   'docs/getting-started.md',
   'docs/concepts.md',
   'docs/policies/retry.md',
+  'docs/policies/retry-budget.md',
   'docs/policies/circuit-breaker.md',
   'docs/policies/timeout.md',
   'docs/policies/bulkhead.md',
