@@ -37,7 +37,7 @@ describe('retryBudget properties', () => {
           const budget = retryBudget({ ratio, minConcurrency });
           const r: RetryPolicy = retry({ maxAttempts, backoff: constant(delay), budget, clock });
           // A retry followed by a timeout runs fused; a retry alone runs layered.
-          const policy = fused ? pipeline(r, timeout(10_000, { clock })) : r;
+          const policy = fused ? pipeline(r, timeout({ ms: 10_000, clock })) : r;
           let retries = 0;
           let refused = 0;
           const violations: string[] = [];

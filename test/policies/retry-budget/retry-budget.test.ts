@@ -131,7 +131,7 @@ describe('retryBudget (a share of the calls in flight)', () => {
     const clock = new FakeClock();
     const budget = retryBudget({ ratio: 0, minConcurrency: 1 });
     const a = retry({ backoff: constant(5), budget, clock });
-    const b = pipeline(retry({ backoff: constant(5), budget, clock }), timeout(1_000, { clock }));
+    const b = pipeline(retry({ backoff: constant(5), budget, clock }), timeout({ ms: 1_000, clock }));
     const f = failing();
     const first = track(a.execute(f.op));
     const second = track(b.execute(f.op));
@@ -201,7 +201,7 @@ describe('retryBudget (a share of the calls in flight)', () => {
     const p = pipeline(
       retry({ maxAttempts: 2, backoff: constant(10), budget, clock }),
       circuitBreaker({ failureRate: 1, minimumCalls: 100, clock }),
-      timeout(1_000, { clock }),
+      timeout({ ms: 1_000, clock }),
       bulkhead({ limit: 100 }),
     );
     const f = failing();
