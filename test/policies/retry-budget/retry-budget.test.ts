@@ -219,6 +219,8 @@ describe('retryBudget (a share of the calls in flight)', () => {
     await flush();
     expect(ok.value).toBe('fine');
     expect([budget.callsInFlight, budget.retriesInFlight]).toEqual([0, 0]);
+    // The timeout's one shared timer lapses at its last deadline; no retry timer is left.
+    await clock.advance(1_000);
     expect(clock.pendingTimers).toBe(0);
   });
 });
