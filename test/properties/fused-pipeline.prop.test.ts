@@ -12,7 +12,10 @@ import {
   EVENT_TYPES,
   handleErrors,
   PipelinePolicy,
+  type RetryBudget,
   retry,
+  retryBudget,
+  retryTokenBudget,
   timeout,
 } from '../../src/index.js';
 import type { PolicyBase } from '../../src/policies/policy-base.js';
@@ -46,6 +49,8 @@ interface Plan {
   readonly queue: number;
   readonly calls: readonly CallPlan[];
   readonly listen: boolean;
+  /** A retry budget on the retry: a ratio budget (ratio, floor) or a token budget (tokens, refill). */
+  readonly budget: { readonly kind: 'ratio' | 'tokens'; readonly a: number; readonly b: number } | undefined;
 }
 
 const planArb: fc.Arbitrary<Plan> = fc.record({
@@ -72,13 +77,37 @@ const planArb: fc.Arbitrary<Plan> = fc.record({
     { minLength: 1, maxLength: 7 },
   ),
   listen: fc.boolean(),
+  budget: fc.option(
+    fc.record({
+      kind: fc.constantFrom('ratio' as const, 'tokens' as const),
+      a: fc.integer({ min: 0, max: 4 }),
+      b: fc.integer({ min: 0, max: 2 }),
+    }),
+    { nil: undefined },
+  ),
 });
 
-function members(plan: Plan, clock: FakeClock): PolicyBase[] {
+function budgetOf(plan: Plan): RetryBudget | undefined {
+  const b = plan.budget;
+  if (b === undefined) return undefined;
+  return b.kind === 'ratio'
+    ? retryBudget({ ratio: b.a / 4, minConcurrency: b.b })
+    : retryTokenBudget({ maxTokens: b.a + 1, tokenRatio: (b.b + 1) / 2 });
+}
+
+function readings(b: RetryBudget | undefined): string {
+  if (b === undefined) return 'none';
+  if ('tokens' in b) return `tokens ${b.tokens} refused ${b.refused}`;
+  const r = b as ReturnType<typeof retryBudget>;
+  return `calls ${r.callsInFlight} retries ${r.retriesInFlight} refused ${r.refused}`;
+}
+
+function members(plan: Plan, clock: FakeClock, budget: RetryBudget | undefined): PolicyBase[] {
   return plan.kinds.map((k): PolicyBase => {
     if (k === 'retry') {
       return retry({
         clock,
+        ...(budget === undefined ? {} : { budget }),
         maxAttempts: plan.maxAttempts,
         backoff: constant(plan.backoffMs),
         ...(plan.retryOnlyTimeouts ? { handle: handleErrors((e) => (e as Error).name === 'TimeoutError') } : {}),
@@ -114,13 +143,16 @@ function describeOutcome(e: unknown): string {
 interface Run {
   readonly results: string[];
   readonly events: string[];
+  /** The budget's readings once every call settled. */
+  readonly budget: string;
   /** Whether two calls had something fire at the same instant (see below). */
   readonly collided: boolean;
 }
 
 async function run(plan: Plan, fuse: boolean): Promise<Run> {
   const clock = new FakeClock();
-  const p = new PipelinePolicy(members(plan, clock), fuse);
+  const budget = budgetOf(plan);
+  const p = new PipelinePolicy(members(plan, clock, budget), fuse);
   const events: string[] = [];
   // What fires by itself, per instant and call: a call's start, its operation's timer, its abort, its timeout
   // and its retry's backoff. Two calls firing at one instant run their consequences interleaved in microtasks,
@@ -178,6 +210,7 @@ async function run(plan: Plan, fuse: boolean): Promise<Run> {
   // Within one instant, microtasks may interleave events differently; across instants the order must hold.
   return {
     collided,
+    budget: readings(budget),
     results,
     events: [...events].sort((a, b) => Number(a.split(' ')[0]) - Number(b.split(' ')[0]) || a.localeCompare(b)),
   };
@@ -192,6 +225,9 @@ describe('fused pipelines behave as the same policies layered', () => {
         fc.pre(!fused.collided && !layered.collided);
         expect(fused.results).toEqual(layered.results);
         expect(fused.events).toEqual(layered.events);
+        expect(fused.budget).toEqual(layered.budget);
+        // Every call settled, so none is still counted in flight.
+        if (fused.budget.startsWith('calls')) expect(fused.budget).toMatch(/^calls 0 retries 0 /);
       }),
       { numRuns: 300, maxSkipsPerRun: 20 },
     );
