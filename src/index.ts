@@ -22,9 +22,11 @@ export {
   CircuitOpenError,
   type CircuitRejectionState,
   type ErrorCode,
+  HedgeCancelledError,
   InvalidOptionsError,
   isBulkheadRejectedError,
   isCircuitOpenError,
+  isHedgeCancelledError,
   isInvalidOptionsError,
   isLocalRejectionError,
   isResilienceError,
@@ -69,6 +71,14 @@ export {
   handleResults,
   type OutcomeClassifier,
 } from './policies/handle.js';
+export {
+  type HedgeDelay,
+  type HedgeEvent,
+  type HedgeOptions,
+  HedgePolicy,
+  type HedgeQuantileDelay,
+  hedge,
+} from './policies/hedge/index.js';
 export { type KeyedOptions, KeyedPolicy, keyed } from './policies/keyed/index.js';
 export { PipelinePolicy, pipeline } from './policies/pipeline.js';
 export { type ObservablePolicy, PolicyBase } from './policies/policy-base.js';

@@ -17,7 +17,8 @@ export type ErrorCode =
   | 'ERR_TIMEOUT'
   | 'ERR_BULKHEAD_REJECTED'
   | 'ERR_INVALID_OPTIONS'
-  | 'ERR_RETRY_EXHAUSTED';
+  | 'ERR_RETRY_EXHAUSTED'
+  | 'ERR_HEDGE_CANCELLED';
 
 function hasCode(value: unknown, code: string | undefined): boolean {
   if (typeof value !== 'object' || value === null) return false;
@@ -210,6 +211,33 @@ Object.defineProperty(BulkheadRejectedError.prototype, 'stack', { get: oneLineSt
 keepShape(BulkheadRejectedError.fast('bulkhead', 'full', 0, 0));
 
 /**
+ * The abort reason of a hedged attempt that lost: another attempt of the same call settled first, and a hedge
+ * policy cancelled this one. An operation sees it as `ctx.signal.reason`; no caller ever receives it.
+ *
+ * @example
+ * ```ts
+ * signal.addEventListener('abort', () => {
+ *   if (isHedgeCancelledError(signal.reason)) stats.hedgeLosers++; // not a caller abort, not a timeout
+ * });
+ * ```
+ */
+export class HedgeCancelledError extends ResilienceError {
+  static readonly CODE = 'ERR_HEDGE_CANCELLED';
+  /** The attempt that won. */
+  readonly winner: number;
+
+  constructor(policy: string, winner: number) {
+    super(
+      'ERR_HEDGE_CANCELLED',
+      policy,
+      `hedge "${policy}": attempt ${winner} settled first; this attempt was cancelled`,
+    );
+    this.winner = winner;
+  }
+}
+Object.defineProperty(HedgeCancelledError.prototype, 'name', { value: 'HedgeCancelledError', writable: true });
+
+/**
  * A retry policy used up its attempts and was asked (`onExhausted: 'wrap'`) to say so; `cause` is the last error.
  *
  * @example
@@ -285,6 +313,8 @@ export const isBulkheadRejectedError = (e: unknown): e is BulkheadRejectedError 
   hasCode(e, BulkheadRejectedError.CODE);
 /** Whether `e` is a {@link RetryExhaustedError}. @example `if (isRetryExhaustedError(e)) e.cause;` */
 export const isRetryExhaustedError = (e: unknown): e is RetryExhaustedError => hasCode(e, RetryExhaustedError.CODE);
+/** Whether `e` is a {@link HedgeCancelledError} (across package copies). @example `isHedgeCancelledError(signal.reason)` */
+export const isHedgeCancelledError = (e: unknown): e is HedgeCancelledError => hasCode(e, HedgeCancelledError.CODE);
 /**
  * Whether `e` is one of bulwark's own local rejections: a call refused before it reached the dependency, by a full
  * bulkhead (`BulkheadRejectedError`) or an open inner breaker (`CircuitOpenError`). They say nothing about the

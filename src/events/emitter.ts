@@ -40,6 +40,9 @@ export const EV = {
   timeoutLateOutcome: idOf('timeout.late_outcome'),
   bulkheadRejected: idOf('bulkhead.rejected'),
   fallbackUsed: idOf('fallback.used'),
+  hedgeLaunched: idOf('hedge.launched'),
+  hedgeRefused: idOf('hedge.refused'),
+  hedgeLateOutcome: idOf('hedge.late_outcome'),
   executionCompleted: idOf('execution.completed'),
   attemptCompleted: idOf('attempt.completed'),
 } as const;

@@ -101,6 +101,31 @@ export interface FallbackUsedEvent extends EventBase {
   readonly outcome: Outcome<unknown>;
 }
 
+/**
+ * A hedge policy started another attempt of a call: its delay passed with no outcome yet (`'delay'`), an attempt
+ * failed in a way it handles (`'failure'`), or all start at once (`'parallel'`, a delay of 0).
+ */
+export interface HedgeLaunchedEvent extends EventBase {
+  readonly type: 'hedge.launched';
+  /** Why the attempt started now. */
+  readonly trigger: 'delay' | 'failure' | 'parallel';
+}
+
+/** A hedge policy would have started another attempt, but its retry budget refused; it starts no more for the call. */
+export interface HedgeRefusedEvent extends EventBase {
+  readonly type: 'hedge.refused';
+  readonly reason: 'budget';
+}
+
+/**
+ * An attempt of a hedged call settled after the call had settled (it lost, and was aborted with a
+ * `HedgeCancelledError`, or the caller aborted): its outcome was discarded.
+ */
+export interface HedgeLateOutcomeEvent extends EventBase {
+  readonly type: 'hedge.late_outcome';
+  readonly outcome: Outcome<unknown>;
+}
+
 /** A call through a policy (or pipeline) the user called `execute` on has settled. */
 export interface ExecutionCompletedEvent extends EventBase {
   readonly type: 'execution.completed';
@@ -149,6 +174,9 @@ export type ResilienceEvent =
   | TimeoutLateOutcomeEvent
   | BulkheadRejectedEvent
   | FallbackUsedEvent
+  | HedgeLaunchedEvent
+  | HedgeRefusedEvent
+  | HedgeLateOutcomeEvent
   | ExecutionCompletedEvent
   | AttemptCompletedEvent;
 
@@ -175,6 +203,9 @@ export const EVENT_TYPES: readonly EventType[] = [
   'timeout.late_outcome',
   'bulkhead.rejected',
   'fallback.used',
+  'hedge.launched',
+  'hedge.refused',
+  'hedge.late_outcome',
   'execution.completed',
   'attempt.completed',
 ];

@@ -1,5 +1,5 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { isTimeoutError } from '../errors/errors.js';
+import { isHedgeCancelledError, isTimeoutError } from '../errors/errors.js';
 import { Checker } from '../errors/validate.js';
 import { channelName, messageOf, warnOnce } from '../events/emitter.js';
 import { type InstanceKind, liveInstances } from '../events/instances.js';
@@ -150,11 +150,14 @@ const CODE = /^[A-Z][A-Z0-9_]{1,63}$/;
 
 /**
  * Whether abandoned work rejected with an abort reason rather than a failure of its own: a bulwark
- * `TimeoutError` (the one a timeout aborts its work with) or an `AbortError` (a caller's abort, by default).
+ * `TimeoutError` (the one a timeout aborts its work with), a `HedgeCancelledError` (a hedge that lost) or an
+ * `AbortError` (a caller's abort, by default).
  */
 function isAbortEcho(error: unknown): boolean {
   try {
-    return isTimeoutError(error) || (error instanceof Error && error.name === 'AbortError');
+    return (
+      isTimeoutError(error) || isHedgeCancelledError(error) || (error instanceof Error && error.name === 'AbortError')
+    );
   } catch {
     return false;
   }
@@ -258,7 +261,8 @@ export class MetricsHub implements PolicyMetrics {
         }
         return;
       }
-      case 'timeout.late_outcome': {
+      case 'timeout.late_outcome':
+      case 'hedge.late_outcome': {
         // Work that settles after its timeout fired. When it rejects with the abort reason it was given (the
         // timeout's own TimeoutError, or a caller's AbortError), it only acknowledges the abort: that timeout is
         // already counted by timeout.fired, so it is `aborted` with no error type, never a second ERR_TIMEOUT.
@@ -271,11 +275,13 @@ export class MetricsHub implements PolicyMetrics {
       default: {
         const errorType = 'outcome' in e && !e.outcome.ok ? this.#typeOf(e.outcome.error) : '';
         const reason =
-          e.type === 'retry.exhausted' || e.type === 'bulkhead.rejected'
+          e.type === 'retry.exhausted' || e.type === 'bulkhead.rejected' || e.type === 'hedge.refused'
             ? e.reason
             : e.type === 'circuit.rejected'
               ? e.state
-              : '';
+              : e.type === 'hedge.launched'
+                ? e.trigger
+                : '';
         sink.count(e.policy, e.operation, e.type, errorType, reason);
       }
     }

@@ -4,9 +4,11 @@ import {
   bulkhead,
   circuitBreaker,
   constant,
+  hedge,
   isInvalidOptionsError,
   pipeline,
   retry,
+  retryBudget,
   timeout,
 } from '../../src/index.js';
 import { prometheusMetrics } from '../../src/metrics/prometheus.js';
@@ -323,5 +325,47 @@ describe('defaultErrorType', () => {
     expect(defaultErrorType(Object.assign(new Error('x'), { name: '' }))).toBe('Error');
     expect(defaultErrorType('a string')).toBe('_OTHER');
     expect(defaultErrorType(undefined)).toBe('_OTHER');
+  });
+});
+
+describe('prometheusMetrics and the overload policies', () => {
+  it('counts hedges by trigger, a budget refusal by reason, and a lost hedge as aborted', async () => {
+    const registry = new Registry();
+    const clock = new FakeClock();
+    const budget = retryBudget({ ratio: 0, minConcurrency: 1 });
+    const h = hedge({ name: 'reads-hedge', delayMs: 10, maxHedgedAttempts: 2, budget, clock });
+    const r = retry({
+      name: 'reads-retry',
+      maxAttempts: 3,
+      backoff: constant(0),
+      budget: retryBudget({ ratio: 0, minConcurrency: 0 }),
+    });
+    prometheusMetrics({ registry }).attach(h, r);
+    let n = 0;
+    const t = track(
+      h.execute(
+        (ctx) =>
+          new Promise<string>((resolve, reject) => {
+            const me = ++n;
+            const timer = clock.setTimeout(() => resolve(`v${me}`), me === 1 ? 100 : 5);
+            ctx.signal.addEventListener('abort', () => {
+              clock.clearTimeout(timer);
+              reject(ctx.signal.reason);
+            });
+          }),
+        { operation: 'get' },
+      ),
+    );
+    await clock.advance(10); // hedge 2 starts; hedge 3 will be refused at 20, but hedge 2 wins at 15
+    await clock.advance(5);
+    for (let i = 0; i < 4; i++) await new Promise<void>((res) => setImmediate(res));
+    expect(t.value).toBe('v2');
+    await rejectionOf(r.execute(() => Promise.reject(new Error('down'))));
+    const lines = await series(registry, 'bulwark_events_total');
+    const line = (event: string, reason: string) =>
+      lines.find((l) => l.includes(`event="${event}"`) && l.includes(`reason="${reason}"`));
+    expect(line('hedge.launched', 'delay')).toMatch(/ 1$/);
+    expect(line('hedge.late_outcome', 'aborted')).toMatch(/ 1$/);
+    expect(line('retry.exhausted', 'budget')).toMatch(/ 1$/);
   });
 });

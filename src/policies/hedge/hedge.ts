@@ -1,0 +1,392 @@
+import { systemClock, type TimerHandle } from '../../core/clock.js';
+import { type AbortListener, CancelScope, type ExecutionContext } from '../../core/context.js';
+import { DeadlineEntry, DeadlineQueue } from '../../core/deadline-queue.js';
+import type { HandlePredicate, Outcome } from '../../core/outcome.js';
+import type { Next, Operation } from '../../core/policy.js';
+import { RETRYABLE } from '../../core/properties.js';
+import { HedgeCancelledError, isLocalRejectionError } from '../../errors/errors.js';
+import { Checker, describe } from '../../errors/validate.js';
+import { EV } from '../../events/emitter.js';
+import { checkHandle, classification } from '../handle.js';
+import { PolicyBase } from '../policy-base.js';
+import { isRetryBudget, type RetryBudget } from '../retry-budget/retry-budget.js';
+import { LatencyQuantile } from './latency.js';
+import {
+  HEDGE_OPTION_NAMES,
+  HEDGE_QUANTILE_OPTION_NAMES,
+  type HedgeDelay,
+  type HedgeOptions,
+  type HedgeQuantileDelay,
+} from './options.js';
+
+/** One attempt of a hedged call: its own cancel scope, so a loser can be aborted alone. */
+class HedgeAttempt extends CancelScope {
+  /** Its attempt number (the primary's is the call's). */
+  readonly number: number;
+  /** When it started, on the policy's clock (0 unless latencies are sampled). */
+  readonly start: number;
+
+  constructor(number: number, start: number) {
+    super();
+    this.number = number;
+    this.start = start;
+  }
+
+  _expire(): void {
+    // Never queued: the call, not its attempts, waits for the next hedge's deadline.
+  }
+
+  _onAbort(): void {
+    // Never subscribed to anything: the call aborts its attempts itself.
+  }
+}
+
+/**
+ * The state of one hedged call: its running attempts, the deadline of the next hedge, and the promise the caller
+ * waits on. It waits in the policy's deadline queue when the delay is a constant (one timer for every call), on a
+ * timer of its own otherwise.
+ */
+class HedgeCall<T> extends DeadlineEntry implements AbortListener {
+  readonly #policy: HedgePolicy;
+  readonly #ctx: ExecutionContext;
+  readonly #op: Operation<T>;
+  readonly #next: Next;
+  readonly #resolve: (value: T) => void;
+  readonly #reject: (reason: unknown) => void;
+  /** Attempts started and not settled. */
+  readonly #running: HedgeAttempt[] = [];
+  /** Attempts started, the primary included. */
+  #started = 0;
+  #done = false;
+  /** No more hedges: the budget refused, or the call must not run twice. */
+  #stopped = false;
+  #subscribed = false;
+  /** Waiting in the policy's deadline queue, or on `#timer`. */
+  #queued = false;
+  #timer: TimerHandle = undefined;
+  /** The primary's failure, what the caller gets when every attempt fails. */
+  #primary: Outcome<T> | undefined = undefined;
+
+  constructor(
+    policy: HedgePolicy,
+    ctx: ExecutionContext,
+    op: Operation<T>,
+    next: Next,
+    resolve: (value: T) => void,
+    reject: (reason: unknown) => void,
+  ) {
+    super();
+    this.#policy = policy;
+    this.#ctx = ctx;
+    this.#op = op;
+    this.#next = next;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  start(): void {
+    this.#subscribed = this.#ctx._subscribe(this);
+    this.#policy._budget?._enter();
+    this.#launch();
+    this.#schedule();
+  }
+
+  /** Whether another hedge may start. */
+  get #canHedge(): boolean {
+    return !this.#done && !this.#stopped && this.#started <= this.#policy.maxHedgedAttempts;
+  }
+
+  /** Starts the next attempt; false when a hedge may not start after all (RETRYABLE false, the budget refused). */
+  #launch(trigger?: 'delay' | 'failure' | 'parallel'): boolean {
+    const policy = this.#policy;
+    const ctx = this.#ctx;
+    const number = ctx.attempt + this.#started;
+    if (trigger !== undefined) {
+      // A call that must not run twice (RETRYABLE set to false, by the caller, the operation or an adapter for a
+      // non-idempotent request) gets no more hedges, from the moment it says so.
+      if (ctx._root._extra?.props?.get(RETRYABLE) === false) {
+        this.#stopped = true;
+        return false;
+      }
+      const budget = policy._budget;
+      if (budget !== undefined && !budget._acquire()) {
+        this.#stopped = true;
+        policy._refused(ctx, number);
+        return false;
+      }
+      policy._launched(ctx, number, trigger);
+    }
+    this.#started++;
+    const attempt = new HedgeAttempt(number, policy._sampled ? policy._clock.now() : 0);
+    this.#running.push(attempt);
+    this.#next(ctx._derive(number, attempt), this.#op).then(
+      (value) => this.#settled(attempt, true, value),
+      (error: unknown) => this.#settled(attempt, false, error),
+    );
+    return true;
+  }
+
+  /** Arranges the next hedge: now (parallel), after a delay (latency), or on a failure (fallback: nothing now). */
+  #schedule(): void {
+    while (this.#canHedge) {
+      let delayMs: number;
+      try {
+        delayMs = this.#policy._delayFor(this.#started, this.#ctx);
+      } catch (error) {
+        this.#finish({ ok: false, error }, 0);
+        return;
+      }
+      if (delayMs < 0) return;
+      if (delayMs > 0) {
+        this.#queued = true;
+        const queue = this.#policy._queue;
+        if (queue !== undefined) queue.add(this);
+        else this.#timer = this.#policy._clock.setTimeout(() => this._expire(), delayMs);
+        return;
+      }
+      if (!this.#launch('parallel')) return;
+    }
+  }
+
+  #unschedule(): void {
+    if (!this.#queued) return;
+    this.#queued = false;
+    const queue = this.#policy._queue;
+    if (queue !== undefined) queue.remove(this);
+    else this.#policy._clock.clearTimeout(this.#timer);
+  }
+
+  /** The delay passed with no acceptable outcome: start the next hedge. */
+  _expire(): void {
+    this.#queued = false;
+    if (this.#canHedge && this.#launch('delay')) this.#schedule();
+  }
+
+  /** The caller (or an enclosing timeout) aborted: every attempt aborts with its reason, the call rejects with it. */
+  _onAbort(reason: unknown): void {
+    if (this.#done) return;
+    this.#end(reason);
+    this.#reject(reason);
+  }
+
+  #settled(attempt: HedgeAttempt, ok: boolean, valueOrError: unknown): void {
+    const running = this.#running;
+    running.splice(running.indexOf(attempt), 1);
+    const policy = this.#policy;
+    const budget = policy._budget;
+    // A hedge holds a place in the budget until it settles, late or not.
+    if (attempt.number !== this.#ctx.attempt) budget?._release();
+    if (ok && policy._sampled) policy._sample(policy._clock.now() - attempt.start);
+    const outcome: Outcome<T> = ok ? { ok: true, value: valueOrError as T } : { ok: false, error: valueOrError };
+    if (this.#done) {
+      policy._late(this.#ctx, attempt.number, outcome);
+      return;
+    }
+    let handled: boolean;
+    try {
+      handled = !(ok && !policy._classifyResults) && policy._handle(outcome);
+    } catch (predicateError) {
+      // A throwing predicate ends the call with its own error, as in every policy.
+      this.#finish({ ok: false, error: predicateError }, attempt.number);
+      return;
+    }
+    if (!handled) {
+      if (ok) budget?._succeeded();
+      this.#finish(outcome, attempt.number);
+      return;
+    }
+    if (budget !== undefined && (ok || !isLocalRejectionError(valueOrError))) budget._failed();
+    if (attempt.number === this.#ctx.attempt) this.#primary = outcome;
+    // A failure starts the next hedge at once (every mode); the delay for the one after restarts from now.
+    if (this.#canHedge) {
+      this.#unschedule();
+      if (this.#launch('failure')) this.#schedule();
+    }
+    if (running.length === 0 && !this.#done) this.#finish(this.#primary ?? outcome, attempt.number);
+  }
+
+  /** Settles the call with `outcome`; `winner` is the attempt whose outcome it is (0: none). */
+  #finish(outcome: Outcome<T>, winner: number): void {
+    this.#end(this.#running.length > 0 ? new HedgeCancelledError(this.#policy.name, winner) : undefined);
+    if (outcome.ok) this.#resolve(outcome.value);
+    else this.#reject(outcome.error);
+  }
+
+  /** The call is over: no more hedges, the attempts still running are aborted with `reason`. */
+  #end(reason: unknown): void {
+    this.#done = true;
+    this.#unschedule();
+    if (this.#subscribed) {
+      this.#subscribed = false;
+      this.#ctx._unsubscribe(this);
+    }
+    this.#policy._budget?._leave();
+    for (const attempt of [...this.#running]) attempt.abort(reason);
+  }
+}
+
+/**
+ * A hedging policy. See {@link hedge}.
+ */
+export class HedgePolicy extends PolicyBase {
+  /** How many attempts may start besides the first. */
+  readonly maxHedgedAttempts: number;
+  readonly #delay: HedgeDelay;
+  readonly #quantile: LatencyQuantile | undefined;
+  /** @internal */
+  readonly _handle: HandlePredicate<unknown>;
+  /** @internal Whether results are judged too (else a value always wins). */
+  readonly _classifyResults: boolean;
+  /** @internal */
+  readonly _budget: RetryBudget | undefined;
+  /** @internal Whether attempts are timed (for the quantile). */
+  readonly _sampled: boolean;
+  /** @internal The deadline queue of a constant delay > 0 (one timer for every call). */
+  readonly _queue: DeadlineQueue | undefined;
+
+  /** @internal Use {@link hedge}. */
+  constructor(options: HedgeOptions) {
+    super(options.name ?? 'hedge', options.clock ?? systemClock);
+    this.maxHedgedAttempts = options.maxHedgedAttempts ?? 1;
+    this.#delay = options.delayMs ?? 2_000;
+    const q: HedgeQuantileDelay | undefined = options.delayQuantile;
+    this.#quantile =
+      q === undefined ? undefined : new LatencyQuantile(q.quantile, q.samples ?? 1_000, q.minSamples ?? 100);
+    this._sampled = this.#quantile !== undefined;
+    const classify = classification(options.handle);
+    this._handle = classify.predicate;
+    this._classifyResults = classify.results;
+    this._budget = options.budget;
+    const d = this.#delay;
+    this._queue =
+      this.#quantile === undefined && typeof d === 'number' && d > 0 ? new DeadlineQueue(this._clock, d) : undefined;
+  }
+
+  /** @internal */
+  _run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+    if (ctx._aborted) return Promise.reject(ctx._reason);
+    return new Promise<T>((resolve, reject) => {
+      new HedgeCall<T>(this, ctx, op, next, resolve, reject).start();
+    });
+  }
+
+  /** @internal The delay before hedge number `hedge` (1 for the first), in ms; throws a TypeError for a bad one. */
+  _delayFor(hedge: number, ctx: ExecutionContext): number {
+    if (this.#quantile !== undefined) {
+      const learned = this.#quantile.value();
+      if (learned >= 0) return learned;
+    }
+    const d = this.#delay;
+    if (typeof d === 'number') return d;
+    const ms = d(hedge, ctx);
+    if (typeof ms !== 'number' || Number.isNaN(ms) || ms === Number.POSITIVE_INFINITY) {
+      throw new TypeError(
+        `hedge "${this.name}": the delayMs function returned ${describe(ms)} for hedge ${hedge}; expected a finite number (> 0: wait, 0: at once, < 0: only after a failure)`,
+      );
+    }
+    return ms;
+  }
+
+  /** @internal Records a successful attempt's latency. */
+  _sample(ms: number): void {
+    this.#quantile?.record(ms);
+  }
+
+  /** @internal */
+  _launched(ctx: ExecutionContext, attempt: number, trigger: 'delay' | 'failure' | 'parallel'): void {
+    if (!this._events.wants(EV.hedgeLaunched)) return;
+    this._events.emit(EV.hedgeLaunched, {
+      type: 'hedge.launched',
+      policy: this.name,
+      operation: ctx.operation,
+      attempt,
+      trigger,
+    });
+  }
+
+  /** @internal */
+  _refused(ctx: ExecutionContext, attempt: number): void {
+    if (!this._events.wants(EV.hedgeRefused)) return;
+    this._events.emit(EV.hedgeRefused, {
+      type: 'hedge.refused',
+      policy: this.name,
+      operation: ctx.operation,
+      attempt,
+      reason: 'budget',
+    });
+  }
+
+  /** @internal */
+  _late(ctx: ExecutionContext, attempt: number, outcome: Outcome<unknown>): void {
+    if (!this._events.wants(EV.hedgeLateOutcome)) return;
+    this._events.emit(EV.hedgeLateOutcome, {
+      type: 'hedge.late_outcome',
+      policy: this.name,
+      operation: ctx.operation,
+      attempt,
+      outcome,
+    });
+  }
+}
+
+/**
+ * Hedges slow calls: when an attempt has not settled after a delay, another one starts, and the first acceptable
+ * outcome wins. Modes, as Polly v8 names them, follow the delay: latency (`delayMs` > 0), parallel (0: every attempt
+ * at once) and fallback (< 0: the next attempt only after a failure). `delayQuantile` learns the delay from recent
+ * latencies (say the p95), so only the slow tail is hedged.
+ *
+ * - Each attempt runs in its own cancel scope, with its own `ctx.signal` and attempt number (the primary keeps the
+ *   call's; hedge k gets the call's + k). The first outcome `handle` does not count as a failure wins: a value, or a
+ *   final error (one `handle` rejects). Every other attempt's signal then aborts with a `HedgeCancelledError`; their
+ *   late outcomes are reported as `hedge.late_outcome` events and never surface as unhandled rejections.
+ * - A handled failure starts the next hedge at once, in every mode. When every attempt failed, the caller gets the
+ *   primary attempt's failure.
+ * - A call whose properties set `RETRYABLE` to `false` (a request that must not be sent twice) gets no hedge.
+ * - With a `budget` (shared with retry policies), each hedge asks it first; a refusal stops hedging for the call
+ *   (`hedge.refused`). A hedge holds its place in the budget until it settles.
+ * - A caller's abort aborts every attempt with the caller's reason and rejects at once.
+ * - A constant delay costs one shared timer per policy, not one per call.
+ *
+ * Place it inside retry and the circuit breaker (the breaker sees one outcome per call) and outside the timeout (each
+ * attempt gets its own time limit) and the bulkhead (each attempt takes a slot): see docs/concepts.md.
+ *
+ * @throws InvalidOptionsError listing every invalid option.
+ * @example
+ * ```ts
+ * const reads = pipeline(retry(), circuitBreaker(), hedge({ delayQuantile: { quantile: 0.95 }, delayMs: 50 }), timeout(1_000));
+ * const user = await reads.execute(({ signal }) => fetch(url, { signal }).then((r) => r.json()));
+ * ```
+ */
+export function hedge(options: HedgeOptions = {}): HedgePolicy {
+  const check = new Checker('hedge');
+  if (check.object('', options, HEDGE_OPTION_NAMES)) {
+    check.number('maxHedgedAttempts', options.maxHedgedAttempts, { min: 1, max: 10, integer: true });
+    const d = options.delayMs;
+    if (d !== undefined && typeof d !== 'function') {
+      if (typeof d !== 'number' || !Number.isFinite(d)) {
+        check.fail('delayMs', d, 'a finite number (> 0: wait, 0: at once, < 0: only after a failure) or a function');
+      }
+    }
+    const q = options.delayQuantile;
+    if (check.object('delayQuantile', q, HEDGE_QUANTILE_OPTION_NAMES) && q !== undefined) {
+      check.number('delayQuantile.quantile', q.quantile, { min: 0, max: 1, exclusiveMin: true });
+      if (q.quantile === undefined) check.fail('delayQuantile.quantile', undefined, 'a number in (0, 1), such as 0.95');
+      else if (q.quantile === 1) check.fail('delayQuantile.quantile', 1, 'a number below 1 (1 would never hedge)');
+      check.number('delayQuantile.samples', q.samples, { min: 1, max: 65_535, integer: true });
+      check.number('delayQuantile.minSamples', q.minSamples, { min: 1, integer: true });
+      const samples = q.samples ?? 1_000;
+      const min = q.minSamples ?? 100;
+      if (typeof samples === 'number' && typeof min === 'number' && min > samples) {
+        check.fail('delayQuantile.minSamples', min, `an integer <= samples (${samples})`);
+      }
+    }
+    checkHandle(check, options.handle);
+    if (options.budget !== undefined && !isRetryBudget(options.budget)) {
+      check.fail('budget', options.budget, 'a budget made by retryBudget() or retryTokenBudget()');
+    }
+    check.string('name', options.name);
+    check.clock('clock', options.clock);
+  }
+  check.done();
+  return new HedgePolicy(options);
+}
