@@ -35,6 +35,7 @@ export const DOC_FILES: readonly string[] = [
   'docs/concepts.md',
   'docs/policies/retry.md',
   'docs/policies/retry-budget.md',
+  'docs/policies/hedge.md',
   'docs/policies/circuit-breaker.md',
   'docs/policies/timeout.md',
   'docs/policies/bulkhead.md',
