@@ -5,7 +5,7 @@
  */
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
-import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../src/index.js';
+import { bulkhead, circuitBreaker, hedge, pipeline, retry, retryBudget, timeout } from '../src/index.js';
 import type { Cockatiel, Opossum, Peer, Peers } from './peers.js';
 
 export type Op = () => Promise<unknown>;
@@ -39,6 +39,14 @@ export const SETTINGS = {
 
 function bulwarkRetry() {
   return retry({ maxAttempts: SETTINGS.maxAttempts });
+}
+/** Retry with a shared retry budget (its default: 20% of the calls in flight, at least 3). */
+function bulwarkRetryBudgeted() {
+  return retry({ maxAttempts: SETTINGS.maxAttempts, budget: retryBudget() });
+}
+/** A hedge whose delay never passes in the bench: what a call pays when no hedge fires. */
+function bulwarkHedge() {
+  return hedge({ delayMs: SETTINGS.timeoutMs });
 }
 function bulwarkBreaker() {
   return circuitBreaker({
@@ -166,6 +174,18 @@ export function contenders(peers: Peers): readonly Contender[] {
       library: 'bulwark',
       limiter: true,
       make: (op, n) => policyInstance(bulwarkBulkhead(n), op),
+    },
+    {
+      name: 'bulwark retry + budget',
+      library: 'bulwark',
+      limiter: false,
+      make: (op) => policyInstance(bulwarkRetryBudgeted(), op),
+    },
+    {
+      name: 'bulwark hedge',
+      library: 'bulwark',
+      limiter: false,
+      make: (op) => policyInstance(bulwarkHedge(), op),
     },
     {
       name: 'bulwark pipeline(4)',

@@ -101,6 +101,28 @@ function overheadTargets(r: Results): Target[] {
       if (x) t.push(target(`${label}, ${tight?.op}, ${mode}: per call over bare`, x.overheadNs, limit, signed, 'ns'));
     }
   }
+  // Issue #14: what the overload policies add when they do nothing visible. A budget only exists on a retry: its
+  // cost is retry + budget minus retry alone, in the same round.
+  for (const [mode, rows] of modes(tight)) {
+    const hedgeRow = rows?.find((y) => y.contender === 'bulwark hedge');
+    if (hedgeRow) {
+      t.push(
+        target(
+          `hedge alone (no hedge fires), ${tight?.op}, ${mode}: per call over bare`,
+          hedgeRow.overheadNs,
+          300,
+          signed,
+          'ns',
+        ),
+      );
+    }
+    const plain = rows?.find((y) => y.contender === 'bulwark retry');
+    const budgeted = rows?.find((y) => y.contender === 'bulwark retry + budget');
+    if (plain && budgeted) {
+      const what = `retry budget, ${tight?.op}, ${mode}: retry + budget over retry alone`;
+      t.push(target(what, budgeted.overheadNs - plain.overheadNs, 100, signed, 'ns'));
+    }
+  }
   for (const [mode, rows] of modes(loop)) {
     for (const [name, label] of POLICY_TARGETS) {
       const x = rows?.find((y) => y.contender === name);
