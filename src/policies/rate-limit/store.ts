@@ -124,6 +124,14 @@ export class WindowStore implements RateLimitStore {
     this.#segmentMs = windowMs / segments;
   }
 
+  /**
+   * The segment of `nowMs`. A reading within a nanosecond of a boundary counts as past it: a wait computed as
+   * `boundary - now` and added back to `now` may land a rounding error short of the boundary it aimed at.
+   */
+  #segment(nowMs: number): number {
+    return Math.floor((nowMs + EPSILON_MS) / this.#segmentMs);
+  }
+
   /** Drops the entries that have left the window at segment `k`. */
   #trim(k: number): void {
     const oldest = k - this.#segments;
@@ -164,7 +172,7 @@ export class WindowStore implements RateLimitStore {
 
   acquire(_key: string, cost: number, nowMs: number, maxWaitMs: number): number {
     if (cost > this.capacity) return Number.POSITIVE_INFINITY;
-    const k = Math.floor(nowMs / this.#segmentMs);
+    const k = this.#segment(nowMs);
     this.#trim(k);
     const index = this.#index;
     const newest = index.length > this.#head ? (index[index.length - 1] as number) : k;
@@ -205,7 +213,7 @@ export class WindowStore implements RateLimitStore {
   }
 
   available(_key: string, nowMs: number): number {
-    const k = Math.floor(nowMs / this.#segmentMs);
+    const k = this.#segment(nowMs);
     this.#trim(k);
     const index = this.#index;
     // With a reservation ahead, nothing can be taken now.

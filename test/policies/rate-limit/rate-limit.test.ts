@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import {
   circuitBreaker,
@@ -474,7 +475,6 @@ describe('rateLimit: queue', () => {
     const clock = new FakeClock();
     const rl = rateLimit({ rate: 10, burst: 1, queue: 5, clock });
     await rl.execute(ok);
-    const { getEventListeners } = await import('node:events');
     const ac = new AbortController();
     const a = track(rl.execute(ok, { signal: ac.signal }));
     await clock.flush();
