@@ -5,7 +5,7 @@
  */
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
-import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../src/index.js';
+import { bulkhead, circuitBreaker, pipeline, rateLimit, retry, timeout } from '../src/index.js';
 import type { Cockatiel, Opossum, Peer, Peers } from './peers.js';
 
 export type Op = () => Promise<unknown>;
@@ -52,6 +52,11 @@ function bulwarkTimeout() {
 }
 function bulwarkBulkhead(inFlight: number) {
   return bulkhead({ limit: SETTINGS.limit, queue: inFlight });
+}
+
+/** A rate limit so high that no call is ever refused or queued: the cost of the admission check alone. */
+function bulwarkRateLimit() {
+  return rateLimit({ rate: 1e9 });
 }
 
 function cockatielRetry(c: Cockatiel) {
@@ -166,6 +171,12 @@ export function contenders(peers: Peers): readonly Contender[] {
       library: 'bulwark',
       limiter: true,
       make: (op, n) => policyInstance(bulwarkBulkhead(n), op),
+    },
+    {
+      name: 'bulwark rateLimit',
+      library: 'bulwark',
+      limiter: false,
+      make: (op) => policyInstance(bulwarkRateLimit(), op),
     },
     {
       name: 'bulwark pipeline(4)',
