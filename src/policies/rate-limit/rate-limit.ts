@@ -231,9 +231,11 @@ export class RateLimitPolicy extends PolicyBase {
 
   /** @internal A queued call's signal aborted: it leaves the queue at once with the caller's reason. */
   _leave(w: Waiter, reason: unknown): void {
-    // The newest reservation can be given back exactly; an older one lapses (its tokens are not reused, so the
-    // limiter admits less, never more: the calls after it keep the times they were promised).
-    if (w === this.#tail) this.#store.refund(this.#key, w.cost);
+    // The newest reservation can be given back exactly, while its time is still ahead: then no call has taken
+    // tokens since (every later call would have queued behind it). An older one lapses, and so does one already
+    // due (its timer is late, and a call may have started meanwhile): its tokens are not reused, so the limiter
+    // admits less, never more, and the calls after it keep the times they were promised.
+    if (w === this.#tail && w.at > this._clock.now() + EPSILON_MS) this.#store.refund(this.#key, w.cost);
     this.#unlink(w);
     // No timer when idle. With calls left, the armed timer is for an earlier time than the new head's: it fires,
     // finds nothing due and re-arms.

@@ -35,7 +35,8 @@ export interface RateLimitStore {
   acquire(key: string, cost: number, nowMs: number, maxWaitMs: number): number;
   /**
    * Gives back the tokens of the latest reservation (a call that left the queue before its time). Only called
-   * for the newest reservation, so undoing it restores exactly the state before it.
+   * for the newest reservation while its time is still ahead, when no call can have taken tokens since, so
+   * undoing it restores exactly the state before it.
    */
   refund(key: string, cost: number): void;
   /** Tokens a call could take now, net of every reservation (never below 0). */

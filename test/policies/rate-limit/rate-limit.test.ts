@@ -397,6 +397,34 @@ describe('rateLimit: queue', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it('a queued call aborted after its time (a late timer) gives nothing back: a call may have started meanwhile', async () => {
+    const fake = new FakeClock();
+    // Timers fire 150 ms late, as a busy event loop might.
+    const clock = {
+      now: () => fake.now(),
+      setTimeout: (cb: () => void, ms: number) => fake.setTimeout(cb, ms + 150),
+      clearTimeout: (h: unknown) => fake.clearTimeout(h),
+    };
+    const rl = rateLimit({ rate: 10, burst: 1, queue: 5, clock });
+    await rl.execute(ok);
+    const ac = new AbortController();
+    const late = track(rl.execute(ok, { signal: ac.signal })); // its tokens: at 100
+    await fake.advance(200);
+    expect(late.settled).toBe(false);
+    await expect(rl.execute(ok)).resolves.toBe('ok'); // tokens of 200: taken at once, its timer still pending
+    ac.abort();
+    await fake.flush();
+    expect(late.settled).toBe(true);
+    // Giving the late call's tokens back would admit a second call at 200.
+    expect(rl.available).toBe(0);
+    const waits: number[] = [];
+    rl.on('rate_limit.queued', (e) => waits.push(e.waitMs));
+    const next = track(rl.execute(ok));
+    expect(waits).toEqual([100]);
+    await fake.advance(250);
+    expect(next.value).toBe('ok');
+  });
+
   it('aborting the only queued call clears the timer at once', async () => {
     const clock = new FakeClock();
     const rl = rateLimit({ rate: 1, burst: 1, queue: 1, clock });
