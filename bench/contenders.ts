@@ -5,7 +5,7 @@
  */
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
-import { bulkhead, circuitBreaker, hedge, pipeline, retry, retryBudget, timeout } from '../src/index.js';
+import { bulkhead, circuitBreaker, hedge, pipeline, rateLimit, retry, retryBudget, timeout } from '../src/index.js';
 import type { Cockatiel, Opossum, Peer, Peers } from './peers.js';
 
 export type Op = () => Promise<unknown>;
@@ -60,6 +60,11 @@ function bulwarkTimeout() {
 }
 function bulwarkBulkhead(inFlight: number) {
   return bulkhead({ limit: SETTINGS.limit, queue: inFlight });
+}
+
+/** A rate limit so high that no call is ever refused or queued: the cost of the admission check alone. */
+function bulwarkRateLimit() {
+  return rateLimit({ rate: 1e9 });
 }
 
 function cockatielRetry(c: Cockatiel) {
@@ -186,6 +191,12 @@ export function contenders(peers: Peers): readonly Contender[] {
       library: 'bulwark',
       limiter: false,
       make: (op) => policyInstance(bulwarkHedge(), op),
+    },
+    {
+      name: 'bulwark rateLimit',
+      library: 'bulwark',
+      limiter: false,
+      make: (op) => policyInstance(bulwarkRateLimit(), op),
     },
     {
       name: 'bulwark pipeline(4)',

@@ -75,6 +75,7 @@ const POLICY_TARGETS: readonly [string, string, number][] = [
   ['bulwark retry', 'retry alone', 100],
   ['bulwark circuitBreaker', 'circuitBreaker alone', 100],
   ['bulwark bulkhead', 'bulkhead alone', 100],
+  ['bulwark rateLimit', 'rateLimit alone (issue 14)', 100],
   ['bulwark timeout', 'timeout alone', 300],
   ['bulwark pipeline(4)', 'pipeline(retry, circuitBreaker, timeout, bulkhead)', 500],
 ];

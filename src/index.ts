@@ -29,10 +29,13 @@ export {
   isHedgeCancelledError,
   isInvalidOptionsError,
   isLocalRejectionError,
+  isRateLimitedError,
   isResilienceError,
   isRetryExhaustedError,
   isTimeoutError,
   type OptionProblem,
+  RateLimitedError,
+  type RateLimitRejectionReason,
   ResilienceError,
   RetryExhaustedError,
   TimeoutError,
@@ -82,6 +85,17 @@ export {
 export { type KeyedOptions, KeyedPolicy, keyed } from './policies/keyed/index.js';
 export { PipelinePolicy, pipeline } from './policies/pipeline.js';
 export { type ObservablePolicy, PolicyBase } from './policies/policy-base.js';
+export {
+  type FixedWindowOptions,
+  type RateLimitAlgorithm,
+  type RateLimitCommonOptions,
+  type RateLimitEvent,
+  type RateLimitOptions,
+  RateLimitPolicy,
+  rateLimit,
+  type SlidingWindowOptions,
+  type TokenBucketOptions,
+} from './policies/rate-limit/index.js';
 export {
   type Backoff,
   type BackoffFunction,

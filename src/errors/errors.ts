@@ -18,7 +18,8 @@ export type ErrorCode =
   | 'ERR_BULKHEAD_REJECTED'
   | 'ERR_INVALID_OPTIONS'
   | 'ERR_RETRY_EXHAUSTED'
-  | 'ERR_HEDGE_CANCELLED';
+  | 'ERR_HEDGE_CANCELLED'
+  | 'ERR_RATE_LIMITED';
 
 function hasCode(value: unknown, code: string | undefined): boolean {
   if (typeof value !== 'object' || value === null) return false;
@@ -238,6 +239,70 @@ export class HedgeCancelledError extends ResilienceError {
 Object.defineProperty(HedgeCancelledError.prototype, 'name', { value: 'HedgeCancelledError', writable: true });
 
 /**
+ * Why a rate limiter refused a call:
+ * - `'limit'`: no tokens (permits) now, and the limiter has no queue;
+ * - `'queue_full'`: no tokens now, and every queue place is taken;
+ * - `'queue_timeout'`: its tokens would come later than `queueTimeoutMs` from now (rejected at once, not after
+ *   waiting);
+ * - `'cost'`: the call costs more than the limiter can ever hold (its burst or limit);
+ * - `'disposed'`: the limiter was disposed.
+ */
+export type RateLimitRejectionReason = 'limit' | 'queue_full' | 'queue_timeout' | 'cost' | 'disposed';
+
+/**
+ * A rate limiter refused the call without running it. `retryAfterMs` is exact: the time, from the limiter's own
+ * state, after which a call of the same cost would be admitted at once (if no other call takes the tokens first);
+ * `Infinity` for `'cost'` and `'disposed'`, which no wait cures. An outer `retry` waits it (see the rate-limit docs).
+ * Carries no stack.
+ *
+ * @example
+ * ```ts
+ * if (isRateLimitedError(e)) res.status(429).set('Retry-After', String(Math.ceil(e.retryAfterMs / 1000))).end();
+ * ```
+ */
+export class RateLimitedError extends ResilienceError {
+  static readonly CODE = 'ERR_RATE_LIMITED';
+  /** Why the call was refused. */
+  readonly reason: RateLimitRejectionReason;
+  /** Milliseconds until a call of this cost would be admitted at once; `Infinity` when never. */
+  readonly retryAfterMs: number;
+  /** What the call cost, in tokens (permits). */
+  readonly cost: number;
+
+  constructor(policy: string, reason: RateLimitRejectionReason, retryAfterMs: number, cost: number) {
+    super('ERR_RATE_LIMITED', policy, undefined);
+    this.reason = reason;
+    this.retryAfterMs = retryAfterMs;
+    this.cost = cost;
+  }
+
+  override get message(): string {
+    const r = this.reason;
+    return r === 'cost'
+      ? `rate limiter "${this.policy}": a call costing ${this.cost} can never be admitted (more than its burst or limit)`
+      : r === 'disposed'
+        ? `rate limiter "${this.policy}" is disposed: call rejected`
+        : `rate limiter "${this.policy}": ${r === 'limit' ? 'rate limit reached' : r === 'queue_full' ? 'rate limit reached and its queue is full' : 'rate limit reached and the wait would exceed queueTimeoutMs'}: call rejected, retry after ${Math.ceil(this.retryAfterMs)} ms`;
+  }
+
+  /** @internal Builds the error without the Error constructor (see fastInstance). */
+  static fast(policy: string, reason: RateLimitRejectionReason, retryAfterMs: number, cost: number): RateLimitedError {
+    const e = fastInstance(RateLimitedError.prototype) as {
+      -readonly [K in keyof RateLimitedError]: RateLimitedError[K];
+    };
+    e.code = 'ERR_RATE_LIMITED';
+    e.policy = policy;
+    e.reason = reason;
+    e.retryAfterMs = retryAfterMs;
+    e.cost = cost;
+    return e as RateLimitedError;
+  }
+}
+Object.defineProperty(RateLimitedError.prototype, 'name', { value: 'RateLimitedError', writable: true });
+Object.defineProperty(RateLimitedError.prototype, 'stack', { get: oneLineStack, configurable: true });
+keepShape(RateLimitedError.fast('rate-limit', 'limit', 0.5, 1));
+
+/**
  * A retry policy used up its attempts and was asked (`onExhausted: 'wrap'`) to say so; `cause` is the last error.
  *
  * @example
@@ -311,21 +376,24 @@ export const isTimeoutError = (e: unknown): e is TimeoutError => hasCode(e, Time
 /** Whether `e` is a {@link BulkheadRejectedError}. @example `if (isBulkheadRejectedError(e)) shed();` */
 export const isBulkheadRejectedError = (e: unknown): e is BulkheadRejectedError =>
   hasCode(e, BulkheadRejectedError.CODE);
+/** Whether `e` is a {@link RateLimitedError}. @example `if (isRateLimitedError(e)) wait(e.retryAfterMs);` */
+export const isRateLimitedError = (e: unknown): e is RateLimitedError => hasCode(e, RateLimitedError.CODE);
 /** Whether `e` is a {@link RetryExhaustedError}. @example `if (isRetryExhaustedError(e)) e.cause;` */
 export const isRetryExhaustedError = (e: unknown): e is RetryExhaustedError => hasCode(e, RetryExhaustedError.CODE);
 /** Whether `e` is a {@link HedgeCancelledError} (across package copies). @example `isHedgeCancelledError(signal.reason)` */
 export const isHedgeCancelledError = (e: unknown): e is HedgeCancelledError => hasCode(e, HedgeCancelledError.CODE);
 /**
  * Whether `e` is one of bulwark's own local rejections: a call refused before it reached the dependency, by a full
- * bulkhead (`BulkheadRejectedError`) or an open inner breaker (`CircuitOpenError`). They say nothing about the
- * dependency's health, so a circuit breaker never counts them as failures (nor as successes).
+ * bulkhead (`BulkheadRejectedError`), an open inner breaker (`CircuitOpenError`) or a rate limiter
+ * (`RateLimitedError`). They say nothing about the dependency's health, so a circuit breaker never counts them as
+ * failures (nor as successes).
  *
  * @example
  * ```ts
  * if (isLocalRejectionError(e)) res.status(503).set('Retry-After', '1').end(); // shed load, upstream is fine
  * ```
  */
-export const isLocalRejectionError = (e: unknown): e is BulkheadRejectedError | CircuitOpenError =>
-  hasCode(e, BulkheadRejectedError.CODE) || hasCode(e, CircuitOpenError.CODE);
+export const isLocalRejectionError = (e: unknown): e is BulkheadRejectedError | CircuitOpenError | RateLimitedError =>
+  hasCode(e, BulkheadRejectedError.CODE) || hasCode(e, CircuitOpenError.CODE) || hasCode(e, RateLimitedError.CODE);
 /** Whether `e` is an {@link InvalidOptionsError}. @example `if (isInvalidOptionsError(e)) e.problems;` */
 export const isInvalidOptionsError = (e: unknown): e is InvalidOptionsError => hasCode(e, InvalidOptionsError.CODE);

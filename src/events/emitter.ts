@@ -39,6 +39,8 @@ export const EV = {
   timeoutFired: idOf('timeout.fired'),
   timeoutLateOutcome: idOf('timeout.late_outcome'),
   bulkheadRejected: idOf('bulkhead.rejected'),
+  rateLimitRejected: idOf('rate_limit.rejected'),
+  rateLimitQueued: idOf('rate_limit.queued'),
   fallbackUsed: idOf('fallback.used'),
   hedgeLaunched: idOf('hedge.launched'),
   hedgeRefused: idOf('hedge.refused'),

@@ -95,6 +95,29 @@ export interface BulkheadRejectedEvent extends EventBase {
   readonly queued: number;
 }
 
+/** A rate limiter refused a call (see `RateLimitedError`). */
+export interface RateLimitRejectedEvent extends EventBase {
+  readonly type: 'rate_limit.rejected';
+  readonly reason: 'limit' | 'queue_full' | 'queue_timeout' | 'cost' | 'disposed';
+  /** Milliseconds until a call of this cost would be admitted at once (`Infinity` for `cost` and `disposed`). */
+  readonly retryAfterMs: number;
+  /** What the call cost, in tokens (permits). */
+  readonly cost: number;
+  /** Calls waiting in the limiter's queue when it was refused. */
+  readonly queued: number;
+}
+
+/** A rate limiter queued a call: it starts in `waitMs`, when its tokens (reserved now) are available. */
+export interface RateLimitQueuedEvent extends EventBase {
+  readonly type: 'rate_limit.queued';
+  /** How long the call waits for its tokens, in ms. */
+  readonly waitMs: number;
+  /** What the call costs, in tokens (permits). */
+  readonly cost: number;
+  /** Calls waiting in the queue, this one included. */
+  readonly queued: number;
+}
+
 /** A fallback replaced a handled failure. */
 export interface FallbackUsedEvent extends EventBase {
   readonly type: 'fallback.used';
@@ -173,6 +196,8 @@ export type ResilienceEvent =
   | TimeoutFiredEvent
   | TimeoutLateOutcomeEvent
   | BulkheadRejectedEvent
+  | RateLimitRejectedEvent
+  | RateLimitQueuedEvent
   | FallbackUsedEvent
   | HedgeLaunchedEvent
   | HedgeRefusedEvent
@@ -202,6 +227,8 @@ export const EVENT_TYPES: readonly EventType[] = [
   'timeout.fired',
   'timeout.late_outcome',
   'bulkhead.rejected',
+  'rate_limit.rejected',
+  'rate_limit.queued',
   'fallback.used',
   'hedge.launched',
   'hedge.refused',

@@ -41,6 +41,7 @@ export const DOC_FILES: readonly string[] = [
   'docs/policies/bulkhead.md',
   'docs/policies/fallback.md',
   'docs/policies/keyed.md',
+  'docs/policies/rate-limit.md',
   'docs/metrics.md',
   'docs/testing.md',
   'docs/integrations/http.md',

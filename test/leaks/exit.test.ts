@@ -92,6 +92,27 @@ describe('process exit', () => {
     expect(r.exitAfterDoneMs).toBeLessThan(5_000);
   });
 
+  it('a rate limiter keeps the process alive for its queued calls only, and exits once the queue is empty', async () => {
+    // Nothing but the limiter's one timer holds the loop: the queued calls must still run, then the process exits;
+    // a queue emptied by an abort leaves no timer either.
+    const source = `
+      import { rateLimit } from ${JSON.stringify(DIST.href)};
+      const rl = rateLimit({ rate: 50, burst: 1, queue: 10 });
+      const t0 = performance.now();
+      const ran = await Promise.all([1, 2, 3, 4].map((i) => rl.execute(() => i)));
+      const elapsed = performance.now() - t0;
+      const ac = new AbortController();
+      const aborted = rl.execute(() => 'never', { signal: ac.signal }).catch((e) => e);
+      ac.abort('gone');
+      console.log('done ' + ran.join(',') + ' ' + (elapsed >= 59) + ' ' + (await aborted));
+    `;
+    const r = await runChild(source);
+    expect(r.stdout).toContain('done 1,2,3,4 true gone');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.exitAfterDoneMs).toBeLessThan(5_000);
+  });
+
   it('exits promptly after a call timed out around a never-settling promise', async () => {
     // The interval keeps the process alive while the call is pending (a never-settling promise holds no handle);
     // once it is cleared, nothing bulwark left behind may keep the process running.

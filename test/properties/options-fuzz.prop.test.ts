@@ -33,6 +33,7 @@ import {
   linear,
   type OptionProblem,
   pipeline,
+  rateLimit,
   retry,
   timeout,
 } from '../../src/index.js';
@@ -835,6 +836,47 @@ const bulkheadSpec = {
   clock: O.clock,
 };
 
+// The token bucket (the default algorithm); the windows' options are fuzzed in test/policies/rate-limit.
+const rateLimitSpec = {
+  rate: opt(fc.constantFrom(1, 0.5, 1e9), num(0, { exclusive: true })),
+  periodMs: opt(fc.constantFrom(1, 0.5, 1_000), num(0, { exclusive: true })),
+  burst: opt(fc.constantFrom(1, 2.5, 3), num(1)),
+  cost: opt(
+    fc.oneof(
+      fc.constantFrom(0, 1, 2.5),
+      fc.constant(() => 1),
+    ),
+    (v) => fn(v) || num(0)(v),
+  ),
+  queue: opt(
+    fc.oneof(fc.integer({ min: 0, max: 8 }), fc.constant(Number.POSITIVE_INFINITY)),
+    int(0, { infinity: true }),
+  ),
+  queueTimeoutMs: opt(
+    fc.constantFrom(1, 0.5, 1_000, Number.POSITIVE_INFINITY),
+    num(0, { exclusive: true, infinity: true }),
+  ),
+  name: O.name,
+  clock: O.clock,
+};
+/** A fixed cost above the bucket (`burst`, by default `rate` but at least 1) could never be admitted. */
+function rateLimitCross(values: ReadonlyMap<string, unknown>): string[] {
+  const cost = values.get('cost');
+  const capacity = values.get('burst') ?? Math.max(1, values.get('rate') as number);
+  return typeof cost === 'number' && typeof capacity === 'number' && cost > capacity ? ['cost'] : [];
+}
+/** A call goes through; a cost function that returns no finite number >= 0 rejects it with a TypeError (docs). */
+async function rateLimitRuns(p: unknown, options: Record<string, unknown>): Promise<void> {
+  try {
+    await runs(p, 'rateLimit');
+  } catch (e) {
+    if (typeof options.cost === 'function' && e instanceof TypeError && /the cost function returned/.test(e.message)) {
+      return;
+    }
+    throw e;
+  }
+}
+
 const timeoutSpec = {
   ms: opt(fc.constantFrom(1, 0.5, 2_000, 2 ** 40), num(0, { exclusive: true })),
   name: O.name,
@@ -907,6 +949,14 @@ describe('option fuzzing: core factories', () => {
     required: ['limit'],
     make: (o) => bulkhead(o as never),
     use: (p) => runs(p, 'bulkhead'),
+  });
+  checkFactory({
+    policy: 'rateLimit',
+    spec: rateLimitSpec,
+    required: ['rate'],
+    cross: rateLimitCross,
+    make: (o) => rateLimit(o as never),
+    use: rateLimitRuns,
   });
   checkFactory({
     policy: 'timeout',
