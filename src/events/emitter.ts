@@ -42,6 +42,7 @@ export const EV = {
   fallbackUsed: idOf('fallback.used'),
   executionCompleted: idOf('execution.completed'),
   attemptCompleted: idOf('attempt.completed'),
+  adaptiveLimitChanged: idOf('adaptive_limit.changed'),
 } as const;
 
 /** An event type's id (see {@link EV}). @internal */

@@ -77,8 +77,8 @@ export interface GaugeReading {
  */
 export interface MetricsSink {
   /**
-   * An event: `reason` is retry.exhausted's and bulkhead.rejected's reason, circuit.rejected's state, or how a
-   * timeout.late_outcome's work settled (`success`, `failure`, `aborted`).
+   * An event: `reason` is retry.exhausted's, bulkhead.rejected's and adaptive_limit.changed's reason,
+   * circuit.rejected's state, or how a timeout.late_outcome's work settled (`success`, `failure`, `aborted`).
    */
   count(policy: string, operation: string, event: string, errorType: string, reason: string): void;
   execution(seconds: number, policy: string, operation: string, result: CallResult, errorType: string): void;
@@ -271,7 +271,7 @@ export class MetricsHub implements PolicyMetrics {
       default: {
         const errorType = 'outcome' in e && !e.outcome.ok ? this.#typeOf(e.outcome.error) : '';
         const reason =
-          e.type === 'retry.exhausted' || e.type === 'bulkhead.rejected'
+          e.type === 'retry.exhausted' || e.type === 'bulkhead.rejected' || e.type === 'adaptive_limit.changed'
             ? e.reason
             : e.type === 'circuit.rejected'
               ? e.state

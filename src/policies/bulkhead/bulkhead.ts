@@ -158,6 +158,11 @@ export class BulkheadPolicy extends PolicyBase {
     if (value === undefined) check.fail('limit', value, 'an integer >= 1');
     check.number('limit', value, { min: 1, integer: true });
     check.done();
+    this._setLimit(value);
+  }
+
+  /** @internal Sets the limit, already validated (an adaptive limit moves it), and starts queued calls it allows. */
+  _setLimit(value: number): void {
     this.#limit = value;
     this.#drain();
   }
