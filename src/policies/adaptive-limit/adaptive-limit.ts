@@ -39,6 +39,18 @@ export class AdaptiveLimitPolicy extends BulkheadPolicy {
   readonly #algo: LimitAlgorithm;
   readonly #handle: HandlePredicate<unknown>;
   readonly #classifyResults: boolean;
+  readonly #windowSize: number;
+  readonly #minWindowMs: number;
+  readonly #maxWindowMs: number;
+  // The current window: samples, those that were not drops (their latency sum and lowest), most in flight, a drop.
+  #wCount = 0;
+  #wTimed = 0;
+  #wSum = 0;
+  #wMin = Number.POSITIVE_INFINITY;
+  #wInflight = 0;
+  #wDrop = false;
+  /** When the current window may close (clock ms). */
+  #wEnd = Number.NEGATIVE_INFINITY;
   /** Bound once: gives the slot back once abandoned work has settled (see `_hold`). */
   readonly #release = (): void => this._releaseSlot();
 
@@ -56,6 +68,9 @@ export class AdaptiveLimitPolicy extends BulkheadPolicy {
     const c = classification(options.handle);
     this.#handle = c.predicate;
     this.#classifyResults = c.results;
+    this.#windowSize = options.windowSize ?? 10;
+    this.#minWindowMs = options.minWindowMs ?? 100;
+    this.#maxWindowMs = options.maxWindowMs ?? Math.max(1_000, this.#minWindowMs);
   }
 
   /**
@@ -73,6 +88,11 @@ export class AdaptiveLimitPolicy extends BulkheadPolicy {
    */
   get estimate(): number {
     return this.#algo.estimate;
+  }
+
+  /** @internal Never fused: every call must reach {@link _hold}. */
+  override _fusable(): boolean {
+    return false;
   }
 
   /**
@@ -121,9 +141,29 @@ export class AdaptiveLimitPolicy extends BulkheadPolicy {
       // Refused by bulwark before it reached the upstream (an inner bulkhead or breaker): no sample at all.
       return;
     } else drop = this.#handle({ ok: false, error: v });
-    const rtt = this._clock.now() - start;
+    const now = this._clock.now();
+    const rtt = now - start;
+    this.#wCount++;
+    if (inflight > this.#wInflight) this.#wInflight = inflight;
+    if (drop) this.#wDrop = true;
+    else {
+      this.#wTimed++;
+      this.#wSum += rtt;
+      if (rtt < this.#wMin) this.#wMin = rtt;
+    }
+    if (this.#wCount < this.#windowSize || now < this.#wEnd) return;
+    // The window closes: one sample of it for the algorithm, and the next window opens.
+    const timed = this.#wTimed;
+    const lowest = timed > 0 ? this.#wMin : 0;
+    this.#wEnd = now + Math.min(this.#maxWindowMs, Math.max(this.#minWindowMs, 2 * lowest));
+    const avg = timed > 0 ? this.#wSum / timed : 0;
+    const most = this.#wInflight;
+    const dropped = this.#wDrop;
+    this.#wCount = this.#wTimed = this.#wSum = this.#wInflight = 0;
+    this.#wMin = Number.POSITIVE_INFINITY;
+    this.#wDrop = false;
     const from = this.limit;
-    this.#algo.sample(rtt, inflight, drop);
+    this.#algo.sample(avg, most, dropped);
     const to = Math.floor(this.#algo.estimate);
     if (to === from) return;
     this._setLimit(to);
@@ -135,7 +175,7 @@ export class AdaptiveLimitPolicy extends BulkheadPolicy {
         attempt: ctx.attempt,
         from,
         to,
-        reason: drop ? 'drop' : to < from ? 'latency' : 'growth',
+        reason: dropped ? 'drop' : to < from ? 'latency' : 'growth',
       };
       this._events.emit(EV.adaptiveLimitChanged, event);
     }
@@ -205,6 +245,13 @@ export function adaptiveLimit(options: AdaptiveLimitOptions = {}): AdaptiveLimit
       check.fail('initialLimit', initial, `an integer in [minLimit, maxLimit], here [${min}, ${max}]`);
     }
     bounds = { initial, min, max };
+    check.number('windowSize', options.windowSize, { min: 1, integer: true });
+    const okMinW = check.number('minWindowMs', options.minWindowMs, { min: 0 });
+    if (check.number('maxWindowMs', options.maxWindowMs, { min: 0 }) && okMinW) {
+      const lo = options.minWindowMs as number;
+      if ((options.maxWindowMs as number) < lo)
+        check.fail('maxWindowMs', options.maxWindowMs, `a number >= minWindowMs (${lo})`);
+    }
     checkHandle(check, options.handle);
     check.number('queue', options.queue, { min: 0, integer: true, infinity: true });
     check.number('queueTimeoutMs', options.queueTimeoutMs, { min: 0, exclusiveMin: true });

@@ -29,6 +29,22 @@ export interface AdaptiveLimitBaseOptions {
    * drop by default. A failure it does not handle is timed like a success. @defaultValue every error
    */
   handle?: Handle<never>;
+  /**
+   * Samples are gathered in windows, and the algorithm takes one per window: the average latency of its calls, the
+   * most calls in flight, and whether any was a drop (Netflix's WindowedLimit). A window closes at the first call
+   * that settles once it holds `windowSize` samples and is older than twice its lowest latency, clamped to
+   * [minWindowMs, maxWindowMs]. Why: the effect of a change shows only a latency later, so an update per call
+   * overshoots; about one per round trip, as TCP's congestion control does, settles. `windowSize: 1` and
+   * `maxWindowMs: 0` feed every call to the algorithm. An integer >= 1. @defaultValue 10 (Netflix)
+   */
+  windowSize?: number;
+  /**
+   * The shortest window, in ms (>= 0). @defaultValue 100 (Netflix's WindowedLimit: 1000, its lowest allowed: 100;
+   * bulwark takes the lowest so that a limit adapts within seconds)
+   */
+  minWindowMs?: number;
+  /** The longest window, in ms (>= 0; it wins over a default minWindowMs). @defaultValue 1000 (Netflix) */
+  maxWindowMs?: number;
   /** How many calls may wait for a slot, in FIFO order: an integer >= 0 or Infinity. @defaultValue 0 */
   queue?: number;
   /** The longest a call may wait in the queue before it is rejected, in ms (> 0). @defaultValue no limit */
@@ -105,6 +121,9 @@ export const ADAPTIVE_LIMIT_BASE_OPTION_NAMES = [
   'initialLimit',
   'minLimit',
   'maxLimit',
+  'windowSize',
+  'minWindowMs',
+  'maxWindowMs',
   'handle',
   'queue',
   'queueTimeoutMs',

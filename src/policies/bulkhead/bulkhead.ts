@@ -197,6 +197,14 @@ export class BulkheadPolicy extends PolicyBase {
     });
   }
 
+  /**
+   * @internal Whether a fused pipeline may take and give back this bulkhead's slots itself (see fused.ts): not when
+   * a subclass does work per call in {@link _hold} (an adaptive limit samples each call).
+   */
+  _fusable(): boolean {
+    return true;
+  }
+
   /** @internal Takes a slot if one is free and nobody waits (fused pipelines). */
   _tryAcquire(): boolean {
     if (this.#active < this.#limit && this.#head === undefined && !this.#disposed) {
