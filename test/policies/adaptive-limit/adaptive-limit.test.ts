@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   type AdaptiveLimitChangedEvent,
+  type AdaptiveLimitPolicy,
   adaptiveLimit,
   BulkheadPolicy,
   BulkheadRejectedError,
@@ -21,14 +22,14 @@ import { deferred, invalidOptions, rejectionOf, track } from '../../helpers/defe
 /** Every call is its own window: the algorithm sees each sample (the exact tests). */
 const PER_CALL = { windowSize: 1, maxWindowMs: 0 } as const;
 
-function changes(p: { on: typeof adaptiveLimit extends (...a: never[]) => infer P ? P['on'] : never }) {
+function changes(p: AdaptiveLimitPolicy) {
   const log: Pick<AdaptiveLimitChangedEvent, 'from' | 'to' | 'reason' | 'operation'>[] = [];
   p.on('adaptive_limit.changed', (e) => log.push({ from: e.from, to: e.to, reason: e.reason, operation: e.operation }));
   return log;
 }
 
 /** An operation that takes `ms` on the clock, then resolves or rejects with `error`. */
-const after = (clock: FakeClock, ms: number, error?: unknown) => (): Promise<string> =>
+const slowOp = (clock: FakeClock, ms: number, error?: unknown) => (): Promise<string> =>
   new Promise((resolve, reject) => clock.setTimeout(() => (error === undefined ? resolve('ok') : reject(error)), ms));
 
 describe('adaptiveLimit: the limit', () => {
@@ -50,7 +51,7 @@ describe('adaptiveLimit: the limit', () => {
     const p = adaptiveLimit({ algorithm: 'aimd', clock, ...PER_CALL });
     const log = changes(p);
     // 10 calls at once: the 10th was admitted with 10 in flight, 10 x 2 >= 20.
-    const calls = Array.from({ length: 10 }, () => p.execute(after(clock, 10), { operation: 'get' }));
+    const calls = Array.from({ length: 10 }, () => p.execute(slowOp(clock, 10), { operation: 'get' }));
     await clock.advance(10);
     await Promise.all(calls);
     expect(p.limit).toBe(21);
@@ -62,7 +63,7 @@ describe('adaptiveLimit: the limit', () => {
     for (const algorithm of ['aimd', 'gradient2', 'vegas'] as const) {
       const p = adaptiveLimit({ algorithm, clock, ...PER_CALL });
       for (let i = 0; i < 50; i++) {
-        const c = p.execute(after(clock, 10));
+        const c = p.execute(slowOp(clock, 10));
         await clock.advance(10);
         await c;
       }
@@ -102,7 +103,7 @@ describe('adaptiveLimit: the limit', () => {
     const clock = new FakeClock();
     const p = adaptiveLimit({ algorithm: 'aimd', initialLimit: 50, minLimit: 1, slowCallMs: 100, clock, ...PER_CALL });
     const log = changes(p);
-    const c = p.execute(after(clock, 101));
+    const c = p.execute(slowOp(clock, 101));
     await clock.advance(101);
     await c;
     expect(log).toEqual([{ from: 50, to: 45, reason: 'latency', operation: 'default' }]);
@@ -111,7 +112,7 @@ describe('adaptiveLimit: the limit', () => {
   it('a TimeoutError of an inner timeout, or of an outer one, is a drop', async () => {
     const clock = new FakeClock();
     const inner = adaptiveLimit({ algorithm: 'aimd', initialLimit: 50, minLimit: 1, clock, ...PER_CALL });
-    const a = track(pipeline(inner, timeout({ ms: 100, clock })).execute(after(clock, 1_000)));
+    const a = track(pipeline(inner, timeout({ ms: 100, clock })).execute(slowOp(clock, 1_000)));
     await clock.advance(100);
     expect(a.error).toBeInstanceOf(TimeoutError);
     await clock.advance(900); // the abandoned work keeps its slot until it ends
