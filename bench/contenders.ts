@@ -5,7 +5,7 @@
  */
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
-import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../src/index.js';
+import { adaptiveLimit, bulkhead, circuitBreaker, pipeline, retry, timeout } from '../src/index.js';
 import type { Cockatiel, Opossum, Peer, Peers } from './peers.js';
 
 export type Op = () => Promise<unknown>;
@@ -166,6 +166,13 @@ export function contenders(peers: Peers): readonly Contender[] {
       library: 'bulwark',
       limiter: true,
       make: (op, n) => policyInstance(bulwarkBulkhead(n), op),
+    },
+    {
+      // Serial calls never reach its limit (20): the cost of sampling each call (two clock readings, a window).
+      name: 'bulwark adaptiveLimit',
+      library: 'bulwark',
+      limiter: false,
+      make: (op) => policyInstance(adaptiveLimit(), op),
     },
     {
       name: 'bulwark pipeline(4)',

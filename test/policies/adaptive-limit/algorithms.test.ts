@@ -44,7 +44,7 @@ describe('Gradient2', () => {
     step(1_000, 21); // gradient floored at 0.5: 16.9 + (10.5625 + 4) x 0.2 = 19.8125, then minLimit 20
     step(10, 20, true); // a drop: x (1 - 0.2 / 2), then minLimit 20
     const expected = [20.8, 21.6, 21.68, 21.125, 21.125, 20, 20];
-    seq.forEach((v, i) => expect(v).toBeCloseTo(expected[i] as number, 9));
+    for (const [i, v] of seq.entries()) expect(v).toBeCloseTo(expected[i] as number, 9);
     // Still warming up (10 samples): a plain average of the latencies that were not drops (the cut does not stay).
     expect(g.longRtt).toBeCloseTo((10 + 10 + 30 + 60 + 10 + 1_000) / 6, 9);
   });
