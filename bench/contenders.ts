@@ -5,7 +5,17 @@
  */
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
-import { bulkhead, circuitBreaker, hedge, pipeline, rateLimit, retry, retryBudget, timeout } from '../src/index.js';
+import {
+  adaptiveLimit,
+  bulkhead,
+  circuitBreaker,
+  hedge,
+  pipeline,
+  rateLimit,
+  retry,
+  retryBudget,
+  timeout,
+} from '../src/index.js';
 import type { Cockatiel, Opossum, Peer, Peers } from './peers.js';
 
 export type Op = () => Promise<unknown>;
@@ -197,6 +207,13 @@ export function contenders(peers: Peers): readonly Contender[] {
       library: 'bulwark',
       limiter: false,
       make: (op) => policyInstance(bulwarkRateLimit(), op),
+    },
+    {
+      // Serial calls never reach its limit (20): the cost of sampling each call (two clock readings, a window).
+      name: 'bulwark adaptiveLimit',
+      library: 'bulwark',
+      limiter: false,
+      make: (op) => policyInstance(adaptiveLimit(), op),
     },
     {
       name: 'bulwark pipeline(4)',

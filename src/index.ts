@@ -45,6 +45,17 @@ export { channelName } from './events/emitter.js';
 export type * from './events/types.js';
 export { EVENT_TYPES } from './events/types.js';
 // Policies
+export {
+  type AdaptiveLimitAlgorithm,
+  type AdaptiveLimitBaseOptions,
+  type AdaptiveLimitEvent,
+  type AdaptiveLimitOptions,
+  AdaptiveLimitPolicy,
+  type AimdLimitOptions,
+  adaptiveLimit,
+  type Gradient2LimitOptions,
+  type VegasLimitOptions,
+} from './policies/adaptive-limit/index.js';
 export { type BulkheadEvent, type BulkheadOptions, BulkheadPolicy, bulkhead } from './policies/bulkhead/index.js';
 export {
   type CircuitBreakerEvent,

@@ -47,6 +47,7 @@ export const EV = {
   hedgeLateOutcome: idOf('hedge.late_outcome'),
   executionCompleted: idOf('execution.completed'),
   attemptCompleted: idOf('attempt.completed'),
+  adaptiveLimitChanged: idOf('adaptive_limit.changed'),
 } as const;
 
 /** An event type's id (see {@link EV}). @internal */

@@ -118,6 +118,23 @@ export interface RateLimitQueuedEvent extends EventBase {
   readonly queued: number;
 }
 
+/**
+ * An adaptive limit's limit (a whole number) changed after a call's sample. `operation` and `attempt` are those of
+ * the call whose sample moved it.
+ */
+export interface AdaptiveLimitChangedEvent extends EventBase {
+  readonly type: 'adaptive_limit.changed';
+  /** The limit before. */
+  readonly from: number;
+  /** The limit now. */
+  readonly to: number;
+  /**
+   * What moved it: `'drop'` (a failure that signals overload lowered it), `'latency'` (a slower call lowered it,
+   * AIMD's `slowCallMs` included) or `'growth'` (a call while the limit was in use raised it).
+   */
+  readonly reason: 'drop' | 'latency' | 'growth';
+}
+
 /** A fallback replaced a handled failure. */
 export interface FallbackUsedEvent extends EventBase {
   readonly type: 'fallback.used';
@@ -198,6 +215,7 @@ export type ResilienceEvent =
   | BulkheadRejectedEvent
   | RateLimitRejectedEvent
   | RateLimitQueuedEvent
+  | AdaptiveLimitChangedEvent
   | FallbackUsedEvent
   | HedgeLaunchedEvent
   | HedgeRefusedEvent
@@ -235,4 +253,5 @@ export const EVENT_TYPES: readonly EventType[] = [
   'hedge.late_outcome',
   'execution.completed',
   'attempt.completed',
+  'adaptive_limit.changed',
 ];

@@ -77,7 +77,7 @@ export interface GaugeReading {
  */
 export interface MetricsSink {
   /**
-   * An event: `reason` is retry.exhausted's, bulkhead.rejected's and rate_limit.rejected's reason,
+   * An event: `reason` is retry.exhausted's, bulkhead.rejected's, rate_limit.rejected's and adaptive_limit.changed's reason,
    * circuit.rejected's state, or how a timeout.late_outcome's work settled (`success`, `failure`, `aborted`).
    */
   count(policy: string, operation: string, event: string, errorType: string, reason: string): void;
@@ -278,7 +278,8 @@ export class MetricsHub implements PolicyMetrics {
           e.type === 'retry.exhausted' ||
           e.type === 'bulkhead.rejected' ||
           e.type === 'hedge.refused' ||
-          e.type === 'rate_limit.rejected'
+          e.type === 'rate_limit.rejected' ||
+          e.type === 'adaptive_limit.changed'
             ? e.reason
             : e.type === 'circuit.rejected'
               ? e.state

@@ -437,7 +437,8 @@ export function fuseTail(members: readonly PolicyBase[]): { start: number; unit:
   while (start > 0) {
     const p = members[start - 1] as PolicyBase;
     const r = order.findIndex((kind) => p instanceof kind);
-    if (r < 0 || r >= rank) break;
+    // An adaptive limit is a BulkheadPolicy that must see each call's latency and outcome: it stays layered.
+    if (r < 0 || r >= rank || (r === 3 && !(p as BulkheadPolicy)._fusable())) break;
     found[r] = p;
     rank = r;
     start--;

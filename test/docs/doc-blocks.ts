@@ -39,6 +39,7 @@ export const DOC_FILES: readonly string[] = [
   'docs/policies/circuit-breaker.md',
   'docs/policies/timeout.md',
   'docs/policies/bulkhead.md',
+  'docs/policies/adaptive-limit.md',
   'docs/policies/fallback.md',
   'docs/policies/keyed.md',
   'docs/policies/rate-limit.md',

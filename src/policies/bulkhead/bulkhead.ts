@@ -158,6 +158,11 @@ export class BulkheadPolicy extends PolicyBase {
     if (value === undefined) check.fail('limit', value, 'an integer >= 1');
     check.number('limit', value, { min: 1, integer: true });
     check.done();
+    this._setLimit(value);
+  }
+
+  /** @internal Sets the limit, already validated (an adaptive limit moves it), and starts queued calls it allows. */
+  _setLimit(value: number): void {
     this.#limit = value;
     this.#drain();
   }
@@ -190,6 +195,14 @@ export class BulkheadPolicy extends PolicyBase {
       w.subscribed = ctx._subscribe(w);
       this._timeouts?.add(w);
     });
+  }
+
+  /**
+   * @internal Whether a fused pipeline may take and give back this bulkhead's slots itself (see fused.ts): not when
+   * a subclass does work per call in {@link _hold} (an adaptive limit samples each call).
+   */
+  _fusable(): boolean {
+    return true;
   }
 
   /** @internal Takes a slot if one is free and nobody waits (fused pipelines). */
