@@ -1023,7 +1023,7 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
   **fail-fast** (500 requests: at most 0.5 s of waiting, under the client's 1 s timeout, so overload shows as fast
   503s) and **deep-queue** (2,000 requests: up to 2 s, so queued requests time out and the upstream spends its
   workers on clients that have gone). Clients arrive open-loop (Poisson) at 0.5C, 1C, 1.5C, 2C and 3C; each step is
-  a fresh system, warmed up for 2 s, then measured for 8 s of virtual time, and every configuration sees the same
+  a fresh system, warmed up for 5 s, then measured for 8 s of virtual time (2 s and 3 s in quick mode, whose deep-queue numbers are not yet steady), and every configuration sees the same
   arrivals and service times. The configurations: a 1 s timeout per attempt alone; with \`retry\` (3 attempts,
   exponential backoff from 100 ms with full jitter) outside it; and that retry with \`retryBudget()\` or
   \`retryTokenBudget()\` (their defaults). Per step: goodput (calls that succeeded per second, and as a share of C),
