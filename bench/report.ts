@@ -9,6 +9,13 @@ import { HTTP_INTERCEPTOR, type HttpRow, OPOSSUM_AROUND_REQUEST } from './suites
 import type { InFlightRow } from './suites/in-flight.js';
 import { type MessagingRow, WRAPPED_NO_POLICY } from './suites/messaging.js';
 import type { OverheadResult, OverheadRow } from './suites/overhead.js';
+import {
+  HEDGE_CONFIG,
+  OVERLOAD_CONFIG,
+  OVERLOAD_SCENARIO,
+  type OverloadResult,
+  type OverloadRow,
+} from './suites/overload.js';
 
 export interface Target {
   readonly what: string;
@@ -42,6 +49,8 @@ export interface Results {
   readonly http?: HttpRow[];
   readonly grpc?: GrpcRow[];
   readonly messaging?: MessagingRow[];
+  /** The overload simulation (virtual time; absent in runs saved before the suite existed). */
+  readonly overload?: OverloadResult;
   /** Process warnings seen during the run, with the first frame outside node:internal that raised them. */
   warnings?: string[];
   targets: Target[];
@@ -58,6 +67,8 @@ function target(
 ): Target {
   const met = Number.isFinite(value) && (opts.atLeast ? value >= limit : value <= limit);
   const off = Math.abs(value - limit);
+  // A share (unit '%') is stored as a fraction and missed by percentage points.
+  const offText = unit === '%' ? `${(off * 100).toFixed(1)} points` : undefined;
   return {
     what,
     limit: `${opts.atLeast ? '>=' : '<='} ${show(limit)}`,
@@ -65,7 +76,7 @@ function target(
     met,
     by: met
       ? ''
-      : `${unit === 'x' ? off.toFixed(2) : off.toFixed(0)}${unit === 'x' ? 'x' : ` ${unit}`} ${opts.atLeast ? 'under' : 'over'}`,
+      : `${offText ?? `${unit === 'x' ? off.toFixed(2) : off.toFixed(0)}${unit === 'x' ? 'x' : ` ${unit}`}`} ${opts.atLeast ? 'under' : 'over'}`,
     ...(opts.info ? { info: true } : {}),
   };
 }
@@ -171,6 +182,59 @@ function signedUs(v: number): string {
   return Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(1)} µs` : 'n/a';
 }
 
+const pct = (v: number) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)} %` : 'n/a');
+
+/**
+ * Issue #14's system goals, from the overload simulation: with retry and a budget, upstream load at 3C <= 1.2x the
+ * offered calls, on both upstreams, and goodput >= 90% of C on the fail-fast one (on the deep-queue one no
+ * configuration without admission control keeps its goodput, and the table shows it); hedging at the learned p95 cuts
+ * p99 by >= 5x for <= 5% extra calls.
+ */
+function overloadTargets(r: Results): Target[] {
+  const o = r.overload;
+  if (!o) return [];
+  const t: Target[] = [];
+  const top = Math.max(...o.model.loads);
+  for (const config of [OVERLOAD_CONFIG.retryBudget, OVERLOAD_CONFIG.retryTokenBudget]) {
+    for (const scenario of [OVERLOAD_SCENARIO.failFast, OVERLOAD_SCENARIO.deepQueue]) {
+      const x = o.rows.find((y) => y.scenario === scenario && y.config === config && y.load === top);
+      if (!x) continue;
+      t.push(
+        target(
+          `overload, ${scenario}, ${config} at ${top}C: upstream requests / offered calls`,
+          x.amplification,
+          1.2,
+          fmt.ratio,
+          'x',
+        ),
+      );
+      if (scenario === OVERLOAD_SCENARIO.failFast) {
+        t.push(
+          target(
+            `overload, ${scenario}, ${config} at ${top}C: goodput, share of capacity`,
+            x.goodputOfCapacity,
+            0.9,
+            pct,
+            '%',
+            {
+              atLeast: true,
+              measured: pct(x.goodputOfCapacity),
+            },
+          ),
+        );
+      }
+    }
+  }
+  const none = o.hedge.find((x) => x.config === HEDGE_CONFIG.none);
+  const p95 = o.hedge.find((x) => x.config === HEDGE_CONFIG.p95);
+  if (none && p95) {
+    const cut = none.p99Ms / p95.p99Ms;
+    t.push(target('hedging at the learned p95: p99 without / with hedging', cut, 5, fmt.ratio, 'x', { atLeast: true }));
+    t.push(target('hedging at the learned p95: extra upstream calls', p95.extraCalls, 0.05, pct, '%'));
+  }
+  return t;
+}
+
 export function evaluateTargets(r: Results): Target[] {
   const t: Target[] = [];
   t.push(...overheadTargets(r));
@@ -274,6 +338,7 @@ export function evaluateTargets(r: Results): Target[] {
     EVENTS_CASES.producerAll,
     600,
   );
+  t.push(...overloadTargets(r));
   return t;
 }
 
@@ -510,6 +575,7 @@ export function tables(r: Results): Tables {
       rows: r.messaging.map((x) => [x.contender, fmt.int(x.messagesPerSec), fmt.ratio(x.ratio)]),
     });
   }
+  if (r.overload) out.push(...overloadTables(r.overload));
   if (r.targets.length > 0) {
     out.push({
       title: 'Targets',
@@ -522,6 +588,65 @@ export function tables(r: Results): Tables {
       ]),
     });
   }
+  return out;
+}
+
+/** ms with one decimal. */
+const ms1 = (v: number) => (Number.isFinite(v) ? `${v.toFixed(1)} ms` : 'n/a');
+
+/** The overload simulation's tables: one per upstream, then the hedging experiment. */
+function overloadTables(o: OverloadResult): Tables {
+  const m = o.model;
+  const capacity = (m.workers / m.serviceMs) * 1000;
+  const out: Tables = m.scenarios.map((sc) => ({
+    title:
+      `Overload in virtual time, ${sc.name}: C = ${fmt.int(capacity)} calls/s (${m.workers} workers, ${m.serviceMs} ms ` +
+      `mean service), queue ${fmt.int(sc.queue)} (${(sc.queue / capacity).toFixed(1)} s of work), timeout ` +
+      `${(m.timeoutMs / 1000).toFixed(1)} s, ${m.measureSec} s measured per step`,
+    headers: [
+      'configuration',
+      'offered',
+      'goodput/s',
+      'of C',
+      'p50',
+      'p99',
+      'upstream / offered',
+      'failed: 503',
+      'timeout',
+      'local',
+      'wasted work',
+    ],
+    rows: o.rows
+      .filter((x) => x.scenario === sc.name)
+      .map((x: OverloadRow) => [
+        x.config,
+        `${x.load}C`,
+        fmt.int(x.goodputPerSec),
+        pct(x.goodputOfCapacity),
+        ms1(x.p50Ms),
+        ms1(x.p99Ms),
+        fmt.ratio(x.amplification),
+        pct(x.failed503),
+        pct(x.failedTimeout),
+        pct(x.failedLocal),
+        pct(x.wasted),
+      ]),
+  }));
+  const h = o.hedgeModel;
+  out.push({
+    title:
+      `Hedging in virtual time: an upstream of ${h.normalMs} ms (+-10%), 1 request in ${h.slowEvery} ` +
+      `${h.slowFactor}x slower, ${fmt.int(h.ratePerSec)} calls/s, ${fmt.int(h.calls)} calls measured`,
+    headers: ['configuration', 'calls', 'p50', 'p99', 'p99.9', 'extra calls'],
+    rows: o.hedge.map((x) => [
+      x.config,
+      fmt.int(x.calls),
+      ms1(x.p50Ms),
+      ms1(x.p99Ms),
+      ms1(x.p999Ms),
+      pct(x.extraCalls),
+    ]),
+  });
   return out;
 }
 
@@ -589,6 +714,105 @@ ${parts.join('\n')}
 `;
 }
 
+const SERIES_COLOURS = ['#4a5568', '#c53030', '#2b6cb0', '#2f855a', '#b7791f', '#6b46c1', '#dd6b20', '#319795'];
+
+/**
+ * The overload simulation as line charts: per upstream (a row), goodput as a share of capacity and load amplification
+ * against the offered load, one line per configuration. Drawn from the first run that has the suite: it runs in
+ * virtual time, so every run of the same model shows the same numbers.
+ */
+export function overloadSvg(runs: readonly Results[]): string {
+  const o = runs.find((r) => r.overload !== undefined)?.overload;
+  const width = 860;
+  if (!o) {
+    return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="40" font-family="sans-serif" role="img"><title>No overload run</title><text x="10" y="24" font-size="13">No run with the overload suite.</text></svg>\n`;
+  }
+  const configs = [...new Set(o.rows.map((x) => x.config))];
+  const colour = (c: string) => SERIES_COLOURS[configs.indexOf(c) % SERIES_COLOURS.length] as string;
+  const panelW = 340;
+  const panelH = 190;
+  const lefts = [70, 70 + panelW + 90];
+  const maxLoad = Math.max(...o.model.loads);
+  const maxAmp = Math.max(3, Math.ceil(Math.max(...o.rows.map((x) => x.amplification))));
+  const panels: {
+    title: string;
+    max: number;
+    ticks: number[];
+    value: (x: OverloadRow) => number;
+    label: (v: number) => string;
+  }[] = [
+    {
+      title: 'goodput, share of capacity C',
+      max: 1.2,
+      ticks: [0, 0.25, 0.5, 0.75, 1],
+      value: (x) => x.goodputOfCapacity,
+      label: (v) => `${(v * 100).toFixed(0)}%`,
+    },
+    {
+      title: 'load amplification (upstream requests / offered calls)',
+      max: maxAmp,
+      ticks: Array.from({ length: maxAmp + 1 }, (_, i) => i),
+      value: (x) => x.amplification,
+      label: (v) => `${v}x`,
+    },
+  ];
+  const parts: string[] = [];
+  let top = 50;
+  for (const sc of o.model.scenarios) {
+    parts.push(`<text x="${lefts[0]}" y="${top - 12}" font-size="14" font-weight="bold">${escapeXml(sc.name)}</text>`);
+    for (const [pi, p] of panels.entries()) {
+      const left = lefts[pi] as number;
+      const x = (load: number) => left + (load / maxLoad) * panelW;
+      const y = (v: number) => top + panelH - (Math.min(v, p.max) / p.max) * panelH;
+      parts.push(`<text x="${left}" y="${top + 4}" font-size="12" fill="#333">${escapeXml(p.title)}</text>`);
+      for (const t of p.ticks) {
+        parts.push(
+          `<line x1="${left}" x2="${left + panelW}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#e2e8f0"/>` +
+            `<text x="${left - 6}" y="${(y(t) + 4).toFixed(1)}" font-size="11" text-anchor="end">${p.label(t)}</text>`,
+        );
+      }
+      for (const load of o.model.loads) {
+        parts.push(
+          `<text x="${x(load).toFixed(1)}" y="${top + panelH + 16}" font-size="11" text-anchor="middle">${load}C</text>`,
+        );
+      }
+      parts.push(
+        `<line x1="${left}" x2="${left + panelW}" y1="${top + panelH}" y2="${top + panelH}" stroke="#718096"/>` +
+          `<line x1="${left}" x2="${left}" y1="${top + 10}" y2="${top + panelH}" stroke="#718096"/>`,
+      );
+      for (const c of configs) {
+        const rows = o.rows.filter((r) => r.scenario === sc.name && r.config === c);
+        const points = rows.map((r) => `${x(r.load).toFixed(1)},${y(p.value(r)).toFixed(1)}`);
+        parts.push(
+          `<polyline points="${points.join(' ')}" fill="none" stroke="${colour(c)}" stroke-width="2"/>` +
+            points
+              .map((pt) => {
+                const [cx, cy] = pt.split(',');
+                return `<circle cx="${cx}" cy="${cy}" r="3" fill="${colour(c)}"/>`;
+              })
+              .join(''),
+        );
+      }
+    }
+    top += panelH + 70;
+  }
+  const legend = configs.map((c, i) => {
+    const lx = (lefts[0] as number) + (i % 3) * 250;
+    const ly = top + Math.floor(i / 3) * 20 - 20;
+    return `<rect x="${lx}" y="${ly - 9}" width="14" height="4" fill="${colour(c)}"/><text x="${lx + 20}" y="${ly}" font-size="12">${escapeXml(c)}</text>`;
+  });
+  const height = top + Math.ceil(configs.length / 3) * 20 + 10;
+  const capacity = (o.model.workers / o.model.serviceMs) * 1000;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" role="img">
+<title>Goodput and load amplification against offered load, per configuration (simulation in virtual time)</title>
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="${lefts[0]}" y="18" font-size="15" font-weight="bold">${escapeXml(`Overload, simulated: C = ${fmt.int(capacity)} calls/s, offered 0.5C to ${maxLoad}C, timeout ${o.model.timeoutMs / 1000} s`)}</text>
+${parts.join('\n')}
+${legend.join('\n')}
+</svg>
+`;
+}
+
 /** docs/benchmarks.md from the runs in bench/results/published.json, each table labelled with its Node version. */
 export function markdown(runs: readonly Results[]): string {
   const md: string[] = [];
@@ -633,6 +857,15 @@ export function markdown(runs: readonly Results[]): string {
   }
   md.push('![Per-call overhead over a bare call](benchmarks-overhead.svg)');
   md.push('');
+  if (runs.some((r) => r.overload !== undefined)) {
+    md.push(
+      'The overload suite simulates a system in virtual time (see [How to read the numbers](#how-to-read-the-numbers)): ' +
+        'its numbers depend on its model and seeds only, so every run shows the same ones.',
+    );
+    md.push('');
+    md.push('![Goodput and load amplification against offered load, per configuration](benchmarks-overload.svg)');
+    md.push('');
+  }
   for (const r of runs) {
     const node = nodeOf(r);
     md.push(`## Node ${node}`);
@@ -695,7 +928,7 @@ Node once \`npm run bench\` has built the bundle:
 npx -y node@24 --expose-gc bench/.out/run.mjs [--quick]
 \`\`\`
 
-Maintainers regenerate this page, \`benchmarks-overhead.svg\` and \`bench/results/published.json\` (the runs shown here)
+Maintainers regenerate this page, \`benchmarks-overhead.svg\`, \`benchmarks-overload.svg\` and \`bench/results/published.json\` (the runs shown here)
 explicitly, from a full run or from saved full runs (one section per run, in the order given):
 
 \`\`\`sh
@@ -778,6 +1011,30 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
   delayed redelivery or a dead letter on failure), through \`wrapHandler\` with no policy, and with a retry, breaker
   and timeout pipeline. Every contender acks each message once. No broker is involved, so this is the wrapper's own
   cost per message.
+- **Overload (a simulation, in virtual time)**: not a timing of bulwark but of what its policies do to a system.
+  bulwark's real policies run on a virtual clock (a binary heap of timers; at each instant with due timers it fires
+  them, then lets promise continuations run, and repeats while timers are due at that instant), with seeded random
+  sources for arrivals, service times and retry jitter, so a run's numbers depend on the model and its seeds only:
+  the same on every machine, load and Node. The upstream has capacity C = 1,000 calls/s: 20 workers, service times
+  drawn from an exponential distribution of mean 20 ms, and a bounded FIFO queue; latency grows with load as the
+  queue fills. When the queue is full, a request is rejected at once with a 503, which costs a worker 0.2 ms (1% of a
+  service). A request whose client gives up (its attempt's signal aborts at the timeout) leaves the queue; one that
+  already reached a worker is served to the end anyway: wasted work. Two upstreams differ in their queue bound only:
+  **fail-fast** (500 requests: at most 0.5 s of waiting, under the client's 1 s timeout, so overload shows as fast
+  503s) and **deep-queue** (2,000 requests: up to 2 s, so queued requests time out and the upstream spends its
+  workers on clients that have gone). Clients arrive open-loop (Poisson) at 0.5C, 1C, 1.5C, 2C and 3C; each step is
+  a fresh system, warmed up for 5 s, then measured for 8 s of virtual time (2 s and 3 s in quick mode, whose deep-queue numbers are not yet steady), and every configuration sees the same
+  arrivals and service times. The configurations: a 1 s timeout per attempt alone; with \`retry\` (3 attempts,
+  exponential backoff from 100 ms with full jitter) outside it; and that retry with \`retryBudget()\` or
+  \`retryTokenBudget()\` (their defaults). Per step: goodput (calls that succeeded per second, and as a share of C),
+  p50 and p99 of the successful calls' latency as the caller sees it (retries and backoff included), upstream
+  requests per offered call (load amplification), how calls failed, and the share of completed services whose client
+  had given up. Percentiles are by rank, not interpolated (p99 of 10,000 latencies is the 9,901st). **Hedging**: an
+  upstream far below capacity (no queue) answering in 10 ms +-10%, with one request in every 100, at a random place
+  in the run, 50 times slower, at 200 calls/s; after 1,000 warm-up calls (the hedge learns its delay), 20,000 calls
+  measured without a policy and through \`hedge({ delayQuantile: { quantile: 0.95 } })\`. "Extra calls" are upstream
+  requests beyond one per call. Adding a configuration is one entry in \`OVERLOAD_CONFIGS\` in
+  \`bench/suites/overload.ts\`.
 
 Settings shared by all contenders: 3 attempts in all (cockatiel \`maxAttempts: 2\` and p-retry \`retries: 2\` count
 retries), a count window of 100 calls at a 50 % failure rate (cockatiel \`CountBreaker\`), a 10 s break, a 60 s

@@ -25,6 +25,7 @@ import {
   missedTargetsReport,
   nodeOf,
   overheadSvg,
+  overloadSvg,
   type Results,
   terminalReport,
 } from './report.js';
@@ -37,6 +38,7 @@ import { httpSuite } from './suites/http.js';
 import { inFlightSuite } from './suites/in-flight.js';
 import { messagingSuite } from './suites/messaging.js';
 import { overheadSuite } from './suites/overhead.js';
+import { overloadSuite } from './suites/overload.js';
 
 /** The repository root: the nearest folder above this file (or its bundle in bench/.out) with bulwark's package.json. */
 function findRoot(): string {
@@ -74,6 +76,7 @@ const SUITES = [
   'http',
   'grpc',
   'messaging',
+  'overload',
 ] as const;
 type Suite = (typeof SUITES)[number];
 
@@ -153,8 +156,9 @@ function writeDocs(runs: readonly Results[]): void {
   writeFileSync(`${ROOT}bench/results/published.json`, `${JSON.stringify(runs, null, 2)}\n`);
   writeFileSync(`${ROOT}docs/benchmarks.md`, markdown(runs));
   writeFileSync(`${ROOT}docs/benchmarks-overhead.svg`, overheadSvg(runs));
+  writeFileSync(`${ROOT}docs/benchmarks-overload.svg`, overloadSvg(runs));
   console.log(
-    `\nwrote docs/benchmarks.md, docs/benchmarks-overhead.svg and bench/results/published.json from ${runs.length} run(s) (Node ${runs.map(nodeOf).join(', Node ')})`,
+    `\nwrote docs/benchmarks.md, docs/benchmarks-overhead.svg, docs/benchmarks-overload.svg and bench/results/published.json from ${runs.length} run(s) (Node ${runs.map(nodeOf).join(', Node ')})`,
   );
 }
 
@@ -168,6 +172,7 @@ const SUITE_KEYS: Record<Suite, keyof Results> = {
   http: 'http',
   grpc: 'grpc',
   messaging: 'messaging',
+  overload: 'overload',
 };
 const hasSuite = (r: Results, s: Suite) => r[SUITE_KEYS[s]] !== undefined;
 
@@ -199,6 +204,7 @@ async function runSuite(suite: Suite, s: Settings, step: string, peers: Peers): 
   if (suite === 'breakers') return breakersSuite(s, step, peers);
   if (suite === 'http') return httpSuite(s, step, peers);
   if (suite === 'grpc') return grpcSuite(s, step, peers);
+  if (suite === 'overload') return overloadSuite(s, step);
   return messagingSuite(s, step);
 }
 

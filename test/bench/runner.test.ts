@@ -97,6 +97,37 @@ function fixture(node: string, quick = false) {
     http: [],
     grpc: [],
     messaging: [],
+    overload: {
+      model: {
+        workers: 20,
+        serviceMs: 20,
+        scenarios: [{ name: 'fail-fast upstream', queue: 500 }],
+        rejectCostMs: 0.2,
+        timeoutMs: 1_000,
+        loads: [3],
+        warmupSec: 2,
+        measureSec: 8,
+      },
+      hedgeModel: { normalMs: 10, slowFactor: 50, slowEvery: 100, ratePerSec: 200, warmupCalls: 1_000, calls: 20_000 },
+      rows: [
+        {
+          scenario: 'fail-fast upstream',
+          config: 'retry + retryBudget()',
+          load: 3,
+          offeredPerSec: 3_000,
+          goodputPerSec: 950,
+          goodputOfCapacity: 0.95,
+          p50Ms: 500,
+          p99Ms: 700,
+          amplification: 1.1,
+          failed503: 0.6,
+          failedTimeout: 0,
+          failedLocal: 0,
+          wasted: 0,
+        },
+      ],
+      hedge: [],
+    },
     // Saved with the run; --report evaluates them again from the measurements (this stale entry must not show).
     targets: [{ what: 'a target bench/report.ts no longer has', limit: '<= 1', measured: '2', met: false, by: '1' }],
   };
@@ -162,9 +193,9 @@ describe('npm run bench', { timeout: 60_000 }, () => {
     expect(run.stdout).toMatch(
       /heap per call over bare \(stretch goal\) +<= 300 B +450 B +not yet \(150 B over; stretch goal\)/,
     );
-    const summary = run.stdout.slice(run.stdout.indexOf('1 of 5 targets missed'));
+    const summary = run.stdout.slice(run.stdout.indexOf('1 of 7 targets missed'));
     expect(summary.split('\n').slice(0, 2)).toEqual([
-      '1 of 5 targets missed on this run (Node 20.99.0):',
+      '1 of 7 targets missed on this run (Node 20.99.0):',
       '- retry alone, async () => 1, tight loop: per call over bare: measured +150 ns, target <= +100 ns (50 ns over)',
     ]);
     expect(summary).toContain('This is information, not a failure (the exit code is 0)');
@@ -189,6 +220,9 @@ describe('npm run bench', { timeout: 60_000 }, () => {
     }[];
     expect(published.map((r) => r.node)).toEqual(['20.99.0', '24.99.0']);
     expect(readFileSync(join(root, 'docs/benchmarks-overhead.svg'), 'utf8')).toContain('Node 24.99.0');
+    expect(page).toContain('![Goodput and load amplification against offered load, per configuration]');
+    expect(page).toContain('### Overload in virtual time, fail-fast upstream');
+    expect(readFileSync(join(root, 'docs/benchmarks-overload.svg'), 'utf8')).toContain('retry + retryBudget()');
   });
 
   it('refuses to publish a quick run or a measuring run that is not full, before measuring anything', () => {
