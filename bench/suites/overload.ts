@@ -18,6 +18,7 @@
  * without and with `hedge({ delayQuantile: { quantile: 0.95 } })`: p50, p99, p99.9 and the extra requests hedging sent.
  */
 import {
+  adaptiveLimit,
   exponential,
   hedge,
   isLocalRejectionError,
@@ -173,12 +174,11 @@ export const OVERLOAD_CONFIGS: readonly OverloadConfig[] = [
     make: (env) =>
       pipeline(retry3(env, { budget: retryTokenBudget() }), timeout({ ms: env.timeoutMs, clock: env.clock })),
   },
-  // TO ENABLE once adaptiveLimit() (branch adaptive-limit) is on main: import it from '../../src/index.js' and
-  // uncomment. The upstream's 503s and the timeouts are its drops (its default `handle`: every error).
-  // {
-  //   name: OVERLOAD_CONFIG.adaptiveLimit,
-  //   make: ({ clock, timeoutMs }) => pipeline(timeout({ ms: timeoutMs, clock }), adaptiveLimit({ clock })),
-  // },
+  // The upstream's 503s and the timeouts are its drops (its default `handle`: every error).
+  {
+    name: OVERLOAD_CONFIG.adaptiveLimit,
+    make: ({ clock, timeoutMs }) => pipeline(timeout({ ms: timeoutMs, clock }), adaptiveLimit({ clock })),
+  },
   // TO ENABLE once adaptiveThrottle() (branch throttle-chaos) is on main: import it and uncomment. Its `handle`
   // counts the upstream's refusals (503s and timeouts) as rejections; its random source is the step's.
   // {
