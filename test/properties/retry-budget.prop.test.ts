@@ -1,6 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { constant, pipeline, type RetryPolicy, retry, retryBudget, retryTokenBudget, timeout } from '../../src/index.js';
+import {
+  constant,
+  pipeline,
+  type RetryPolicy,
+  retry,
+  retryBudget,
+  retryTokenBudget,
+  timeout,
+} from '../../src/index.js';
 import { FakeClock } from '../../src/testing/index.js';
 
 /** One call: when it starts (fake ms), and per attempt whether it fails and how long it runs (fake ms). */
