@@ -29,10 +29,12 @@ export {
   isLocalRejectionError,
   isResilienceError,
   isRetryExhaustedError,
+  isThrottledError,
   isTimeoutError,
   type OptionProblem,
   ResilienceError,
   RetryExhaustedError,
+  ThrottledError,
   TimeoutError,
 } from './errors/errors.js';
 // Events
@@ -40,6 +42,12 @@ export { channelName } from './events/emitter.js';
 export type * from './events/types.js';
 export { EVENT_TYPES } from './events/types.js';
 // Policies
+export {
+  type AdaptiveThrottleEvent,
+  type AdaptiveThrottleOptions,
+  AdaptiveThrottlePolicy,
+  adaptiveThrottle,
+} from './policies/adaptive-throttle/index.js';
 export { type BulkheadEvent, type BulkheadOptions, BulkheadPolicy, bulkhead } from './policies/bulkhead/index.js';
 export {
   type CircuitBreakerEvent,

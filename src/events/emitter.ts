@@ -42,6 +42,8 @@ export const EV = {
   fallbackUsed: idOf('fallback.used'),
   executionCompleted: idOf('execution.completed'),
   attemptCompleted: idOf('attempt.completed'),
+  throttleRejected: idOf('throttle.rejected'),
+  chaosInjected: idOf('chaos.injected'),
 } as const;
 
 /** An event type's id (see {@link EV}). @internal */

@@ -77,8 +77,8 @@ export interface GaugeReading {
  */
 export interface MetricsSink {
   /**
-   * An event: `reason` is retry.exhausted's and bulkhead.rejected's reason, circuit.rejected's state, or how a
-   * timeout.late_outcome's work settled (`success`, `failure`, `aborted`).
+   * An event: `reason` is retry.exhausted's and bulkhead.rejected's reason, circuit.rejected's state,
+   * chaos.injected's kind, or how a timeout.late_outcome's work settled (`success`, `failure`, `aborted`).
    */
   count(policy: string, operation: string, event: string, errorType: string, reason: string): void;
   execution(seconds: number, policy: string, operation: string, result: CallResult, errorType: string): void;
@@ -275,7 +275,9 @@ export class MetricsHub implements PolicyMetrics {
             ? e.reason
             : e.type === 'circuit.rejected'
               ? e.state
-              : '';
+              : e.type === 'chaos.injected'
+                ? e.kind
+                : '';
         sink.count(e.policy, e.operation, e.type, errorType, reason);
       }
     }
