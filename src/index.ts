@@ -50,6 +50,20 @@ export {
 } from './policies/adaptive-throttle/index.js';
 export { type BulkheadEvent, type BulkheadOptions, BulkheadPolicy, bulkhead } from './policies/bulkhead/index.js';
 export {
+  type ChaosEvent,
+  ChaosPolicy,
+  type FaultValue,
+  type InjectBehaviorOptions,
+  type InjectFaultOptions,
+  type InjectionOptions,
+  type InjectLatencyOptions,
+  type InjectOutcomeOptions,
+  injectBehavior,
+  injectFault,
+  injectLatency,
+  injectOutcome,
+} from './policies/chaos/index.js';
+export {
   type CircuitBreakerEvent,
   type CircuitBreakerOptions,
   CircuitBreakerPolicy,
