@@ -24,7 +24,11 @@ import { scriptedRandom } from '../../helpers/scripted-random.js';
 /** An operation that counts its runs. */
 function counted<T>(value: T) {
   const runs = { n: 0 };
-  return { runs, op: () => (runs.n++, value) };
+  const op = (): T => {
+    runs.n++;
+    return value;
+  };
+  return { runs, op };
 }
 
 describe('fault injection: shared options', () => {
@@ -274,7 +278,11 @@ describe('injectBehavior', () => {
     });
     const events: ChaosInjectedEvent[] = [];
     b.on('chaos.injected', (e) => events.push(e));
-    await expect(b.execute(() => (order.push('op'), 'ok'))).resolves.toBe('ok');
+    const op = (): string => {
+      order.push('op');
+      return 'ok';
+    };
+    await expect(b.execute(op)).resolves.toBe('ok');
     expect(order).toEqual(['behavior 1', 'op']);
     expect(events.map((e) => e.kind)).toEqual(['behavior']);
   });
