@@ -40,6 +40,8 @@ export const DOC_FILES: readonly string[] = [
   'docs/policies/bulkhead.md',
   'docs/policies/fallback.md',
   'docs/policies/keyed.md',
+  'docs/policies/adaptive-throttle.md',
+  'docs/policies/fault-injection.md',
   'docs/metrics.md',
   'docs/testing.md',
   'docs/integrations/http.md',
