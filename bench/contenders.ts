@@ -5,7 +5,7 @@
  */
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
-import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../src/index.js';
+import { adaptiveThrottle, bulkhead, circuitBreaker, pipeline, retry, timeout } from '../src/index.js';
 import type { Cockatiel, Opossum, Peer, Peers } from './peers.js';
 
 export type Op = () => Promise<unknown>;
@@ -52,6 +52,11 @@ function bulwarkTimeout() {
 }
 function bulwarkBulkhead(inFlight: number) {
   return bulkhead({ limit: SETTINGS.limit, queue: inFlight });
+}
+
+/** A throttle that never rejects on the happy path: every call is accepted, so its probability stays 0. */
+function bulwarkThrottle() {
+  return adaptiveThrottle();
 }
 
 function cockatielRetry(c: Cockatiel) {
@@ -166,6 +171,12 @@ export function contenders(peers: Peers): readonly Contender[] {
       library: 'bulwark',
       limiter: true,
       make: (op, n) => policyInstance(bulwarkBulkhead(n), op),
+    },
+    {
+      name: 'bulwark adaptiveThrottle',
+      library: 'bulwark',
+      limiter: false,
+      make: (op) => policyInstance(bulwarkThrottle(), op),
     },
     {
       name: 'bulwark pipeline(4)',
