@@ -204,18 +204,28 @@ describe('adaptiveThrottle', () => {
     expect(random.left).toBe(0);
   });
 
-  it('counts a call in the bucket of the time it settled', async () => {
+  it('counts a call when it settles, in the bucket of the latest clock reading (at or after its start)', async () => {
     const clock = new FakeClock();
     const t = adaptiveThrottle({ clock, windowMs: 1_000, buckets: 10 });
-    const d = deferred<string>();
-    const call = t.execute(() => d.promise);
+    const first = deferred<string>();
+    const second = deferred<string>();
+    const a = t.execute(() => first.promise); // reads the clock at 0
     expect(t.requests).toBe(0); // in flight: not counted yet
     await clock.advance(950);
-    d.resolve('late');
-    await expect(call).resolves.toBe('late');
+    first.resolve('late');
+    await expect(a).resolves.toBe('late');
+    // Nothing read the clock since the call started: it is counted in bucket 0 (0..100 ms).
+    expect([t.requests, t.accepts]).toEqual([1, 1]); // this reading moves the window to 950 (bucket 9)
+    const b = t.execute(() => second.promise);
+    second.resolve('later');
+    await b;
+    expect([t.requests, t.accepts]).toEqual([2, 2]);
+    await clock.advance(50); // t = 1000: bucket 0 leaves
     expect([t.requests, t.accepts]).toEqual([1, 1]);
-    await clock.advance(999); // t = 1949: settled at 950, bucket 9, leaves at 1900
-    expect([t.requests, t.accepts]).toEqual([0, 0]);
+    await clock.advance(899); // t = 1899: bucket 9 is still in the window
+    expect(t.requests).toBe(1);
+    await clock.advance(1); // t = 1900: it leaves
+    expect(t.requests).toBe(0);
   });
 
   it('counts only what handle judges a refusal as not accepted (errors and results)', async () => {
