@@ -7,6 +7,7 @@ import pLimit from 'p-limit';
 import pRetry from 'p-retry';
 import {
   adaptiveLimit,
+  adaptiveThrottle,
   bulkhead,
   circuitBreaker,
   hedge,
@@ -75,6 +76,11 @@ function bulwarkBulkhead(inFlight: number) {
 /** A rate limit so high that no call is ever refused or queued: the cost of the admission check alone. */
 function bulwarkRateLimit() {
   return rateLimit({ rate: 1e9 });
+}
+
+/** A throttle that never rejects on the happy path: every call is accepted, so its probability stays 0. */
+function bulwarkThrottle() {
+  return adaptiveThrottle();
 }
 
 function cockatielRetry(c: Cockatiel) {
@@ -214,6 +220,12 @@ export function contenders(peers: Peers): readonly Contender[] {
       library: 'bulwark',
       limiter: false,
       make: (op) => policyInstance(adaptiveLimit(), op),
+    },
+    {
+      name: 'bulwark adaptiveThrottle',
+      library: 'bulwark',
+      limiter: false,
+      make: (op) => policyInstance(bulwarkThrottle(), op),
     },
     {
       name: 'bulwark pipeline(4)',

@@ -32,12 +32,14 @@ export {
   isRateLimitedError,
   isResilienceError,
   isRetryExhaustedError,
+  isThrottledError,
   isTimeoutError,
   type OptionProblem,
   RateLimitedError,
   type RateLimitRejectionReason,
   ResilienceError,
   RetryExhaustedError,
+  ThrottledError,
   TimeoutError,
 } from './errors/errors.js';
 // Events
@@ -56,7 +58,27 @@ export {
   type Gradient2LimitOptions,
   type VegasLimitOptions,
 } from './policies/adaptive-limit/index.js';
+export {
+  type AdaptiveThrottleEvent,
+  type AdaptiveThrottleOptions,
+  AdaptiveThrottlePolicy,
+  adaptiveThrottle,
+} from './policies/adaptive-throttle/index.js';
 export { type BulkheadEvent, type BulkheadOptions, BulkheadPolicy, bulkhead } from './policies/bulkhead/index.js';
+export {
+  type ChaosEvent,
+  ChaosPolicy,
+  type FaultValue,
+  type InjectBehaviorOptions,
+  type InjectFaultOptions,
+  type InjectionOptions,
+  type InjectLatencyOptions,
+  type InjectOutcomeOptions,
+  injectBehavior,
+  injectFault,
+  injectLatency,
+  injectOutcome,
+} from './policies/chaos/index.js';
 export {
   type CircuitBreakerEvent,
   type CircuitBreakerOptions,

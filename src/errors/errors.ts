@@ -19,7 +19,19 @@ export type ErrorCode =
   | 'ERR_INVALID_OPTIONS'
   | 'ERR_RETRY_EXHAUSTED'
   | 'ERR_HEDGE_CANCELLED'
-  | 'ERR_RATE_LIMITED';
+  | 'ERR_RATE_LIMITED'
+  | 'ERR_THROTTLED';
+
+/** The `code` of a bulwark error (of any copy), or undefined for anything else; never throws. */
+function brandedCode(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as { [BRAND]?: unknown; code?: unknown };
+  try {
+    return v[BRAND] === true ? v.code : undefined;
+  } catch {
+    return undefined; // a Proxy or a throwing getter: not one of ours
+  }
+}
 
 function hasCode(value: unknown, code: string | undefined): boolean {
   if (typeof value !== 'object' || value === null) return false;
@@ -303,6 +315,43 @@ Object.defineProperty(RateLimitedError.prototype, 'stack', { get: oneLineStack, 
 keepShape(RateLimitedError.fast('rate-limit', 'limit', 0.5, 1));
 
 /**
+ * An adaptive throttle rejected the call locally, without running it: the upstream has recently refused so large a
+ * share of this client's calls that the throttle sheds some of them itself (see `adaptiveThrottle`). Carries no
+ * stack.
+ *
+ * @example
+ * ```ts
+ * if (isThrottledError(e)) log.debug(`shed locally (p = ${e.probability.toFixed(2)})`);
+ * ```
+ */
+export class ThrottledError extends ResilienceError {
+  static readonly CODE = 'ERR_THROTTLED';
+  /** The rejection probability the throttle drew against, in [0, 1). */
+  readonly probability: number;
+
+  constructor(policy: string, probability: number) {
+    super('ERR_THROTTLED', policy, undefined);
+    this.probability = probability;
+  }
+
+  override get message(): string {
+    return `adaptive throttle "${this.policy}" rejected the call locally (rejection probability ${this.probability.toFixed(3)}): the upstream has been refusing calls`;
+  }
+
+  /** @internal Builds the error without the Error constructor (see fastInstance). */
+  static fast(policy: string, probability: number): ThrottledError {
+    const e = fastInstance(ThrottledError.prototype) as { -readonly [K in keyof ThrottledError]: ThrottledError[K] };
+    e.code = 'ERR_THROTTLED';
+    e.policy = policy;
+    e.probability = probability;
+    return e as ThrottledError;
+  }
+}
+Object.defineProperty(ThrottledError.prototype, 'name', { value: 'ThrottledError', writable: true });
+Object.defineProperty(ThrottledError.prototype, 'stack', { get: oneLineStack, configurable: true });
+keepShape(ThrottledError.fast('adaptive_throttle', 0.5));
+
+/**
  * A retry policy used up its attempts and was asked (`onExhausted: 'wrap'`) to say so; `cause` is the last error.
  *
  * @example
@@ -382,18 +431,29 @@ export const isRateLimitedError = (e: unknown): e is RateLimitedError => hasCode
 export const isRetryExhaustedError = (e: unknown): e is RetryExhaustedError => hasCode(e, RetryExhaustedError.CODE);
 /** Whether `e` is a {@link HedgeCancelledError} (across package copies). @example `isHedgeCancelledError(signal.reason)` */
 export const isHedgeCancelledError = (e: unknown): e is HedgeCancelledError => hasCode(e, HedgeCancelledError.CODE);
+/** Whether `e` is a {@link ThrottledError}. @example `if (isThrottledError(e)) shedLocally();` */
+export const isThrottledError = (e: unknown): e is ThrottledError => hasCode(e, ThrottledError.CODE);
 /**
  * Whether `e` is one of bulwark's own local rejections: a call refused before it reached the dependency, by a full
- * bulkhead (`BulkheadRejectedError`), an open inner breaker (`CircuitOpenError`) or a rate limiter
- * (`RateLimitedError`). They say nothing about the dependency's health, so a circuit breaker never counts them as
- * failures (nor as successes).
+ * bulkhead (`BulkheadRejectedError`), an open inner breaker (`CircuitOpenError`), a rate limiter
+ * (`RateLimitedError`) or an adaptive throttle (`ThrottledError`). They say nothing about the dependency's health, so a circuit breaker never counts them as
+ * failures (nor as successes), and a token retry budget takes nothing for them.
  *
  * @example
  * ```ts
  * if (isLocalRejectionError(e)) res.status(503).set('Retry-After', '1').end(); // shed load, upstream is fine
  * ```
  */
-export const isLocalRejectionError = (e: unknown): e is BulkheadRejectedError | CircuitOpenError | RateLimitedError =>
-  hasCode(e, BulkheadRejectedError.CODE) || hasCode(e, CircuitOpenError.CODE) || hasCode(e, RateLimitedError.CODE);
+export const isLocalRejectionError = (
+  e: unknown,
+): e is BulkheadRejectedError | CircuitOpenError | RateLimitedError | ThrottledError => {
+  const code = brandedCode(e);
+  return (
+    code === BulkheadRejectedError.CODE ||
+    code === CircuitOpenError.CODE ||
+    code === RateLimitedError.CODE ||
+    code === ThrottledError.CODE
+  );
+};
 /** Whether `e` is an {@link InvalidOptionsError}. @example `if (isInvalidOptionsError(e)) e.problems;` */
 export const isInvalidOptionsError = (e: unknown): e is InvalidOptionsError => hasCode(e, InvalidOptionsError.CODE);

@@ -48,6 +48,8 @@ export const EV = {
   executionCompleted: idOf('execution.completed'),
   attemptCompleted: idOf('attempt.completed'),
   adaptiveLimitChanged: idOf('adaptive_limit.changed'),
+  throttleRejected: idOf('throttle.rejected'),
+  chaosInjected: idOf('chaos.injected'),
 } as const;
 
 /** An event type's id (see {@link EV}). @internal */

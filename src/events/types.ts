@@ -194,6 +194,31 @@ export interface AttemptCompletedEvent extends EventBase {
 }
 
 /**
+ * An adaptive throttle rejected a call locally (with `ThrottledError`), without running it.
+ */
+export interface ThrottleRejectedEvent extends EventBase {
+  readonly type: 'throttle.rejected';
+  /** The rejection probability the call drew against, in (0, 1). */
+  readonly probability: number;
+  /** The requests counted in the window when the call was rejected (the rejected call not included). */
+  readonly requests: number;
+  /** The accepts counted in the window when the call was rejected. */
+  readonly accepts: number;
+}
+
+/** What a fault-injection policy injects: an error, a delay, a result, or a behaviour of your own. */
+export type ChaosKind = 'fault' | 'latency' | 'outcome' | 'behavior';
+
+/** A fault-injection policy injected chaos into a call (emitted as the injection starts). */
+export interface ChaosInjectedEvent extends EventBase {
+  readonly type: 'chaos.injected';
+  /** What was injected. */
+  readonly kind: ChaosKind;
+  /** The injected delay, in ms; only for `kind: 'latency'`. */
+  readonly latencyMs?: number;
+}
+
+/**
  * Every event bulwark emits: one discriminated union on `type`.
  *
  * @example
@@ -221,7 +246,9 @@ export type ResilienceEvent =
   | HedgeRefusedEvent
   | HedgeLateOutcomeEvent
   | ExecutionCompletedEvent
-  | AttemptCompletedEvent;
+  | AttemptCompletedEvent
+  | ThrottleRejectedEvent
+  | ChaosInjectedEvent;
 
 /** The `type` of any event. */
 export type EventType = ResilienceEvent['type'];
@@ -254,4 +281,6 @@ export const EVENT_TYPES: readonly EventType[] = [
   'execution.completed',
   'attempt.completed',
   'adaptive_limit.changed',
+  'throttle.rejected',
+  'chaos.injected',
 ];

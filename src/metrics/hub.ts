@@ -78,7 +78,8 @@ export interface GaugeReading {
 export interface MetricsSink {
   /**
    * An event: `reason` is retry.exhausted's, bulkhead.rejected's, rate_limit.rejected's and adaptive_limit.changed's reason,
-   * circuit.rejected's state, or how a timeout.late_outcome's work settled (`success`, `failure`, `aborted`).
+   * circuit.rejected's state, chaos.injected's kind, or how a timeout.late_outcome's work settled (`success`,
+   * `failure`, `aborted`).
    */
   count(policy: string, operation: string, event: string, errorType: string, reason: string): void;
   execution(seconds: number, policy: string, operation: string, result: CallResult, errorType: string): void;
@@ -285,7 +286,9 @@ export class MetricsHub implements PolicyMetrics {
               ? e.state
               : e.type === 'hedge.launched'
                 ? e.trigger
-                : '';
+                : e.type === 'chaos.injected'
+                  ? e.kind
+                  : '';
         sink.count(e.policy, e.operation, e.type, errorType, reason);
       }
     }

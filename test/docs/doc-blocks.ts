@@ -43,6 +43,8 @@ export const DOC_FILES: readonly string[] = [
   'docs/policies/fallback.md',
   'docs/policies/keyed.md',
   'docs/policies/rate-limit.md',
+  'docs/policies/adaptive-throttle.md',
+  'docs/policies/fault-injection.md',
   'docs/metrics.md',
   'docs/testing.md',
   'docs/integrations/http.md',

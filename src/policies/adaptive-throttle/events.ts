@@ -1,0 +1,4 @@
+import type { ThrottleRejectedEvent } from '../../events/types.js';
+
+/** The events an adaptive throttle emits. */
+export type AdaptiveThrottleEvent = ThrottleRejectedEvent;

@@ -1,0 +1,3 @@
+export { AdaptiveThrottlePolicy, adaptiveThrottle } from './adaptive-throttle.js';
+export type { AdaptiveThrottleEvent } from './events.js';
+export type { AdaptiveThrottleOptions } from './options.js';
