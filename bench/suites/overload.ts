@@ -19,6 +19,7 @@
  */
 import {
   adaptiveLimit,
+  adaptiveThrottle,
   exponential,
   hedge,
   isLocalRejectionError,
@@ -179,16 +180,15 @@ export const OVERLOAD_CONFIGS: readonly OverloadConfig[] = [
     name: OVERLOAD_CONFIG.adaptiveLimit,
     make: ({ clock, timeoutMs }) => pipeline(timeout({ ms: timeoutMs, clock }), adaptiveLimit({ clock })),
   },
-  // TO ENABLE once adaptiveThrottle() (branch throttle-chaos) is on main: import it and uncomment. Its `handle`
-  // counts the upstream's refusals (503s and timeouts) as rejections; its random source is the step's.
-  // {
-  //   name: OVERLOAD_CONFIG.adaptiveThrottle,
-  //   make: ({ clock, random, timeoutMs }) =>
-  //     pipeline(
-  //       adaptiveThrottle({ clock, random, handle: (e) => e instanceof OverloadedError || isTimeoutError(e) }),
-  //       timeout({ ms: timeoutMs, clock }),
-  //     ),
-  // },
+  // Its `handle` counts the upstream's refusals (503s and timeouts) as rejections; its random source is the step's.
+  {
+    name: OVERLOAD_CONFIG.adaptiveThrottle,
+    make: ({ clock, random, timeoutMs }) =>
+      pipeline(
+        adaptiveThrottle({ clock, random, handle: (e) => e instanceof OverloadedError || isTimeoutError(e) }),
+        timeout({ ms: timeoutMs, clock }),
+      ),
+  },
 ];
 
 /** The hedging configurations' names, for the targets. */
