@@ -30,7 +30,7 @@ const flush = async (): Promise<void> => {
 };
 
 describe('retryBudget properties', () => {
-  it('retries in flight never exceed max(minConcurrency, ratio x calls in flight) when one is allowed, and nothing leaks', async () => {
+  it('retries in flight never exceed max(minConcurrency, ratio x calls in flight), retries beyond the floor never exceed ratio x calls plus the initial credit, and nothing leaks', async () => {
     const stats = { runs: 0, retried: 0, refused: 0 };
     await fc.assert(
       fc.asyncProperty(
@@ -49,12 +49,15 @@ describe('retryBudget properties', () => {
           let retries = 0;
           let refused = 0;
           const violations: string[] = [];
+          // Retries allowed beyond the floor: at most ratio x calls, plus the 100 calls' worth it starts with.
+          let beyondFloor = 0;
           r.on('retry.attempt', () => {
             retries++;
             // Emitted right after the budget allowed this retry: the bound holds now, the new retry included.
             // (Recorded, not asserted here: bulwark reports a throwing listener instead of failing the call.)
             const bound = Math.max(minConcurrency, ratio * budget.callsInFlight + 1e-9);
             if (budget.retriesInFlight > bound) violations.push(`${budget.retriesInFlight} > ${bound}`);
+            if (budget.retriesInFlight > minConcurrency) beyondFloor++;
           });
           r.on('retry.exhausted', (e) => {
             if (e.reason === 'budget') refused++;
@@ -92,6 +95,7 @@ describe('retryBudget properties', () => {
           if (retries > 0) stats.retried++;
           if (refused > 0) stats.refused++;
           expect(violations).toEqual([]);
+          expect(beyondFloor).toBeLessThanOrEqual(ratio * (calls.length + 100) + 1e-6);
           expect(attempts).toBe(calls.length + retries);
           expect(budget.refused).toBe(refused);
           expect([budget.callsInFlight, budget.retriesInFlight, clock.pendingTimers]).toEqual([0, 0, 0]);

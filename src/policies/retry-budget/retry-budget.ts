@@ -47,6 +47,9 @@ export abstract class RetryBudget {
   abstract _release(): void;
 }
 
+/** How many calls' worth of retries a ratio budget keeps in credit (see RetryRatioBudget). */
+const CREDIT_CALLS = 100;
+
 /**
  * The budget {@link retryBudget} makes: retries in flight as a share of calls in flight. See there.
  */
@@ -57,12 +60,24 @@ export class RetryRatioBudget extends RetryBudget {
   readonly minConcurrency: number;
   #calls = 0;
   #retries = 0;
+  /**
+   * Retries earned by calls: each call that enters adds `ratio`, each retry beyond the floor takes 1, and at most
+   * the retries of {@link CREDIT_CALLS} calls are kept. Why, on top of the share in flight: a share of the calls in
+   * flight bounds retries in flight, not retries per second. When first attempts are slow (they wait out a timeout)
+   * and retries fail fast, the calls in flight stay many while the retries cycle quickly, and the upstream saw 1.22x
+   * its offered load at 3x capacity in the overload simulation (bench/suites/overload.ts). The credit bounds the rate
+   * too: over any stretch, retries beyond the floor are at most `ratio` x calls, plus the credit saved before it.
+   */
+  #credit: number;
+  readonly #maxCredit: number;
 
   /** @internal Use {@link retryBudget}. */
   constructor(options: RetryBudgetOptions) {
     super(options.name ?? 'retry_budget');
     this.ratio = options.ratio ?? 0.2;
     this.minConcurrency = options.minConcurrency ?? 3;
+    this.#maxCredit = this.ratio * CREDIT_CALLS;
+    this.#credit = this.#maxCredit;
   }
 
   /** Calls in flight through the policies that consult this budget (a call through two of them counts twice). */
@@ -77,6 +92,8 @@ export class RetryRatioBudget extends RetryBudget {
 
   _enter(): void {
     this.#calls++;
+    const c = this.#credit + this.ratio;
+    this.#credit = Math.min(c, this.#maxCredit);
   }
 
   _leave(): void {
@@ -84,19 +101,24 @@ export class RetryRatioBudget extends RetryBudget {
   }
 
   _succeeded(): void {
-    // Outcomes do not matter here: only how many calls and retries are in flight.
+    // Outcomes do not matter here: only calls and retries.
   }
 
   _failed(): void {
-    // Outcomes do not matter here: only how many calls and retries are in flight.
+    // Outcomes do not matter here: only calls and retries.
   }
 
   _acquire(): boolean {
     const next = this.#retries + 1;
-    // Why the epsilon: ratio x calls is a float product, and 0.29 x 100 is 28.999999999999996; without it the 29th
-    // retry of 100 calls would be refused.
-    if (next <= this.minConcurrency || next <= this.ratio * this.#calls + 1e-9) {
+    if (next <= this.minConcurrency) {
       this.#retries = next;
+      return true;
+    }
+    // Why the epsilons: ratio x calls and the sums of ratios are float arithmetic (0.29 x 100 is
+    // 28.999999999999996); without them the 29th retry of 100 calls would be refused.
+    if (next <= this.ratio * this.#calls + 1e-9 && this.#credit >= 1 - 1e-9) {
+      this.#retries = next;
+      this.#credit -= 1;
       return true;
     }
     this.refused++;
@@ -171,8 +193,10 @@ export class RetryTokenBudget extends RetryBudget {
 
 /**
  * A retry budget that keeps retries (and hedges) in flight to a share of the calls in flight, as Envoy's
- * `retry_budget` and failsafe-go's budget do: a retry may start while the retries in flight, itself included, are at
- * most `minConcurrency` or at most `ratio` times the calls in flight through the policies sharing the budget.
+ * `retry_budget` and failsafe-go's budget do, and their rate to the same share of the calls made: a retry may start
+ * while the retries in flight, itself included, are at most `minConcurrency`, or at most `ratio` times the calls in
+ * flight through the policies sharing the budget with a retry's worth of credit left (each call adds `ratio`, each
+ * retry beyond the floor takes 1, at most 100 calls' worth is kept).
  *
  * - A retry counts from the moment retry decides on it (before its backoff delay) until its attempt settles, so a
  *   storm of failures cannot queue up retries behind their delays.

@@ -110,6 +110,30 @@ describe('retryBudget (a share of the calls in flight)', () => {
     expect([budget.callsInFlight, budget.retriesInFlight]).toEqual([0, 0]);
   });
 
+  it('bounds the rate too: fast failing retries beside slow calls get ratio x calls, not one per failure', async () => {
+    const clock = new FakeClock();
+    const budget = retryBudget({ ratio: 0.2, minConcurrency: 0 });
+    const policy = retry({ maxAttempts: 100, backoff: constant(0), budget, clock });
+    const hold = deferred<void>();
+    // 200 slow calls in flight: 40 retries in flight would be allowed, but 200 calls earned 20 retries of credit
+    // (it starts with 100 calls' worth and keeps no more).
+    const held = Array.from({ length: 200 }, () => track(policy.execute(() => hold.promise)));
+    const f = failing();
+    const reasons: string[] = [];
+    policy.on('retry.exhausted', (e) => reasons.push(e.reason));
+    await rejectionOf(policy.execute(f.op));
+    expect(f.attempts.length).toBe(21);
+    expect(reasons).toEqual(['budget']);
+    // Five more calls earn one more retry.
+    for (let i = 0; i < 5; i++) held.push(track(policy.execute(() => hold.promise)));
+    f.attempts.length = 0;
+    await rejectionOf(policy.execute(f.op));
+    expect(f.attempts.length).toBe(2);
+    hold.resolve();
+    await flush();
+    expect([budget.callsInFlight, budget.retriesInFlight]).toEqual([0, 0]);
+  });
+
   it('counts a float product exactly: 29 retries for 100 calls at 0.29', async () => {
     const budget = retryBudget({ ratio: 0.29, minConcurrency: 0 });
     const clock = new FakeClock();
