@@ -113,6 +113,34 @@ describe('process exit', () => {
     expect(r.exitAfterDoneMs).toBeLessThan(5_000);
   });
 
+  it('exits promptly after hedged calls (a 60 s hedge delay pending for each), with no unhandled rejection from a loser', async () => {
+    // Each call queues a 60 s hedge deadline; the process must not wait for it. A hedge that fires leaves a loser
+    // that rejects with its HedgeCancelledError after the call settled: reported as an event, never unhandled.
+    const source = `
+      import { adaptiveLimit, adaptiveThrottle, hedge, injectLatency, pipeline, retry, retryBudget } from ${JSON.stringify(DIST.href)};
+      const budget = retryBudget();
+      const slow = pipeline(retry({ budget }), adaptiveThrottle(), hedge({ delayMs: 60_000, budget }), adaptiveLimit());
+      for (let i = 0; i < 1_000; i++) await slow.execute(async () => i);
+      const fast = hedge({ delayMs: 5 });
+      let n = 0;
+      const late = [];
+      fast.on('hedge.late_outcome', (e) => late.push(e.outcome.error.name));
+      const v = await fast.execute(({ signal }) => new Promise((resolve, reject) => {
+        const me = ++n;
+        const t = setTimeout(() => resolve(me), me === 1 ? 200 : 1);
+        signal.addEventListener('abort', () => { clearTimeout(t); reject(signal.reason); });
+      }));
+      await new Promise((r) => setTimeout(r, 10));
+      const chaos = await injectLatency({ latencyMs: 20, injectionRate: 1 }).execute(() => 'slow');
+      console.log('done ' + v + ' ' + late.join(',') + ' ' + chaos + ' ' + budget.callsInFlight);
+    `;
+    const r = await runChild(source);
+    expect(r.stdout).toContain('done 2 HedgeCancelledError slow 0');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.exitAfterDoneMs).toBeLessThan(5_000);
+  });
+
   it('exits promptly after a call timed out around a never-settling promise', async () => {
     // The interval keeps the process alive while the call is pending (a never-settling promise holds no handle);
     // once it is cleared, nothing bulwark left behind may keep the process running.
