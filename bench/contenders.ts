@@ -30,7 +30,7 @@ export interface Instance {
 
 export interface Contender {
   readonly name: string;
-  readonly library: 'baseline' | 'bulwark' | 'cockatiel' | 'opossum' | 'p-limit' | 'p-retry';
+  readonly library: 'baseline' | 'floor' | 'bulwark' | 'cockatiel' | 'opossum' | 'p-limit' | 'p-retry';
   /** Whether it limits concurrency (the in-flight suite sizes its limit at 1,000 and its queue to fit). */
   readonly limiter: boolean;
   make(op: Op, inFlight: number): Instance;
@@ -171,6 +171,42 @@ function opossumContenders({ label, lib: CircuitBreaker }: Peer<Opossum>): Conte
       },
     },
   ];
+}
+
+const identity = <T>(value: T): T => value;
+const rethrow = (error: unknown): never => {
+  throw error;
+};
+
+/**
+ * Floors: not a library, the cheapest wrappers that can observe how a call ended, so the overhead tables show what ANY
+ * policy must pay over a bare call in each mode (a policy has to see the outcome: count it, retry on it, release a
+ * slot). One promise reaction (`.then` with two preallocated callbacks) and one `async` function that awaits the op
+ * (a promise for the async function, a resume). Why here and not in a library: the same op crossing the event loop
+ * inflates every wrapper's cost, and these rows separate that inflation from what a policy itself adds.
+ */
+export const FLOORS: readonly Contender[] = [
+  {
+    name: 'floor: one .then',
+    library: 'floor',
+    limiter: false,
+    make: (op) => ({ call: () => op().then(identity, rethrow), dispose: noop }),
+  },
+  {
+    name: 'floor: async + await',
+    library: 'floor',
+    limiter: false,
+    make: (op) => ({
+      call: async () => await op(),
+      dispose: noop,
+    }),
+  },
+];
+
+/** The overhead suite's contenders: bare, the floors, then every contender as {@link contenders} lists them. */
+export function overheadContenders(peers: Peers): readonly Contender[] {
+  const [bare, ...rest] = contenders(peers);
+  return [bare as Contender, ...FLOORS, ...rest];
 }
 
 /** Every contender, bare first (the suites compare with it); cockatiel and opossum once per major loaded. */

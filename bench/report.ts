@@ -673,6 +673,7 @@ export function overheadSvg(runs: readonly Results[]): string {
   const barH = 22;
   const left = 230;
   const colours: Record<string, string> = {
+    floor: '#a0aec0',
     bulwark: '#2b6cb0',
     cockatiel: '#c05621',
     opossum: '#6b46c1',
@@ -951,6 +952,11 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
   "spread" the lowest and highest round median; "over bare" and "ratio" compare with the bare call *in the same round*,
   then take the median over rounds. Three operations: an \`async () => 1\`, one that awaits a resolved promise, and one
   that crosses the event loop with \`setImmediate\` (where fixed costs drown in the loop's).
+- **Floors**: the rows named \`floor: ...\` are no library. They are the cheapest wrappers that can see how a call
+  ended, which every policy must: \`op().then(identity, rethrow)\` (one promise reaction) and \`async () => await
+  op()\` (an async function's promise and one resume). What they cost over bare in a mode is what any policy pays
+  there before doing anything of its own. An op that crosses the event loop makes the same wrapper dearer in ns than
+  in the tight loop, so compare a policy with the floors of the same table, not with its cost in another.
 - **Per-call overhead, GC-stressed**: the same contenders and operations in a process that collects garbage while it
   serves. Each batch starts with a full GC (\`gc()\` twice) and then makes serial awaited calls for about 30 ms; a
   pass runs bare, then each contender followed by bare again (bare, c1, bare, c2, ..., bare, the contenders in

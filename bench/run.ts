@@ -16,7 +16,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, release, totalmem, type } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { contenders } from './contenders.js';
+import { contenders, overheadContenders } from './contenders.js';
 import { endProgress, progress, type Settings, settings } from './harness.js';
 import { loadPeers, type Peers } from './peers.js';
 import {
@@ -196,7 +196,7 @@ function watchWarnings(): Set<string> {
 
 /** Runs one suite in this process and returns its rows (what goes under its key in {@link Results}). */
 async function runSuite(suite: Suite, s: Settings, step: string, peers: Peers): Promise<unknown> {
-  if (suite === 'overhead') return overheadSuite(s, step, contenders(peers));
+  if (suite === 'overhead') return overheadSuite(s, step, overheadContenders(peers));
   if (suite === 'in-flight') return inFlightSuite(s, step, contenders(peers));
   if (suite === 'deopt') return deoptSuite(s, step);
   if (suite === 'fail-fast') return failFastSuite(s, step, peers);
