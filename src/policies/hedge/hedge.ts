@@ -422,7 +422,7 @@ export function hedge(options: HedgeOptions = {}): HedgePolicy {
       const okMin = check.number('delayQuantile.minSamples', q.minSamples, { min: 1, integer: true });
       // Only a minSamples given explicitly can exceed samples: the default yields to a smaller samples (see
       // minSamplesOf), and an invalid samples is reported on its own.
-      const samples = q.samples ?? 1_000;
+      const samples = (q.samples as number | undefined) ?? 1_000;
       if (okMin && (q.samples === undefined || okSamples) && (q.minSamples as number) > samples) {
         check.fail('delayQuantile.minSamples', q.minSamples, `an integer <= samples (${samples})`);
       }
