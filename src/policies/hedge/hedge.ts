@@ -288,8 +288,7 @@ export class HedgePolicy extends PolicyBase {
     this.maxHedgedAttempts = options.maxHedgedAttempts ?? 1;
     this.#delay = options.delayMs ?? 2_000;
     const q: HedgeQuantileDelay | undefined = options.delayQuantile;
-    this.#quantile =
-      q === undefined ? undefined : new LatencyQuantile(q.quantile, q.samples ?? 1_000, minSamplesOf(q));
+    this.#quantile = q === undefined ? undefined : new LatencyQuantile(q.quantile, q.samples ?? 1_000, minSamplesOf(q));
     this._sampled = this.#quantile !== undefined;
     const classify = classification(options.handle);
     this._handle = classify.predicate;

@@ -285,7 +285,14 @@ describe('hedge', () => {
       expect(c.value).toBe('v1');
     }
     const start = clock.now();
-    const call = track(h.execute(scripted(clock, [{ ms: 500, ok: true }, { ms: 1, ok: true }]).op));
+    const call = track(
+      h.execute(
+        scripted(clock, [
+          { ms: 500, ok: true },
+          { ms: 1, ok: true },
+        ]).op,
+      ),
+    );
     await clock.advance(12);
     await flush();
     expect(launched.map((t) => t - start)).toEqual([expect.any(Number)]);
