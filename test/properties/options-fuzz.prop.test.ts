@@ -18,7 +18,11 @@ import { Registry } from 'prom-client';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  type AdaptiveLimitPolicy,
+  adaptiveLimit,
+  adaptiveThrottle,
   bulkhead,
+  type ChaosPolicy,
   circuitBreaker,
   constant,
   exponential,
@@ -27,7 +31,12 @@ import {
   handleErrors,
   handleOutcomes,
   handleResults,
+  hedge,
   InvalidOptionsError,
+  injectBehavior,
+  injectFault,
+  injectLatency,
+  injectOutcome,
   isCircuitOpenError,
   keyed,
   linear,
@@ -35,6 +44,8 @@ import {
   pipeline,
   rateLimit,
   retry,
+  retryBudget,
+  retryTokenBudget,
   timeout,
 } from '../../src/index.js';
 import { grpcInterceptor } from '../../src/integrations/grpc/index.js';
@@ -231,6 +242,20 @@ const policyArb: fc.Arbitrary<object> = fc
     POLICIES.add(p);
     return p;
   });
+/** Retry budgets made here: what `budget` takes (a plain object, or a policy, is not one). */
+const BUDGETS = new WeakSet<object>();
+const isBudget: Pred = (v) => typeof v === 'object' && v !== null && BUDGETS.has(v);
+const budgetArb: fc.Arbitrary<object> = fc
+  .constantFrom(
+    () => retryBudget(),
+    () => retryBudget({ ratio: 1, minConcurrency: 0 }),
+    () => retryTokenBudget({ maxTokens: 4 }),
+  )
+  .map((make) => {
+    const b = make();
+    BUDGETS.add(b);
+    return b;
+  });
 /** Per-origin policy functions made here (they return a policy); any other function is a caller's bug. */
 const ORIGIN_FNS = new WeakSet<object>();
 function policyOfOrigin(p: object): () => object {
@@ -299,6 +324,7 @@ const O = {
   bool: opt(fc.boolean(), bool),
   handle: opt(fc.oneof(fnArb, classifierArb), handleOk, fakeClassifierArb),
   backoffOrFn: opt(fc.oneof(backoffArb, fnArb), (v) => fn(v) || isBackoff(v)),
+  budget: opt(budgetArb, isBudget, fc.oneof(policyArb, fc.constantFrom({ ratio: 0.2 }, { _acquire: () => true }))),
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -419,6 +445,8 @@ function realized(g: Generated): Generated {
   return { ...g, values: new Map([...g.values].map(([k, v]) => [k, realize(v)])) };
 }
 
+const MAY_BE_UNDEFINED: readonly string[] = ['value', 'fault'];
+
 interface Verdict {
   /** Options that must be named. */
   readonly must: Set<string>;
@@ -436,20 +464,32 @@ function verdict(
   g: Generated,
   required: readonly string[],
   cross?: (values: ReadonlyMap<string, unknown>) => string[],
+  unknownGiven?: (values: ReadonlyMap<string, unknown>) => readonly string[],
 ): Verdict {
-  const bad = new Set<string>(g.unknown);
+  // Options the others make unknown (adaptiveLimit's of another algorithm) are refused whatever their value. A
+  // getter on one is not read: an own one is an unknown option, an inherited one is ignored, as any unknown name.
+  const notHere = unknownGiven?.(g.values) ?? [];
+  const unknown = [...g.unknown, ...[...g.values.keys()].filter((k) => notHere.includes(k))];
+  let throwing = g.throwing;
+  if (throwing !== undefined && notHere.includes(throwing.key)) {
+    if (throwing.where === 'own') unknown.push(throwing.key);
+    throwing = undefined;
+  }
+  const bad = new Set<string>(unknown);
   for (const [k, v] of g.values) if (v !== undefined && !(spec[k] as Opt).ok(v)) bad.add(k);
-  // A required option given as undefined is missing (fallback's `value` may be undefined: it is the value).
-  for (const k of required) if (g.values.get(k) === undefined && !(k === 'value' && g.values.has(k))) bad.add(k);
+  // A required option given as undefined is missing; fallback's `value` and injectFault's `fault` may be undefined
+  // (it is what the call returns or rejects with).
+  for (const k of required)
+    if (g.values.get(k) === undefined && !(MAY_BE_UNDEFINED.includes(k) && g.values.has(k))) bad.add(k);
   let crossed: string[] = [];
   try {
     crossed = cross?.(g.values) ?? [];
   } catch {
     // A rule that cannot read its values (a proxy): the values are bad on their own.
   }
-  if (g.throwing !== undefined) {
-    bad.delete(g.throwing.key);
-    const must = new Set([g.throwing.key, ...g.unknown]);
+  if (throwing !== undefined) {
+    bad.delete(throwing.key);
+    const must = new Set([throwing.key, ...unknown]);
     return { must, may: new Set([...bad, ...crossed]) };
   }
   if (bad.size === 0) return { must: new Set(crossed), may: new Set() };
@@ -561,6 +601,13 @@ interface FactoryCase {
   readonly cross?: (values: ReadonlyMap<string, unknown>) => string[];
   /** Options a cross rule may blame besides the bad ones. */
   readonly mayAlso?: readonly string[];
+  /** The options the others make unknown (adaptiveLimit: those of the other algorithms). */
+  readonly unknownGiven?: (values: ReadonlyMap<string, unknown>) => readonly string[];
+  /**
+   * More options to try, valid on their own (see {@link mostlyValid}): for factories with many options, of which
+   * {@link generated} rarely makes a valid whole.
+   */
+  readonly alsoValid?: fc.Arbitrary<Generated>;
   readonly make: (options: unknown) => unknown;
   /** Whether `make` returns a promise, which rejects with the InvalidOptionsError (an async factory). */
   readonly async?: boolean;
@@ -621,19 +668,22 @@ function checkFactory(c: FactoryCase): void {
 
 async function fuzzOnce(c: FactoryCase): Promise<void> {
   await fc.assert(
-    fc.asyncProperty(generated(c.spec), async (g) => {
-      const r = realized(g);
-      const { must, may } = verdict(c.spec, r, c.required ?? [], c.cross);
-      const options = build(r);
-      if (must.size > 0) {
-        const mayAlso = new Set([...may, ...(c.mayAlso ?? [])]);
-        if (c.async) await expectRejected(() => c.make(options) as Promise<unknown>, c.policy, must, mayAlso);
-        else expectInvalid(() => c.make(options), c.policy, must, mayAlso);
-        return;
-      }
-      const built = c.async ? await settles(c.make(options) as Promise<unknown>, c.policy) : c.make(options);
-      await c.use(built, options);
-    }),
+    fc.asyncProperty(
+      c.alsoValid === undefined ? generated(c.spec) : fc.oneof(generated(c.spec), c.alsoValid),
+      async (g) => {
+        const r = realized(g);
+        const { must, may } = verdict(c.spec, r, c.required ?? [], c.cross, c.unknownGiven);
+        const options = build(r);
+        if (must.size > 0) {
+          const mayAlso = new Set([...may, ...(c.mayAlso ?? [])]);
+          if (c.async) await expectRejected(() => c.make(options) as Promise<unknown>, c.policy, must, mayAlso);
+          else expectInvalid(() => c.make(options), c.policy, must, mayAlso);
+          return;
+        }
+        const built = c.async ? await settles(c.make(options) as Promise<unknown>, c.policy) : c.make(options);
+        await c.use(built, options);
+      },
+    ),
     { numRuns: RUNS },
   );
 }
@@ -667,6 +717,7 @@ const retrySpec = {
   circuitOpenMaxWaitMs: opt(fc.constantFrom(0, 5, Number.POSITIVE_INFINITY), num(0, { infinity: true })),
   maxRetryAfterMs: opt(fc.constantFrom(0, 5.5, Number.POSITIVE_INFINITY), num(0, { infinity: true })),
   onExhausted: opt(fc.constantFrom('rethrow', 'wrap'), oneOf('rethrow', 'wrap')),
+  budget: O.budget,
   clock: O.clock,
   random: O.fn,
 };
@@ -1069,6 +1120,396 @@ describe('option fuzzing: core factories', () => {
       }),
       { numRuns: RUNS },
     );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Overload and chaos factories (issue 14): hedge, retry budgets, adaptiveLimit, adaptiveThrottle, fault injection
+
+/** Whether the call is pending after the event loop turns once (a timer it waits on has not fired). */
+async function stillPending(p: Promise<unknown>): Promise<boolean> {
+  const pending = Symbol('pending');
+  const first = await Promise.race([p, new Promise((resolve) => setImmediate(() => resolve(pending)))]);
+  return first === pending;
+}
+/** Lets microtasks and immediates run, so events a call emits before its first await are seen. */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+const quantileArb: fc.Arbitrary<unknown> = fc
+  .record({
+    quantile: fc.oneof(
+      { weight: 3, arbitrary: fc.constantFrom(0.5, 0.95, 0.999) },
+      { weight: 1, arbitrary: hostileNested },
+    ),
+    samples: fc.oneof(fc.constant(undefined), fc.constantFrom(1, 5, 100, 1_000, 65_535), hostileNested),
+    minSamples: fc.oneof(fc.constant(undefined), fc.constantFrom(1, 5, 100, 1_000), hostileNested),
+  })
+  .map(({ quantile, samples, minSamples }) => {
+    const q: Record<string, unknown> = { quantile };
+    if (samples !== undefined) q.samples = samples;
+    if (minSamples !== undefined) q.minSamples = minSamples;
+    return q;
+  });
+/** `{ quantile, samples?, minSamples? }`: quantile in (0, 1), samples 1..65_535, minSamples 1..samples (1_000). */
+const quantileOk: Pred = (v) => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const q = v as Record<string, unknown>;
+  if (!ownKeysOnly(q, ['quantile', 'samples', 'minSamples'])) return false;
+  if (!num(0, { exclusive: true })(q.quantile) || (q.quantile as number) >= 1) return false;
+  if (q.samples !== undefined && !int(1, { max: 65_535 })(q.samples)) return false;
+  const samples = (q.samples as number | undefined) ?? 1_000;
+  return q.minSamples === undefined || int(1, { max: samples })(q.minSamples);
+};
+const hedgeSpec = {
+  maxHedgedAttempts: opt(fc.integer({ min: 1, max: 10 }), int(1, { max: 10 }), fc.constantFrom(0, 11)),
+  delayMs: opt(
+    fc.oneof(
+      fc.constantFrom(-1, 0, 5, 2_000.5),
+      fc.constantFrom(
+        () => 5,
+        () => 0,
+        () => -1,
+      ),
+    ),
+    (v) => fn(v) || (typeof v === 'number' && Number.isFinite(v)),
+  ),
+  delayQuantile: opt(quantileArb, quantileOk),
+  handle: O.handle,
+  budget: O.budget,
+  name: O.name,
+  clock: O.clock,
+};
+/** A call goes through; a delay function that returns no finite number rejects it with a TypeError (docs). */
+async function hedgeRuns(p: unknown, options: Record<string, unknown>): Promise<void> {
+  try {
+    await runs(p, 'hedge');
+  } catch (e) {
+    if (
+      typeof options.delayMs === 'function' &&
+      e instanceof TypeError &&
+      /the delayMs function returned/.test(e.message)
+    ) {
+      return;
+    }
+    throw e;
+  }
+}
+
+/** Runs a call whose first attempt fails through `retry({ budget })`: retried when the budget allows one. */
+async function budgetRetries(budget: unknown, allowed: boolean, what: string): Promise<void> {
+  const p = retry({ maxAttempts: 2, backoff: constant(0), budget: budget as never });
+  let n = 0;
+  const first = new Error('first attempt');
+  const r = await settles(
+    p
+      .execute(() => {
+        if (n++ === 0) throw first;
+        return 42;
+      })
+      .catch((e: unknown) => e),
+    what,
+  );
+  expect(r, `${what}: retried (${allowed ? 'allowed' : 'refused'})`).toBe(allowed ? 42 : first);
+}
+const retryBudgetSpec = {
+  ratio: opt(fc.constantFrom(0, 0.2, 0.29, 1), num(0, { max: 1 })),
+  minConcurrency: opt(fc.integer({ min: 0, max: 5 }), int(0)),
+  name: O.name,
+};
+/** A number > 0 (at most 1e9) with at most three decimals. */
+const thousandths: Pred = (v) => {
+  if (!num(0, { exclusive: true, max: 1e9 })(v)) return false;
+  const rounded = Number((v as number).toFixed(3));
+  return rounded > 0 && Math.abs((v as number) - rounded) <= 1e-9;
+};
+const retryTokenBudgetSpec = {
+  maxTokens: opt(
+    fc.constantFrom(0.001, 2, 2.001, 10, 1e9),
+    thousandths,
+    fc.constantFrom(0.0001, 1e-10, 1.0005, 1e9 + 1),
+  ),
+  tokenRatio: opt(fc.constantFrom(0.001, 0.1, 1, 1e9), thousandths, fc.constantFrom(0.0005, 1e-12, 0.1234)),
+  name: O.name,
+};
+
+const LIMIT_ALGORITHMS = {
+  gradient2: ['smoothing', 'queueSize', 'longWindow', 'rttTolerance'],
+  aimd: ['backoffRatio', 'slowCallMs'],
+  vegas: ['smoothing', 'probeMultiplier', 'random'],
+} as const;
+type LimitAlgorithm = keyof typeof LIMIT_ALGORITHMS;
+const LIMIT_ALGORITHM_NAMES = Object.keys(LIMIT_ALGORITHMS) as LimitAlgorithm[];
+const adaptiveLimitSpec = {
+  algorithm: opt(
+    fc.constantFrom(...LIMIT_ALGORITHM_NAMES),
+    oneOf(...LIMIT_ALGORITHM_NAMES),
+    fc.constantFrom('AIMD', 'gradient'),
+  ),
+  initialLimit: opt(fc.integer({ min: 1, max: 300 }), int(1)),
+  minLimit: opt(fc.integer({ min: 1, max: 40 }), int(1)),
+  maxLimit: opt(fc.integer({ min: 1, max: 2_000 }), int(1)),
+  windowSize: opt(fc.integer({ min: 1, max: 20 }), int(1)),
+  minWindowMs: opt(fc.constantFrom(0, 0.5, 100, 5_000), num(0)),
+  maxWindowMs: opt(fc.constantFrom(0, 50, 1_000, 10_000), num(0)),
+  handle: O.handle,
+  queue: bulkheadSpec.queue,
+  queueTimeoutMs: bulkheadSpec.queueTimeoutMs,
+  name: O.name,
+  clock: O.clock,
+  smoothing: opt(fc.constantFrom(1e-9, 0.2, 1), num(0, { exclusive: true, max: 1 })),
+  queueSize: opt(fc.constantFrom(0, 2.5, 4), num(0)),
+  longWindow: opt(fc.integer({ min: 1, max: 1_000 }), int(1)),
+  rttTolerance: opt(fc.constantFrom(1, 1.5, 10), num(1)),
+  backoffRatio: opt(fc.constantFrom(1e-9, 0.5, 0.9, 0.999), (v) => num(0, { exclusive: true })(v) && (v as number) < 1),
+  slowCallMs: opt(fc.constantFrom(0.5, 5_000), num(0, { exclusive: true })),
+  probeMultiplier: opt(fc.integer({ min: 1, max: 50 }), int(1)),
+  random: O.fn,
+};
+/** The algorithm the options pick: gradient2 unless `algorithm` names another. */
+function limitAlgorithm(values: ReadonlyMap<string, unknown>): LimitAlgorithm {
+  const a = values.get('algorithm');
+  return LIMIT_ALGORITHM_NAMES.find((n) => n === a) ?? 'gradient2';
+}
+/** Options of the other algorithms are refused (docs: "Options of another algorithm are refused"). */
+const otherAlgorithms = (values: ReadonlyMap<string, unknown>): string[] => {
+  const mine: readonly string[] = LIMIT_ALGORITHMS[limitAlgorithm(values)];
+  return [...new Set(Object.values(LIMIT_ALGORITHMS).flat())].filter((k) => !mine.includes(k));
+};
+/** Bounds given explicitly must agree (min <= initial <= max); a default bound yields. And maxWindowMs >= minWindowMs. */
+function adaptiveLimitCross(values: ReadonlyMap<string, unknown>): string[] {
+  const given = (k: string) => (int(1)(values.get(k)) ? (values.get(k) as number) : undefined);
+  const [min, max, initial] = [given('minLimit'), given('maxLimit'), given('initialLimit')];
+  const out: string[] = [];
+  if (min !== undefined && max !== undefined && min > max) out.push('minLimit');
+  else if (initial !== undefined && ((min !== undefined && initial < min) || (max !== undefined && initial > max))) {
+    out.push('initialLimit');
+  }
+  const lo = values.get('minWindowMs');
+  const hi = values.get('maxWindowMs');
+  if (num(0)(lo) && num(0)(hi) && (hi as number) < (lo as number)) out.push('maxWindowMs');
+  return out;
+}
+/** Options valid on their own, of one algorithm each. */
+const adaptiveLimitValid: fc.Arbitrary<Generated> = fc.constantFrom(...LIMIT_ALGORITHM_NAMES).chain((a) => {
+  const others = otherAlgorithms(new Map([['algorithm', a]]));
+  const spec = Object.fromEntries(
+    Object.entries(adaptiveLimitSpec)
+      .filter(([k]) => !others.includes(k))
+      .map(([k, o]) => [k, k === 'algorithm' ? { ...o, valid: fc.constant(a) } : o]),
+  );
+  return mostlyValid(spec, a === 'gradient2' ? [] : ['algorithm']);
+});
+/** A few calls go through, and the limit stays a whole number >= 1. */
+async function limitRuns(p: unknown): Promise<void> {
+  for (let i = 0; i < 4; i++) await runs(p, 'adaptiveLimit');
+  const limit = (p as AdaptiveLimitPolicy).limit;
+  expect(Number.isInteger(limit) && limit >= 1, `limit ${limit}`).toBe(true);
+}
+
+const adaptiveThrottleSpec = {
+  k: opt(fc.constantFrom(1, 1.1, 2, 1e6), num(1)),
+  windowMs: opt(fc.constantFrom(1, 1_000.5, 120_000), num(1)),
+  buckets: opt(fc.integer({ min: 1, max: 1_000 }), int(1, { max: 1_000 }), fc.constantFrom(0, 1_001)),
+  minRequests: opt(fc.integer({ min: 0, max: 10 }), int(0)),
+  handle: O.handle,
+  name: O.name,
+  clock: O.clock,
+  random: O.fn,
+};
+
+const injectionSpec = {
+  injectionRate: opt(fc.constantFrom(0, 0.5, 1), num(0, { max: 1 }), fc.constantFrom(1.0001, -1e-9)),
+  enabled: opt(
+    fc.oneof(
+      fc.boolean(),
+      fc.constantFrom(
+        () => true,
+        () => false,
+      ),
+    ),
+    (v) => bool(v) || fn(v),
+  ),
+  name: O.name,
+  clock: O.clock,
+  random: opt(
+    fc.constantFrom(
+      () => 0,
+      () => 0.5,
+      () => 0.999,
+    ),
+    fn,
+  ),
+};
+const FAULT = new Error('chaos: injected');
+const faultSpec = {
+  ...injectionSpec,
+  fault: opt(
+    fc.constantFrom(FAULT, 'reset', 0, null, undefined, () => FAULT),
+    () => true,
+  ),
+};
+const latencySpec = {
+  ...injectionSpec,
+  latencyMs: opt(
+    fc.constantFrom(0, 1, 5.5, () => 1),
+    (v) => fn(v) || num(0)(v),
+  ),
+};
+const isOutcomeValue: Pred = (v) =>
+  typeof v === 'object' && v !== null && ((v as { ok?: unknown }).ok === true || (v as { ok?: unknown }).ok === false);
+const outcomeSpec = {
+  ...injectionSpec,
+  outcome: opt(
+    fc.constantFrom({ ok: true, value: 42 }, { ok: true, value: 'other' }, { ok: false, error: FAULT }, () => ({
+      ok: true,
+      value: 42,
+    })),
+    (v) => fn(v) || isOutcomeValue(v),
+    fc.constantFrom({ ok: 'true', value: 1 }, { value: 42 }, { ok: 1 }, { error: FAULT }),
+  ),
+};
+const behaviorSpec = {
+  ...injectionSpec,
+  behavior: opt(
+    fc.constantFrom(
+      () => undefined,
+      async () => undefined,
+    ),
+    fn,
+  ),
+};
+
+/**
+ * A call through a chaos policy: settles as it is injected (seen by its `chaos.injected` event) or not. `expect`
+ * judges an injected call's settlement; one that is not injected returns 42, unless `own` is a function of the
+ * context returning something the kind does not take (a TypeError, naming the option, per the docs).
+ */
+async function chaosRuns(
+  p: unknown,
+  ownOption: string,
+  options: Record<string, unknown>,
+  injectedOk: (r: { ok: boolean; v: unknown }) => void,
+): Promise<void> {
+  const policy = p as ChaosPolicy;
+  const injected: (number | undefined)[] = [];
+  policy.on('chaos.injected', (e) => injected.push(e.latencyMs));
+  const ac = new AbortController();
+  const call = policy
+    .execute(() => 42, { signal: ac.signal })
+    .then(
+      (v: unknown) => ({ ok: true, v }),
+      (v: unknown) => ({ ok: false, v }),
+    );
+  await turn();
+  const ms = injected[0];
+  if (ms !== undefined && ms > 10) {
+    // A long injected latency is waited out: the call is still pending (its timer did not fire early), and the
+    // caller's abort ends it with the caller's reason.
+    if (options.clock instanceof FakeClock) await options.clock.advance(10);
+    else await new Promise((resolve) => setTimeout(resolve, 12));
+    expect(await stillPending(call), `injectLatency(${ms}): settled early`).toBe(true);
+    const reason = new Error('caller gave up');
+    ac.abort(reason);
+    expect(await settles(call, 'injectLatency')).toEqual({ ok: false, v: reason });
+    return;
+  }
+  if (ms !== undefined && options.clock instanceof FakeClock) await options.clock.advance(ms);
+  const r = await settles(call, policy.name);
+  if (injected.length > 0) injectedOk(r);
+  else if (!r.ok && typeof options[ownOption] === 'function' && r.v instanceof TypeError) {
+    expect(r.v.message).toMatch(new RegExp(`the ${ownOption} function returned`));
+  } else expect(r).toEqual({ ok: true, v: 42 });
+}
+
+describe('option fuzzing: overload and chaos factories', () => {
+  checkFactory({
+    policy: 'hedge',
+    spec: hedgeSpec,
+    optional: true,
+    alsoValid: mostlyValid(hedgeSpec, []),
+    make: (o) => hedge(o as never),
+    use: hedgeRuns,
+  });
+  checkFactory({
+    policy: 'retryBudget',
+    spec: retryBudgetSpec,
+    optional: true,
+    make: (o) => retryBudget(o as never),
+    // The floor, or a ratio of 1 (one retry per call in flight, with the credit full), allows the retry.
+    use: (b, o) =>
+      budgetRetries(b, ((o.minConcurrency as number | undefined) ?? 3) >= 1 || o.ratio === 1, 'retryBudget'),
+  });
+  checkFactory({
+    policy: 'retryTokenBudget',
+    spec: retryTokenBudgetSpec,
+    optional: true,
+    make: (o) => retryTokenBudget(o as never),
+    // The failure takes a token; the retry needs more than half the bucket left: maxTokens - 1 > maxTokens / 2.
+    use: (b, o) => budgetRetries(b, ((o.maxTokens as number | undefined) ?? 10) > 2, 'retryTokenBudget'),
+  });
+  checkFactory({
+    policy: 'adaptiveLimit',
+    spec: adaptiveLimitSpec,
+    optional: true,
+    cross: adaptiveLimitCross,
+    unknownGiven: otherAlgorithms,
+    alsoValid: adaptiveLimitValid,
+    make: (o) => adaptiveLimit(o as never),
+    use: limitRuns,
+  });
+  checkFactory({
+    policy: 'adaptiveThrottle',
+    spec: adaptiveThrottleSpec,
+    optional: true,
+    alsoValid: mostlyValid(adaptiveThrottleSpec, []),
+    make: (o) => adaptiveThrottle(o as never),
+    use: async (p) => {
+      for (let i = 0; i < 3; i++) await runs(p, 'adaptiveThrottle');
+    },
+  });
+  checkFactory({
+    policy: 'injectFault',
+    spec: faultSpec,
+    required: ['fault', 'injectionRate'],
+    alsoValid: mostlyValid(faultSpec, ['fault', 'injectionRate']),
+    make: (o) => injectFault(o as never),
+    use: (p, o) =>
+      chaosRuns(p, 'fault', o, (r) => {
+        expect(r.ok).toBe(false);
+        expect(r.v).toBe(typeof o.fault === 'function' ? FAULT : o.fault);
+      }),
+  });
+  checkFactory({
+    policy: 'injectLatency',
+    spec: latencySpec,
+    required: ['latencyMs', 'injectionRate'],
+    alsoValid: mostlyValid(latencySpec, ['latencyMs', 'injectionRate']),
+    make: (o) => injectLatency(o as never),
+    use: (p, o) => chaosRuns(p, 'latencyMs', o, (r) => expect(r).toEqual({ ok: true, v: 42 })),
+  });
+  checkFactory({
+    policy: 'injectOutcome',
+    spec: outcomeSpec,
+    required: ['outcome', 'injectionRate'],
+    alsoValid: mostlyValid(outcomeSpec, ['outcome', 'injectionRate']),
+    make: (o) => injectOutcome(o as never),
+    use: (p, o) =>
+      chaosRuns(p, 'outcome', o, (r) => {
+        const given = (typeof o.outcome === 'function' ? o.outcome() : o.outcome) as {
+          ok: boolean;
+          value?: unknown;
+          error?: unknown;
+        };
+        expect(r).toEqual({ ok: given.ok, v: given.ok ? given.value : given.error });
+      }),
+  });
+  checkFactory({
+    policy: 'injectBehavior',
+    spec: behaviorSpec,
+    required: ['behavior', 'injectionRate'],
+    alsoValid: mostlyValid(behaviorSpec, ['behavior', 'injectionRate']),
+    make: (o) => injectBehavior(o as never),
+    use: (p, o) => chaosRuns(p, 'behavior', o, (r) => expect(r).toEqual({ ok: true, v: 42 })),
   });
 });
 

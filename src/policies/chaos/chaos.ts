@@ -216,6 +216,18 @@ const injectLatencyInto: Injector = (policy, latency, ctx, op, next) => {
 };
 
 /**
+ * {@link isOutcome} for an option: an object whose `ok` cannot be read (a getter that throws, a proxy) is no outcome.
+ * Why not let it throw: options are checked once, up front, and every problem is reported as an InvalidOptionsError.
+ */
+function isReadableOutcome(value: unknown): boolean {
+  try {
+    return isOutcome(value);
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Outcome injection: settles a share of calls (`injectionRate`) with `outcome` instead of running the operation:
  * a result (`{ ok: true, value }`: a 503 response, an empty list) or an error (`{ ok: false, error }`). Use it to
  * check how callers and result-judging policies (`handleResults`) treat bad answers.
@@ -232,7 +244,7 @@ const injectLatencyInto: Injector = (policy, latency, ctx, op, next) => {
  */
 export function injectOutcome<R>(options: InjectOutcomeOptions<R>): ChaosPolicy {
   validate('injectOutcome', options, 'outcome', (check, o) => {
-    if (typeof o !== 'function' && !isOutcome(o)) check.fail('outcome', o, expectedOf('outcome'));
+    if (typeof o !== 'function' && !isReadableOutcome(o)) check.fail('outcome', o, expectedOf('outcome'));
   });
   return new ChaosPolicy('outcome', options, injectOutcomeInto, options.outcome);
 }

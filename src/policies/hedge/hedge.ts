@@ -288,8 +288,7 @@ export class HedgePolicy extends PolicyBase {
     this.maxHedgedAttempts = options.maxHedgedAttempts ?? 1;
     this.#delay = options.delayMs ?? 2_000;
     const q: HedgeQuantileDelay | undefined = options.delayQuantile;
-    this.#quantile =
-      q === undefined ? undefined : new LatencyQuantile(q.quantile, q.samples ?? 1_000, q.minSamples ?? 100);
+    this.#quantile = q === undefined ? undefined : new LatencyQuantile(q.quantile, q.samples ?? 1_000, minSamplesOf(q));
     this._sampled = this.#quantile !== undefined;
     const classify = classification(options.handle);
     this._handle = classify.predicate;
@@ -368,6 +367,14 @@ export class HedgePolicy extends PolicyBase {
 }
 
 /**
+ * The samples a learned delay needs: as given, else 100, or every sample kept when `samples` is smaller. Why the
+ * default yields: `{ samples: 50 }` alone was refused, blaming a `minSamples` of 100 the caller never gave.
+ */
+function minSamplesOf(q: HedgeQuantileDelay): number {
+  return q.minSamples ?? Math.min(100, q.samples ?? 1_000);
+}
+
+/**
  * Hedges slow calls: when an attempt has not settled after a delay, another one starts, and the first acceptable
  * outcome wins. Modes, as Polly v8 names them, follow the delay: latency (`delayMs` > 0), parallel (0: every attempt
  * at once) and fallback (< 0: the next attempt only after a failure). `delayQuantile` learns the delay from recent
@@ -410,12 +417,13 @@ export function hedge(options: HedgeOptions = {}): HedgePolicy {
       check.number('delayQuantile.quantile', q.quantile, { min: 0, max: 1, exclusiveMin: true });
       if (q.quantile === undefined) check.fail('delayQuantile.quantile', undefined, 'a number in (0, 1), such as 0.95');
       else if (q.quantile === 1) check.fail('delayQuantile.quantile', 1, 'a number below 1 (1 would never hedge)');
-      check.number('delayQuantile.samples', q.samples, { min: 1, max: 65_535, integer: true });
-      check.number('delayQuantile.minSamples', q.minSamples, { min: 1, integer: true });
-      const samples = q.samples ?? 1_000;
-      const min = q.minSamples ?? 100;
-      if (typeof samples === 'number' && typeof min === 'number' && min > samples) {
-        check.fail('delayQuantile.minSamples', min, `an integer <= samples (${samples})`);
+      const okSamples = check.number('delayQuantile.samples', q.samples, { min: 1, max: 65_535, integer: true });
+      const okMin = check.number('delayQuantile.minSamples', q.minSamples, { min: 1, integer: true });
+      // Only a minSamples given explicitly can exceed samples: the default yields to a smaller samples (see
+      // minSamplesOf), and an invalid samples is reported on its own.
+      const samples = (q.samples as number | undefined) ?? 1_000;
+      if (okMin && (q.samples === undefined || okSamples) && (q.minSamples as number) > samples) {
+        check.fail('delayQuantile.minSamples', q.minSamples, `an integer <= samples (${samples})`);
       }
     }
     checkHandle(check, options.handle);

@@ -20,7 +20,7 @@ export interface HedgeQuantileDelay {
   samples?: number;
   /**
    * How many samples are needed before the quantile is used; until then `delayMs` applies: an integer >= 1, at most
-   * `samples`. @defaultValue 100
+   * `samples`. @defaultValue 100, or `samples` when that is fewer
    */
   minSamples?: number;
 }

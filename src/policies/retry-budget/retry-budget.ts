@@ -257,7 +257,11 @@ export function retryTokenBudget(options: RetryTokenBudgetOptions = {}): RetryTo
   return new RetryTokenBudget(options);
 }
 
-/** A finite number > 0 with at most three decimals (whole thousandths). */
+/**
+ * A finite number > 0 with at most three decimals (whole thousandths). Why at least one thousandth, not just > 0: a
+ * value below it (1e-10, say) is within the rounding tolerance of 0 thousandths, and was taken as a bucket of 0
+ * tokens (no retry ever) or a refill of 0 (never refilled).
+ */
 function milli(check: Checker, option: string, value: unknown): void {
   if (value === undefined) return;
   const ok =
@@ -265,6 +269,7 @@ function milli(check: Checker, option: string, value: unknown): void {
     Number.isFinite(value) &&
     value > 0 &&
     value <= 1e9 &&
+    Math.round(value * MILLI) >= 1 &&
     Math.abs(value * MILLI - Math.round(value * MILLI)) < 1e-6;
   if (!ok) {
     check.fail(

@@ -76,6 +76,26 @@ describe('fault injection: shared options', () => {
     });
   });
 
+  it('an outcome whose reads throw is refused as an outcome, not rethrown', () => {
+    const exploding = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error('boom');
+        },
+      },
+    );
+    const getter = {
+      get ok(): boolean {
+        throw new Error('boom');
+      },
+    };
+    for (const outcome of [exploding, getter]) {
+      const e = invalidOptions(() => injectOutcome({ outcome: outcome as never, injectionRate: 1, name: '' }));
+      expect(e.problems.map((p) => p.option)).toEqual(['outcome', 'name']);
+    }
+  });
+
   it('has a name per kind and exposes kind and injectionRate', () => {
     const f = injectFault({ fault: new Error('x'), injectionRate: 0.5 });
     expect(f).toBeInstanceOf(ChaosPolicy);

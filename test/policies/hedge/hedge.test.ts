@@ -272,6 +272,41 @@ describe('hedge', () => {
     expect(call.value).toBe('v2');
   });
 
+  it('samples below 100 alone is taken, and the quantile is used once samples are known (minSamples yields)', async () => {
+    // It was refused, blaming a minSamples of 100 (the default) that was never given.
+    const clock = new FakeClock();
+    const h = hedge({ delayMs: 1_000, delayQuantile: { quantile: 0.9, samples: 5 }, clock });
+    const launched: number[] = [];
+    h.on('hedge.launched', () => launched.push(clock.now()));
+    for (let i = 0; i < 5; i++) {
+      const c = track(h.execute(scripted(clock, [{ ms: 10, ok: true }]).op));
+      await clock.advance(10);
+      await flush();
+      expect(c.value).toBe('v1');
+    }
+    const start = clock.now();
+    const call = track(
+      h.execute(
+        scripted(clock, [
+          { ms: 500, ok: true },
+          { ms: 1, ok: true },
+        ]).op,
+      ),
+    );
+    await clock.advance(12);
+    await flush();
+    expect(launched.map((t) => t - start)).toEqual([expect.any(Number)]);
+    expect((launched[0] as number) - start).toBeLessThanOrEqual(11);
+    await clock.advance(1);
+    await flush();
+    expect(call.value).toBe('v2');
+    // A minSamples given explicitly must still fit; an invalid samples is blamed alone.
+    const e = invalidOptions(() => hedge({ delayQuantile: { quantile: 0.9, samples: 5, minSamples: 6 } }));
+    expect(e.problems.map((p) => p.option)).toEqual(['delayQuantile.minSamples']);
+    const s = invalidOptions(() => hedge({ delayQuantile: { quantile: 0.9, samples: 0.5, minSamples: 1 } }));
+    expect(s.problems.map((p) => p.option)).toEqual(['delayQuantile.samples']);
+  });
+
   it('calls a delay function with the hedge number; a bad delay rejects the call with a TypeError', async () => {
     const clock = new FakeClock();
     const seen: number[] = [];

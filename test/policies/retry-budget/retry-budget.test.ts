@@ -266,6 +266,19 @@ describe('retryTokenBudget (gRPC retryThrottling)', () => {
     }
   });
 
+  it('refuses a value below one thousandth (it was rounded to a bucket of 0 tokens, or a refill of 0)', async () => {
+    for (const tiny of [Number.MIN_VALUE, 1e-10, 4e-4]) {
+      expect(invalidOptions(() => retryTokenBudget({ maxTokens: tiny })).problems.map((p) => p.option)).toEqual([
+        'maxTokens',
+      ]);
+      expect(invalidOptions(() => retryTokenBudget({ tokenRatio: tiny })).problems.map((p) => p.option)).toEqual([
+        'tokenRatio',
+      ]);
+    }
+    // The smallest allowed value is one thousandth, and counts as one.
+    expect(retryTokenBudget({ maxTokens: 0.001, tokenRatio: 0.001 }).tokens).toBe(0.001);
+  });
+
   it('drains a token per handled failure, refills tokenRatio per success, retries only above half', async () => {
     const budget = retryTokenBudget({ maxTokens: 4, tokenRatio: 0.5 });
     const policy = retry({ maxAttempts: 5, backoff: constant(0), budget });
