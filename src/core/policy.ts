@@ -16,6 +16,40 @@ export type Operation<T> = (ctx: Context) => T | PromiseLike<T>;
  */
 export type Next = <T>(ctx: ExecutionContext, op: Operation<T>) => Promise<T>;
 
+/** @internal Where an outcome goes when it is reported by a call instead of settling a promise. */
+export interface Reporter {
+  /** The outcome: a value (`ok`) or an error. Called once. */
+  _report(ok: boolean, value: unknown): void;
+}
+
+/**
+ * @internal A caller that runs a policy by callback instead of a promise (an integration's call object): the policy
+ * starts the operation with `_begin` and reports the call's outcome to `_report`, asynchronously (never from
+ * within the `_executeReporting` that started it).
+ */
+export interface ReportingCaller extends Reporter {
+  /**
+   * Starts one run of the operation under `ctx`, reporting its outcome to `to` once, never synchronously (not from
+   * within `_begin`). Never throws. Why not a promise: an integration's attempt ends in a callback (a parser's, a
+   * stream's); a promise per attempt, and a reaction on it, cost more than the rest of a fused call.
+   */
+  _begin(ctx: ExecutionContext, to: Reporter): void;
+}
+
+/** @internal A reporter that settles a promise: where a policy needs the operation as a promise. */
+export class PromiseReporter implements Reporter {
+  readonly #resolve: (value: unknown) => void;
+  readonly #reject: (error: unknown) => void;
+  constructor(resolve: (value: unknown) => void, reject: (error: unknown) => void) {
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+  _report(ok: boolean, value: unknown): void {
+    if (ok) this.#resolve(value);
+    else this.#reject(value);
+  }
+}
+
 /**
  * A resilience policy, or a pipeline of them.
  *

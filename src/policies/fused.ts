@@ -1,6 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import { CancelScope, type ExecutionContext, type Orphan } from '../core/context.js';
-import { invoke, type Next, type Operation } from '../core/policy.js';
+import { invoke, type Next, type Operation, type Reporter, type ReportingCaller } from '../core/policy.js';
 import { keepShape } from '../core/shapes.js';
 import { TimeoutError } from '../errors/errors.js';
 import { type BulkheadEntry, BulkheadPolicy } from './bulkhead/bulkhead.js';
@@ -79,6 +79,32 @@ export class FusedUnit {
    * another chain).
    */
   run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next, observed = false): Promise<T> {
+    const gen = this.#fusedGen(ctx, next, observed);
+    if (gen < 0) return this.#runLayered(ctx, op, next, observed);
+    return new Promise<T>((resolve, reject) => {
+      new FusedCall<T>(this, ctx, op, resolve, reject, gen, observed).start();
+    });
+  }
+
+  /**
+   * Runs a call for a reporting caller (see {@link ReportingCaller}): fused, with no promise at all, the operation
+   * begun by `caller._begin` reporting to the fused call; layered, through `op` and a promise. Reports
+   * asynchronously.
+   */
+  runReporting<T>(ctx: ExecutionContext, op: Operation<T>, caller: ReportingCaller, observed: boolean): void {
+    const gen = this.#fusedGen(ctx, invoke, observed);
+    if (gen < 0) {
+      this.#runLayered(ctx, op, invoke, observed).then(
+        (value) => caller._report(true, value),
+        (error: unknown) => caller._report(false, error),
+      );
+      return;
+    }
+    new FusedCall<T>(this, ctx, op, caller, undefined, gen, observed).start();
+  }
+
+  /** The breaker's closed generation (0 without a breaker) when a call can run fused, else -1. */
+  #fusedGen(ctx: ExecutionContext, next: Next, observed: boolean): number {
     const { retry, breaker, timeout, bulkhead } = this;
     const gen = breaker === undefined ? 0 : breaker._closedGen();
     if (
@@ -91,16 +117,18 @@ export class FusedUnit {
       // Members on different clocks: the call's own timing cannot share their readings.
       (observed && this._clock === undefined)
     ) {
-      if (observed) {
-        const observer = this._observer as PolicyBase;
-        const start = observer._clock.now();
-        return observer._observe(ctx, start, this.#layeredNext(ctx, op));
-      }
-      return next === invoke ? this.#layeredNext(ctx, op) : chain(this.#layered, next)(ctx, op);
+      return -1;
     }
-    return new Promise<T>((resolve, reject) => {
-      new FusedCall<T>(this, ctx, op, resolve, reject, gen, observed).start();
-    });
+    return gen;
+  }
+
+  #runLayered<T>(ctx: ExecutionContext, op: Operation<T>, next: Next, observed: boolean): Promise<T> {
+    if (observed) {
+      const observer = this._observer as PolicyBase;
+      const start = observer._clock.now();
+      return observer._observe(ctx, start, this.#layeredNext(ctx, op));
+    }
+    return next === invoke ? this.#layeredNext(ctx, op) : chain(this.#layered, next)(ctx, op);
   }
 }
 
@@ -138,12 +166,14 @@ const TIMES_ATTEMPT = 16;
  * paid by every call in flight.
  */
 const OBSERVED = 32;
+/** Inside `start()`: an outcome reported now reaches a reporting caller in a microtask, never synchronously. */
+const STARTING = 64;
 
 /**
  * One call through a fused unit: the timeout's cancel scope and deadline entry, the bulkhead's queue entry and the
  * breaker's tracking, in one object.
  */
-class FusedCall<T> extends CancelScope implements BulkheadEntry {
+class FusedCall<T> extends CancelScope implements BulkheadEntry, Reporter {
   _qPrev: BulkheadEntry | undefined = undefined;
   _qNext: BulkheadEntry | undefined = undefined;
   readonly #unit: FusedUnit;
@@ -152,8 +182,9 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
   /** The context the operation receives: a view with this call as its scope when there is a timeout. */
   #view: ExecutionContext;
   readonly #op: Operation<T>;
-  readonly #resolve: (value: T | PromiseLike<T>) => void;
-  readonly #reject: (reason: unknown) => void;
+  /** The promise's resolve function, or (with no `#reject`) the reporting caller. One field: it is per call. */
+  readonly #resolve: ((value: T | PromiseLike<T>) => void) | ReportingCaller;
+  readonly #reject: ((reason: unknown) => void) | undefined;
   readonly #gen: number;
   /** When the attempt started, read once if the breaker or someone timing attempts needs it; else 0. */
   #start = 0;
@@ -165,8 +196,8 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
     unit: FusedUnit,
     ctx: ExecutionContext,
     op: Operation<T>,
-    resolve: (value: T | PromiseLike<T>) => void,
-    reject: (reason: unknown) => void,
+    resolve: ((value: T | PromiseLike<T>) => void) | ReportingCaller,
+    reject: ((reason: unknown) => void) | undefined,
     gen: number,
     observed: boolean,
   ) {
@@ -212,6 +243,12 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
   }
 
   start(): void {
+    this.#bits |= STARTING;
+    this.#begin();
+    this.#bits &= ~STARTING;
+  }
+
+  #begin(): void {
     const { retry, breaker, timeout, bulkhead } = this.#unit;
     const ctx = this.#ctx;
     // One clock read serves both (the unit runs layered when they have different clocks and both need one).
@@ -257,9 +294,44 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
 
   #run(): void {
     this.#phase = RUNNING;
+    if (this.#reject === undefined) {
+      (this.#resolve as ReportingCaller)._begin(this.#view, this);
+      return;
+    }
     invoke(this.#view, this.#op).then(
       (value) => this.#settled(true, value),
       (error: unknown) => this.#settled(false, error),
+    );
+  }
+
+  /** A reporting caller's operation settled (see {@link ReportingCaller._begin}). */
+  _report(ok: boolean, value: unknown): void {
+    this.#settled(ok, value);
+  }
+
+  /** The outcome of the call, to its promise or its reporting caller. */
+  #out(ok: boolean, value: unknown): void {
+    const reject = this.#reject;
+    if (reject !== undefined) {
+      if (ok) (this.#resolve as (value: unknown) => void)(value);
+      else reject(value);
+      return;
+    }
+    const caller = this.#resolve as ReportingCaller;
+    if ((this.#bits & STARTING) !== 0) queueMicrotask(() => caller._report(ok, value));
+    else caller._report(ok, value);
+  }
+
+  /** The outcome is `promise`'s (the retry loop's). */
+  #outLater(promise: Promise<T>): void {
+    if (this.#reject !== undefined) {
+      (this.#resolve as (value: T | PromiseLike<T>) => void)(promise);
+      return;
+    }
+    const caller = this.#resolve as ReportingCaller;
+    promise.then(
+      (value) => caller._report(true, value),
+      (error: unknown) => caller._report(false, error),
     );
   }
 
@@ -322,7 +394,7 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
         observer._executionCompleted(this.#ctx, this.#start, end, false, undefined);
       }
     }
-    this.#resolve(value);
+    this.#out(true, value);
   }
 
   /** Failure as the breaker and the retry see it. */
@@ -345,10 +417,10 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry {
     const observer = (this.#bits & OBSERVED) !== 0 ? unit._observer : undefined;
     if (unit.retry === undefined) {
       observer?._executionCompleted(this.#ctx, this.#start, observer._clock.now(), true, error);
-      this.#reject(error);
+      this.#out(false, error);
     } else {
       const rest = unit.retry._afterFailure(this.#ctx, this.#op, unit._belowRetry, error);
-      this.#resolve(observer === undefined ? rest : observer._observe(this.#ctx, this.#start, rest));
+      this.#outLater(observer === undefined ? rest : observer._observe(this.#ctx, this.#start, rest));
     }
   }
 

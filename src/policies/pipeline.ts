@@ -1,7 +1,8 @@
 import { systemClock } from '../core/clock.js';
 import type { ExecutionContext } from '../core/context.js';
-import { invoke, type Next, type Operation } from '../core/policy.js';
+import { invoke, type Next, type Operation, type ReportingCaller } from '../core/policy.js';
 import { Checker } from '../errors/validate.js';
+import { EV } from '../events/emitter.js';
 import type { EventType, Listener } from '../events/types.js';
 import { type FusedUnit, fuseTail } from './fused.js';
 import { PolicyBase } from './policy-base.js';
@@ -69,6 +70,16 @@ export class PipelinePolicy extends PolicyBase {
   override _executeObserved<T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> {
     const unit = this.#unit;
     return unit !== undefined ? unit.run(ctx, op, invoke, true) : super._executeObserved(ctx, op);
+  }
+
+  /**
+   * @internal A fully fused pipeline runs a reporting call as one fused call with no promise at all: the operation
+   * is begun through `caller._begin` and reports back to the fused call, which reports to `caller`.
+   */
+  override _executeReporting<T>(ctx: ExecutionContext, op: Operation<T>, caller: ReportingCaller): void {
+    const unit = this.#unit;
+    if (unit === undefined) super._executeReporting(ctx, op, caller);
+    else unit.runReporting(ctx, op, caller, this._events.wants(EV.executionCompleted));
   }
 
   /** @internal */

@@ -1,6 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import { type ExecuteOptions, type ExecutionContext, rootContext } from '../core/context.js';
-import { invoke, type Next, type Operation, type Policy } from '../core/policy.js';
+import { invoke, type Next, type Operation, type Policy, type ReportingCaller } from '../core/policy.js';
 import { Emitter, EV } from '../events/emitter.js';
 import type { EventType, Listener } from '../events/types.js';
 
@@ -67,6 +67,18 @@ export abstract class PolicyBase implements ObservablePolicy {
   _execute<T>(ctx: ExecutionContext, op: Operation<T>): Promise<T> {
     if (!this._events.wants(EV.executionCompleted)) return this._run(ctx, op, invoke);
     return this._executeObserved(ctx, op);
+  }
+
+  /**
+   * @internal `_execute` reporting the outcome to `caller` instead of returning a promise. `op` is the operation as
+   * a promise, for a member that needs one; a fused pipeline starts the operation with `caller._begin` instead
+   * (see {@link ReportingCaller}). Reports asynchronously.
+   */
+  _executeReporting<T>(ctx: ExecutionContext, op: Operation<T>, caller: ReportingCaller): void {
+    this._execute(ctx, op).then(
+      (value) => caller._report(true, value),
+      (error: unknown) => caller._report(false, error),
+    );
   }
 
   /**

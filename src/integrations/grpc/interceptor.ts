@@ -12,7 +12,7 @@ import {
 import { type Clock, systemClock, type TimerHandle, wallClockNow } from '../../core/clock.js';
 import { type AbortListener, CancelScope, type Context, ExecutionContext } from '../../core/context.js';
 import { describeMessage } from '../../core/describe.js';
-import type { Policy } from '../../core/policy.js';
+import { type Policy, PromiseReporter, type Reporter, type ReportingCaller } from '../../core/policy.js';
 import { RETRYABLE } from '../../core/properties.js';
 import { keepShape } from '../../core/shapes.js';
 import {
@@ -305,31 +305,49 @@ class GrpcAttempt implements InterceptingListener, AbortListener {
   readonly #ctx: ExecutionContext;
   readonly #signal: AbortSignal | undefined;
   readonly #subscribed: boolean;
-  readonly #resolve: (value: GrpcAttempt) => void;
-  readonly #reject: (error: unknown) => void;
+  /** Where the outcome goes (the fused call, or a promise); cleared once reported, so it is reported once. */
+  #to: Reporter | undefined;
+  /** True while the attempt is handed to grpc-js: an outcome reported now is deferred to a microtask. */
+  #sending = false;
   #call: InterceptingCallInterface | undefined = undefined;
 
-  constructor(
-    owner: GrpcCall,
-    ctx: ExecutionContext,
-    signal: AbortSignal | undefined,
-    resolve: (value: GrpcAttempt) => void,
-    reject: (error: unknown) => void,
-  ) {
+  constructor(owner: GrpcCall, ctx: ExecutionContext, signal: AbortSignal | undefined, to: Reporter) {
     this.#owner = owner;
     this.#ctx = ctx;
     this.#signal = signal;
-    this.#resolve = resolve;
-    this.#reject = reject;
+    this.#to = to;
     this.#subscribed = ctx._subscribe(this);
     signal?.addEventListener('abort', this);
   }
 
   send(call: InterceptingCallInterface, metadata: Metadata, message: unknown): void {
     this.#call = call;
-    call.start(metadata, this);
-    call.sendMessage(message);
-    call.halfClose();
+    this.#sending = true;
+    try {
+      call.start(metadata, this);
+      call.sendMessage(message);
+      call.halfClose();
+    } finally {
+      this.#sending = false;
+    }
+  }
+
+  /**
+   * Reports the outcome once. Why synchronously (from grpc-js's onReceiveStatus): that is where grpc-js itself
+   * calls a caller's callback, so the caller sees the reply one hop sooner and no promise is made per attempt. Not
+   * from within `send`: the caller of `_begin` must never see its outcome before `_begin` returns.
+   */
+  #report(ok: boolean, value: unknown): void {
+    const to = this.#to;
+    if (to === undefined) return;
+    this.#to = undefined;
+    if (this.#sending) queueMicrotask(() => to._report(ok, value));
+    else to._report(ok, value);
+  }
+
+  /** The attempt could not be sent (grpc-js threw). */
+  fail(error: unknown): void {
+    this.#report(false, error);
   }
 
   /** Cancels the call on the wire: with a GrpcStatusError's status when that is the reason. */
@@ -360,22 +378,23 @@ class GrpcAttempt implements InterceptingListener, AbortListener {
     signal?.removeEventListener('abort', this);
     // Our own cancel (caller, deadline, a timeout) first: its status is CANCELLED, which is not a failure.
     if (ctx._aborted) {
-      this.#reject(ctx._reason);
+      this.#report(false, ctx._reason);
       return;
     }
     if (signal?.aborted) {
-      this.#reject(signal.reason);
+      this.#report(false, signal.reason);
       return;
     }
     const owner = this.#owner;
     if (!owner.shared.failures.has(s.code)) {
       this.status = s;
-      this.#resolve(this);
+      this.#report(true, this);
       return;
     }
     // Pushback is read on failure statuses only (gRFC A6: it applies to retryable codes).
     const pushback = pushbackOf(s.metadata);
-    this.#reject(
+    this.#report(
+      false,
       new GrpcStatusError(
         s,
         typeof pushback === 'number' ? pushback : undefined,
@@ -400,7 +419,7 @@ class GrpcAttempt implements InterceptingListener, AbortListener {
  * InterceptingCall around it cost a requester object, four closures and three bound listener methods per call). It
  * forwards nothing: every attempt is a fresh call. Also the call's root cancel scope (caller cancel, deadline).
  */
-class GrpcCall extends CancelScope implements InterceptingCallInterface {
+class GrpcCall extends CancelScope implements InterceptingCallInterface, ReportingCaller {
   #listener: Partial<InterceptingListener> | undefined = undefined;
   #metadata: Metadata | undefined = undefined;
   #message: unknown = undefined;
@@ -483,7 +502,9 @@ class GrpcCall extends CancelScope implements InterceptingCallInterface {
     const operation = this.options.method_definition.path;
     let result: Promise<GrpcAttempt>;
     if (this.policy instanceof PolicyBase) {
-      result = this.policy._execute(new ExecutionContext(undefined, operation, undefined, 1, this), GrpcCall.#op);
+      // Reported to `_report`: through a fused pipeline, with no promise per call or per attempt.
+      this.policy._executeReporting(new ExecutionContext(undefined, operation, undefined, 1, this), GrpcCall.#op, this);
+      return;
     } else {
       const op = (ctx: Context) => this.#attempt(ctx);
       const ac = new AbortController();
@@ -521,6 +542,25 @@ class GrpcCall extends CancelScope implements InterceptingCallInterface {
    * attempt then runs on an internal view of this call and follows `ctx.signal` for aborts.
    */
   #attempt(given: Context): Promise<GrpcAttempt> {
+    // Why an executor closure and not a shared parked executor: callgrind measured the closure cheaper
+    // (1,604 vs 1,873 instructions per promise), and the attempt is started inside it, as a promise usually is.
+    return new Promise<GrpcAttempt>((resolve, reject) =>
+      this.#launch(given, new PromiseReporter(resolve as (value: unknown) => void, reject)),
+    );
+  }
+
+  /** @internal The policy's outcome (see {@link ReportingCaller}). */
+  _report(ok: boolean, value: unknown): void {
+    this.#finish(value, !ok);
+  }
+
+  /** @internal One attempt for a fused pipeline, reporting to it (see {@link ReportingCaller}). */
+  _begin(ctx: ExecutionContext, to: Reporter): void {
+    this.#launch(ctx, to);
+  }
+
+  /** Sends one attempt, its outcome reported to `to` once, never before this returns. */
+  #launch(given: Context, to: Reporter): void {
     let ctx: ExecutionContext;
     let signal: AbortSignal | undefined;
     if (given instanceof ExecutionContext) ctx = given;
@@ -528,26 +568,31 @@ class GrpcCall extends CancelScope implements InterceptingCallInterface {
       ctx = new ExecutionContext(undefined, given.operation, undefined, given.attempt, this);
       signal = given.signal;
     }
-    if (ctx._aborted) return Promise.reject(ctx._reason);
-    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (ctx._aborted) {
+      reportLater(to, ctx._reason);
+      return;
+    }
+    if (signal?.aborted) {
+      reportLater(to, signal.reason);
+      return;
+    }
     // A method that must not run twice: once an attempt is sent, whatever fails (a timeout too) is final. Set on
     // the attempt that sends, not on attempt 1: an attempt refused locally (open breaker, full bulkhead) sent nothing.
     if (!this.idempotent) given.properties.set(RETRYABLE, false);
-    // Why an executor closure and not a shared parked executor: callgrind measured the closure cheaper
-    // (1,604 vs 1,873 instructions per promise), and the attempt is started inside it, as a promise usually is.
-    return new Promise<GrpcAttempt>((resolve, reject) => {
-      try {
-        const metadata = this.#attemptMetadata();
-        // gRFC A6 counts the attempts actually sent, not those refused before reaching the channel.
-        if (this.#sent > 0) metadata.set('grpc-previous-rpc-attempts', String(this.#sent));
-        const attempt = new GrpcAttempt(this, ctx, signal, resolve, reject);
-        const call = this.nextCall(this.#attemptOptions);
-        this.#sent++;
-        attempt.send(call, metadata, this.#message);
-      } catch (error) {
-        reject(error);
-      }
-    });
+    let attempt: GrpcAttempt | undefined;
+    try {
+      const metadata = this.#attemptMetadata();
+      // gRFC A6 counts the attempts actually sent, not those refused before reaching the channel.
+      if (this.#sent > 0) metadata.set('grpc-previous-rpc-attempts', String(this.#sent));
+      attempt = new GrpcAttempt(this, ctx, signal, to);
+      const call = this.nextCall(this.#attemptOptions);
+      this.#sent++;
+      attempt.send(call, metadata, this.#message);
+    } catch (error) {
+      // Reported once: an attempt that grpc-js has already ended keeps its own outcome.
+      if (attempt !== undefined) queueMicrotask(() => attempt?.fail(error));
+      else reportLater(to, error);
+    }
   }
 
   /**
@@ -621,7 +666,14 @@ class GrpcCall extends CancelScope implements InterceptingCallInterface {
     ),
   );
   const noop = (): void => undefined;
-  keepShape(new GrpcAttempt(kept, new ExecutionContext(undefined, 'default', undefined), undefined, noop, noop));
+  keepShape(
+    new GrpcAttempt(
+      kept,
+      new ExecutionContext(undefined, 'default', undefined),
+      undefined,
+      new PromiseReporter(noop, noop),
+    ),
+  );
 }
 
 /**
@@ -632,6 +684,11 @@ class GrpcCall extends CancelScope implements InterceptingCallInterface {
 function isEmpty(metadata: Metadata): boolean {
   const repr = (metadata as unknown as { internalRepr?: unknown }).internalRepr;
   return repr instanceof Map && repr.size === 0;
+}
+
+/** Reports a failure to `to` in a microtask: an attempt never reports from within the call that began it. */
+function reportLater(to: Reporter, error: unknown): void {
+  queueMicrotask(() => to._report(false, error));
 }
 
 function isPolicy(value: unknown): value is Policy {

@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici';
 import { wallClockNow } from '../../core/clock.js';
 import { type AbortListener, CancelScope, type Context, ExecutionContext } from '../../core/context.js';
 import { describeMessage } from '../../core/describe.js';
-import type { Policy } from '../../core/policy.js';
+import { type Policy, PromiseReporter, type Reporter, type ReportingCaller } from '../../core/policy.js';
 import { RETRYABLE } from '../../core/properties.js';
 import { isRetryExhaustedError } from '../../errors/errors.js';
 import { Checker, describe } from '../../errors/validate.js';
@@ -298,6 +298,11 @@ function isLegacyWrap(handler: Dispatcher.DispatchHandler): boolean {
 let lastCtor: unknown;
 let lastLegacy = false;
 
+/** Reports a failure to `to` in a microtask: an attempt never reports from within the call that began it. */
+function reportLater(to: Reporter, error: unknown): void {
+  queueMicrotask(() => to._report(false, error));
+}
+
 /** Raw headers (name, value pairs of buffers) as an object, as undici's own `parseHeaders` makes it. */
 function parseRawHeaders(raw: readonly unknown[] | null | undefined): IncomingHttpHeaders {
   const obj: Record<string, string | string[]> = {};
@@ -359,22 +364,29 @@ abstract class Attempt implements AbortListener {
   readonly call: HttpCall;
   readonly #ctx: ExecutionContext;
   #subscribed: boolean;
-  readonly #resolve: (value: AttemptResult) => void;
-  readonly #reject: (error: unknown) => void;
+  /** Where the outcome goes (the fused call, or a promise); cleared once reported, so it is reported once. */
+  #to: Reporter | undefined;
 
-  constructor(
-    call: HttpCall,
-    ctx: ExecutionContext,
-    resolve: (value: AttemptResult) => void,
-    reject: (error: unknown) => void,
-  ) {
+  constructor(call: HttpCall, ctx: ExecutionContext, to: Reporter) {
     this.call = call;
     this.#ctx = ctx;
-    this.#resolve = resolve;
-    this.#reject = reject;
+    this.#to = to;
     // A per-attempt timeout aborts this attempt only; a caller abort aborts it too. Why not ctx.signal: an
     // AbortSignal listener per request is a measurable cost here, a scope listener is a Set entry.
     this.#subscribed = ctx._subscribe(this);
+  }
+
+  /**
+   * Reports the attempt's outcome once: an {@link AttemptResult}, or a failure. Why synchronously (from the
+   * dispatcher's callbacks): no promise per attempt. Not while the attempt is being dispatched (undici reports a
+   * refusal from within `dispatch`): the caller of `_begin` must never see its outcome before `_begin` returns.
+   */
+  #report(ok: boolean, value: unknown): void {
+    const to = this.#to;
+    if (to === undefined) return;
+    this.#to = undefined;
+    if (this.call.dispatching) queueMicrotask(() => to._report(ok, value));
+    else to._report(ok, value);
   }
 
   /** Aborts the request on the wire (the dispatcher's controller, or the legacy abort function). */
@@ -422,9 +434,10 @@ abstract class Attempt implements AbortListener {
     const cfg = this.call.cfg;
     if (!cfg.failureStatuses.has(status)) {
       this.succeeded = true;
-      this.#resolve(SUCCEEDED);
       // Final already when no policy of the chain can judge a success: streamed from here, not held and replayed.
+      // Delivered before it is reported: the report may settle the call at once, and a delivered call stays so.
       if (this.call.direct && !this.#ctx._aborted) this.call.deliverNow(this);
+      this.#report(true, SUCCEEDED);
       return;
     }
     // The body is kept in memory while the policy decides (error bodies are small), so the connection goes back
@@ -435,7 +448,7 @@ abstract class Attempt implements AbortListener {
     const headers = this.headersObject();
     const retryAfter = parseRetryAfter(headers['retry-after'], cfg.wallClock());
     const stop = retryAfter === Number.POSITIVE_INFINITY;
-    this.#reject(new HttpStatusError(status, headers, retryAfter, this.call.retryable && !stop, this));
+    this.#report(false, new HttpStatusError(status, headers, retryAfter, this.call.retryable && !stop, this));
   }
 
   protected onChunk(chunk: Buffer): void {
@@ -474,11 +487,11 @@ abstract class Attempt implements AbortListener {
         if (!this.call.retryable || closed) {
           Object.defineProperty(error, 'retryable', { value: false, configurable: true });
         }
-        this.#reject(error);
+        this.#report(false, error);
       } else if (this.#ctx._aborted && error === this.#ctx._reason) {
-        this.#reject(error); // our own abort (a timeout, the caller): the policy knows what it means
+        this.#report(false, error); // our own abort (a timeout, the caller): the policy knows what it means
       } else {
-        this.#resolve(new Passed(undefined, error)); // not a failure: delivered as it is, never retried
+        this.#report(true, new Passed(undefined, error)); // not a failure: delivered as it is, never retried
       }
     } else if (mode === FORWARD) {
       this.call.finishWith(undefined, error);
@@ -487,9 +500,9 @@ abstract class Attempt implements AbortListener {
     }
   }
 
-  /** Rejects the attempt's promise (the dispatcher threw instead of reporting). */
+  /** Reports a failure (the dispatcher threw instead of reporting). */
   fail(error: unknown): void {
-    this.#reject(error);
+    this.#report(false, error);
   }
 
   /** Ends the call with this response's end: the caller's terminal callback. */
@@ -666,7 +679,7 @@ class LegacyAttempt extends Attempt {
  * call's root cancel scope: the caller's abort reaches retry backoffs, bulkhead queues and timeouts through it,
  * with no AbortController unless an operation reads `ctx.signal`.
  */
-class HttpCall extends CancelScope implements Dispatcher.DispatchController {
+class HttpCall extends CancelScope implements Dispatcher.DispatchController, ReportingCaller {
   #paused = false;
   /** Whether a success is delivered from the parser's callbacks (see {@link deliversDirectly}). */
   readonly direct: boolean;
@@ -779,18 +792,20 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController {
       return;
     }
     this.cfg.live?.add(this);
-    const op = (ctx: Context) => this.#attempt(ctx);
-    let result: Promise<AttemptResult>;
     if (policy instanceof PolicyBase) {
       const root = new ExecutionContext(undefined, operation, undefined, 1, this);
       this.#propsOf = root;
-      result = policy._execute(root, op);
-    } else {
-      // A policy from elsewhere only has the public API: give it a signal.
-      const ac = new AbortController();
-      this.addListener({ _onAbort: (reason) => ac.abort(reason) });
-      result = policy.execute(op, { signal: ac.signal, operation });
+      // Reported to `_report`: through a fused pipeline, with no promise per call or per attempt.
+      policy._executeReporting(root, HttpCall.#op, this);
+      return;
     }
+    // A policy from elsewhere only has the public API: give it a signal.
+    const ac = new AbortController();
+    this.addListener({ _onAbort: (reason) => ac.abort(reason) });
+    const result: Promise<AttemptResult> = policy.execute((ctx: Context) => this.#attempt(ctx), {
+      signal: ac.signal,
+      operation,
+    });
     result.then(
       (value) => this.#settle(value),
       (error: unknown) => this.#settle(error, true),
@@ -832,6 +847,31 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController {
    * attempt then runs on an internal view of this call, and an abort of `given.signal` aborts it.
    */
   #attempt(given: Context): Promise<AttemptResult> {
+    // A closure executor: cheaper per call than a shared parked executor (measured with callgrind).
+    return new Promise<AttemptResult>((resolve, reject) =>
+      this.#launch(given, new PromiseReporter(resolve as (value: unknown) => void, reject)),
+    );
+  }
+
+  /**
+   * The operation bulwark's own policies run, for every call: it finds its call from the context (the root
+   * context's scope is the call), so a call allocates no closure for it.
+   */
+  static readonly #op = (ctx: Context): Promise<AttemptResult> =>
+    ((ctx as ExecutionContext)._root._scope as HttpCall).#attempt(ctx);
+
+  /** @internal The policy's outcome (see {@link ReportingCaller}). */
+  _report(ok: boolean, value: unknown): void {
+    this.#settle(value, !ok);
+  }
+
+  /** @internal One attempt for a fused pipeline, reporting to it (see {@link ReportingCaller}). */
+  _begin(ctx: ExecutionContext, to: Reporter): void {
+    this.#launch(ctx, to);
+  }
+
+  /** Sends one attempt, its outcome reported to `to` once, never before this returns. */
+  #launch(given: Context, to: Reporter): void {
     const previous = this.#current;
     previous?.discard();
     let ctx: ExecutionContext;
@@ -839,11 +879,17 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController {
     else {
       ctx = new ExecutionContext(undefined, given.operation, undefined, given.attempt, this);
       const signal = given.signal;
-      if (signal.aborted) return Promise.reject(signal.reason);
+      if (signal.aborted) {
+        reportLater(to, signal.reason);
+        return;
+      }
       signal.addEventListener('abort', () => this.#current?.abort(signal.reason as Error), { once: true });
       this.#propsOf = given;
     }
-    if (ctx._aborted) return Promise.reject(ctx._reason);
+    if (ctx._aborted) {
+      reportLater(to, ctx._reason);
+      return;
+    }
     // A request that must not be sent twice: once an attempt is sent, whatever fails (a timeout too) is final.
     // Set on the attempt that sends, not on attempt 1: an attempt turned away before sending (an open breaker,
     // a full bulkhead) sent nothing.
@@ -853,15 +899,10 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController {
     try {
       body = this.#bodyFor(ctx.attempt);
     } catch (error) {
-      return Promise.reject(error);
+      reportLater(to, error);
+      return;
     }
-    // A closure executor: cheaper per call than a shared parked executor (measured with callgrind).
-    let attempt!: Attempt;
-    const promise = new Promise<AttemptResult>((resolve, reject) => {
-      attempt = this.#legacy
-        ? new LegacyAttempt(this, ctx, resolve, reject)
-        : new ModernAttempt(this, ctx, resolve, reject);
-    });
+    const attempt: Attempt = this.#legacy ? new LegacyAttempt(this, ctx, to) : new ModernAttempt(this, ctx, to);
     this.#current = attempt;
     attempt.body = body;
     // Only what could need releasing is kept (not a Buffer: the common replayed body costs nothing here).
@@ -884,7 +925,6 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController {
     } finally {
       this.dispatching = false;
     }
-    return promise;
   }
 
   #settle(outcome: unknown, failed = false): void {
