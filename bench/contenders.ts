@@ -252,10 +252,11 @@ export function contenders(peers: Peers): readonly Contender[] {
     },
     {
       // Serial calls never reach its limit (20): the cost of sampling each call (two clock readings, a window).
+      // Thousands in flight (the in-flight suite) wait in its queue, sized like the bulkhead's.
       name: 'bulwark adaptiveLimit',
       library: 'bulwark',
-      limiter: false,
-      make: (op) => policyInstance(adaptiveLimit(), op),
+      limiter: true,
+      make: (op, n) => policyInstance(adaptiveLimit({ queue: n }), op),
     },
     {
       name: 'bulwark adaptiveThrottle',
