@@ -16,6 +16,7 @@ import { type Policy, PromiseReporter, type Reporter, type ReportingCaller } fro
 import { RETRYABLE } from '../../core/properties.js';
 import { keepShape } from '../../core/shapes.js';
 import {
+  InvalidOptionsError,
   isBulkheadRejectedError,
   isCircuitOpenError,
   isRetryExhaustedError,
@@ -24,6 +25,7 @@ import {
 import { Checker, describe } from '../../errors/validate.js';
 import { warnOnce } from '../../events/emitter.js';
 import { PolicyBase } from '../../policies/policy-base.js';
+import { hedgeIn, hedgeProblem } from '../hedge-guard.js';
 import { isPolicyLike, passes } from '../validate.js';
 
 /** How one method runs: its policy, and whether the server may safely run it twice. */
@@ -724,9 +726,21 @@ function configOf(path: string, found: unknown): GrpcMethodConfig {
   );
 }
 
+/**
+ * Why a policy holding `hedge()` is refused, and what to do instead. Why refused: the calls here were built for one
+ * attempt at a time, and gRFC A6 hedging needs more than concurrent attempts (server pushback stops or delays the
+ * next hedge; `hedge()` knows nothing of it and hedged on after a pushback saying stop).
+ */
+const HEDGE_EXPECTED =
+  'a policy without hedge(): hedging is not supported inside bulwark/grpc yet, because a gRPC call there runs one attempt at a time; hedge around the client call instead, or use retry';
+
 /** A config whose policy rejects at once with a `TypeError`: the call ends with UNKNOWN, nothing is sent. */
 function brokenConfig(message: string, cause?: unknown): GrpcMethodConfig {
-  const problem = new TypeError(message, { cause });
+  return refusedConfig(new TypeError(message, { cause }));
+}
+
+/** A config whose policy rejects at once with `problem`: the call ends with UNKNOWN, nothing is sent. */
+function refusedConfig(problem: Error): GrpcMethodConfig {
   return { policy: { name: 'grpcInterceptor', execute: () => Promise.reject(problem) }, idempotent: false };
 }
 
@@ -787,6 +801,8 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
       } else if (config.idempotent !== undefined && typeof config.idempotent !== 'boolean') {
         check.fail(`methods['${path}'].idempotent`, config.idempotent, 'a boolean');
       }
+      const hedge = config === undefined ? undefined : hedgeIn(config.policy);
+      if (hedge !== undefined) check.problems.push(hedgeProblem(`methods['${path}']`, hedge, HEDGE_EXPECTED));
       // A key that is not a full path never matches a call: the method would run without its policy. (A path of
       // `services` is what grpc-js sends, whatever its shape: a hand-made definition may use any string.)
       if (!FULL_PATH.test(path) && known?.has(path) !== true) {
@@ -844,6 +860,8 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
       'BULWARK_GRPC_STREAMING_METHOD',
     );
   };
+  /** The last policy a `methods` function returned that holds no hedge. */
+  let unhedgedPolicy: Policy | undefined;
   const shared: Shared = {
     failures: new Set(options.failureCodes ?? [Status.UNAVAILABLE]),
     clock: options.clock ?? systemClock,
@@ -866,12 +884,27 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
     }
     if (found === undefined) return new InterceptingCall(nextCall(callOptions));
     // Why no config object per call: a policy (the common entry) is used as it is.
-    let call: GrpcCall;
-    if (found instanceof PolicyBase || isPolicy(found)) call = new GrpcCall(callOptions, nextCall, found, true, shared);
+    let policy: Policy;
+    let idempotent = true;
+    if (found instanceof PolicyBase || isPolicy(found)) policy = found;
     else {
       const config = configOf(def.path, found);
-      call = new GrpcCall(callOptions, nextCall, config.policy, config.idempotent !== false, shared);
+      policy = config.policy;
+      idempotent = config.idempotent !== false;
     }
+    // A map was checked at creation; what a function returns is checked here, the last policy that passed kept (a
+    // function usually returns the same few policies): one comparison per call.
+    if (map === undefined && policy !== unhedgedPolicy) {
+      const hedge = hedgeIn(policy);
+      if (hedge === undefined) unhedgedPolicy = policy;
+      else {
+        policy = refusedConfig(
+          new InvalidOptionsError('grpcInterceptor', [hedgeProblem(`methods('${def.path}')`, hedge, HEDGE_EXPECTED)]),
+        ).policy;
+        idempotent = false;
+      }
+    }
+    const call = new GrpcCall(callOptions, nextCall, policy, idempotent, shared);
     // grpc-js only calls the call interface's methods (no instanceof check): the call itself serves as one.
     return call as unknown as InterceptingCall;
   };

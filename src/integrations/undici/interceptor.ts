@@ -6,7 +6,7 @@ import { type AbortListener, CancelScope, type Context, ExecutionContext } from 
 import { describeMessage } from '../../core/describe.js';
 import { type Policy, PromiseReporter, type Reporter, type ReportingCaller } from '../../core/policy.js';
 import { RETRYABLE } from '../../core/properties.js';
-import { isRetryExhaustedError } from '../../errors/errors.js';
+import { InvalidOptionsError, isRetryExhaustedError, type OptionProblem } from '../../errors/errors.js';
 import { Checker, describe } from '../../errors/validate.js';
 import { warnOnce } from '../../events/emitter.js';
 import { BulkheadPolicy } from '../../policies/bulkhead/bulkhead.js';
@@ -14,6 +14,7 @@ import { CircuitBreakerPolicy } from '../../policies/circuit-breaker/circuit-bre
 import { PolicyBase } from '../../policies/policy-base.js';
 import { RetryPolicy } from '../../policies/retry/retry.js';
 import { TimeoutPolicy } from '../../policies/timeout/timeout.js';
+import { hedgeIn, hedgeProblem } from '../hedge-guard.js';
 import { isPolicyLike, passes } from '../validate.js';
 import {
   FAILURE_CODES,
@@ -1093,10 +1094,16 @@ export function createInterceptor(
       const method = upperMethod(rest.method);
       const tunnel = rest.upgrade != null || method === 'CONNECT';
       let policy = request?.policy === false || tunnel ? undefined : (request?.policy ?? cfg.policyOf(opts.origin));
-      if (request?.policy !== undefined && policy !== undefined && !isPolicyLike(policy)) {
-        policy = notAPolicy(
-          `undici interceptor: the request's bulwark.policy is ${describe(policy)}, not a policy (a bulwark policy, or false to send the request without one)`,
-        );
+      if (request?.policy !== undefined && policy !== undefined) {
+        // A request's own policy is checked here, per request: only requests that bring one pay for it.
+        if (!isPolicyLike(policy)) {
+          policy = notAPolicy(
+            `undici interceptor: the request's bulwark.policy is ${describe(policy)}, not a policy (a bulwark policy, or false to send the request without one)`,
+          );
+        } else {
+          const found = hedgeIn(policy);
+          if (found !== undefined) policy = hedgeRefused(hedgeProblem('bulwark.policy', found, HEDGE_EXPECTED));
+        }
       }
       if (policy === undefined) return dispatch(rest, handler);
       const body = rest.body != null ? fromFetch?.body : undefined;
@@ -1152,6 +1159,14 @@ function upperMethod(method: string): string {
 
 /** What `policy` must be, for messages. */
 const POLICY_EXPECTED = 'a bulwark policy or a function of the origin returning one (required)';
+
+/**
+ * Why a policy holding `hedge()` is refused, and what to do instead. Why refused: a call here runs one attempt at a
+ * time (a new attempt discards the one before it, and the call is the caller's controller), so a hedge inside it
+ * cancelled its primary attempt and waited for the hedge: a restart after the delay, slower than no hedge at all.
+ */
+const HEDGE_EXPECTED =
+  'a policy without hedge(): hedging is not supported inside the bulwark/undici interceptor yet, because an HTTP call there runs one attempt at a time; hedge around request()/fetch instead, or use retry';
 
 /** An HTTP method token (RFC 9110 section 9.1: a method is a token; section 5.6.2: tchar). */
 const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -1235,6 +1250,10 @@ export function checkInterceptorOptions(
   const o = options as Partial<Record<keyof UndiciInterceptorOptions, unknown>>;
   const p = o.policy;
   if (typeof p !== 'function' && !isPolicyLike(p)) check.fail('policy', p, POLICY_EXPECTED);
+  else {
+    const found = hedgeIn(p);
+    if (found !== undefined) check.problems.push(hedgeProblem('policy', found, HEDGE_EXPECTED));
+  }
   check.number('maxOrigins', o.maxOrigins, { min: 1, integer: true });
   const methods = o.methods;
   if (methods !== undefined) {
@@ -1352,10 +1371,23 @@ function originOf(origin: string | URL | undefined): string {
  * what was given (instead of `policy.execute is not a function` from deep inside).
  */
 function notAPolicy(message: string): Policy {
+  return refusing(() => new TypeError(message));
+}
+
+/**
+ * A stand-in for a policy holding `hedge()`, found when it is resolved (a request's own policy, or what a per-origin
+ * function returned): every request under it fails at once, unsent, with an `InvalidOptionsError` saying why.
+ */
+function hedgeRefused(problem: OptionProblem): Policy {
+  return refusing(() => new InvalidOptionsError('undici interceptor', [problem]));
+}
+
+/** A policy whose every call rejects at once with a new error of `make`, delivered as it is (see OWN_ERRORS). */
+function refusing(make: () => Error): Policy {
   return {
     name: 'undici interceptor',
     execute: () => {
-      const error = new TypeError(message);
+      const error = make();
       OWN_ERRORS.add(error);
       return Promise.reject(error);
     },
@@ -1395,12 +1427,15 @@ function perOrigin(
       return p;
     }
     p = make(origin);
-    // Not kept: the function is asked again on the next request to this origin.
+    // Not kept (nor one holding a hedge): the function is asked again on the next request to this origin.
     if (!isPolicyLike(p)) {
       return notAPolicy(
         `undici interceptor: the policy function returned ${describe(p)} for origin "${origin}", not a policy (a bulwark policy, such as pipeline(retry(), timeout(2_000)))`,
       );
     }
+    const found = hedgeIn(p);
+    if (found !== undefined)
+      return hedgeRefused(hedgeProblem(`policy(${JSON.stringify(origin)})`, found, HEDGE_EXPECTED));
     map.set(origin, p);
     if (map.size > max) map.delete(map.keys().next().value as string);
     return p;

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { circuitBreaker, constant, InvalidOptionsError, PropertyKey, pipeline, retry } from '../../../src/index.js';
+import {
+  circuitBreaker,
+  constant,
+  hedge,
+  InvalidOptionsError,
+  isHedgeCancelledError,
+  PropertyKey,
+  pipeline,
+  retry,
+} from '../../../src/index.js';
 import { type Delivery, PermanentError, wrapHandler } from '../../../src/integrations/messaging/index.js';
 import { FakeClock } from '../../../src/testing/index.js';
 
@@ -426,5 +435,32 @@ describe('wrapHandler: the context and bookkeeping of each delivery', () => {
     await clock.advance(50);
     await result;
     expect(stuck.inFlight).toBe(0);
+  });
+});
+
+describe('wrapHandler with a hedge in its policy', () => {
+  it('runs the handler twice for one delivery, settles it once, and aborts the losing run', async () => {
+    const started: number[] = [];
+    const losers: unknown[] = [];
+    const handle = wrapHandler(
+      (_body: string, ctx) => {
+        started.push(ctx.attempt);
+        if (ctx.attempt === 2) return Promise.resolve();
+        return new Promise<void>((_resolve, reject) => {
+          ctx.signal.addEventListener('abort', () => {
+            losers.push(ctx.signal.reason);
+            reject(ctx.signal.reason);
+          });
+        });
+      },
+      { policy: hedge({ delayMs: 0 }) }, // parallel: both runs start at once
+    );
+    const { delivery, calls } = recording('m');
+    await expect(handle(delivery)).resolves.toBe('acked');
+    expect(started).toEqual([1, 2]);
+    expect(calls).toEqual(['ack']);
+    expect(losers).toHaveLength(1);
+    expect(isHedgeCancelledError(losers[0])).toBe(true);
+    expect(handle.inFlight).toBe(0);
   });
 });
