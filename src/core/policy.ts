@@ -1,4 +1,5 @@
 import type { Context, ExecuteOptions, ExecutionContext } from './context.js';
+import { keepShape } from './shapes.js';
 
 /**
  * The work a policy runs: receives a {@link Context}, returns a value or a promise, or throws.
@@ -37,6 +38,8 @@ export interface ReportingCaller extends Reporter {
 }
 
 /** @internal A reporter that settles a promise: where a policy needs the operation as a promise. */
+function noopReport(): void {}
+
 export class PromiseReporter implements Reporter {
   readonly #resolve: (value: unknown) => void;
   readonly #reject: (error: unknown) => void;
@@ -49,6 +52,8 @@ export class PromiseReporter implements Reporter {
     else this.#reject(value);
   }
 }
+// Keep its map alive across full GCs (see shapes.ts): the interceptors make one per layered attempt.
+keepShape(new PromiseReporter(noopReport, noopReport));
 
 /**
  * A resilience policy, or a pipeline of them.
