@@ -51,8 +51,6 @@ export class AdaptiveLimitPolicy extends BulkheadPolicy {
   #wDrop = false;
   /** When the current window may close (clock ms). */
   #wEnd = Number.NEGATIVE_INFINITY;
-  /** Bound once: gives the slot back once abandoned work has settled (see `_hold`). */
-  readonly #release = (): void => this._releaseSlot();
 
   /** @internal Use {@link adaptiveLimit}. */
   constructor(options: AdaptiveLimitOptions, algorithm: AdaptiveLimitAlgorithm, algo: LimitAlgorithm) {
@@ -121,8 +119,8 @@ export class AdaptiveLimitPolicy extends BulkheadPolicy {
     try {
       this.#sample(ctx, start, inflight, ok, v);
     } finally {
-      // Work a timeout inside this policy abandoned is still running: keep the slot until it ends (as a bulkhead).
-      if (mark < 0 || !ctx._whenOrphansDone(mark, this.#release)) this._releaseSlot();
+      // The bulkhead's own release: a slot held by work a timeout inside abandoned is kept until that work ends.
+      this._settled(ctx, mark);
     }
   }
 

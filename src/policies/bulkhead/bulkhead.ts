@@ -257,20 +257,27 @@ export class BulkheadPolicy extends PolicyBase {
     const mark = ctx._orphanMark;
     return next(ctx, op).then(
       (value) => {
-        this.#settled(ctx, mark);
+        this._settled(ctx, mark);
         return value;
       },
       (error: unknown) => {
-        this.#settled(ctx, mark);
+        this._settled(ctx, mark);
         throw error;
       },
     );
   }
 
-  #settled(ctx: ExecutionContext, mark: number): void {
-    // Work a timeout inside this bulkhead abandoned is still running: keep the slot until it ends.
-    if (!ctx._whenOrphansDone(mark, () => this.#release())) this.#release();
+  /**
+   * @internal A call holding a slot settled; `mark` is `ctx._orphanMark` taken when it started, or -1 when the
+   * operation ran directly inside (no timeout inside, so no abandoned work). Work a timeout inside this bulkhead
+   * abandoned is still running: the slot is kept until it ends.
+   */
+  _settled(ctx: ExecutionContext, mark: number): void {
+    if (mark < 0 || !ctx._whenOrphansDone(mark, this.#releaseLater)) this.#release();
   }
+
+  /** Bound once: gives a slot back once abandoned work has settled. */
+  readonly #releaseLater = (): void => this.#release();
 
   #release(): void {
     this.#active--;
