@@ -913,8 +913,12 @@ const rateLimitSpec = {
 /** A fixed cost above the bucket (`burst`, by default `rate` but at least 1) could never be admitted. */
 function rateLimitCross(values: ReadonlyMap<string, unknown>): string[] {
   const cost = values.get('cost');
-  const capacity = values.get('burst') ?? Math.max(1, values.get('rate') as number);
-  return typeof cost === 'number' && typeof capacity === 'number' && cost > capacity ? ['cost'] : [];
+  const rate = values.get('rate') as number;
+  const capacity = (values.get('burst') as number | undefined) ?? Math.max(1, rate);
+  // The ms a token takes to come back, and the bucket's span, must be finite numbers > 0 (0.5 per 1e308 ms is not).
+  const interval = ((values.get('periodMs') as number | undefined) ?? 1_000) / rate;
+  if (!(interval > 0 && Number.isFinite(interval) && Number.isFinite(capacity * interval))) return ['periodMs'];
+  return typeof cost === 'number' && cost > capacity ? ['cost'] : [];
 }
 /** A call goes through; a cost function that returns no finite number >= 0 rejects it with a TypeError (docs). */
 async function rateLimitRuns(p: unknown, options: Record<string, unknown>): Promise<void> {

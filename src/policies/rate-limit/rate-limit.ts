@@ -99,7 +99,7 @@ export class RateLimitPolicy extends PolicyBase {
     this.#maxWaitMs = options.queueTimeoutMs ?? Number.POSITIVE_INFINITY;
     if (options.algorithm === 'sliding-window' || options.algorithm === 'fixed-window') {
       this.algorithm = options.algorithm;
-      const segments = options.algorithm === 'sliding-window' ? (options.segments ?? 10) : 1;
+      const segments = options.algorithm === 'sliding-window' ? (options.segments ?? DEFAULT_SEGMENTS) : 1;
       this.#store = new WindowStore(options.limit, options.windowMs, segments);
     } else {
       this.algorithm = 'token-bucket';
@@ -287,6 +287,36 @@ export class RateLimitPolicy extends PolicyBase {
   }
 }
 
+/** Segments of a sliding window by default. */
+const DEFAULT_SEGMENTS = 10;
+
+/**
+ * The times the store divides by, derived from options each valid alone: the ms one token takes to come back
+ * (`periodMs / rate`) and the bucket's span (`burst` of them), or one segment of a window (`windowMs / segments`).
+ * Each must be a finite number > 0.
+ */
+function checkDerived(check: Checker, o: Record<string, unknown>, algorithm: RateLimitAlgorithm): void {
+  if (algorithm === 'token-bucket') {
+    const rate = o.rate as number;
+    const periodMs = (o.periodMs as number | undefined) ?? 1_000;
+    const interval = periodMs / rate;
+    const span = ((o.burst as number | undefined) ?? Math.max(1, rate)) * interval;
+    if (!(interval > 0 && Number.isFinite(interval) && Number.isFinite(span))) {
+      check.fail(
+        'periodMs',
+        periodMs,
+        `a period that, divided by rate (${rate}), gives a finite number of ms > 0 per token (and times burst, a finite number): got ${interval} ms per token`,
+      );
+    }
+    return;
+  }
+  const segments = algorithm === 'sliding-window' ? ((o.segments as number | undefined) ?? DEFAULT_SEGMENTS) : 1;
+  const segmentMs = (o.windowMs as number) / segments;
+  if (!(segmentMs > 0)) {
+    check.fail('windowMs', o.windowMs, `a window that, split in ${segments} segments, gives segments longer than 0 ms`);
+  }
+}
+
 /** Reports the problems of a token bucket's or a window's own options. */
 function checkAlgorithm(check: Checker, o: Record<string, unknown>, algorithm: RateLimitAlgorithm): void {
   if (algorithm === 'token-bucket') {
@@ -342,6 +372,9 @@ export function rateLimit(options: RateLimitOptions): RateLimitPolicy {
     check.number('queueTimeoutMs', o.queueTimeoutMs, { min: 0, exclusiveMin: true, infinity: true });
     check.string('name', o.name);
     check.clock('clock', o.clock);
+    // Each option can be valid alone while their ratio is not a time: 0.5 tokens per 1e308 ms is a token every
+    // Infinity ms (a call would wait forever), 1 ms split in 1e9 tokens' worth of 1e-320 ms rounds to 0.
+    if (check.problems.length === 0) checkDerived(check, o, algorithm);
     if (check.problems.length === 0 && typeof o.cost === 'number') {
       const tb = algorithm === 'token-bucket';
       const capacity = tb ? ((o.burst as number | undefined) ?? Math.max(1, o.rate as number)) : (o.limit as number);

@@ -715,6 +715,31 @@ describe('rateLimit: options', () => {
     ).toMatch(/limit \(2\)/);
   });
 
+  it('rejects options valid alone whose ratio is no time (a token every Infinity ms, segments of 0 ms)', async () => {
+    // Found by the option fuzzer: 0.5 tokens per 1e308 ms built a limiter whose first call waited forever.
+    for (const o of [
+      { rate: 0.5, periodMs: Number.MAX_VALUE },
+      { rate: 1e9, periodMs: 1e-320 },
+      { rate: 1, periodMs: 1e300, burst: 1e10 },
+    ]) {
+      const e = invalidOptions(() => rateLimit(o));
+      expect(e.problems.map((p) => p.option)).toEqual(['periodMs']);
+      expect(e.message).toMatch(/divided by rate .* ms > 0 per token/);
+    }
+    const w = invalidOptions(() => rateLimit({ algorithm: 'sliding-window', limit: 1, windowMs: 5e-324, segments: 3 }));
+    expect(w.problems).toEqual([
+      {
+        option: 'windowMs',
+        received: '5e-324',
+        expected: 'a window that, split in 3 segments, gives segments longer than 0 ms',
+      },
+    ]);
+    // The largest ratios that are times still work: a token every 1.8e308 ms, the first call admitted at once.
+    const slow = rateLimit({ rate: 1, periodMs: Number.MAX_VALUE });
+    await expect(slow.execute(async () => 'ran')).resolves.toBe('ran');
+    await expect(slow.execute(async () => 'ran')).rejects.toMatchObject({ code: 'ERR_RATE_LIMITED' });
+  });
+
   it('rejects a non-object and a throwing getter without throwing anything else', () => {
     expect(invalidOptions(() => rateLimit(5 as never)).problems[0]).toMatchObject({ option: 'options' });
     const hostile = {
