@@ -448,19 +448,25 @@ export class MetricsHub implements PolicyMetrics {
 function addReading(reading: GaugeReading, kind: InstanceKind, p: object): void {
   switch (kind) {
     case 'circuit_breaker':
-      return addBreaker(reading, p as Breakerish);
+      addBreaker(reading, p as Breakerish);
+      break;
     case 'bulkhead':
-      return addBulkhead(reading, p as Bulkheadish);
+      addBulkhead(reading, p as Bulkheadish);
+      break;
     case 'rate_limit':
-      return addRateLimit(reading, p as RateLimitish);
+      addRateLimit(reading, p as RateLimitish);
+      break;
     case 'adaptive_throttle':
-      return addThrottle(reading, p as Throttleish);
+      addThrottle(reading, p as Throttleish);
+      break;
     case 'retry_budget':
-      return addRetryBudget(reading, p as RetryBudgetish);
+      addRetryBudget(reading, p as RetryBudgetish);
+      break;
     case 'retry_token_budget':
-      return addTokenBudget(reading, p as TokenBudgetish);
+      addTokenBudget(reading, p as TokenBudgetish);
+      break;
     default:
-      return;
+      break;
   }
 }
 

@@ -348,12 +348,11 @@ class ProducerHub extends MetricsHub implements OpenTelemetryMetricProducer {
     gauge(info.limit, limit);
     // The others, per policy name, in the order openTelemetryMetrics creates their instruments.
     const perPolicy = <R>(map: Map<string, R>, ...fields: [InstrumentInfo, (r: R) => number][]): void => {
-      const lists = fields.map((): ProducedPoint<number>[] => []);
-      for (const [policy, r] of map) {
-        const a = { [POLICY]: policy };
-        fields.forEach(([, value], i) => lists[i]?.push(point(a, value(r))));
+      for (const [what, value] of fields) {
+        const points: ProducedPoint<number>[] = [];
+        for (const [policy, r] of map) points.push(point({ [POLICY]: policy }, value(r)));
+        gauge(what, points);
       }
-      fields.forEach(([what], i) => gauge(what, lists[i] ?? []));
     };
     perPolicy(
       reading.rateLimits,

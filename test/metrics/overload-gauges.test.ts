@@ -18,12 +18,12 @@ import {
   retry,
   retryBudget,
   retryTokenBudget,
-  timeout,
 } from '../../src/index.js';
 import { openTelemetryMetricProducer, openTelemetryMetrics } from '../../src/metrics/opentelemetry.js';
 import { prometheusMetrics } from '../../src/metrics/prometheus.js';
 import { FakeClock } from '../../src/testing/index.js';
-import { deferred, rejectionOf, track } from '../helpers/deferred.js';
+import { rejectionOf, track } from '../helpers/deferred.js';
+import { captureWarnings } from './helpers.js';
 
 /**
  * The overload gauges (rate limiters, retry budgets, adaptive throttles) through the three adapters at once, each on
@@ -239,5 +239,130 @@ describe('overload gauges: rate limiters, retry budgets and adaptive throttles i
     });
     expect(clock.pendingTimers).toBe(0);
     for (const m of [prom, otel, producer]) m.close();
+  });
+
+  it('per key: limiters named from the key are one series each, and an evicted key drops out', async () => {
+    const clock = new FakeClock();
+    const perKey = keyed(
+      (ctx) => ctx.operation,
+      (key) => rateLimit({ name: `origin-${key}`, algorithm: 'fixed-window', limit: 5, windowMs: 1_000, clock }),
+      { maxKeys: 2 },
+    );
+    const registry = new Registry();
+    const m = prometheusMetrics({ registry });
+    m.attach(perKey);
+    await perKey.execute(() => 1, { operation: 'a' });
+    await perKey.execute(() => 1, { operation: 'a' });
+    await perKey.execute(() => 1, { operation: 'b' });
+    expect((await fromProm(registry))['rate_limit.available']).toEqual({ 'origin-a': 3, 'origin-b': 4 });
+    // A third key evicts the least recently used one.
+    await perKey.execute(() => 1, { operation: 'c' });
+    expect((await fromProm(registry))['rate_limit.available']).toEqual({ 'origin-b': 4, 'origin-c': 4 });
+    // The window turns over: every permit is back, computed from the clock at the scrape.
+    await clock.advance(1_000);
+    expect((await fromProm(registry))['rate_limit.available']).toEqual({ 'origin-b': 5, 'origin-c': 5 });
+    m.close();
+  });
+
+  it('reads a budget once however many attached policies hold it; budgets sharing a name are summed', async () => {
+    const clock = new FakeClock();
+    const shared = retryTokenBudget({ name: 'users', maxTokens: 10 });
+    const twin = retryTokenBudget({ name: 'users', maxTokens: 4 });
+    const a = retry({ name: 'a', budget: shared, clock });
+    const b = retry({ name: 'b', budget: shared, clock });
+    const h = hedge({ name: 'h', delayMs: 10, budget: shared, clock });
+    const c = retry({ name: 'c', budget: twin, clock });
+    const registry = new Registry();
+    const m = prometheusMetrics({ registry });
+    // Overlapping attachments too: `a` twice, and inside a pipeline.
+    m.attach(a, b, h);
+    m.attach(pipeline(a, c));
+    expect((await fromProm(registry))['retry_budget.tokens']).toEqual({ users: 14 });
+    m.close();
+  });
+
+  it('throttles sharing a name: counts summed, the highest probability', async () => {
+    const clock = new FakeClock();
+    const one = adaptiveThrottle({ name: 'shards', clock, random: () => 0.99 });
+    const two = adaptiveThrottle({ name: 'shards', clock, random: () => 0.99 });
+    const registry = new Registry();
+    const m = prometheusMetrics({ registry });
+    m.attach(one, two);
+    for (let i = 0; i < 4; i++) await rejectionOf(one.execute(() => Promise.reject(new Error('503'))));
+    await two.execute(() => 'ok');
+    const g = await fromProm(registry);
+    expect([g['adaptive_throttle.requests'], g['adaptive_throttle.accepts']]).toEqual([{ shards: 5 }, { shards: 1 }]);
+    // one: 4 / 5; two: 0.
+    expect(g['adaptive_throttle.rejection_probability']).toEqual({ shards: 0.8 });
+    m.close();
+  });
+
+  it('attachAll(): every live limiter, throttle and budget of the process; a disposed limiter is left out', async () => {
+    const registry = new Registry();
+    const m = prometheusMetrics({ registry, prefix: 'all' });
+    m.attachAll();
+    const clock = new FakeClock();
+    const rl = rateLimit({ name: 'all-rl', algorithm: 'sliding-window', limit: 4, windowMs: 1_000, queue: 1, clock });
+    const budget = retryBudget({ name: 'all-budget', ratio: 0.1 });
+    const throttle = adaptiveThrottle({ name: 'all-throttle', clock });
+    await rl.execute(() => 1);
+    const text = await registry.metrics();
+    expect(text).toContain('all_rate_limit_available{policy="all-rl"} 3');
+    expect(text).toContain('all_rate_limit_capacity{policy="all-rl"} 4');
+    expect(text).toContain('all_retry_budget_credit{policy="all-budget"} 10');
+    expect(text).toContain('all_adaptive_throttle_rejection_probability{policy="all-throttle"} 0');
+    rl.dispose();
+    const gauges = (await registry.metrics()).split('\n').filter((l) => l.startsWith('all_rate_limit_'));
+    expect(gauges.join('\n')).not.toContain('policy="all-rl"');
+    m.close();
+    expect([budget.name, throttle.name]).toEqual(['all-budget', 'all-throttle']);
+  });
+
+  it('a limiter whose state cannot be read is left out, with one warning; the others are still reported', async () => {
+    const warnings = captureWarnings();
+    try {
+      const registry = new Registry();
+      const m = prometheusMetrics({ registry });
+      const broken = rateLimit({ name: 'broken', rate: 1 });
+      const fine = rateLimit({ name: 'fine', rate: 1 });
+      Object.defineProperty(broken, 'available', {
+        configurable: true,
+        get() {
+          throw new Error('tokens unreadable');
+        },
+      });
+      m.attach(broken, fine);
+      expect((await fromProm(registry))['rate_limit.available']).toEqual({ fine: 1 });
+      await warnings.flush();
+      expect(warnings.codes()).toEqual(['BULWARK_METRICS_FAILED']);
+      expect(warnings.messages()[0]).toMatch(/reading gauges failed \(tokens unreadable\)/);
+      m.close();
+    } finally {
+      warnings.stop();
+    }
+  });
+
+  it('reads nothing per call: a scrape reads each policy once, whatever the number of gauges', async () => {
+    const registry = new Registry();
+    const m = prometheusMetrics({ registry });
+    const rl = rateLimit({ name: 'counted', rate: 5 });
+    let reads = 0;
+    const proto = Object.getPrototypeOf(rl) as object;
+    const get = Object.getOwnPropertyDescriptor(proto, 'available')?.get as () => number;
+    Object.defineProperty(rl, 'available', {
+      configurable: true,
+      get() {
+        reads++;
+        return get.call(rl);
+      },
+    });
+    m.attach(rl);
+    for (let i = 0; i < 3; i++) await rl.execute(() => i);
+    expect(reads).toBe(0);
+    await registry.metrics();
+    expect(reads).toBe(1);
+    await registry.metrics();
+    expect(reads).toBe(2);
+    m.close();
   });
 });
