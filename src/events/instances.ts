@@ -1,6 +1,6 @@
 /**
- * The live stateful policies of the process (breakers and bulkheads), for gauges that read their state when a
- * metrics adapter attached process-wide is collected.
+ * The live stateful policies of the process (breakers, bulkheads, rate limiters, adaptive throttles) and retry
+ * budgets, for gauges that read their state when a metrics adapter attached process-wide is collected.
  *
  * Why weak: a registry must never keep a policy alive (keyed policies evict and drop theirs), so it holds WeakRefs
  * and a FinalizationRegistry removes an entry once its policy is collected. Why on `globalThis` under a registered
@@ -9,8 +9,17 @@
  * @internal
  */
 
-/** @internal The kinds of policy with a state worth a gauge. */
-export type InstanceKind = 'circuit_breaker' | 'bulkhead';
+/**
+ * @internal The kinds of object with a state worth a gauge. A reader must ignore a kind it does not know: another
+ * copy of bulwark, newer than the reader, may add kinds to the same set.
+ */
+export type InstanceKind =
+  | 'circuit_breaker'
+  | 'bulkhead'
+  | 'rate_limit'
+  | 'adaptive_throttle'
+  | 'retry_budget'
+  | 'retry_token_budget';
 
 /** @internal */
 export interface InstanceEntry {
@@ -24,7 +33,7 @@ const live: Set<InstanceEntry> = shared[KEY] ?? new Set<InstanceEntry>();
 shared[KEY] = live;
 const finalizer = new FinalizationRegistry<InstanceEntry>((entry) => live.delete(entry));
 
-/** @internal Called by a breaker or bulkhead constructor. */
+/** @internal Called by the constructor of each kind above (once per object). */
 export function trackInstance(kind: InstanceKind, policy: object): void {
   const entry: InstanceEntry = { kind, ref: new WeakRef(policy) };
   live.add(entry);

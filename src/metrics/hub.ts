@@ -4,11 +4,16 @@ import { Checker } from '../errors/validate.js';
 import { channelName, messageOf, warnOnce } from '../events/emitter.js';
 import { type InstanceKind, liveInstances } from '../events/instances.js';
 import { EVENT_TYPES, type ResilienceEvent } from '../events/types.js';
+import { AdaptiveThrottlePolicy } from '../policies/adaptive-throttle/adaptive-throttle.js';
 import { BulkheadPolicy } from '../policies/bulkhead/bulkhead.js';
 import { CircuitBreakerPolicy } from '../policies/circuit-breaker/circuit-breaker.js';
+import { HedgePolicy } from '../policies/hedge/hedge.js';
 import { KeyedPolicy } from '../policies/keyed/keyed.js';
 import { PipelinePolicy } from '../policies/pipeline.js';
 import { PolicyBase } from '../policies/policy-base.js';
+import { RateLimitPolicy } from '../policies/rate-limit/rate-limit.js';
+import { RetryPolicy } from '../policies/retry/retry.js';
+import { type RetryBudget, RetryRatioBudget, RetryTokenBudget } from '../policies/retry-budget/retry-budget.js';
 
 /**
  * What every metrics adapter returns: attach it to the whole process or to chosen policies, detach, close.
@@ -25,7 +30,8 @@ import { PolicyBase } from '../policies/policy-base.js';
 export interface PolicyMetrics {
   /**
    * Records the events of these policies (a pipeline: itself and its members; a keyed policy: every policy it
-   * holds, present and future) and reports the gauges of the breakers and bulkheads among them.
+   * holds, present and future) and reports the gauges of the breakers, bulkheads, rate limiters and adaptive
+   * throttles among them, and of the retry budgets their retry and hedge policies hold.
    * Returns a function that detaches exactly these policies.
    *
    * Attachments may overlap (a policy attached twice, a shared member): each event is still recorded once.
@@ -36,8 +42,8 @@ export interface PolicyMetrics {
   attach(...policies: readonly PolicyBase[]): () => void;
   /**
    * Records the events of every policy in the process, of every copy of bulwark, present and future, through
-   * `node:diagnostics_channel`, and reports the gauges of every live breaker and bulkhead. Returns a function
-   * that detaches.
+   * `node:diagnostics_channel`, and reports the gauges of every live breaker, bulkhead, rate limiter, adaptive
+   * throttle and retry budget. Returns a function that detaches.
    *
    * @throws InvalidOptionsError when the adapter already has attachments of either kind.
    */
@@ -64,10 +70,45 @@ export interface BulkheadReading {
   limit: number;
 }
 
-/** The gauges of every breaker and bulkhead in the adapter's scope, by policy name. @internal */
+/** Rate limiters of one name, summed. @internal */
+export interface RateLimitReading {
+  /** Tokens (permits, for a window) a call could take now, net of the queued calls' reservations. */
+  available: number;
+  queued: number;
+  /** The burst (token bucket) or the limit (windows). */
+  capacity: number;
+}
+
+/** Ratio budgets (`retryBudget()`) of one name, summed. @internal */
+export interface RetryBudgetReading {
+  calls: number;
+  retries: number;
+  credit: number;
+}
+
+/** Token budgets (`retryTokenBudget()`) of one name, summed. @internal */
+export interface TokenBudgetReading {
+  tokens: number;
+}
+
+/** Adaptive throttles of one name: counts summed, the highest rejection probability. @internal */
+export interface ThrottleReading {
+  requests: number;
+  accepts: number;
+  probability: number;
+}
+
+/**
+ * The gauges of every breaker, bulkhead, rate limiter, adaptive throttle and retry budget in the adapter's scope,
+ * by name. @internal
+ */
 export interface GaugeReading {
   readonly breakers: Map<string, BreakerReading>;
   readonly bulkheads: Map<string, BulkheadReading>;
+  readonly rateLimits: Map<string, RateLimitReading>;
+  readonly retryBudgets: Map<string, RetryBudgetReading>;
+  readonly tokenBudgets: Map<string, TokenBudgetReading>;
+  readonly throttles: Map<string, ThrottleReading>;
 }
 
 /**
@@ -208,7 +249,7 @@ function report(owner: object, adapter: string, what: string, error: unknown): v
 
 /**
  * The part every adapter shares: turns events into labelled measurements for a sink, manages the process-wide
- * or per-policy attachments, and reads the gauges of the breakers and bulkheads in scope.
+ * or per-policy attachments, and reads the gauges of the stateful policies and retry budgets in scope.
  * @internal
  */
 export class MetricsHub implements PolicyMetrics {
@@ -346,35 +387,86 @@ export class MetricsHub implements PolicyMetrics {
     this.onClose?.();
   }
 
-  /** @internal The gauges of every breaker and bulkhead in scope. Never throws (a failure reads as empty). */
+  /**
+   * @internal The gauges of every stateful policy and retry budget in scope, read from their state now: nothing is
+   * recorded per call for them. Never throws (an object that cannot be read is left out).
+   */
   read(): GaugeReading {
-    const reading: GaugeReading = { breakers: new Map(), bulkheads: new Map() };
+    const reading: GaugeReading = {
+      breakers: new Map(),
+      bulkheads: new Map(),
+      rateLimits: new Map(),
+      retryBudgets: new Map(),
+      tokenBudgets: new Map(),
+      throttles: new Map(),
+    };
     const add = (kind: InstanceKind, p: object): void => {
-      // One policy that cannot be read (a broken copy, a throwing getter) must not hide the others.
+      // One object that cannot be read (a broken copy, a throwing getter) must not hide the others.
       try {
-        if (kind === 'circuit_breaker') addBreaker(reading, p as Breakerish);
-        else addBulkhead(reading, p as Bulkheadish);
+        addReading(reading, kind, p);
       } catch (error) {
-        report(this, this.#adapter, 'reading breaker and bulkhead gauges', error);
+        report(this, this.#adapter, 'reading gauges', error);
       }
     };
     if (this.#all !== undefined) {
+      // Each object is in the registry once: a budget shared by many policies is read once.
       for (const entry of liveInstances()) {
         const p = entry.ref.deref();
         if (p !== undefined) add(entry.kind, p);
       }
     } else {
-      const seen = new Set<PolicyBase>();
+      const seen = new Set<object>();
+      const once = (kind: InstanceKind, p: object): void => {
+        if (seen.has(p)) return;
+        seen.add(p);
+        add(kind, p);
+      };
       for (const q of this.#attachments) {
         for (const p of contents(q.policies)) {
-          if (seen.has(p)) continue;
-          seen.add(p);
-          if (p instanceof CircuitBreakerPolicy) add('circuit_breaker', p);
-          else if (p instanceof BulkheadPolicy) add('bulkhead', p);
+          if (p instanceof CircuitBreakerPolicy) once('circuit_breaker', p);
+          else if (p instanceof BulkheadPolicy) once('bulkhead', p);
+          else if (p instanceof RateLimitPolicy) once('rate_limit', p);
+          else if (p instanceof AdaptiveThrottlePolicy) once('adaptive_throttle', p);
+          else if (p instanceof RetryPolicy || p instanceof HedgePolicy) {
+            // A budget is no policy: it is found through the retry and hedge policies in scope that hold it, and
+            // read once however many of them share it.
+            const b: RetryBudget | undefined = p._budget;
+            if (b instanceof RetryRatioBudget) once('retry_budget', b);
+            else if (b instanceof RetryTokenBudget) once('retry_token_budget', b);
+          }
         }
       }
     }
     return reading;
+  }
+}
+
+/**
+ * Adds one object's state to the reading. The members are read by shape, not `instanceof`: with `attachAll()` the
+ * object may come from another copy of bulwark. A kind this copy does not know (from a newer copy) is skipped.
+ */
+function addReading(reading: GaugeReading, kind: InstanceKind, p: object): void {
+  switch (kind) {
+    case 'circuit_breaker':
+      addBreaker(reading, p as Breakerish);
+      break;
+    case 'bulkhead':
+      addBulkhead(reading, p as Bulkheadish);
+      break;
+    case 'rate_limit':
+      addRateLimit(reading, p as RateLimitish);
+      break;
+    case 'adaptive_throttle':
+      addThrottle(reading, p as Throttleish);
+      break;
+    case 'retry_budget':
+      addRetryBudget(reading, p as RetryBudgetish);
+      break;
+    case 'retry_token_budget':
+      addTokenBudget(reading, p as TokenBudgetish);
+      break;
+    default:
+      break;
   }
 }
 
@@ -390,6 +482,33 @@ interface Bulkheadish {
   readonly active: number;
   readonly queued: number;
   readonly limit: number;
+}
+
+interface RateLimitish {
+  readonly name: string;
+  readonly disposed: boolean;
+  readonly available: number;
+  readonly queued: number;
+  readonly capacity: number;
+}
+
+interface Throttleish {
+  readonly name: string;
+  readonly requests: number;
+  readonly accepts: number;
+  readonly probability: number;
+}
+
+interface RetryBudgetish {
+  readonly name: string;
+  readonly callsInFlight: number;
+  readonly retriesInFlight: number;
+  readonly credit: number;
+}
+
+interface TokenBudgetish {
+  readonly name: string;
+  readonly tokens: number;
 }
 
 function addBreaker(reading: GaugeReading, b: Breakerish): void {
@@ -417,6 +536,53 @@ function addBulkhead(reading: GaugeReading, b: Bulkheadish): void {
     r.queued += queued;
     r.limit += limit;
   }
+}
+
+function addRateLimit(reading: GaugeReading, l: RateLimitish): void {
+  // A disposed limiter has rejected its queue and admits nothing more: it is left out at once (its running calls
+  // hold no tokens, unlike a bulkhead's slots).
+  if (l.disposed === true) return;
+  // `available` is computed from the clock now (the tokens refilled since the last call): no timer keeps it.
+  const { available, queued, capacity } = l;
+  const r = reading.rateLimits.get(l.name);
+  if (r === undefined) reading.rateLimits.set(l.name, { available, queued, capacity });
+  else {
+    r.available += available;
+    r.queued += queued;
+    r.capacity += capacity;
+  }
+}
+
+function addThrottle(reading: GaugeReading, t: Throttleish): void {
+  // Each getter moves the window to now first (buckets rotate lazily): the three agree on one instant.
+  const { requests, accepts, probability } = t;
+  const r = reading.throttles.get(t.name);
+  if (r === undefined) reading.throttles.set(t.name, { requests, accepts, probability });
+  else {
+    r.requests += requests;
+    r.accepts += accepts;
+    // Why the highest, not a sum or a mean: a probability does not add up, and the throttle shedding most is the
+    // one an operator looks for (a uniquely named throttle reads exactly its own).
+    if (probability > r.probability) r.probability = probability;
+  }
+}
+
+function addRetryBudget(reading: GaugeReading, b: RetryBudgetish): void {
+  const { callsInFlight: calls, retriesInFlight: retries, credit } = b;
+  const r = reading.retryBudgets.get(b.name);
+  if (r === undefined) reading.retryBudgets.set(b.name, { calls, retries, credit });
+  else {
+    r.calls += calls;
+    r.retries += retries;
+    r.credit += credit;
+  }
+}
+
+function addTokenBudget(reading: GaugeReading, b: TokenBudgetish): void {
+  const tokens = b.tokens;
+  const r = reading.tokenBudgets.get(b.name);
+  if (r === undefined) reading.tokenBudgets.set(b.name, { tokens });
+  else r.tokens += tokens;
 }
 
 interface Attachment {

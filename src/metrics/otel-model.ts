@@ -91,6 +91,52 @@ export function instruments(prefix: string) {
     active: info('bulkhead.active', 'Calls holding a bulkhead slot.', '{call}'),
     queued: info('bulkhead.queued', 'Calls waiting in a bulkhead queue.', '{call}'),
     limit: info('bulkhead.limit', 'The concurrency limit of a bulkhead.', '{call}'),
+    rateAvailable: info(
+      'rate_limit.available',
+      'Tokens (permits) a call could take from a rate limiter now, net of the queued calls.',
+      '{token}',
+    ),
+    rateQueued: info('rate_limit.queued', 'Calls waiting in a rate limiter queue for their tokens.', '{call}'),
+    rateCapacity: info(
+      'rate_limit.capacity',
+      'The most tokens a rate limiter holds: its burst (token bucket) or limit (windows).',
+      '{token}',
+    ),
+    budgetCalls: info(
+      'retry_budget.calls_in_flight',
+      'Calls in flight through the policies sharing a retry budget.',
+      '{call}',
+    ),
+    budgetRetries: info(
+      'retry_budget.retries_in_flight',
+      'Retries and hedges in flight that a retry budget allowed.',
+      '{retry}',
+    ),
+    budgetCredit: info(
+      'retry_budget.credit',
+      'Retries a retry budget has earned and not spent (one needed beyond its minConcurrency).',
+      '{retry}',
+    ),
+    budgetTokens: info(
+      'retry_budget.tokens',
+      'Tokens left in a retry token budget; retries are allowed while more than half of maxTokens.',
+      '{token}',
+    ),
+    throttleRequests: info(
+      'adaptive_throttle.requests',
+      'Requests counted in an adaptive throttle window: calls attempted, its own rejections included.',
+      '{request}',
+    ),
+    throttleAccepts: info(
+      'adaptive_throttle.accepts',
+      'Accepts counted in an adaptive throttle window: calls the upstream served.',
+      '{request}',
+    ),
+    throttleProbability: info(
+      'adaptive_throttle.rejection_probability',
+      'The probability that an adaptive throttle rejects a call starting now, from 0 to below 1.',
+      '1',
+    ),
   };
 }
 

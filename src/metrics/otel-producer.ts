@@ -346,6 +346,33 @@ class ProducerHub extends MetricsHub implements OpenTelemetryMetricProducer {
     gauge(info.active, active);
     gauge(info.queued, queued);
     gauge(info.limit, limit);
+    // The others, per policy name, in the order openTelemetryMetrics creates their instruments.
+    const perPolicy = <R>(map: Map<string, R>, ...fields: [InstrumentInfo, (r: R) => number][]): void => {
+      for (const [what, value] of fields) {
+        const points: ProducedPoint<number>[] = [];
+        for (const [policy, r] of map) points.push(point({ [POLICY]: policy }, value(r)));
+        gauge(what, points);
+      }
+    };
+    perPolicy(
+      reading.rateLimits,
+      [info.rateAvailable, (r) => r.available],
+      [info.rateQueued, (r) => r.queued],
+      [info.rateCapacity, (r) => r.capacity],
+    );
+    perPolicy(
+      reading.retryBudgets,
+      [info.budgetCalls, (r) => r.calls],
+      [info.budgetRetries, (r) => r.retries],
+      [info.budgetCredit, (r) => r.credit],
+    );
+    perPolicy(reading.tokenBudgets, [info.budgetTokens, (r) => r.tokens]);
+    perPolicy(
+      reading.throttles,
+      [info.throttleRequests, (r) => r.requests],
+      [info.throttleAccepts, (r) => r.accepts],
+      [info.throttleProbability, (r) => r.probability],
+    );
   }
 }
 

@@ -11,13 +11,14 @@ import { Gauge, type Metric, type Registry } from 'prom-client';
 import { Checker } from '../errors/validate.js';
 import { warnOnce } from '../events/emitter.js';
 import {
-  type BulkheadReading,
   type CommonMetricsOptions,
   checkCommon,
   DEFAULT_DURATION_BUCKETS,
+  type GaugeReading,
   MetricsHub,
   type PolicyMetrics,
 } from './hub.js';
+import { instruments } from './otel-model.js';
 import { SeriesStore, StoredMetric, storeSink } from './series.js';
 
 /** Options of {@link prometheusMetrics}. */
@@ -49,6 +50,14 @@ export interface PrometheusMetricsOptions extends CommonMetricsOptions {
  * | `bulwark_attempt_duration_seconds` | histogram | policy, operation, result, error_type |
  * | `bulwark_circuit_breaker_state` | gauge | policy, state |
  * | `bulwark_bulkhead_active` / `_queued` / `_limit` | gauge | policy |
+ * | `bulwark_rate_limit_available` / `_queued` / `_capacity` | gauge | policy |
+ * | `bulwark_retry_budget_calls_in_flight` / `_retries_in_flight` / `_credit` | gauge | policy (the budget's name) |
+ * | `bulwark_retry_budget_tokens` | gauge | policy (the budget's name) |
+ * | `bulwark_adaptive_throttle_requests` / `_accepts` / `_rejection_probability` | gauge | policy |
+ *
+ * The gauges are read from the policies' state at each scrape, nothing per call: rate limiter tokens are computed
+ * from the clock then, and an adaptive throttle's window moved to then. Retry budgets are found through the retry
+ * and hedge policies in scope (with `attachAll()`, every live budget), each read once however many share it.
  *
  * `close()` detaches and removes these metrics from the registry. See docs/metrics.md for every label value.
  *
@@ -150,7 +159,19 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): PolicyMetr
   );
   const hub = new MetricsHub('prometheusMetrics', storeSink(events, executions, attempts, buckets), options.errorType);
 
-  // Gauges are read from the live policies at scrape time: nothing is recorded per call.
+  // Gauges are read from the live policies at scrape time: nothing is recorded per call. Why one reading shared by
+  // every gauge of a scrape: prom-client calls each gauge's collect() in turn, synchronously, when the registry is
+  // read; reading every policy once (not once per gauge) costs a fifteenth, and the gauges of a scrape agree.
+  let current: GaugeReading | undefined;
+  const reading = (): GaugeReading => {
+    if (current === undefined) {
+      current = hub.read();
+      queueMicrotask(() => {
+        current = undefined;
+      });
+    }
+    return current;
+  };
   new Gauge({
     name: names.state,
     help: 'Circuit breakers of this name in this state (1 or 0 for a uniquely named breaker).',
@@ -158,7 +179,7 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): PolicyMetr
     registers,
     collect(): void {
       this.reset();
-      for (const [policy, r] of hub.read().breakers) {
+      for (const [policy, r] of reading().breakers) {
         this.set({ policy, state: 'closed' }, r.closed);
         this.set({ policy, state: 'open' }, r.open);
         this.set({ policy, state: 'half_open' }, r.half_open);
@@ -166,7 +187,13 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): PolicyMetr
       }
     },
   });
-  const bulkheadGauge = (name: string, help: string, field: keyof BulkheadReading): void => {
+  /** A gauge labelled by policy, set from one map of the reading. */
+  const gauge = <R>(
+    name: string,
+    help: string,
+    of: (r: GaugeReading) => Map<string, R>,
+    value: (r: R) => number,
+  ): void => {
     new Gauge({
       name,
       help,
@@ -174,13 +201,32 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): PolicyMetr
       registers,
       collect(): void {
         this.reset();
-        for (const [policy, r] of hub.read().bulkheads) this.set({ policy }, r[field]);
+        for (const [policy, r] of of(reading())) this.set({ policy }, value(r));
       },
     });
   };
-  bulkheadGauge(names.active, 'Calls holding a bulkhead slot.', 'active');
-  bulkheadGauge(names.queued, 'Calls waiting in a bulkhead queue.', 'queued');
-  bulkheadGauge(names.limit, 'The concurrency limit of a bulkhead.', 'limit');
+  const bulkheads = (r: GaugeReading) => r.bulkheads;
+  gauge(names.active, HELP.active, bulkheads, (r) => r.active);
+  gauge(names.queued, HELP.queued, bulkheads, (r) => r.queued);
+  gauge(names.limit, HELP.limit, bulkheads, (r) => r.limit);
+  const rateLimits = (r: GaugeReading) => r.rateLimits;
+  gauge(names.rateAvailable, HELP.rateAvailable, rateLimits, (r) => r.available);
+  gauge(names.rateQueued, HELP.rateQueued, rateLimits, (r) => r.queued);
+  gauge(names.rateCapacity, HELP.rateCapacity, rateLimits, (r) => r.capacity);
+  const budgets = (r: GaugeReading) => r.retryBudgets;
+  gauge(names.budgetCalls, HELP.budgetCalls, budgets, (r) => r.calls);
+  gauge(names.budgetRetries, HELP.budgetRetries, budgets, (r) => r.retries);
+  gauge(names.budgetCredit, HELP.budgetCredit, budgets, (r) => r.credit);
+  gauge(
+    names.budgetTokens,
+    HELP.budgetTokens,
+    (r) => r.tokenBudgets,
+    (r) => r.tokens,
+  );
+  const throttles = (r: GaugeReading) => r.throttles;
+  gauge(names.throttleRequests, HELP.throttleRequests, throttles, (r) => r.requests);
+  gauge(names.throttleAccepts, HELP.throttleAccepts, throttles, (r) => r.accepts);
+  gauge(names.throttleProbability, HELP.throttleProbability, throttles, (r) => r.probability);
 
   hub.onClose = () => {
     for (const name of Object.values(names)) registry.removeSingleMetric(name);
@@ -198,8 +244,38 @@ function metricNames(prefix: string) {
     active: `${prefix}_bulkhead_active`,
     queued: `${prefix}_bulkhead_queued`,
     limit: `${prefix}_bulkhead_limit`,
+    rateAvailable: `${prefix}_rate_limit_available`,
+    rateQueued: `${prefix}_rate_limit_queued`,
+    rateCapacity: `${prefix}_rate_limit_capacity`,
+    budgetCalls: `${prefix}_retry_budget_calls_in_flight`,
+    budgetRetries: `${prefix}_retry_budget_retries_in_flight`,
+    budgetCredit: `${prefix}_retry_budget_credit`,
+    budgetTokens: `${prefix}_retry_budget_tokens`,
+    throttleRequests: `${prefix}_adaptive_throttle_requests`,
+    throttleAccepts: `${prefix}_adaptive_throttle_accepts`,
+    throttleProbability: `${prefix}_adaptive_throttle_rejection_probability`,
   };
 }
+
+/** The help text of each policy-labelled gauge: the OpenTelemetry descriptions, so the two cannot drift apart. */
+const HELP = (() => {
+  const i = instruments('bulwark');
+  return {
+    active: i.active.description,
+    queued: i.queued.description,
+    limit: i.limit.description,
+    rateAvailable: i.rateAvailable.description,
+    rateQueued: i.rateQueued.description,
+    rateCapacity: i.rateCapacity.description,
+    budgetCalls: i.budgetCalls.description,
+    budgetRetries: i.budgetRetries.description,
+    budgetCredit: i.budgetCredit.description,
+    budgetTokens: i.budgetTokens.description,
+    throttleRequests: i.throttleRequests.description,
+    throttleAccepts: i.throttleAccepts.description,
+    throttleProbability: i.throttleProbability.description,
+  };
+})();
 
 const PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]{0,62}$/;
 

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import {
+  adaptiveThrottle,
   bulkhead,
   circuitBreaker,
   constant,
@@ -9,7 +10,10 @@ import {
   fallback,
   type Operation,
   pipeline,
+  rateLimit,
   retry,
+  retryBudget,
+  retryTokenBudget,
   timeout,
 } from '../../src/index.js';
 import { prometheusMetrics } from '../../src/metrics/prometheus.js';
@@ -62,6 +66,14 @@ async function exposed(): Promise<Map<string, Set<string>>> {
     bh,
   );
   metrics.attach(p);
+  // The overload toolkit's gauges: a rate limiter, both kinds of retry budget (found through their retry policies)
+  // and an adaptive throttle.
+  metrics.attach(
+    rateLimit({ name: 'rl', rate: 10, clock }),
+    retry({ name: 'budgeted', budget: retryBudget({ name: 'budget' }), clock }),
+    retry({ name: 'token-budgeted', budget: retryTokenBudget({ name: 'tokens' }), clock }),
+    adaptiveThrottle({ name: 'throttle', clock }),
+  );
   const reset: Operation<string> = () => Promise.reject(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
   // A timeout whose work honours the abort (late outcome), then a failure: the breaker opens, the retry gives up,
   // the fallback replaces it.
@@ -209,17 +221,30 @@ function expressions(): { where: string; expr: string }[] {
   return out;
 }
 
+/** Every metric of the adapter but the two histograms. */
+const GAUGES_AND_EVENTS = [
+  'bulwark_adaptive_throttle_accepts',
+  'bulwark_adaptive_throttle_rejection_probability',
+  'bulwark_adaptive_throttle_requests',
+  'bulwark_bulkhead_active',
+  'bulwark_bulkhead_limit',
+  'bulwark_bulkhead_queued',
+  'bulwark_circuit_breaker_state',
+  'bulwark_events_total',
+  'bulwark_rate_limit_available',
+  'bulwark_rate_limit_capacity',
+  'bulwark_rate_limit_queued',
+  'bulwark_retry_budget_calls_in_flight',
+  'bulwark_retry_budget_credit',
+  'bulwark_retry_budget_retries_in_flight',
+  'bulwark_retry_budget_tokens',
+];
+
 describe('docs/grafana/bulwark-dashboard.json', () => {
   it('uses only metric names and labels the prometheusMetrics adapter exposes, and values bulwark records', async () => {
     const labels = await exposed();
-    // The traffic above makes every metric appear: the check below is against all seven.
-    expect([...labels.keys()].filter((n) => !/_(bucket|sum|count)$/.test(n)).sort()).toEqual([
-      'bulwark_bulkhead_active',
-      'bulwark_bulkhead_limit',
-      'bulwark_bulkhead_queued',
-      'bulwark_circuit_breaker_state',
-      'bulwark_events_total',
-    ]);
+    // The traffic above makes every metric appear: the check below is against all seventeen.
+    expect([...labels.keys()].filter((n) => !/_(bucket|sum|count)$/.test(n)).sort()).toEqual(GAUGES_AND_EVENTS);
     const all = expressions();
     expect(all.length).toBeGreaterThanOrEqual(20);
     const allowed: Record<string, readonly string[]> = {
@@ -250,15 +275,9 @@ describe('docs/grafana/bulwark-dashboard.json', () => {
       }
     }
     // Every metric of the adapter has a panel.
-    expect([...used].sort()).toEqual([
-      'bulwark_attempt_duration_seconds',
-      'bulwark_bulkhead_active',
-      'bulwark_bulkhead_limit',
-      'bulwark_bulkhead_queued',
-      'bulwark_circuit_breaker_state',
-      'bulwark_events_total',
-      'bulwark_execution_duration_seconds',
-    ]);
+    expect([...used].sort()).toEqual(
+      [...GAUGES_AND_EVENTS, 'bulwark_attempt_duration_seconds', 'bulwark_execution_duration_seconds'].sort(),
+    );
   });
 
   it('queries through the datasource variable, filters by $policy and $operation, and lays panels out without overlap', () => {
@@ -285,7 +304,9 @@ describe('docs/grafana/bulwark-dashboard.json', () => {
         const parsed = parse(t.expr);
         // Gauges have no operation; a breaker's transitions concern every operation through it (and isolate() and
         // reset() carry operation="default"), so that panel shows them whatever operation is picked.
-        const hasOperation = [...parsed.metrics].some((m) => !/^bulwark_(circuit_breaker|bulkhead)_/.test(m));
+        const hasOperation = [...parsed.metrics].some(
+          (m) => !/^bulwark_(circuit_breaker|bulkhead|rate_limit|retry_budget|adaptive_throttle)_/.test(m),
+        );
         const transitions = [...(parsed.values.get('event') ?? [])].every((e) => e.startsWith('circuit.'));
         if (hasOperation && !transitions)
           expect(t.expr, `"${p.title}" ${t.refId}`).toContain('operation=~"$operation"');

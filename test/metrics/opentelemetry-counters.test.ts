@@ -294,11 +294,11 @@ describe('openTelemetryMetrics: the events counter, observed at collection', () 
     await rejectionOf(a.execute(fail));
     m.close();
     m.close();
-    expect(removed).toEqual([4]); // the four gauges
+    expect(removed).toEqual([14]); // the fourteen gauges
     expect(await r.collect()).toEqual({ 'a retry.attempt ECONNRESET': 1, 'a retry.exhausted ECONNRESET attempts': 1 });
-    expect(removed).toEqual([4, 1]); // then the events counter
+    expect(removed).toEqual([14, 1]); // then the events counter
     expect(await r.collect()).toEqual({ 'a retry.attempt ECONNRESET': 1, 'a retry.exhausted ECONNRESET attempts': 1 });
-    expect(removed).toEqual([4, 1]);
+    expect(removed).toEqual([14, 1]);
   });
 
   it('counts label combinations past 1999 in one series with the attributes of the SDK overflow', async () => {

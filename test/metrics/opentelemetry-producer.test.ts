@@ -13,13 +13,17 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  adaptiveThrottle,
   bulkhead,
   circuitBreaker,
   constant,
   isInvalidOptionsError,
   type PolicyBase,
   pipeline,
+  rateLimit,
   retry,
+  retryBudget,
+  retryTokenBudget,
   timeout,
 } from '../../src/index.js';
 import {
@@ -82,12 +86,17 @@ function shape(scopes: { scope: { name: string; version?: string | undefined }; 
 
 /** The same pipeline twice (one per path) on one fake clock, and a script of calls run through both. */
 function twins(clock: FakeClock) {
+  // Every kind of gauge: a breaker, a bulkhead, a rate limiter, both kinds of retry budget, an adaptive throttle
+  // (that never draws a rejection, so both twins run the same calls).
   const make = () =>
     pipeline(
-      retry({ name: 'quotes-retry', maxAttempts: 3, backoff: constant(100), clock }),
+      retry({ name: 'quotes-retry', maxAttempts: 3, backoff: constant(100), budget: retryBudget(), clock }),
       circuitBreaker({ name: 'quotes-breaker', window: { kind: 'consecutive', threshold: 100 }, clock }),
+      adaptiveThrottle({ name: 'quotes-throttle', windowMs: 1_000, random: () => 1, clock }),
+      retry({ name: 'quotes-inner-retry', maxAttempts: 1, budget: retryTokenBudget(), clock }),
       timeout({ ms: 1_000, name: 'quotes-timeout', clock }),
       bulkhead({ name: 'quotes-bulkhead', limit: 4, clock }),
+      rateLimit({ name: 'quotes-rate', rate: 10, burst: 5, queue: Number.POSITIVE_INFINITY, clock }),
     );
   return { a: make(), b: make() };
 }
@@ -149,12 +158,22 @@ describe('openTelemetryMetricProducer: the same export as openTelemetryMetrics',
           'bulwark.bulkhead.active',
           'bulwark.bulkhead.queued',
           'bulwark.bulkhead.limit',
+          'bulwark.rate_limit.available',
+          'bulwark.rate_limit.queued',
+          'bulwark.rate_limit.capacity',
+          'bulwark.retry_budget.calls_in_flight',
+          'bulwark.retry_budget.retries_in_flight',
+          'bulwark.retry_budget.credit',
+          'bulwark.retry_budget.tokens',
+          'bulwark.adaptive_throttle.requests',
+          'bulwark.adaptive_throttle.accepts',
+          'bulwark.adaptive_throttle.rejection_probability',
         ]);
       }
       // An idle interval: the same again (cumulative), nothing but the gauges (delta).
       const idle = shape(await fast.collect());
       expect(idle).toEqual(shape(await api.collect()));
-      expect(idle[0]?.metrics.length).toBe(option === 'delta' ? 4 : 7);
+      expect(idle[0]?.metrics.length).toBe(option === 'delta' ? 14 : 17);
       apiMetrics.close();
       producer.close();
     });

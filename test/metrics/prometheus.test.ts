@@ -130,6 +130,9 @@ describe('prometheusMetrics', () => {
       .map((x) => x.name)
       .sort();
     expect(names).toEqual([
+      'bulwark_adaptive_throttle_accepts',
+      'bulwark_adaptive_throttle_rejection_probability',
+      'bulwark_adaptive_throttle_requests',
       'bulwark_attempt_duration_seconds',
       'bulwark_bulkhead_active',
       'bulwark_bulkhead_limit',
@@ -137,6 +140,13 @@ describe('prometheusMetrics', () => {
       'bulwark_circuit_breaker_state',
       'bulwark_events_total',
       'bulwark_execution_duration_seconds',
+      'bulwark_rate_limit_available',
+      'bulwark_rate_limit_capacity',
+      'bulwark_rate_limit_queued',
+      'bulwark_retry_budget_calls_in_flight',
+      'bulwark_retry_budget_credit',
+      'bulwark_retry_budget_retries_in_flight',
+      'bulwark_retry_budget_tokens',
     ]);
     // Nothing attached: the metrics exist, without series.
     expect(await series(registry, 'bulwark_circuit_breaker_state')).toEqual([]);
@@ -183,7 +193,7 @@ describe('prometheusMetrics', () => {
       expect(text).not.toContain('policy="gauged"');
       await warnings.flush();
       expect(warnings.codes()).toEqual(['BULWARK_METRICS_FAILED']);
-      expect(warnings.messages()[0]).toMatch(/reading breaker and bulkhead gauges failed \(state unreadable\)/);
+      expect(warnings.messages()[0]).toMatch(/reading gauges failed \(state unreadable\)/);
       // An errorType function that returns nonsense: recorded as _OTHER, the call settles as it would have.
       const r = retry({ name: 'r', backoff: constant(0), maxAttempts: 2 });
       const other = new Registry();

@@ -6,6 +6,7 @@ import { type Random, systemRandom } from '../../core/random.js';
 import { isLocalRejectionError, ThrottledError } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
 import { EV } from '../../events/emitter.js';
+import { trackInstance } from '../../events/instances.js';
 import { checkHandle, classification } from '../handle.js';
 import { PolicyBase } from '../policy-base.js';
 import { ADAPTIVE_THROTTLE_OPTION_NAMES, type AdaptiveThrottleOptions } from './options.js';
@@ -100,6 +101,7 @@ export class AdaptiveThrottlePolicy extends PolicyBase {
     this.#handle = classify.predicate;
     this.#classifyResults = classify.results;
     this.#random = options.random ?? systemRandom;
+    trackInstance('adaptive_throttle', this);
   }
 
   /** The requests counted in the window now: calls that reached the upstream, and calls this throttle rejected. */

@@ -5,6 +5,7 @@ import { keepShape } from '../../core/shapes.js';
 import { RateLimitedError, type RateLimitRejectionReason } from '../../errors/errors.js';
 import { Checker, describe } from '../../errors/validate.js';
 import { EV } from '../../events/emitter.js';
+import { trackInstance } from '../../events/instances.js';
 import { PolicyBase } from '../policy-base.js';
 import {
   RATE_LIMIT_ALGORITHMS,
@@ -106,6 +107,7 @@ export class RateLimitPolicy extends PolicyBase {
       const burst = options.burst ?? Math.max(1, options.rate);
       this.#store = new TokenBucketStore(options.rate, options.periodMs ?? 1_000, burst);
     }
+    trackInstance('rate_limit', this);
   }
 
   /** The most tokens one call may take: the burst (token bucket) or the limit (windows). */

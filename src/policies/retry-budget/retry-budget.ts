@@ -1,4 +1,5 @@
 import { Checker } from '../../errors/validate.js';
+import { trackInstance } from '../../events/instances.js';
 import {
   RETRY_BUDGET_OPTION_NAMES,
   RETRY_TOKEN_BUDGET_OPTION_NAMES,
@@ -78,6 +79,7 @@ export class RetryRatioBudget extends RetryBudget {
     this.minConcurrency = options.minConcurrency ?? 3;
     this.#maxCredit = this.ratio * CREDIT_CALLS;
     this.#credit = this.#maxCredit;
+    trackInstance('retry_budget', this);
   }
 
   /** Calls in flight through the policies that consult this budget (a call through two of them counts twice). */
@@ -88,6 +90,15 @@ export class RetryRatioBudget extends RetryBudget {
   /** Retries (and hedges) in flight: allowed and not yet settled, their backoff delay included. */
   get retriesInFlight(): number {
     return this.#retries;
+  }
+
+  /**
+   * The retries earned and not yet spent: each call that enters adds `ratio`, each retry beyond `minConcurrency`
+   * takes 1; from 0 to `ratio * 100` (the credit of 100 calls), full at first. A retry beyond the floor needs at
+   * least 1.
+   */
+  get credit(): number {
+    return this.#credit;
   }
 
   _enter(): void {
@@ -154,6 +165,7 @@ export class RetryTokenBudget extends RetryBudget {
     this.#max = Math.round(this.maxTokens * MILLI);
     this.#ratio = Math.round(this.tokenRatio * MILLI);
     this.#milli = this.#max;
+    trackInstance('retry_token_budget', this);
   }
 
   /** The tokens left: from 0 to `maxTokens`. Retries are allowed while more than `maxTokens / 2` are left. */
