@@ -18,5 +18,11 @@ export {
   type RedisClientLike,
   type RedisScripting,
 } from './client.js';
+export {
+  type RedisRateLimitKeyOptions,
+  type RedisRateLimitOptions,
+  RedisRateLimitPolicy,
+  redisRateLimit,
+} from './rate-limit.js';
 export { isRedisStoreError, RedisStoreError, type StoreFailureReason } from './runner.js';
 export type { OnStoreError, RedisStoreOptions } from './store-options.js';
