@@ -51,7 +51,9 @@ export interface RedisScripting {
 export interface IoredisClient {
   /** `'ready'` when connected; `'connecting'`, `'reconnecting'`, `'end'`, ... otherwise. */
   readonly status: string;
+  /** `EVALSHA sha numkeys ...keys ...args`. */
   evalsha(...args: [sha1: string, numkeys: number, ...args: string[]]): Promise<unknown>;
+  /** `EVAL script numkeys ...keys ...args`. */
   eval(...args: [script: string, numkeys: number, ...args: string[]]): Promise<unknown>;
 }
 
@@ -68,7 +70,9 @@ export interface IoredisClient {
 export interface NodeRedisClient {
   /** True while the client is connected and ready for commands. */
   readonly isReady: boolean;
+  /** `EVALSHA sha numkeys ...keys ...args`. */
   evalSha(sha1: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  /** `EVAL script numkeys ...keys ...args`. */
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
 }
 
