@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   InvalidOptionsError,
@@ -17,6 +18,7 @@ import {
   type RedisRateLimitPolicy,
   redisRateLimit,
 } from '../../../src/integrations/redis/index.js';
+import { prometheusMetrics } from '../../../src/metrics/prometheus.js';
 import { FakeClock } from '../../../src/testing/index.js';
 import { CLIENTS, connect, deleteKeys, disconnect, keysWithTtl, redisProxy, sleep, uniquePrefix } from './harness.js';
 
@@ -415,5 +417,34 @@ describe('redisRateLimit options', () => {
     expect(await l.execute(() => 1).catch((e: unknown) => e)).toBe(boom);
     const m = redisRateLimit({ client: scripting, rate: 10, key: () => 42 as unknown as string });
     expect(await m.execute(() => 1).catch((e: unknown) => e)).toBeInstanceOf(TypeError);
+  });
+});
+
+describe('redisRateLimit metrics', () => {
+  it('counts store.fallback with its reason, store.recovered, and the local limiter’s rejections', async () => {
+    const registry = new Registry();
+    let ready = false;
+    const l = redisRateLimit({
+      client: { ready: () => ready, evalSha: async () => ['0', '4'], eval: async () => ['0', '4'] },
+      name: 'shared',
+      rate: 1,
+      periodMs: 60_000,
+      burst: 1,
+    });
+    const m = prometheusMetrics({ registry });
+    m.attach(l);
+    await l.execute(() => 1); // not ready: the local limiter admits
+    await l.execute(() => 1).catch(() => undefined); // not ready: the local limiter refuses
+    ready = true;
+    await l.execute(() => 1); // Redis answers again
+    const text = await registry.metrics();
+    expect(text).toContain(
+      'bulwark_events_total{policy="shared",operation="default",event="store.fallback",reason="not_ready"} 2',
+    );
+    expect(text).toContain('bulwark_events_total{policy="shared",operation="default",event="store.recovered"} 1');
+    expect(text).toContain(
+      'bulwark_events_total{policy="shared",operation="default",event="rate_limit.rejected",reason="limit"} 1',
+    );
+    m.close();
   });
 });
