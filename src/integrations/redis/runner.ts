@@ -7,6 +7,7 @@
  */
 
 import { createHash } from 'node:crypto';
+import { systemClock } from '../../core/clock.js';
 import { describeMessage } from '../../core/describe.js';
 import type { RedisScripting } from './client.js';
 
@@ -86,8 +87,12 @@ function isNoScript(error: unknown): boolean {
   return /^NOSCRIPT\b/.test(describeMessage(error, 64).replace(/^\w*Error: /, ''));
 }
 
-/** The milliseconds of the process's monotonic clock (never the injected clock: the timeouts are real I/O). */
-const now = (): number => performance.now();
+/**
+ * The system clock, never the policy's injected one: the store timeout and the recheck time real network I/O, and
+ * a fake clock in a test would otherwise hold a Redis call forever.
+ */
+const clock = systemClock;
+const now = (): number => clock.now();
 
 /**
  * Runs scripts on one client for one policy (see the module comment). Why a health state of its own: under a
@@ -149,25 +154,28 @@ export class ScriptRunner {
     }
     return new Promise<unknown>((resolve, reject) => {
       let done = false;
-      const timer = setTimeout(() => {
-        if (done) return;
-        done = true;
-        this.#settled(probe, false);
-        reject(new RedisStoreError('timeout', `Redis did not answer within ${this.#timeoutMs} ms`));
-      }, this.#timeoutMs);
-      // A pending operation must not keep the process alive by itself (the client's socket decides that).
-      timer.unref?.();
+      // Unref'd: a pending operation must not keep the process alive by itself (the client's socket decides that).
+      const timer = clock.setTimeout(
+        () => {
+          if (done) return;
+          done = true;
+          this.#settled(probe, false);
+          reject(new RedisStoreError('timeout', `Redis did not answer within ${this.#timeoutMs} ms`));
+        },
+        this.#timeoutMs,
+        true,
+      );
       const ok = (reply: unknown): void => {
         if (done) return;
         done = true;
-        clearTimeout(timer);
+        clock.clearTimeout(timer);
         this.#settled(probe, true);
         resolve(reply);
       };
       const failed = (error: unknown): void => {
         if (done) return;
         done = true;
-        clearTimeout(timer);
+        clock.clearTimeout(timer);
         this.#settled(probe, false);
         reject(new RedisStoreError('error', `Redis command failed: ${describeMessage(error, 300)}`, { cause: error }));
       };
