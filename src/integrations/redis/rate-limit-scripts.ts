@@ -12,13 +12,19 @@ import { RedisScript } from './runner.js';
 
 /**
  * Shared by both scripts: `now` in ms (with µs), the float noise allowed (1e-6 ms, as in store.ts), number
- * formatting that round-trips exactly, and `maxWait` (-1 means no bound).
+ * formatting that round-trips exactly, and a key's time to live as an integer string (Redis reads a Lua number
+ * past 1e14 in exponent notation, which PX refuses), at most 1e14 ms (3,000 years).
  */
 const PRELUDE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local EPS = 1e-6
 local function num(x) return string.format('%.17g', x) end
+local function ttl(ms)
+  if ms < 1 then ms = 1 end
+  if ms > 1e14 then ms = 1e14 end
+  return string.format('%.0f', math.ceil(ms))
+end
 `;
 
 /**
@@ -41,7 +47,7 @@ if wait <= EPS then wait = 0 end
 if wait == 0 or maxWait < 0 or wait <= maxWait then
   debt = debt + taken
   if debt > 0 then
-    redis.call('SET', KEYS[1], num(now + debt), 'PX', math.ceil(debt))
+    redis.call('SET', KEYS[1], num(now + debt), 'PX', ttl(debt))
   end
 end
 local avail = math.floor((span - debt) / interval + EPS)
@@ -110,7 +116,7 @@ if at == k or maxWait < 0 or wait <= maxWait then
   if at > last then last = at end
 end
 if #idx > 0 or cost > 0 then
-  redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil((last + segments) * segMs - now)))
+  redis.call('PEXPIRE', KEYS[1], ttl((last + segments) * segMs - now))
 end
 local avail = 0
 if last <= k then

@@ -105,6 +105,17 @@ describe.each(CLIENTS)('redisRateLimit with %s', (name) => {
     for (const ttl of keys.values()) expect(ttl === -2 || ttl > 0).toBe(true);
   });
 
+  it('extreme periods: a token every 30,000 years still decides, and its key gets a finite expiry', async () => {
+    const l = limiter({ rate: 1, periodMs: 1e15, burst: 1 });
+    expect(await decide(l)).toBe('ok');
+    const e = await refusal(l.execute(() => 1));
+    expect(e?.reason).toBe('limit');
+    expect(e?.retryAfterMs).toBeGreaterThan(1e15 - 60_000);
+    const w = limiter({ algorithm: 'fixed-window', limit: 1, windowMs: 1e15 });
+    expect(await decide(w)).toBe('ok');
+    expect(await decide(w)).toBe('limit');
+  });
+
   it('queues calls on their reserved tokens, in order, and rejects past queue and queueTimeoutMs', async () => {
     const l = limiter({ rate: 20, burst: 1, queue: 2, queueTimeoutMs: 1_000 }); // a token every 50 ms
     const starts: number[] = [];
