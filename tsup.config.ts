@@ -7,6 +7,7 @@ export default defineConfig({
     undici: 'src/integrations/undici/index.ts',
     grpc: 'src/integrations/grpc/index.ts',
     messaging: 'src/integrations/messaging/index.ts',
+    redis: 'src/integrations/redis/index.ts',
     opentelemetry: 'src/metrics/opentelemetry.ts',
     prometheus: 'src/metrics/prometheus.ts',
   },
@@ -20,9 +21,20 @@ export default defineConfig({
   splitting: true,
   target: 'node20',
   platform: 'node',
-  // Peers, never bundled. bulwark/messaging imports no broker client at all (structural types, see nats-types.ts);
+  // Peers, never bundled. bulwark/messaging and bulwark/redis import no broker client at all (structural types, see nats-types.ts);
   // the broker clients stay external so that a stray import is never bundled (the one-client package test fails).
-  external: ['undici', '@grpc/grpc-js', 'amqplib', 'nats', /^@nats-io\//, '@opentelemetry/api', 'prom-client'],
+  external: [
+    'undici',
+    '@grpc/grpc-js',
+    'amqplib',
+    'nats',
+    /^@nats-io\//,
+    '@opentelemetry/api',
+    'prom-client',
+    'ioredis',
+    'redis',
+    /^@redis\//,
+  ],
   // Keep class names: errors print as `CircuitOpenError`, not an esbuild-renamed `_CircuitOpenError`.
   keepNames: true,
 });

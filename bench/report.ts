@@ -16,6 +16,7 @@ import {
   type OverloadResult,
   type OverloadRow,
 } from './suites/overload.js';
+import { REDIS_TOKEN_BUCKET, type RedisRow } from './suites/redis.js';
 
 export interface Target {
   readonly what: string;
@@ -49,6 +50,8 @@ export interface Results {
   readonly http?: HttpRow[];
   readonly grpc?: GrpcRow[];
   readonly messaging?: MessagingRow[];
+  /** The Redis-backed rate limiter on loopback (absent in runs saved before the suite existed, or without Redis). */
+  readonly redis?: RedisRow[];
   /** The overload simulation (virtual time; absent in runs saved before the suite existed). */
   readonly overload?: OverloadResult;
   /** Process warnings seen during the run, with the first frame outside node:internal that raised them. */
@@ -308,6 +311,16 @@ export function evaluateTargets(r: Results): Target[] {
       measured: msg.ratio.toFixed(3),
       met: msg.ratio >= 0.5,
       by: msg.ratio >= 0.5 ? '' : `${(0.5 - msg.ratio).toFixed(3)} under`,
+    });
+  }
+  const redis = r.redis?.find((x) => x.contender === REDIS_TOKEN_BUCKET);
+  if (redis) {
+    t.push({
+      what: 'Redis rate limiter (token bucket, ioredis): latency of one decision on loopback, p99',
+      limit: '<= 1.00 ms',
+      measured: `${redis.p99Ms.toFixed(2)} ms`,
+      met: redis.p99Ms <= 1,
+      by: redis.p99Ms <= 1 ? '' : `${(redis.p99Ms - 1).toFixed(2)} ms over`,
     });
   }
   const events = (what: string, name: string, limit: number) => {
@@ -574,6 +587,14 @@ export function tables(r: Results): Tables {
       title: 'Message handlers (in memory, 64 in flight)',
       headers: ['contender', 'messages/s', 'ratio to bare'],
       rows: r.messaging.map((x) => [x.contender, fmt.int(x.messagesPerSec), fmt.ratio(x.ratio)]),
+    });
+  }
+  if (r.redis && r.redis.length > 0) {
+    out.push({
+      title:
+        'Redis rate limiter (real Redis on loopback; one call at a time for latency, 64 in flight for decisions/s)',
+      headers: ['contender', 'decisions/s', 'p50', 'p99'],
+      rows: r.redis.map((x) => [x.contender, fmt.int(x.perSec), fmt.ms(x.p50Ms), fmt.ms(x.p99Ms)]),
     });
   }
   if (r.overload) out.push(...overloadTables(r.overload));

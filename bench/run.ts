@@ -39,6 +39,7 @@ import { inFlightSuite } from './suites/in-flight.js';
 import { messagingSuite } from './suites/messaging.js';
 import { overheadSuite } from './suites/overhead.js';
 import { overloadSuite } from './suites/overload.js';
+import { redisSuite } from './suites/redis.js';
 
 /** The repository root: the nearest folder above this file (or its bundle in bench/.out) with bulwark's package.json. */
 function findRoot(): string {
@@ -76,6 +77,7 @@ const SUITES = [
   'http',
   'grpc',
   'messaging',
+  'redis',
   'overload',
 ] as const;
 type Suite = (typeof SUITES)[number];
@@ -172,6 +174,7 @@ const SUITE_KEYS: Record<Suite, keyof Results> = {
   http: 'http',
   grpc: 'grpc',
   messaging: 'messaging',
+  redis: 'redis',
   overload: 'overload',
 };
 const hasSuite = (r: Results, s: Suite) => r[SUITE_KEYS[s]] !== undefined;
@@ -205,6 +208,7 @@ async function runSuite(suite: Suite, s: Settings, step: string, peers: Peers): 
   if (suite === 'http') return httpSuite(s, step, peers);
   if (suite === 'grpc') return grpcSuite(s, step, peers);
   if (suite === 'overload') return overloadSuite(s, step);
+  if (suite === 'redis') return redisSuite(s, step);
   return messagingSuite(s, step);
 }
 

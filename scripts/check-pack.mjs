@@ -52,6 +52,9 @@ const CASES = [
     peers: ['@nats-io/transport-node', '@nats-io/jetstream'],
     names: ['consumeJetStream', 'declareJetStreamTopology', 'PermanentError'],
   },
+  // bulwark/redis imports no Redis client (structural types, see client.ts): it loads with either client, or none.
+  { id: 'redis-ioredis', subpath: 'bulwark/redis', peers: ['ioredis'], names: ['fromIoredis', 'RedisStoreError'] },
+  { id: 'redis-node-redis', subpath: 'bulwark/redis', peers: ['redis'], names: ['fromNodeRedis', 'RedisStoreError'] },
   {
     id: 'opentelemetry',
     subpath: 'bulwark/opentelemetry',

@@ -257,9 +257,11 @@ Object.defineProperty(HedgeCancelledError.prototype, 'name', { value: 'HedgeCanc
  * - `'queue_timeout'`: its tokens would come later than `queueTimeoutMs` from now (rejected at once, not after
  *   waiting);
  * - `'cost'`: the call costs more than the limiter can ever hold (its burst or limit);
- * - `'disposed'`: the limiter was disposed.
+ * - `'disposed'`: the limiter was disposed;
+ * - `'unavailable'`: a shared limiter (bulwark/redis) got no answer from its store and fails closed
+ *   (`onStoreError: 'fail-closed'`); `retryAfterMs` is `Infinity` (unknown).
  */
-export type RateLimitRejectionReason = 'limit' | 'queue_full' | 'queue_timeout' | 'cost' | 'disposed';
+export type RateLimitRejectionReason = 'limit' | 'queue_full' | 'queue_timeout' | 'cost' | 'disposed' | 'unavailable';
 
 /**
  * A rate limiter refused the call without running it. `retryAfterMs` is exact: the time, from the limiter's own
@@ -294,7 +296,9 @@ export class RateLimitedError extends ResilienceError {
       ? `rate limiter "${this.policy}": a call costing ${this.cost} can never be admitted (more than its burst or limit)`
       : r === 'disposed'
         ? `rate limiter "${this.policy}" is disposed: call rejected`
-        : `rate limiter "${this.policy}": ${r === 'limit' ? 'rate limit reached' : r === 'queue_full' ? 'rate limit reached and its queue is full' : 'rate limit reached and the wait would exceed queueTimeoutMs'}: call rejected, retry after ${Math.ceil(this.retryAfterMs)} ms`;
+        : r === 'unavailable'
+          ? `rate limiter "${this.policy}": its shared store (Redis) did not answer and it fails closed: call rejected`
+          : `rate limiter "${this.policy}": ${r === 'limit' ? 'rate limit reached' : r === 'queue_full' ? 'rate limit reached and its queue is full' : 'rate limit reached and the wait would exceed queueTimeoutMs'}: call rejected, retry after ${Math.ceil(this.retryAfterMs)} ms`;
   }
 
   /** @internal Builds the error without the Error constructor (see fastInstance). */

@@ -50,6 +50,8 @@ export const EV = {
   adaptiveLimitChanged: idOf('adaptive_limit.changed'),
   throttleRejected: idOf('throttle.rejected'),
   chaosInjected: idOf('chaos.injected'),
+  storeFallback: idOf('store.fallback'),
+  storeRecovered: idOf('store.recovered'),
 } as const;
 
 /** An event type's id (see {@link EV}). @internal */

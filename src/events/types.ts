@@ -98,8 +98,11 @@ export interface BulkheadRejectedEvent extends EventBase {
 /** A rate limiter refused a call (see `RateLimitedError`). */
 export interface RateLimitRejectedEvent extends EventBase {
   readonly type: 'rate_limit.rejected';
-  readonly reason: 'limit' | 'queue_full' | 'queue_timeout' | 'cost' | 'disposed';
-  /** Milliseconds until a call of this cost would be admitted at once (`Infinity` for `cost` and `disposed`). */
+  readonly reason: 'limit' | 'queue_full' | 'queue_timeout' | 'cost' | 'disposed' | 'unavailable';
+  /**
+   * Milliseconds until a call of this cost would be admitted at once (`Infinity` for `cost`, `disposed` and
+   * `unavailable`: a shared store that did not answer, under `onStoreError: 'fail-closed'`).
+   */
   readonly retryAfterMs: number;
   /** What the call cost, in tokens (permits). */
   readonly cost: number;
@@ -219,6 +222,31 @@ export interface ChaosInjectedEvent extends EventBase {
 }
 
 /**
+ * A policy backed by a shared store (bulwark/redis) got no answer from the store and took its fallback
+ * (`onStoreError`) for this call. One event per call that fell back.
+ */
+export interface StoreFallbackEvent extends EventBase {
+  readonly type: 'store.fallback';
+  /**
+   * Why: `'not_ready'` (the client was not connected, Redis not asked), `'timeout'` (no answer within the store
+   * timeout), `'error'` (the command failed), `'unavailable'` (skipped: a recent call failed and the next recheck
+   * is not due).
+   */
+  readonly reason: 'not_ready' | 'timeout' | 'error' | 'unavailable';
+  /** What the call did instead: `'fail-open'` (ran), `'fail-closed'` (refused) or `'local'` (the local policy). */
+  readonly fallback: 'fail-open' | 'fail-closed' | 'local';
+  /** The store's error (bulwark/redis: a `RedisStoreError`, the client's error as its `cause`). */
+  readonly error: unknown;
+}
+
+/** A shared store (bulwark/redis) answered again after failing: the policy's decisions come from it again. */
+export interface StoreRecoveredEvent extends EventBase {
+  readonly type: 'store.recovered';
+  /** How long the store had been failing, in ms (from its first failure to this answer). */
+  readonly downMs: number;
+}
+
+/**
  * Every event bulwark emits: one discriminated union on `type`.
  *
  * @example
@@ -248,7 +276,9 @@ export type ResilienceEvent =
   | ExecutionCompletedEvent
   | AttemptCompletedEvent
   | ThrottleRejectedEvent
-  | ChaosInjectedEvent;
+  | ChaosInjectedEvent
+  | StoreFallbackEvent
+  | StoreRecoveredEvent;
 
 /** The `type` of any event. */
 export type EventType = ResilienceEvent['type'];
@@ -283,4 +313,6 @@ export const EVENT_TYPES: readonly EventType[] = [
   'adaptive_limit.changed',
   'throttle.rejected',
   'chaos.injected',
+  'store.fallback',
+  'store.recovered',
 ];

@@ -118,7 +118,8 @@ export interface GaugeReading {
  */
 export interface MetricsSink {
   /**
-   * An event: `reason` is retry.exhausted's, bulkhead.rejected's, rate_limit.rejected's and adaptive_limit.changed's reason,
+   * An event: `reason` is retry.exhausted's, bulkhead.rejected's, rate_limit.rejected's, adaptive_limit.changed's and
+   * store.fallback's reason,
    * circuit.rejected's state, chaos.injected's kind, or how a timeout.late_outcome's work settled (`success`,
    * `failure`, `aborted`).
    */
@@ -321,7 +322,8 @@ export class MetricsHub implements PolicyMetrics {
           e.type === 'bulkhead.rejected' ||
           e.type === 'hedge.refused' ||
           e.type === 'rate_limit.rejected' ||
-          e.type === 'adaptive_limit.changed'
+          e.type === 'adaptive_limit.changed' ||
+          e.type === 'store.fallback'
             ? e.reason
             : e.type === 'circuit.rejected'
               ? e.state

@@ -97,6 +97,7 @@ function fixture(node: string, quick = false) {
     http: [],
     grpc: [],
     messaging: [],
+    redis: [],
     overload: {
       model: {
         workers: 20,

@@ -50,6 +50,7 @@ export const DOC_FILES: readonly string[] = [
   'docs/integrations/http.md',
   'docs/integrations/grpc.md',
   'docs/integrations/messaging.md',
+  'docs/integrations/redis.md',
   'docs/migrating-from-cockatiel.md',
   'docs/migrating-from-opossum.md',
   'docs/troubleshooting.md',

@@ -165,6 +165,7 @@ describe('the checker itself', () => {
       'bulwark/undici',
       'bulwark/grpc',
       'bulwark/messaging',
+      'bulwark/redis',
       'bulwark/opentelemetry',
       'bulwark/prometheus',
     ]);

@@ -360,13 +360,29 @@ function checkAlgorithm(check: Checker, o: Record<string, unknown>, algorithm: R
  */
 export function rateLimit(options: RateLimitOptions): RateLimitPolicy {
   const check = new Checker('rateLimit');
-  const given = options as unknown;
+  checkRateLimitOptions(check, options);
+  check.done();
+  return new RateLimitPolicy(options);
+}
+
+/**
+ * Reports every problem of a rate limiter's options in `check`. `extraNames` are further option names allowed
+ * (a policy that builds on these options, such as bulwark/redis's, checks them in `extra`, called with the options
+ * once they are known to be an object with only allowed names).
+ * @internal
+ */
+export function checkRateLimitOptions(
+  check: Checker,
+  given: unknown,
+  extraNames: readonly string[] = [],
+  extra?: (o: Record<string, unknown>) => void,
+): void {
   if (given === undefined) check.fail('rate', undefined, 'a finite number > 0 (required)');
   // Which names are allowed depends on the algorithm: read it first (safely), then check the rest against it. An
   // unknown algorithm is reported, and the other names are checked against every algorithm's.
   const algorithm = algorithmOf(check, given);
   const names = algorithm === undefined ? ALL_NAMES : RATE_LIMIT_OPTION_NAMES[algorithm];
-  if (check.object('', given, names) && algorithm !== undefined) {
+  if (check.object('', given, extraNames.length === 0 ? names : [...names, ...extraNames]) && algorithm !== undefined) {
     const o = given as Record<string, unknown>;
     checkAlgorithm(check, o, algorithm);
     if (typeof o.cost !== 'function') check.number('cost', o.cost, { min: 0 });
@@ -384,9 +400,8 @@ export function rateLimit(options: RateLimitOptions): RateLimitPolicy {
         check.fail('cost', o.cost, `a number <= ${tb ? 'burst' : 'limit'} (${capacity}): no call could ever run`);
       }
     }
+    extra?.(o);
   }
-  check.done();
-  return new RateLimitPolicy(options);
 }
 
 const ALL_NAMES: readonly string[] = [...new Set(Object.values(RATE_LIMIT_OPTION_NAMES).flat())];
