@@ -27,8 +27,8 @@ import {
 const PREVIOUS = 'grpc-previous-rpc-attempts';
 const PUSHBACK = 'grpc-retry-pushback-ms';
 
-const ok = (hit: Hit): Action => ({ ok: { message: `hello #${hit.n}`, attempt: hit.n } });
-const down = (details = 'down', trailers?: Record<string, string>): Action => ({
+const ok = (hit: Hit): Exclude<Action, 'hang'> => ({ ok: { message: `hello #${hit.n}`, attempt: hit.n } });
+const down = (details = 'down', trailers?: Record<string, string>): Exclude<Action, 'hang'> => ({
   code: status.UNAVAILABLE,
   details,
   ...(trailers === undefined ? {} : { trailers }),
