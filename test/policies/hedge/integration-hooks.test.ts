@@ -151,7 +151,7 @@ describe('hedge: commitHedge', () => {
     expect(attempts).toHaveLength(2);
     commitHedge(attempts[1]?.ctx as ExecutionContext);
     expect(isHedgeCancelledError(attempts[0]?.aborted)).toBe(true);
-    expect((attempts[0]?.aborted as { winner: number }).winner).toBe(2);
+    expect(attempts[0]?.aborted).toMatchObject({ winner: 2 });
     await clock.advance(10_000);
     expect(attempts).toHaveLength(2);
     const committed = new Error('committed failure');
