@@ -778,13 +778,21 @@ function refusedConfig(problem: Error): GrpcMethodConfig {
  * caller as statuses: an open circuit as UNAVAILABLE, a full bulkhead as RESOURCE_EXHAUSTED, a timeout as
  * DEADLINE_EXCEEDED.
  *
+ * A `hedge()` in a policy hedges as gRFC A6 does: the first attempt to receive response headers, a message or a
+ * status that is not a failure code is committed (the others are cancelled, no hedge starts after, only its reply
+ * reaches the caller); a failure code sends the next hedge at once; pushback delays the next hedge, or stops
+ * hedging. Streaming calls are not hedged (they pass through untouched).
+ *
  * @throws InvalidOptionsError listing every invalid option.
  * @example
  * ```ts
  * const client = new Greeter('127.0.0.1:50051', credentials.createInsecure(), {
  *   interceptors: [
  *     grpcInterceptor({
- *       methods: { '/hello.Greeter/SayHello': pipeline(retry(), circuitBreaker()) },
+ *       methods: {
+ *         '/hello.Greeter/SayHello': pipeline(retry(), circuitBreaker()),
+ *         '/hello.Greeter/GetGreeting': pipeline(circuitBreaker(), hedge({ delayMs: 50 }), timeout(1_000)),
+ *       },
  *       services: [Greeter.service], // keys checked against it: a typo throws here
  *     }),
  *   ],
