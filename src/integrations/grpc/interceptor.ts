@@ -14,9 +14,9 @@ import { type AbortListener, CancelScope, type Context, ExecutionContext } from 
 import { describeMessage } from '../../core/describe.js';
 import { type Policy, PromiseReporter, type Reporter, type ReportingCaller } from '../../core/policy.js';
 import { RETRYABLE } from '../../core/properties.js';
+import { setPushback } from '../../core/pushback.js';
 import { keepShape } from '../../core/shapes.js';
 import {
-  InvalidOptionsError,
   isBulkheadRejectedError,
   isCircuitOpenError,
   isRetryExhaustedError,
@@ -24,8 +24,9 @@ import {
 } from '../../errors/errors.js';
 import { Checker, describe } from '../../errors/validate.js';
 import { warnOnce } from '../../events/emitter.js';
+import { commitHedge, HedgePolicy } from '../../policies/hedge/hedge.js';
+import { KeyedPolicy } from '../../policies/keyed/keyed.js';
 import { PolicyBase } from '../../policies/policy-base.js';
-import { hedgeIn, hedgeProblem } from '../hedge-guard.js';
 import { isPolicyLike, passes } from '../validate.js';
 
 /** How one method runs: its policy, and whether the server may safely run it twice. */
@@ -49,9 +50,10 @@ export interface GrpcInterceptorOptions {
     | Readonly<Record<string, Policy | GrpcMethodConfig>>
     | ((path: string) => Policy | GrpcMethodConfig | undefined);
   /**
-   * Status codes that are failures (A6's `retryableStatusCodes`): the policy sees them as `GrpcStatusError`, and
-   * server pushback is read on them only. Any other status is delivered as it is, pushback or not: list
-   * `status.RESOURCE_EXHAUSTED` here to retry a server's throttling.
+   * Status codes that are failures (A6's `retryableStatusCodes`, and its `nonFatalStatusCodes` for a `hedge`): the
+   * policy sees them as `GrpcStatusError`, and server pushback is read on them only. Any other status is delivered
+   * as it is, pushback or not (for a hedge, it is fatal: that attempt's status goes to the caller and the other
+   * attempts are cancelled): list `status.RESOURCE_EXHAUSTED` here to retry a server's throttling.
    * @defaultValue `[status.UNAVAILABLE]`
    */
   failureCodes?: readonly number[];
@@ -365,11 +367,18 @@ class GrpcAttempt implements InterceptingListener, AbortListener {
 
   onReceiveMetadata(metadata: Metadata): void {
     this.metadata = metadata;
+    // gRFC A6: response headers commit the call to this attempt (a trailers-only reply has none: grpc-js then only
+    // reports the status).
+    if (this.#owner.hedged) commitHedge(this.#ctx);
   }
 
   onReceiveMessage(message: unknown): void {
-    if (this.count++ === 0) this.message = message;
-    else (this.more ??= []).push(message);
+    if (this.count++ === 0) {
+      this.message = message;
+      // Why not null: grpc-js's unary call reports a null message just before a status that came without one (a
+      // failure); a message the server sent is never null.
+      if (this.#owner.hedged && message !== null) commitHedge(this.#ctx);
+    } else (this.more ??= []).push(message);
   }
 
   onReceiveStatus(s: StatusObject): void {
@@ -395,14 +404,14 @@ class GrpcAttempt implements InterceptingListener, AbortListener {
     }
     // Pushback is read on failure statuses only (gRFC A6: it applies to retryable codes).
     const pushback = pushbackOf(s.metadata);
-    this.#report(
-      false,
-      new GrpcStatusError(
-        s,
-        typeof pushback === 'number' ? pushback : undefined,
-        pushback !== 'stop' && owner.idempotent,
-      ),
+    const error = new GrpcStatusError(
+      s,
+      typeof pushback === 'number' ? pushback : undefined,
+      pushback !== 'stop' && owner.idempotent,
     );
+    // For a hedge around this attempt: A6's pushback delays (ms) or stops the next hedge.
+    setPushback(error, pushback);
+    this.#report(false, error);
   }
 
   /** Hands the reply to the caller's listener. */
@@ -437,16 +446,26 @@ class GrpcCall extends CancelScope implements InterceptingCallInterface, Reporti
   readonly nextCall: NextCall;
   readonly policy: Policy;
   readonly idempotent: boolean;
+  /** Whether the policy may hedge: attempts then commit the call on response headers or a message (gRFC A6). */
+  readonly hedged: boolean;
   /** What every call of the interceptor shares. Why one field for several: each field is paid for by every call. */
   readonly shared: Shared;
 
-  constructor(options: InterceptorOptions, nextCall: NextCall, policy: Policy, idempotent: boolean, shared: Shared) {
+  constructor(
+    options: InterceptorOptions,
+    nextCall: NextCall,
+    policy: Policy,
+    idempotent: boolean,
+    hedged: boolean,
+    shared: Shared,
+  ) {
     super();
     this.#attemptOptions = options;
     this.options = options;
     this.nextCall = nextCall;
     this.policy = policy;
     this.idempotent = idempotent;
+    this.hedged = hedged;
     this.shared = shared;
   }
 
@@ -660,6 +679,7 @@ class GrpcCall extends CancelScope implements InterceptingCallInterface, Reporti
       undefined as unknown as NextCall,
       { name: '', execute: () => Promise.reject(new Error()) },
       true,
+      false,
       {
         failures: new Set(),
         clock: systemClock,
@@ -727,12 +747,16 @@ function configOf(path: string, found: unknown): GrpcMethodConfig {
 }
 
 /**
- * Why a policy holding `hedge()` is refused, and what to do instead. Why refused: the calls here were built for one
- * attempt at a time, and gRFC A6 hedging needs more than concurrent attempts (server pushback stops or delays the
- * next hedge; `hedge()` knows nothing of it and hedged on after a pushback saying stop).
+ * Whether `policy` may hedge: it holds a `hedge()` (itself, or a member of a pipeline), or a `keyed` member, whose
+ * factory may make one during calls. Why ask: only then do attempts look for a hedge to commit (a walk up the
+ * attempt's context), which the other calls need not pay for. A policy written outside bulwark runs its attempts
+ * on contexts of its own, where no hedge of bulwark's can be found.
  */
-const HEDGE_EXPECTED =
-  'a policy without hedge(): hedging is not supported inside bulwark/grpc yet, because a gRPC call there runs one attempt at a time; hedge around the client call instead, or use retry';
+function mayHedge(policy: Policy): boolean {
+  if (!(policy instanceof PolicyBase)) return false;
+  for (const m of policy._members()) if (m instanceof HedgePolicy || m instanceof KeyedPolicy) return true;
+  return false;
+}
 
 /** A config whose policy rejects at once with a `TypeError`: the call ends with UNKNOWN, nothing is sent. */
 function brokenConfig(message: string, cause?: unknown): GrpcMethodConfig {
@@ -754,13 +778,21 @@ function refusedConfig(problem: Error): GrpcMethodConfig {
  * caller as statuses: an open circuit as UNAVAILABLE, a full bulkhead as RESOURCE_EXHAUSTED, a timeout as
  * DEADLINE_EXCEEDED.
  *
+ * A `hedge()` in a policy hedges as gRFC A6 does: the first attempt to receive response headers, a message or a
+ * status that is not a failure code is committed (the others are cancelled, no hedge starts after, only its reply
+ * reaches the caller); a failure code sends the next hedge at once; pushback delays the next hedge, or stops
+ * hedging. Streaming calls are not hedged (they pass through untouched).
+ *
  * @throws InvalidOptionsError listing every invalid option.
  * @example
  * ```ts
  * const client = new Greeter('127.0.0.1:50051', credentials.createInsecure(), {
  *   interceptors: [
  *     grpcInterceptor({
- *       methods: { '/hello.Greeter/SayHello': pipeline(retry(), circuitBreaker()) },
+ *       methods: {
+ *         '/hello.Greeter/SayHello': pipeline(retry(), circuitBreaker()),
+ *         '/hello.Greeter/GetGreeting': pipeline(circuitBreaker(), hedge({ delayMs: 50 }), timeout(1_000)),
+ *       },
  *       services: [Greeter.service], // keys checked against it: a typo throws here
  *     }),
  *   ],
@@ -801,8 +833,6 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
       } else if (config.idempotent !== undefined && typeof config.idempotent !== 'boolean') {
         check.fail(`methods['${path}'].idempotent`, config.idempotent, 'a boolean');
       }
-      const hedge = config === undefined ? undefined : hedgeIn(config.policy);
-      if (hedge !== undefined) check.problems.push(hedgeProblem(`methods['${path}']`, hedge, HEDGE_EXPECTED));
       // A key that is not a full path never matches a call: the method would run without its policy. (A path of
       // `services` is what grpc-js sends, whatever its shape: a hand-made definition may use any string.)
       if (!FULL_PATH.test(path) && known?.has(path) !== true) {
@@ -860,8 +890,17 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
       'BULWARK_GRPC_STREAMING_METHOD',
     );
   };
-  /** The last policy a `methods` function returned that holds no hedge. */
-  let unhedgedPolicy: Policy | undefined;
+  /** The policies of the map that may hedge (see mayHedge), found once: a call asks only when there are some. */
+  const hedging = new Set<Policy>();
+  if (map !== undefined) {
+    for (const entry of Object.values(map)) {
+      const policy = configIn(entry)?.policy;
+      if (policy !== undefined && mayHedge(policy)) hedging.add(policy);
+    }
+  }
+  /** The last policy a `methods` function returned, and whether it may hedge: one comparison per call. */
+  let lastPolicy: Policy | undefined;
+  let lastHedged = false;
   const shared: Shared = {
     failures: new Set(options.failureCodes ?? [Status.UNAVAILABLE]),
     clock: options.clock ?? systemClock,
@@ -892,19 +931,18 @@ export function grpcInterceptor(options: GrpcInterceptorOptions): Interceptor {
       policy = config.policy;
       idempotent = config.idempotent !== false;
     }
-    // A map was checked at creation; what a function returns is checked here, the last policy that passed kept (a
-    // function usually returns the same few policies): one comparison per call.
-    if (map === undefined && policy !== unhedgedPolicy) {
-      const hedge = hedgeIn(policy);
-      if (hedge === undefined) unhedgedPolicy = policy;
-      else {
-        policy = refusedConfig(
-          new InvalidOptionsError('grpcInterceptor', [hedgeProblem(`methods('${def.path}')`, hedge, HEDGE_EXPECTED)]),
-        ).policy;
-        idempotent = false;
+    let hedged: boolean;
+    if (map !== undefined) hedged = hedging.size !== 0 && hedging.has(policy);
+    else {
+      // What a function returns is looked at here, the last answer kept (a function usually returns the same few
+      // policies): one comparison per call.
+      if (policy !== lastPolicy) {
+        lastPolicy = policy;
+        lastHedged = mayHedge(policy);
       }
+      hedged = lastHedged;
     }
-    const call = new GrpcCall(callOptions, nextCall, policy, idempotent, shared);
+    const call = new GrpcCall(callOptions, nextCall, policy, idempotent, hedged, shared);
     // grpc-js only calls the call interface's methods (no instanceof check): the call itself serves as one.
     return call as unknown as InterceptingCall;
   };

@@ -4,6 +4,7 @@ import { DeadlineQueue } from '../../core/deadline-queue.js';
 import type { HandlePredicate, Outcome } from '../../core/outcome.js';
 import type { Next, Operation } from '../../core/policy.js';
 import { RETRYABLE } from '../../core/properties.js';
+import { pushbackIn } from '../../core/pushback.js';
 import { keepShape } from '../../core/shapes.js';
 import { HedgeCancelledError, isLocalRejectionError } from '../../errors/errors.js';
 import { Checker, describe } from '../../errors/validate.js';
@@ -22,6 +23,8 @@ import {
 
 /** A hedged attempt (not the primary): its own cancel scope, so a loser can be aborted alone. */
 class HedgeAttempt extends CancelScope {
+  /** The call it is a hedge of (for a commit, see {@link commitHedge}). */
+  readonly call: HedgeCall<unknown>;
   /** Its attempt number: the call's + k for hedge k. */
   readonly number: number;
   /** When it started, on the policy's clock (0 unless latencies are sampled). */
@@ -29,8 +32,9 @@ class HedgeAttempt extends CancelScope {
   /** Settled (its outcome was seen). */
   done = false;
 
-  constructor(number: number, start: number) {
+  constructor(call: HedgeCall<unknown>, number: number, start: number) {
     super();
+    this.call = call;
     this.number = number;
     this.start = start;
   }
@@ -72,9 +76,14 @@ class HedgeCall<T> extends CancelScope {
   /** No more hedges: the budget refused, or the call must not run twice. */
   #stopped = false;
   #subscribed = false;
-  /** Waiting in the policy's deadline queue, or on `#timer`. */
-  #queued = false;
+  /**
+   * What the next hedge waits for: 0 nothing, 1 the delay (in the policy's deadline queue, or on `#timer`), 2 a
+   * server's pushback (on `#timer`, whatever the delay).
+   */
+  #queued: 0 | 1 | 2 = 0;
   #timer: TimerHandle = undefined;
+  /** The scope of the attempt the call committed to (`this` for the primary), see {@link commitHedge}. */
+  #committed: CancelScope | undefined = undefined;
   /** The primary's failure, what the caller gets when every attempt fails. */
   #primary: Outcome<T> | undefined = undefined;
 
@@ -137,7 +146,7 @@ class HedgeCall<T> extends CancelScope {
       return false;
     }
     policy._launched(ctx, number, trigger);
-    const attempt = new HedgeAttempt(number, policy._sampled ? policy._clock.now() : 0);
+    const attempt = new HedgeAttempt(this as HedgeCall<unknown>, number, policy._sampled ? policy._clock.now() : 0);
     (this.#hedges ??= []).push(attempt);
     this.#running++;
     this.#next(ctx._derive(number, attempt), this.#op).then(
@@ -159,7 +168,7 @@ class HedgeCall<T> extends CancelScope {
       }
       if (delayMs < 0) return;
       if (delayMs > 0) {
-        this.#queued = true;
+        this.#queued = 1;
         const queue = this.#policy._queue;
         if (queue !== undefined) queue.add(this);
         else this.#timer = this.#policy._clock.setTimeout(() => this._expire(), delayMs);
@@ -170,17 +179,57 @@ class HedgeCall<T> extends CancelScope {
   }
 
   #unschedule(): void {
-    if (!this.#queued) return;
-    this.#queued = false;
+    const queued = this.#queued;
+    if (queued === 0) return;
+    this.#queued = 0;
     const queue = this.#policy._queue;
-    if (queue !== undefined) queue.remove(this);
+    if (queued === 1 && queue !== undefined) queue.remove(this);
     else this.#policy._clock.clearTimeout(this.#timer);
   }
 
   /** The delay passed with no acceptable outcome: start the next hedge. */
   _expire(): void {
-    this.#queued = false;
+    this.#queued = 0;
     if (this.#canHedge() && this.#launch('delay')) this.#schedule();
+  }
+
+  /**
+   * A failure that carries a server's pushback (gRFC A6): `'stop'` starts no more hedges (the attempts running go
+   * on); ms starts the next hedge after that long instead of at once, and the delays after it count from then.
+   */
+  #pushback(push: number | 'stop'): void {
+    this.#unschedule();
+    if (push === 'stop') {
+      this.#stopped = true;
+      return;
+    }
+    if (push === 0) {
+      if (this.#launch('failure')) this.#schedule();
+      return;
+    }
+    this.#queued = 2;
+    this.#timer = this.#policy._clock.setTimeout(() => {
+      this.#queued = 0;
+      if (this.#canHedge() && this.#launch('failure')) this.#schedule();
+      else if (this.#running === 0 && !this.#done) this.#allFailed(0);
+    }, push);
+  }
+
+  /**
+   * @internal The attempt of `scope` (this call's scope for the primary, else a hedge's) is committed (gRFC A6: it
+   * received the response headers or a message): no more hedges start, every other attempt is aborted with a
+   * `HedgeCancelledError`, and its outcome, whatever it is, is the call's. Once per call: a later one is ignored.
+   */
+  _commit(scope: CancelScope): void {
+    if (this.#done || this.#committed !== undefined || scope.aborted) return;
+    this.#committed = scope;
+    this.#stopped = true;
+    this.#unschedule();
+    const winner = scope instanceof HedgeAttempt ? scope.number : this.#ctx.attempt;
+    const reason = new HedgeCancelledError(this.#policy.name, winner);
+    if (scope !== this && !this.#primaryDone) this.abort(reason);
+    const hedges = this.#hedges;
+    if (hedges !== undefined) for (const h of hedges) if (h !== scope && !h.done) h.abort(reason);
   }
 
   /** The caller (or an enclosing timeout) aborted: every attempt aborts with its reason, the call rejects with it. */
@@ -206,6 +255,10 @@ class HedgeCall<T> extends CancelScope {
       policy._late(this.#ctx, number, ok ? { ok: true, value: valueOrError } : { ok: false, error: valueOrError });
       return;
     }
+    if (this.#committed !== undefined) {
+      this.#settledCommitted(attempt ?? this, ok, valueOrError, number);
+      return;
+    }
     if (ok && !policy._classifyResults) {
       // The common case: a value, and only errors are judged. It wins.
       policy._budget?._succeeded();
@@ -229,16 +282,50 @@ class HedgeCall<T> extends CancelScope {
     }
     if (budget !== undefined && (ok || !isLocalRejectionError(valueOrError))) budget._failed();
     if (attempt === undefined) this.#primary = outcome;
-    // A failure starts the next hedge at once (every mode); the delay for the one after restarts from now.
-    if (this.#canHedge()) {
+    // A server's pushback (set by bulwark/grpc only) delays or stops the next hedge.
+    const push = ok ? undefined : pushbackIn(valueOrError);
+    if (push !== undefined) {
+      if (this.#canHedge()) this.#pushback(push);
+    } else if (this.#canHedge()) {
+      // A failure starts the next hedge at once (every mode); the delay for the one after restarts from now.
       this.#unschedule();
       if (this.#launch('failure')) this.#schedule();
     }
-    if (this.#running === 0 && !this.#done) {
-      const last = this.#primary ?? outcome;
-      if (last.ok) this.#finish(true, last.value, number);
-      else this.#finish(false, last.error, number);
+    // Not while a pushback holds the next hedge back: it is still to come.
+    if (this.#running === 0 && this.#queued !== 2 && !this.#done) this.#allFailed(number, outcome);
+  }
+
+  /** Every attempt failed and no more will start: the call settles with the primary's failure. */
+  #allFailed(number: number, outcome?: Outcome<T>): void {
+    const last = this.#primary ?? outcome;
+    if (last === undefined) return; // unreachable: the primary settles before the last attempt does
+    if (last.ok) this.#finish(true, last.value, number);
+    else this.#finish(false, last.error, number);
+  }
+
+  /**
+   * An attempt settled after the call committed: the committed one's outcome is the call's, whatever it is; another
+   * (aborted by the commit) is reported as a late outcome.
+   */
+  #settledCommitted(scope: CancelScope, ok: boolean, valueOrError: unknown, number: number): void {
+    const policy = this.#policy;
+    if (scope !== this.#committed) {
+      policy._late(this.#ctx, number, ok ? { ok: true, value: valueOrError } : { ok: false, error: valueOrError });
+      return;
     }
+    const budget = policy._budget;
+    if (budget !== undefined) {
+      let handled = !ok;
+      try {
+        handled = policy._handle(ok ? { ok: true, value: valueOrError } : { ok: false, error: valueOrError });
+      } catch {
+        // The budget's count only: the outcome is the call's whatever the predicate says.
+      }
+      if (!handled) {
+        if (ok) budget._succeeded();
+      } else if (ok || !isLocalRejectionError(valueOrError)) budget._failed();
+    }
+    this.#finish(ok, valueOrError, number);
   }
 
   /** Settles the call; `winner` is the attempt whose outcome it is (0: none). */
@@ -258,9 +345,10 @@ class HedgeCall<T> extends CancelScope {
     }
     this.#policy._budget?._leave();
     if (this.#running === 0) return;
-    if (!this.#primaryDone) this.abort(reason);
+    // Not twice: attempts a commit aborted keep its reason.
+    if (!this.#primaryDone && !this.aborted) this.abort(reason);
     const hedges = this.#hedges;
-    if (hedges !== undefined) for (const h of hedges) if (!h.done) h.abort(reason);
+    if (hedges !== undefined) for (const h of hedges) if (!h.done && !h.aborted) h.abort(reason);
   }
 }
 
@@ -277,7 +365,27 @@ keepShape(
     () => undefined,
   ),
 )._deadline = 0.5;
-keepShape(new HedgeAttempt(1, 0.5));
+keepShape(new HedgeAttempt(undefined as unknown as HedgeCall<unknown>, 1, 0.5));
+
+/**
+ * Commits the hedged call `ctx` is an attempt of (the innermost hedge around it) to that attempt: see
+ * `HedgeCall._commit`. Nothing when no hedge is around `ctx`. For integrations whose attempt becomes the call's
+ * before it settles (gRFC A6: a gRPC attempt that received response headers or a message).
+ * @internal
+ */
+export function commitHedge(ctx: ExecutionContext): void {
+  for (let c: ExecutionContext | undefined = ctx; c !== undefined; c = c._parent) {
+    const scope = c._scope;
+    if (scope instanceof HedgeCall) {
+      scope._commit(scope);
+      return;
+    }
+    if (scope instanceof HedgeAttempt) {
+      scope.call._commit(scope);
+      return;
+    }
+  }
+}
 
 /**
  * A hedging policy. See {@link hedge}.

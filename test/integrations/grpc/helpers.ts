@@ -67,6 +67,8 @@ export interface Hit {
   answered: boolean;
   /** Answers a held ('hang') call. */
   respond(action: Exclude<Action, 'hang'>): void;
+  /** Sends the response headers of a unary call now (before its reply), so a held call can send them first. */
+  sendHeaders(pairs: Pairs): void;
 }
 
 export type UnaryScript = (hit: Hit) => Action;
@@ -142,7 +144,12 @@ export async function startGreeter(scripts: Scripts): Promise<GreeterServer> {
   const hits: Hit[] = [];
   const record = (
     method: MethodName,
-    call: { metadata: Metadata; getDeadline(): Deadline; on(event: 'cancelled', fn: () => void): unknown },
+    call: {
+      metadata: Metadata;
+      getDeadline(): Deadline;
+      on(event: 'cancelled', fn: () => void): unknown;
+      sendMetadata(m: Metadata): void;
+    },
     request: HelloRequest | HelloRequest[],
     answer: (action: Exclude<Action, 'hang'>) => void,
   ): Hit => {
@@ -159,6 +166,7 @@ export async function startGreeter(scripts: Scripts): Promise<GreeterServer> {
         hit.answered = true;
         answer(action);
       },
+      sendHeaders: (pairs) => call.sendMetadata(metadataOf(pairs)),
     };
     call.on('cancelled', () => {
       hit.cancelled = true;
