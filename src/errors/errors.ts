@@ -170,8 +170,11 @@ export class TimeoutError extends ResilienceError {
 }
 Object.defineProperty(TimeoutError.prototype, 'name', { value: 'TimeoutError', writable: true });
 
-/** Why a bulkhead refused a call. */
-export type BulkheadRejectionReason = 'full' | 'queue_timeout' | 'disposed';
+/**
+ * Why a bulkhead refused a call: `'full'`, `'queue_timeout'`, `'disposed'`, or `'unavailable'` (a shared
+ * concurrency limit, bulwark/redis, got no answer from its store and fails closed).
+ */
+export type BulkheadRejectionReason = 'full' | 'queue_timeout' | 'disposed' | 'unavailable';
 
 /**
  * A bulkhead refused the call: every slot and queue place was taken, the call waited longer than
@@ -203,7 +206,9 @@ export class BulkheadRejectedError extends ResilienceError {
       ? `bulkhead "${this.policy}" is full (${this.active} running, ${this.queued} queued): call rejected`
       : this.reason === 'queue_timeout'
         ? `bulkhead "${this.policy}": call waited in the queue longer than its queueTimeoutMs and was rejected`
-        : `bulkhead "${this.policy}" is disposed: call rejected`;
+        : this.reason === 'unavailable'
+          ? `bulkhead "${this.policy}": its shared store gave no answer (onStoreError 'fail-closed'): call rejected`
+          : `bulkhead "${this.policy}" is disposed: call rejected`;
   }
 
   /** @internal Builds the error without the Error constructor (see fastInstance). */

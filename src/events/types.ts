@@ -90,7 +90,8 @@ export interface TimeoutLateOutcomeEvent extends EventBase {
 /** A bulkhead refused a call. */
 export interface BulkheadRejectedEvent extends EventBase {
   readonly type: 'bulkhead.rejected';
-  readonly reason: 'full' | 'queue_timeout' | 'disposed';
+  /** `'unavailable'`: a shared concurrency limit (bulwark/redis) whose store gave no answer, failing closed. */
+  readonly reason: 'full' | 'queue_timeout' | 'disposed' | 'unavailable';
   readonly active: number;
   readonly queued: number;
 }

@@ -18,5 +18,11 @@ export {
   type RedisClientLike,
   type RedisScripting,
 } from './client.js';
+export {
+  type RedisBulkheadLeaseOptions,
+  type RedisBulkheadOptions,
+  RedisBulkheadPolicy,
+  redisBulkhead,
+} from './concurrency.js';
 export { isRedisStoreError, RedisStoreError, type StoreFailureReason } from './runner.js';
 export type { OnStoreError, RedisStoreOptions } from './store-options.js';
