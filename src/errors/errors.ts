@@ -103,8 +103,11 @@ function oneLineStack(this: Error): string {
   return `${this.name}: ${this.message}`;
 }
 
-/** Which state of the breaker rejected the call. */
-export type CircuitRejectionState = 'open' | 'half_open' | 'isolated';
+/**
+ * Which state of the breaker rejected the call; `'unavailable'`: a shared breaker (bulwark/redis) whose store gave no
+ * answer, under `onStoreError: 'fail-closed'`.
+ */
+export type CircuitRejectionState = 'open' | 'half_open' | 'isolated' | 'unavailable';
 
 /**
  * A circuit breaker rejected the call without running it. Carries no stack (see the docs on errors).
@@ -128,6 +131,9 @@ export class CircuitOpenError extends ResilienceError {
   }
 
   override get message(): string {
+    if (this.state === 'unavailable') {
+      return `circuit breaker "${this.policy}": its shared store gave no answer (onStoreError 'fail-closed'): call not attempted`;
+    }
     return this.state === 'isolated'
       ? `circuit breaker "${this.policy}" is isolated: calls are refused until reset() or until every isolate() is released`
       : `circuit breaker "${this.policy}" is ${this.state === 'open' ? 'open' : 'half-open with every probe slot taken'}: call not attempted, retry after ${Math.ceil(this.retryAfterMs)} ms`;

@@ -64,7 +64,8 @@ export interface CircuitIsolatedEvent extends EventBase {
 /** A breaker rejected a call. */
 export interface CircuitRejectedEvent extends EventBase {
   readonly type: 'circuit.rejected';
-  readonly state: 'open' | 'half_open' | 'isolated';
+  /** `'unavailable'`: a shared breaker (bulwark/redis) whose store gave no answer, failing closed. */
+  readonly state: 'open' | 'half_open' | 'isolated' | 'unavailable';
   readonly retryAfterMs: number;
 }
 

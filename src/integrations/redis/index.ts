@@ -10,6 +10,13 @@
  * ```
  * @module bulwark/redis
  */
+
+export {
+  type RedisCircuitBreakerOptions,
+  RedisCircuitBreakerPolicy,
+  type RedisCircuitBreakerSyncOptions,
+  redisCircuitBreaker,
+} from './breaker.js';
 export {
   fromIoredis,
   fromNodeRedis,
