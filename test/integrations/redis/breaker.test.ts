@@ -183,7 +183,7 @@ describe.each(CLIENTS)('redisCircuitBreaker with %s', (clientName) => {
       };
       const ps = clients.map((client) => redisCircuitBreaker({ client, ...options }));
       const closed: number[] = [];
-      ps.forEach((p, i) => p.on('circuit.closed', () => closed.push(i)));
+      for (const [i, p] of ps.entries()) p.on('circuit.closed', () => closed.push(i));
       await (ps[0] as (typeof ps)[0]).execute(fail).catch(() => undefined);
       await sleep(250);
       let running = 0;
