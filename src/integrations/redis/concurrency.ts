@@ -31,27 +31,40 @@ const NOW_MS = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
 /**
- * Takes up to `#ARGV - 2` permits, in order, while fewer than `limit` unexpired leases are held.
- * KEYS[1]: the permit set (member: holder id, score: lease expiry in Redis ms). ARGV: limit, leaseMs, holder ids.
- * Returns `{granted, holders}` (holders after the grants). Expired leases (a crashed holder's) are dropped first.
- * The key expires with its newest lease, so an idle limit leaves nothing behind.
+ * Takes up to `#ARGV - 4` permits, in order, while fewer than `limit` unexpired leases are held, and records this
+ * process's demand. KEYS[1]: the permit set (member: holder id, score: lease expiry in Redis ms); KEYS[2]: the
+ * waiting processes (member: instance id, score: when the entry lapses). ARGV: limit, leaseMs, the instance id,
+ * how many of its calls wait for a permit (those asked for included), then the holder ids to grant. Returns
+ * `{granted, holders, others}`: others is how many other processes have calls waiting. Expired leases (a crashed
+ * holder's) and waiting entries are dropped first. The keys expire with their newest entry.
  * @internal
  */
 export const ACQUIRE = new RedisScript(`${NOW_MS}
-local k = KEYS[1]
+local k, w = KEYS[1], KEYS[2]
 local limit = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
+local me = ARGV[3]
+local demand = tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
+redis.call('ZREMRANGEBYSCORE', w, '-inf', now)
 local n = redis.call('ZCARD', k)
 local granted = 0
-for i = 3, #ARGV do
+for i = 5, #ARGV do
   if n >= limit then break end
   redis.call('ZADD', k, now + lease, ARGV[i])
   n = n + 1
   granted = granted + 1
 end
 if granted > 0 then redis.call('PEXPIRE', k, lease) end
-return {granted, n}`);
+if demand > granted then
+  redis.call('ZADD', w, now + lease, me)
+  redis.call('PEXPIRE', w, lease)
+else
+  redis.call('ZREM', w, me)
+end
+local others = redis.call('ZCARD', w)
+if demand > granted then others = others - 1 end
+return {granted, n, others}`);
 
 /** Gives permits back. KEYS[1]: the permit set; ARGV: holder ids. Returns the holders left. @internal */
 export const RELEASE = new RedisScript(`local k = KEYS[1]
@@ -86,8 +99,9 @@ export interface RedisBulkheadLeaseOptions {
   leaseMs?: number;
   /**
    * The longest wait between two tries of a queued call to take a permit freed by another process, in ms (a
-   * number in [1, 60_000]). The waits start at 5 ms (or `pollMaxMs` if smaller) and double up to it; a permit
-   * this process gives back goes to its own queue at once, with no round trip. @defaultValue 100
+   * number in [1, 60_000]). The waits start at 5 ms (or `pollMaxMs` if smaller) and double up to it. A permit
+   * this process gives back goes to its own first queued call at once, with no round trip, unless other processes
+   * have calls waiting (then it goes back to Redis, for everyone's polls). @defaultValue 100
    */
   pollMaxMs?: number;
 }
@@ -154,6 +168,8 @@ export class RedisBulkheadPolicy extends PolicyBase {
   #pollTimer: TimerHandle = undefined;
   #polling = false;
   #pollDelay: number;
+  /** Until when (local clock) other processes are known to have calls waiting; 0: none known. */
+  #othersWaitUntil = 0;
   /** The fleet's holders, as of the last answer from Redis. */
   #holders = 0;
   #recoveredMs = -1;
@@ -170,7 +186,8 @@ export class RedisBulkheadPolicy extends PolicyBase {
     this.#pollMaxMs = options.pollMaxMs ?? 100;
     this.#pollMinMs = Math.min(5, this.#pollMaxMs);
     this.#pollDelay = this.#pollMinMs;
-    this.#keys = [`${slotKey(options.keyPrefix ?? BULKHEAD_KEY_PREFIX, this.name, undefined)}:p`];
+    const base = slotKey(options.keyPrefix ?? BULKHEAD_KEY_PREFIX, this.name, undefined);
+    this.#keys = [`${base}:p`, `${base}:w`];
     this.#limitArg = String(this.limit);
     // Redis wants whole milliseconds; rounding up never shortens a lease.
     this.#leaseArg = String(Math.ceil(this.leaseMs));
@@ -250,11 +267,12 @@ export class RedisBulkheadPolicy extends PolicyBase {
     // FIFO: behind queued calls. And a process holding the whole limit knows there is no permit to ask for.
     if (this.#waiters.size > 0 || this.#held.size >= this.limit) return this.#queue(ctx, op, next);
     const member = this.#member();
-    return this.#runner.run(ACQUIRE, this.#keys, [this.#limitArg, this.#leaseArg, member]).then(
+    const demand = this.#maxQueue > 0 ? '1' : '0';
+    return this.#runner.run(ACQUIRE, this.#keys, [this.#limitArg, this.#leaseArg, this.#instance, demand, member]).then(
       (reply) => {
         const parsed = parseAcquire(reply, 1);
         if (parsed === undefined) return this.#fallback(unexpected(reply), ctx, op, next);
-        this.#answered(ctx, parsed[1]);
+        this.#answered(ctx, parsed);
         if (parsed[0] === 1) return this.#start(ctx, op, next, member);
         return this.#queue(ctx, op, next);
       },
@@ -286,8 +304,11 @@ export class RedisBulkheadPolicy extends PolicyBase {
     return `${this.#instance}:${(this.#seq++).toString(36)}`;
   }
 
-  #answered(ctx: ExecutionContext, holders: number): void {
+  #answered(ctx: ExecutionContext | undefined, [, holders, others]: Acquired): void {
     this.#holders = holders;
+    // Others' demand, as of now: it stays true for a lease at most (their entries lapse by then).
+    this.#othersWaitUntil = others > 0 ? this._clock.now() + this.leaseMs : 0;
+    if (ctx === undefined) return;
     if (this.#recoveredMs >= 0) {
       const downMs = this.#recoveredMs;
       this.#recoveredMs = -1;
@@ -342,7 +363,10 @@ export class RedisBulkheadPolicy extends PolicyBase {
   /** A call holding `member` settled: the permit goes to this process's first queued call, or back to Redis. */
   #release(member: string): void {
     const w = this.#first();
-    if (w !== undefined && !this.#disposed) {
+    // Fairness: while other processes have calls waiting, the permit goes back to Redis, where their polls compete
+    // with this process's own on equal terms; a process with a long queue would otherwise keep its permits.
+    const othersWait = this.#othersWaitUntil > 0 && this._clock.now() < this.#othersWaitUntil;
+    if (w !== undefined && !this.#disposed && !othersWait) {
       // Handed over with no round trip: the lease is the same permit's, renewed by the same timer.
       this.#held.delete(member);
       this.#unlink(w);
@@ -351,6 +375,7 @@ export class RedisBulkheadPolicy extends PolicyBase {
     }
     this.#held.delete(member);
     this.#giveBack(member);
+    if (w !== undefined) this.#schedulePoll();
   }
 
   /** Removes a permit from Redis. If that fails, its lease lapses by itself. */
@@ -379,8 +404,8 @@ export class RedisBulkheadPolicy extends PolicyBase {
 
   #schedulePoll(): void {
     if (this.#pollTimer !== undefined || this.#polling || this.#waiters.size === 0 || this.#disposed) return;
-    // While this process holds the whole limit, only its own releases can free a permit, and they hand it over.
-    if (this.#held.size >= this.limit) return;
+    // While this process holds the whole limit, a poll asks for no permit: it reports this process's demand and
+    // learns the others' (so that its releases stop handing permits over while they wait).
     this.#pollTimer = this._clock.setTimeout(this.#poll, this.#pollDelay);
   }
 
@@ -388,7 +413,7 @@ export class RedisBulkheadPolicy extends PolicyBase {
   readonly #poll = (): void => {
     this.#pollTimer = undefined;
     const room = this.limit - this.#held.size;
-    if (this.#disposed || this.#waiters.size === 0 || room <= 0) return;
+    if (this.#disposed || this.#waiters.size === 0) return;
     const batch: RemoteWaiter[] = [];
     const members: string[] = [];
     for (const w of this.#waiters) {
@@ -397,7 +422,8 @@ export class RedisBulkheadPolicy extends PolicyBase {
       members.push(this.#member());
     }
     this.#polling = true;
-    this.#runner.run(ACQUIRE, this.#keys, [this.#limitArg, this.#leaseArg, ...members]).then(
+    const args = [this.#limitArg, this.#leaseArg, this.#instance, String(this.#waiters.size), ...members];
+    this.#runner.run(ACQUIRE, this.#keys, args).then(
       (reply) => {
         this.#polling = false;
         const parsed = parseAcquire(reply, members.length);
@@ -405,10 +431,8 @@ export class RedisBulkheadPolicy extends PolicyBase {
           this.#fallbackQueue(unexpected(reply));
           return;
         }
-        const [granted, holders] = parsed;
-        const first = this.#first();
-        if (first !== undefined) this.#answered(first.ctx, holders);
-        else this.#holders = holders;
+        const granted = parsed[0];
+        this.#answered(this.#first()?.ctx, parsed);
         for (let i = 0; i < granted; i++) {
           const member = members[i] as string;
           // The call it was asked for may have left (abort, queue timeout): the permit goes to the next one.
@@ -502,13 +526,19 @@ function unexpected(reply: unknown): RedisStoreError {
   return new RedisStoreError('error', `unexpected reply from the concurrency limit script: ${describe(reply)}`);
 }
 
-/** `[granted, holders]` from the acquire script's reply, or undefined for anything else. */
-function parseAcquire(reply: unknown, asked: number): [number, number] | undefined {
-  if (!Array.isArray(reply) || reply.length !== 2) return undefined;
+/** `[granted, holders, others]`: the acquire script's reply. */
+type Acquired = [number, number, number];
+
+/** The acquire script's reply, or undefined for anything else. */
+function parseAcquire(reply: unknown, asked: number): Acquired | undefined {
+  if (!Array.isArray(reply) || reply.length !== 3) return undefined;
   const granted = Number(reply[0]);
   const holders = Number(reply[1]);
-  if (!Number.isInteger(granted) || granted < 0 || granted > asked || !(holders >= 0)) return undefined;
-  return [granted, holders];
+  const others = Number(reply[2]);
+  if (!Number.isInteger(granted) || granted < 0 || granted > asked || !(holders >= 0) || !(others >= 0)) {
+    return undefined;
+  }
+  return [granted, holders, others];
 }
 
 /**
@@ -522,9 +552,11 @@ function parseAcquire(reply: unknown, asked: number): [number, number] | undefin
  * - Leases are renewed by one timer per policy, every `leaseMs / 3`, in one script call for all the permits of the
  *   process. A process that crashes (SIGKILL, OOM, a lost host) holds its permits for at most `leaseMs` more.
  * - A call that finds the limit full waits in this process's FIFO queue (`queue`, `queueTimeoutMs`, as a local
- *   bulkhead; a caller's abort leaves at once). A permit this process gives back goes to its first queued call
- *   at once; permits other processes give back are found by polling, every 5 ms doubling up to `pollMaxMs`
- *   (one script call asks for as many queued calls as fit). No busy loop, no pub/sub connection to manage.
+ *   bulkhead; a caller's abort leaves at once). Queued calls poll Redis, every 5 ms doubling up to `pollMaxMs`
+ *   (one script call asks for as many queued calls as fit, and records that this process has calls waiting). A
+ *   permit this process gives back goes to its own first queued call at once, unless other processes have calls
+ *   waiting: then it goes back to Redis, so that a busy process cannot starve the others. No busy loop, no
+ *   pub/sub connection to manage. There is no FIFO order across processes.
  * - When Redis is slow or down, a call takes `onStoreError`: `'local'` (default: an in-process `bulkhead` with
  *   the same options), `'fail-open'` (runs without a permit) or `'fail-closed'` (`BulkheadRejectedError`, reason
  *   `'unavailable'`), with a `store.fallback` event; queued calls take it too.
