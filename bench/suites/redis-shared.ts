@@ -30,7 +30,14 @@ export interface RedisSharedRow {
   readonly roundTripsPerCall: number;
 }
 
-type AnyClient = Redis | ReturnType<typeof createClient>;
+/** A node-redis client, as bench code uses it. */
+interface NodeRedis {
+  readonly isReady: boolean;
+  evalSha(sha: string, o: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  eval(src: string, o: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  quit(): Promise<unknown>;
+}
+type AnyClient = Redis | NodeRedis;
 
 async function connect(kind: RedisSharedRow['client']): Promise<AnyClient> {
   if (kind === 'ioredis') {
@@ -40,7 +47,7 @@ async function connect(kind: RedisSharedRow['client']): Promise<AnyClient> {
   }
   const c = createClient({ socket: { host: '127.0.0.1', port: 6379 } });
   await c.connect();
-  return c;
+  return c as unknown as NodeRedis;
 }
 
 async function close(c: AnyClient): Promise<void> {
