@@ -2,7 +2,7 @@
  * Runs the Redis shared-state suite alone (until the bench runner has a Redis table of its own):
  * `npx esbuild bench/redis-shared.ts --bundle --platform=node --format=esm --target=node20 --packages=external
  * --outfile=bench/.out/redis-shared.mjs && node --expose-gc bench/.out/redis-shared.mjs [--quick]`.
- * Prints a table and writes bench/results/redis-shared-<time>.json (untracked).
+ * Prints a table and writes bench/results/redis-shared.tmp.json (untracked).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { endProgress, fmt, settings, table } from './harness.js';
@@ -26,7 +26,8 @@ console.log(
     ]),
   ),
 );
-const dir = new URL('./results/', import.meta.url);
+// The bundle runs from bench/.out/: the results go to bench/results/.
+const dir = new URL('../results/', import.meta.url);
 mkdirSync(dir, { recursive: true });
-const file = new URL(`redis-shared-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, dir);
+const file = new URL('redis-shared.tmp.json', dir);
 writeFileSync(file, `${JSON.stringify({ node: process.version, rows }, null, 2)}\n`);
