@@ -12,6 +12,7 @@ import { type Random, systemRandom } from '../../core/random.js';
 import { CircuitOpenError, type CircuitRejectionState, isLocalRejectionError } from '../../errors/errors.js';
 import { Checker, describe } from '../../errors/validate.js';
 import { EV } from '../../events/emitter.js';
+import { trackInstance } from '../../events/instances.js';
 import type { EventType, Listener } from '../../events/types.js';
 import { CircuitBreakerPolicy, type CircuitState } from '../../policies/circuit-breaker/circuit-breaker.js';
 import { CIRCUIT_OPTION_NAMES, type CircuitBreakerOptions } from '../../policies/circuit-breaker/options.js';
@@ -21,6 +22,7 @@ import { PolicyBase } from '../../policies/policy-base.js';
 import type { Backoff } from '../../policies/retry/backoff.js';
 import { toScripting } from './client.js';
 import { slotKey } from './keys.js';
+import { LazyLocal } from './local-fallback.js';
 import { isRedisStoreError, RedisScript, RedisStoreError, ScriptRunner, type StoreFailureReason } from './runner.js';
 import {
   checkStoreOptions,
@@ -207,7 +209,9 @@ local flag = 0
 if st == 1 and now >= u then
   local lease = tonumber(ARGV[2])
   if lease <= 0 then lease = math.max(lb, 1000) end
-  if redis.call('SET', P, ARGV[1], 'NX', 'PX', math.ceil(lease)) then flag = 1 end
+  -- At most 1e13 ms: Lua writes a number of 15 digits or more in exponent notation, which PX refuses.
+  lease = math.min(math.ceil(lease), 1e13)
+  if redis.call('SET', P, ARGV[1], 'NX', 'PX', lease) then flag = 1 end
 end
 return reply(flag)`);
 
@@ -333,7 +337,7 @@ export class RedisCircuitBreakerPolicy extends PolicyBase {
   readonly #needed: string;
   readonly #leaseArg: string;
   readonly #random: Random;
-  readonly #local: CircuitBreakerPolicy | undefined;
+  readonly #local: LazyLocal<CircuitBreakerPolicy> | undefined;
   readonly #instance = randomBytes(9).toString('base64url');
   #seq = 0;
   // The cached shared state.
@@ -408,8 +412,10 @@ export class RedisCircuitBreakerPolicy extends PolicyBase {
         const v = (options as unknown as Record<string, unknown>)[n];
         if (v !== undefined && n !== 'name' && n !== 'clock') local[n] = v;
       }
-      this.#local = new CircuitBreakerPolicy(local as CircuitBreakerOptions);
+      this.#local = new LazyLocal(() => new CircuitBreakerPolicy(local as CircuitBreakerOptions));
     }
+    // The process-wide breaker gauge reads its `state` (this process's view).
+    trackInstance('circuit_breaker', this);
   }
 
   /**
@@ -426,9 +432,12 @@ export class RedisCircuitBreakerPolicy extends PolicyBase {
     return this.#runner.healthy;
   }
 
-  /** The in-process breaker calls use while Redis gives no answer (`onStoreError: 'local'`), or undefined. */
+  /**
+   * The in-process breaker calls use while Redis gives no answer (`onStoreError: 'local'`), once a call has used it
+   * (it is made on first use, with a fresh window); undefined before.
+   */
   get localFallback(): CircuitBreakerPolicy | undefined {
-    return this.#local;
+    return this.#local?.current;
   }
 
   /** Subscribes to events of this breaker, its local breaker included (`onStoreError: 'local'`). */
@@ -623,7 +632,8 @@ export class RedisCircuitBreakerPolicy extends PolicyBase {
   }
 
   #ttl(): number {
-    return Math.max(IDLE_TTL_MS, 2 * Math.ceil(this.#lastBreakMs));
+    // Capped at 1e13 ms (300 years): an integer PEXPIRE accepts, written without an exponent.
+    return Math.min(1e13, Math.max(IDLE_TTL_MS, 2 * Math.ceil(this.#lastBreakMs)));
   }
 
   /** The break of the opening after `opens` openings in a row (a growing break is computed by its opener). */
@@ -803,7 +813,7 @@ export class RedisCircuitBreakerPolicy extends PolicyBase {
     if (ctx._aborted) return Promise.reject(ctx._reason);
     if (mode === 'fail-open') return next(ctx, op);
     if (mode === 'fail-closed') return Promise.reject(this.#reject(ctx, Number.POSITIVE_INFINITY, 'unavailable'));
-    return (this.#local as CircuitBreakerPolicy)._run(ctx, op, next);
+    return (this.#local as LazyLocal<CircuitBreakerPolicy>).get()._run(ctx, op, next);
   }
 
   #reject(ctx: ExecutionContext, retryAfterMs: number, state: CircuitRejectionState): CircuitOpenError {

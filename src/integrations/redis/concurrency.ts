@@ -10,12 +10,14 @@ import { invoke, type Next, type Operation } from '../../core/policy.js';
 import { BulkheadRejectedError, type BulkheadRejectionReason } from '../../errors/errors.js';
 import { Checker, describe } from '../../errors/validate.js';
 import { EV } from '../../events/emitter.js';
+import { trackInstance } from '../../events/instances.js';
 import type { EventType, Listener } from '../../events/types.js';
 import { BulkheadPolicy } from '../../policies/bulkhead/bulkhead.js';
 import { BULKHEAD_OPTION_NAMES, type BulkheadOptions } from '../../policies/bulkhead/options.js';
 import { PolicyBase } from '../../policies/policy-base.js';
 import { type RedisScripting, toScripting } from './client.js';
 import { slotKey } from './keys.js';
+import { LazyLocal } from './local-fallback.js';
 import { isRedisStoreError, RedisScript, RedisStoreError, ScriptRunner, type StoreFailureReason } from './runner.js';
 import {
   checkStoreOptions,
@@ -156,7 +158,7 @@ export class RedisBulkheadPolicy extends PolicyBase {
   readonly #keys: readonly string[];
   readonly #limitArg: string;
   readonly #leaseArg: string;
-  readonly #local: BulkheadPolicy | undefined;
+  readonly #local: LazyLocal<BulkheadPolicy> | undefined;
   /** This process's holder ids: a random instance id and a counter. */
   readonly #instance = randomBytes(9).toString('base64url');
   #seq = 0;
@@ -203,8 +205,10 @@ export class RedisBulkheadPolicy extends PolicyBase {
       const local: BulkheadOptions = { limit: options.limit, name: this.name, clock: this._clock };
       if (options.queue !== undefined) local.queue = options.queue;
       if (options.queueTimeoutMs !== undefined) local.queueTimeoutMs = options.queueTimeoutMs;
-      this.#local = new BulkheadPolicy(local);
+      this.#local = new LazyLocal(() => new BulkheadPolicy(local));
     }
+    // The process-wide bulkhead gauges read it: `active` (this process's permits), `queued`, `limit`.
+    trackInstance('bulkhead', this);
   }
 
   /** Permits this process holds in Redis now (its calls running under the shared limit). */
@@ -232,9 +236,12 @@ export class RedisBulkheadPolicy extends PolicyBase {
     return this.#disposed;
   }
 
-  /** The in-process bulkhead calls use while Redis gives no answer (`onStoreError: 'local'`), or undefined. */
+  /**
+   * The in-process bulkhead calls use while Redis gives no answer (`onStoreError: 'local'`), once a call has used
+   * it (it is made on first use); undefined before.
+   */
   get localFallback(): BulkheadPolicy | undefined {
-    return this.#local;
+    return this.#local?.current;
   }
 
   /**
@@ -248,7 +255,7 @@ export class RedisBulkheadPolicy extends PolicyBase {
     for (const w of [...this.#waiters]) this._leave(w, 'disposed', undefined);
     if (this.#pollTimer !== undefined) this._clock.clearTimeout(this.#pollTimer);
     this.#pollTimer = undefined;
-    this.#local?.dispose();
+    this.#local?.current?.dispose();
   }
 
   /** Subscribes to events of this limit, its local bulkhead included (`onStoreError: 'local'`). */
@@ -500,7 +507,7 @@ export class RedisBulkheadPolicy extends PolicyBase {
     if (ctx._aborted) return Promise.reject(ctx._reason);
     if (mode === 'fail-open') return next(ctx, op);
     if (mode === 'fail-closed') return Promise.reject(this.#rejection(ctx, 'unavailable'));
-    return (this.#local as BulkheadPolicy)._run(ctx, op, next);
+    return (this.#local as LazyLocal<BulkheadPolicy>).get()._run(ctx, op, next);
   }
 
   #rejection(ctx: ExecutionContext, reason: BulkheadRejectionReason): BulkheadRejectedError {
