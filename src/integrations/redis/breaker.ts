@@ -864,7 +864,7 @@ function unexpected(reply: unknown): RedisStoreError {
  * @throws InvalidOptionsError listing every invalid option (those of `circuitBreaker`, the store's, the sync's).
  * @example
  * ```ts
- * import Redis from 'ioredis';
+ * import { Redis } from 'ioredis';
  * import { redisCircuitBreaker } from 'bulwark/redis';
  *
  * const redis = new Redis({ enableOfflineQueue: false });

@@ -571,7 +571,7 @@ function parseAcquire(reply: unknown, asked: number): Acquired | undefined {
  * @throws InvalidOptionsError listing every invalid option (those of `bulkhead`, the store's, the lease's).
  * @example
  * ```ts
- * import Redis from 'ioredis';
+ * import { Redis } from 'ioredis';
  * import { redisBulkhead } from 'bulwark/redis';
  *
  * const redis = new Redis({ enableOfflineQueue: false });
