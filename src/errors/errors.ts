@@ -103,8 +103,11 @@ function oneLineStack(this: Error): string {
   return `${this.name}: ${this.message}`;
 }
 
-/** Which state of the breaker rejected the call. */
-export type CircuitRejectionState = 'open' | 'half_open' | 'isolated';
+/**
+ * Which state of the breaker rejected the call; `'unavailable'`: a shared breaker (bulwark/redis) whose store gave no
+ * answer, under `onStoreError: 'fail-closed'`.
+ */
+export type CircuitRejectionState = 'open' | 'half_open' | 'isolated' | 'unavailable';
 
 /**
  * A circuit breaker rejected the call without running it. Carries no stack (see the docs on errors).
@@ -128,6 +131,9 @@ export class CircuitOpenError extends ResilienceError {
   }
 
   override get message(): string {
+    if (this.state === 'unavailable') {
+      return `circuit breaker "${this.policy}": its shared store gave no answer (onStoreError 'fail-closed'): call not attempted`;
+    }
     return this.state === 'isolated'
       ? `circuit breaker "${this.policy}" is isolated: calls are refused until reset() or until every isolate() is released`
       : `circuit breaker "${this.policy}" is ${this.state === 'open' ? 'open' : 'half-open with every probe slot taken'}: call not attempted, retry after ${Math.ceil(this.retryAfterMs)} ms`;
@@ -170,8 +176,11 @@ export class TimeoutError extends ResilienceError {
 }
 Object.defineProperty(TimeoutError.prototype, 'name', { value: 'TimeoutError', writable: true });
 
-/** Why a bulkhead refused a call. */
-export type BulkheadRejectionReason = 'full' | 'queue_timeout' | 'disposed';
+/**
+ * Why a bulkhead refused a call: `'full'`, `'queue_timeout'`, `'disposed'`, or `'unavailable'` (a shared
+ * concurrency limit, bulwark/redis, got no answer from its store and fails closed).
+ */
+export type BulkheadRejectionReason = 'full' | 'queue_timeout' | 'disposed' | 'unavailable';
 
 /**
  * A bulkhead refused the call: every slot and queue place was taken, the call waited longer than
@@ -203,7 +212,9 @@ export class BulkheadRejectedError extends ResilienceError {
       ? `bulkhead "${this.policy}" is full (${this.active} running, ${this.queued} queued): call rejected`
       : this.reason === 'queue_timeout'
         ? `bulkhead "${this.policy}": call waited in the queue longer than its queueTimeoutMs and was rejected`
-        : `bulkhead "${this.policy}" is disposed: call rejected`;
+        : this.reason === 'unavailable'
+          ? `bulkhead "${this.policy}": its shared store gave no answer (onStoreError 'fail-closed'): call rejected`
+          : `bulkhead "${this.policy}" is disposed: call rejected`;
   }
 
   /** @internal Builds the error without the Error constructor (see fastInstance). */

@@ -64,7 +64,8 @@ export interface CircuitIsolatedEvent extends EventBase {
 /** A breaker rejected a call. */
 export interface CircuitRejectedEvent extends EventBase {
   readonly type: 'circuit.rejected';
-  readonly state: 'open' | 'half_open' | 'isolated';
+  /** `'unavailable'`: a shared breaker (bulwark/redis) whose store gave no answer, failing closed. */
+  readonly state: 'open' | 'half_open' | 'isolated' | 'unavailable';
   readonly retryAfterMs: number;
 }
 
@@ -90,7 +91,8 @@ export interface TimeoutLateOutcomeEvent extends EventBase {
 /** A bulkhead refused a call. */
 export interface BulkheadRejectedEvent extends EventBase {
   readonly type: 'bulkhead.rejected';
-  readonly reason: 'full' | 'queue_timeout' | 'disposed';
+  /** `'unavailable'`: a shared concurrency limit (bulwark/redis) whose store gave no answer, failing closed. */
+  readonly reason: 'full' | 'queue_timeout' | 'disposed' | 'unavailable';
   readonly active: number;
   readonly queued: number;
 }

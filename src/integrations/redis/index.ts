@@ -1,8 +1,8 @@
 /**
- * bulwark on Redis: policies whose state is shared by every process of a fleet (a rate limit counted in Redis), on
- * ioredis or node-redis (`redis`), both optional peers. Each decision is one Lua script (one round trip, Redis
- * `TIME` as the clock, every key declared and sharing one hash tag, so Redis Cluster works), with a per-operation
- * timeout and an explicit fallback when Redis is slow or down.
+ * bulwark on Redis: policies whose state is shared by every process of a fleet (a rate limit, a concurrency limit
+ * and a circuit breaker counted in Redis), on ioredis or node-redis (`redis`), both optional peers. Each decision is
+ * one Lua script (one round trip, Redis `TIME` as the clock, every key declared and sharing one hash tag, so Redis
+ * Cluster works), with a per-operation timeout and an explicit fallback when Redis is slow or down.
  *
  * @example
  * ```ts
@@ -10,6 +10,13 @@
  * ```
  * @module bulwark/redis
  */
+
+export {
+  type RedisCircuitBreakerOptions,
+  RedisCircuitBreakerPolicy,
+  type RedisCircuitBreakerSyncOptions,
+  redisCircuitBreaker,
+} from './breaker.js';
 export {
   fromIoredis,
   fromNodeRedis,
@@ -18,6 +25,12 @@ export {
   type RedisClientLike,
   type RedisScripting,
 } from './client.js';
+export {
+  type RedisBulkheadLeaseOptions,
+  type RedisBulkheadOptions,
+  RedisBulkheadPolicy,
+  redisBulkhead,
+} from './concurrency.js';
 export {
   type RedisRateLimitKeyOptions,
   type RedisRateLimitOptions,

@@ -11,10 +11,20 @@ export const MAX_COUNT_WINDOW = 1_000_000;
 /** @internal Checks every option of a circuit breaker and throws one error listing all problems. */
 export function validateCircuitBreakerOptions(options: CircuitBreakerOptions): void {
   const check = new Checker('circuitBreaker');
-  if (!check.object('', options, CIRCUIT_OPTION_NAMES)) {
-    check.done();
-    return;
-  }
+  checkCircuitBreakerOptions(check, options, CIRCUIT_OPTION_NAMES);
+  check.done();
+}
+
+/**
+ * @internal Reports the problems of a breaker's options to `check` (a shared breaker, bulwark/redis, adds options of
+ * its own to `allowed` and checks them itself). Returns whether `options` is an object whose options could be read.
+ */
+export function checkCircuitBreakerOptions(
+  check: Checker,
+  options: CircuitBreakerOptions,
+  allowed: readonly string[],
+): boolean {
+  if (!check.object('', options, allowed)) return false;
   check.string('name', options.name);
   let kind: string | undefined = 'count';
   let countSize: number | undefined = 100; // undefined: given but invalid, so minimumCalls cannot be judged
@@ -91,7 +101,7 @@ export function validateCircuitBreakerOptions(options: CircuitBreakerOptions): v
   check.fn('random', options.random);
   const s = options.initialState as unknown as Record<string, unknown> | undefined;
   if (s !== undefined) guarded(check, 'initialState', s, () => checkSnapshot(check, s, kind));
-  check.done();
+  return true;
 }
 
 /**
