@@ -923,7 +923,7 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
    */
   #launch(given: Context, to: Reporter): void {
     const previous = this.#current;
-    const beside = previous !== undefined && (previous.pending || (this.hedged && !previous.dead));
+    const beside = previous !== undefined && this.#keeps(previous);
     if (previous !== undefined && !beside) previous.discard();
     let ctx: ExecutionContext;
     let attempt: Attempt | undefined;
@@ -971,8 +971,8 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
       return;
     }
     attempt = this.#legacy ? new LegacyAttempt(this, ctx, to) : new ModernAttempt(this, ctx, to);
-    if (beside) this.#keep(previous as Attempt);
-    else if (this.others !== undefined) this.#dropOthers(undefined);
+    if (beside) (this.others ??= []).push(previous as Attempt);
+    if (this.others !== undefined) this.#prune();
     this.#current = attempt;
     attempt.body = body;
     // Only what could need releasing is kept (not a Buffer: the common replayed body costs nothing here).
@@ -997,20 +997,24 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
     }
   }
 
-  /** Keeps `attempt` beside the next one; the ones the policy can no longer choose are discarded now. */
-  #keep(attempt: Attempt): void {
-    const others = this.others;
-    if (others === undefined) {
-      this.others = [attempt];
-      return;
-    }
+  /**
+   * Whether an earlier attempt is kept when a new one starts: the policy still waits for it (it runs beside the new
+   * one), or, in a hedged call, it may still be the outcome (a failure the hedge answers with when all fail).
+   */
+  #keeps(attempt: Attempt): boolean {
+    return attempt.pending || (this.hedged && !attempt.dead);
+  }
+
+  /** Discards the kept earlier attempts the policy can no longer choose. */
+  #prune(): void {
+    const others = this.others as Attempt[];
     let n = 0;
     for (const a of others) {
-      if (a.dead) a.discard();
-      else others[n++] = a;
+      if (this.#keeps(a)) others[n++] = a;
+      else a.discard();
     }
     others.length = n;
-    others.push(attempt);
+    if (n === 0) this.others = undefined;
   }
 
   /** Discards every kept earlier attempt but `winner`. */

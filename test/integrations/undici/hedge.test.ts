@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import fc from 'fast-check';
 import { Agent, type Dispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -171,6 +172,17 @@ describe('undici interceptor: hedge() inside the policy', () => {
     expect(server.hits).toHaveLength(2);
     // Both connections are back in the pool (the bodies were read), none dropped.
     expect(server.sockets.opened).toBeLessThanOrEqual(2);
+  });
+
+  it("fallback mode: the primary's 503 is kept while later hedges time out one after the other (found by the property below)", async () => {
+    const server = await serverOf((hit, res) => {
+      if (hit.n === 1) reply(res, 503, 'unavailable #1'); // the others hang until their timeout
+    });
+    const agent = agentWith({ policy: pipeline(hedge({ delayMs: -1, maxHedgedAttempts: 2 }), timeout(100)) });
+    const res = await agent.request({ origin: server.origin, path: '/', method: 'GET' });
+    expect(res.statusCode).toBe(503);
+    expect(await res.body.text()).toBe('unavailable #1');
+    expect(server.hits).toHaveLength(3);
   });
 
   it('fallback mode: a failure then a success delivers the success', async () => {
@@ -436,5 +448,79 @@ describe('undici interceptor: hedge() inside the policy', () => {
       expect((error as { code?: string }).code).toMatch(/^(ECONNRESET|UND_ERR_SOCKET)$/);
       expect(server.hits).toHaveLength(2);
     });
+  });
+});
+
+describe('undici interceptor: hedge() properties', () => {
+  type Behaviour = 'ok' | 'fail' | 'hang' | 'reset';
+
+  it('whatever each attempt does, the caller gets one outcome it may get, and nothing is left open', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ does: fc.constantFrom<Behaviour>('ok', 'fail', 'hang', 'reset'), ms: fc.nat(25) }), {
+          minLength: 3,
+          maxLength: 3,
+        }),
+        fc.constantFrom(15, 0, -1),
+        fc.integer({ min: 1, max: 2 }),
+        async (plan, delayMs, maxHedgedAttempts) => {
+          // The attempt number travels in the body (a factory's), so the plan follows attempts, not arrival order.
+          const server = await startServer((_req, res, hit) => {
+            const attempt = Number(hit.body.toString());
+            const { does, ms } = plan[attempt - 1] as { does: Behaviour; ms: number };
+            setTimeout(() => {
+              if (does === 'ok') reply(res, 200, `#${attempt}`);
+              else if (does === 'fail') reply(res, 503, `#${attempt}`);
+              else if (does === 'reset') res.socket?.resetAndDestroy();
+            }, ms);
+          });
+          const agent = new Agent();
+          try {
+            const dispatcher = agent.compose(
+              interceptor({ policy: pipeline(hedge({ delayMs, maxHedgedAttempts }), timeout(200)) }),
+            );
+            let outcome: { status: number; body: string } | { error: unknown };
+            try {
+              const res = await dispatcher.request({
+                origin: server.origin,
+                path: '/',
+                method: 'PUT',
+                body: 'unused',
+                bulwark: { body: (attempt) => String(attempt) },
+              });
+              outcome = { status: res.statusCode, body: await res.body.text() };
+            } catch (error) {
+              outcome = { error };
+            }
+            const sent = server.hits.map((h) => Number(h.body.toString()));
+            expect(sent.length).toBeGreaterThanOrEqual(1);
+            expect(sent.length).toBeLessThanOrEqual(1 + maxHedgedAttempts);
+            const primary = (plan[0] as { does: Behaviour }).does;
+            if ('status' in outcome) {
+              const attempt = Number(outcome.body.slice(1));
+              expect(sent).toContain(attempt);
+              if (outcome.status === 200) expect(plan[attempt - 1]?.does).toBe('ok');
+              else {
+                // Every attempt failed: the primary's failed response.
+                expect(outcome).toEqual({ status: 503, body: '#1' });
+                expect(primary).toBe('fail');
+              }
+            } else {
+              // Every attempt failed: the primary's error (its timeout, or its reset connection).
+              const error = outcome.error as { name?: string; code?: string };
+              if (primary === 'hang') expect(error.name).toBe('TimeoutError');
+              else expect(primary).toBe('reset');
+            }
+            // Nothing leaks: closing the agent waits for every request still running; then every socket closes.
+            await agent.close();
+            await waitFor(() => server.sockets.open === 0, 'every socket closed');
+          } finally {
+            await agent.destroy().catch(() => {});
+            await server.close();
+          }
+        },
+      ),
+      { numRuns: 25 },
+    );
   });
 });
