@@ -1118,7 +1118,8 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
  * An undici interceptor that runs every request under a bulwark policy: `agent.compose(interceptor({ policy }))`.
  * Each attempt is a fresh dispatch. Failed responses (408, 429, 5xx by default) and network errors are failures;
  * other statuses are successes for the policy (a 404 never opens a breaker). Only idempotent methods, or requests
- * with an `Idempotency-Key`, are retried; a stream body is never sent twice. The caller gets the final response
+ * with an `Idempotency-Key`, are retried or hedged (a `hedge` in the policy: the winner's response is delivered, the
+ * other attempts aborted); a stream body is never sent twice. The caller gets the final response
  * streamed as it arrives, or bulwark's own error (an open circuit, a full bulkhead) when the policy refused it.
  *
  * @throws InvalidOptionsError listing every invalid option.
