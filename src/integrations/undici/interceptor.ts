@@ -6,15 +6,16 @@ import { type AbortListener, CancelScope, type Context, ExecutionContext } from 
 import { describeMessage } from '../../core/describe.js';
 import { type Policy, PromiseReporter, type Reporter, type ReportingCaller } from '../../core/policy.js';
 import { RETRYABLE } from '../../core/properties.js';
-import { InvalidOptionsError, isRetryExhaustedError, type OptionProblem } from '../../errors/errors.js';
+import { isRetryExhaustedError } from '../../errors/errors.js';
 import { Checker, describe } from '../../errors/validate.js';
 import { warnOnce } from '../../events/emitter.js';
 import { BulkheadPolicy } from '../../policies/bulkhead/bulkhead.js';
 import { CircuitBreakerPolicy } from '../../policies/circuit-breaker/circuit-breaker.js';
+import { KeyedPolicy } from '../../policies/keyed/keyed.js';
 import { PolicyBase } from '../../policies/policy-base.js';
 import { RetryPolicy } from '../../policies/retry/retry.js';
 import { TimeoutPolicy } from '../../policies/timeout/timeout.js';
-import { hedgeIn, hedgeProblem } from '../hedge-guard.js';
+import { hedgeIn } from '../hedge-in.js';
 import { isPolicyLike, passes } from '../validate.js';
 import {
   FAILURE_CODES,
@@ -163,10 +164,12 @@ export class HttpStatusError extends Error {
 Object.defineProperty(HttpStatusError.prototype, HTTP_STATUS_BRAND, { value: true });
 
 /**
- * What an attempt whose response the policy counts as a success resolves with: the call delivers its current
- * attempt. Why a symbol and not the attempt itself: resolving a promise with an object makes V8 look up `then` on
- * it, a lookup without an inline cache that walks the attempt's fields and prototypes (about 550 instructions,
- * measured), and the value is resolved twice per request (the attempt's promise, then the policy's).
+ * What the lone attempt of a call resolves with when the policy counts its response as a success: the call delivers
+ * its current attempt. Why a symbol and not the attempt itself: resolving a promise with an object makes V8 look up
+ * `then` on it, a lookup without an inline cache that walks the attempt's fields and prototypes (about 550
+ * instructions, measured), and the value is resolved twice per request (the attempt's promise, then the policy's).
+ * An attempt that may run beside others (a hedged call's, or one started while another still runs) resolves with
+ * itself instead, so the call knows which response the policy chose.
  */
 const SUCCEEDED: unique symbol = Symbol('bulwark.undici.succeeded');
 
@@ -237,8 +240,11 @@ interface Config {
   readonly live: Set<HttpCall> | undefined;
 }
 
-/** What an attempt's promise resolves with: {@link SUCCEEDED}, or an error that is not a failure. */
-type AttemptResult = typeof SUCCEEDED | Passed;
+/**
+ * What an attempt's promise resolves with: {@link SUCCEEDED} (the call's lone attempt), the attempt itself (one of
+ * several), or an error that is not a failure.
+ */
+type AttemptResult = typeof SUCCEEDED | Attempt | Passed;
 
 /** @internal Closes what an interceptor made by {@link createInterceptor} still waits on. */
 export interface InterceptorCloser {
@@ -336,7 +342,7 @@ const DISCARD = 3;
 /**
  * One attempt: one dispatch, its response held until the policy decides, then forwarded or discarded. The logic
  * lives here; the two subclasses speak undici's two handler APIs to the dispatcher and to the caller's handler.
- * A success resolves with the attempt itself (no wrapper object).
+ * A success resolves with {@link SUCCEEDED} when the attempt is its call's only one, else with the attempt itself.
  */
 abstract class Attempt implements AbortListener {
   /** The dispatcher's controller (newer API only). */
@@ -347,8 +353,10 @@ abstract class Attempt implements AbortListener {
   inFlight = true;
   status = 0;
   statusMessage: string | undefined = undefined;
-  /** Its response is one the policy counts as a success (the attempt resolved with {@link SUCCEEDED}). */
+  /** Its response is one the policy counts as a success (the attempt resolved with {@link SUCCEEDED} or itself). */
   succeeded = false;
+  /** A foreign policy aborted its signal: the policy is done with it, as with an aborted context. */
+  abandoned = false;
   #mode = WAITING;
   /** Chunks of a held response; allocated at the first chunk. */
   #chunks: Buffer[] | undefined = undefined;
@@ -388,6 +396,24 @@ abstract class Attempt implements AbortListener {
     this.#to = undefined;
     if (this.call.dispatching) queueMicrotask(() => to._report(ok, value));
     else to._report(ok, value);
+  }
+
+  /**
+   * Whether the policy still waits for this attempt's outcome: not reported yet, and neither aborted (a timeout, a
+   * hedge's loser, the caller) nor abandoned. A new attempt started meanwhile runs beside it.
+   */
+  get pending(): boolean {
+    return this.#to !== undefined && !this.abandoned && !this.#ctx._aborted;
+  }
+
+  /** Whether the policy can no longer choose this attempt: discarded, aborted or abandoned. */
+  get dead(): boolean {
+    return this.#mode === DISCARD || this.abandoned || this.#ctx._aborted;
+  }
+
+  /** Whether its response was dropped (it can no longer be delivered). */
+  get discarded(): boolean {
+    return this.#mode === DISCARD;
   }
 
   /** Aborts the request on the wire (the dispatcher's controller, or the legacy abort function). */
@@ -437,8 +463,10 @@ abstract class Attempt implements AbortListener {
       this.succeeded = true;
       // Final already when no policy of the chain can judge a success: streamed from here, not held and replayed.
       // Delivered before it is reported: the report may settle the call at once, and a delivered call stays so.
-      if (this.call.direct && !this.#ctx._aborted) this.call.deliverNow(this);
-      this.#report(true, SUCCEEDED);
+      const call = this.call;
+      if (call.direct && !this.#ctx._aborted) call.deliverNow(this);
+      // Which attempt succeeded: implied for a call's lone attempt, the attempt itself when others may run.
+      this.#report(true, call.hedged || call.others !== undefined ? this : SUCCEEDED);
       return;
     }
     // The body is kept in memory while the policy decides (error bodies are small), so the connection goes back
@@ -498,6 +526,10 @@ abstract class Attempt implements AbortListener {
       this.call.finishWith(undefined, error);
     } else if (mode === HELD) {
       this.#error = error;
+    } else if (this.call.hedged) {
+      // Discarded before its outcome came (a hedge's loser): the outcome still goes to the policy, which reports it
+      // as a late outcome and frees what the attempt held (a budget's place).
+      this.#report(false, error);
     }
   }
 
@@ -685,7 +717,18 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
   /** Whether a success is delivered from the parser's callbacks (see {@link deliversDirectly}). */
   readonly direct: boolean;
   delivered: Attempt | undefined;
+  /** The latest attempt. */
   #current: Attempt | undefined;
+  /**
+   * The earlier attempts the policy may still choose, beside `#current`: made only when an attempt starts while
+   * another one runs (a hedge), or, in a hedged call, while an earlier failure may still be the final outcome.
+   */
+  others: Attempt[] | undefined = undefined;
+  /**
+   * Whether the policy holds a hedge: its attempts resolve with themselves, and an attempt's failure is kept when
+   * the next one starts (a hedge answers with its primary's failure when every attempt failed).
+   */
+  readonly hedged: boolean;
   #done = false;
   readonly retryable: boolean;
   readonly #opts: Dispatcher.DispatchOptions;
@@ -718,7 +761,7 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
     fetchBody: ReplayableBody | undefined,
     fetchSource: unknown,
     method: string,
-    direct: boolean,
+    traits: number,
   ) {
     super();
     this.#source = fetchSource;
@@ -726,7 +769,8 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
     this.dispatch = dispatch;
     this.handler = handler;
     this.#legacy = isLegacyWrap(handler);
-    this.direct = direct;
+    this.direct = (traits & DIRECT) !== 0;
+    this.hedged = (traits & HEDGED) !== 0;
     let headers = opts.headers as Parameters<typeof getHeader>[0];
     const key: unknown = getHeader(headers, IDEMPOTENCY_KEY); // a caller's object headers may hold null
     const hasKey = key != null;
@@ -828,7 +872,7 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
   close(reason: Error): void {
     if (this.#done || this.delivered !== undefined) return;
     this.#propsOf?.properties.set(RETRYABLE, false);
-    if (this.#current?.inFlight !== true) this.abort(reason);
+    if (this.#current?.inFlight !== true && this.others?.some((a) => a.inFlight) !== true) this.abort(reason);
   }
 
   /** A root scope has no parent to hear from. */
@@ -871,11 +915,18 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
     this.#launch(ctx, to);
   }
 
-  /** Sends one attempt, its outcome reported to `to` once, never before this returns. */
+  /**
+   * Sends one attempt, its outcome reported to `to` once, never before this returns. The attempt before it is
+   * discarded when the policy is done with it (a retry: it reported, or a timeout abandoned it), as it always was;
+   * it is kept, its response held, when it still runs (a hedge started beside it) or, in a hedged call, when its
+   * failure may still be the call's outcome. The policy's decision then delivers one and discards the others.
+   */
   #launch(given: Context, to: Reporter): void {
     const previous = this.#current;
-    previous?.discard();
+    const beside = previous !== undefined && this.#keeps(previous);
+    if (previous !== undefined && !beside) previous.discard();
     let ctx: ExecutionContext;
+    let attempt: Attempt | undefined;
     if (given instanceof ExecutionContext) ctx = given;
     else {
       ctx = new ExecutionContext(undefined, given.operation, undefined, given.attempt, this);
@@ -884,11 +935,27 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
         reportLater(to, signal.reason);
         return;
       }
-      signal.addEventListener('abort', () => this.#current?.abort(signal.reason as Error), { once: true });
+      // This attempt's signal: it aborts this attempt (not a later one started meanwhile).
+      signal.addEventListener(
+        'abort',
+        () => {
+          if (attempt === undefined) return;
+          attempt.abandoned = true;
+          attempt.abort(signal.reason as Error);
+        },
+        { once: true },
+      );
       this.#propsOf = given;
     }
     if (ctx._aborted) {
       reportLater(to, ctx._reason);
+      return;
+    }
+    // A request that must not be sent twice never has two attempts at once: the hedge policy starts none once an
+    // attempt is sent (RETRYABLE, below), and one started before that (the first still queued in a bulkhead) is
+    // refused here, unsent.
+    if (beside && !this.retryable) {
+      reportLater(to, notTwice());
       return;
     }
     // A request that must not be sent twice: once an attempt is sent, whatever fails (a timeout too) is final.
@@ -903,13 +970,15 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
       reportLater(to, error);
       return;
     }
-    const attempt: Attempt = this.#legacy ? new LegacyAttempt(this, ctx, to) : new ModernAttempt(this, ctx, to);
+    attempt = this.#legacy ? new LegacyAttempt(this, ctx, to) : new ModernAttempt(this, ctx, to);
+    if (beside) (this.others ??= []).push(previous as Attempt);
+    if (this.others !== undefined) this.#prune();
     this.#current = attempt;
     attempt.body = body;
     // Only what could need releasing is kept (not a Buffer: the common replayed body costs nothing here).
     if (typeof body === 'object' && body !== null && !(body instanceof Uint8Array)) (this.#sent ??= []).push(body);
     // The abandoned attempt's body (a factory's stream) will never be read again: release it now, not at the end.
-    if (previous !== undefined && previous.body !== body) release(previous.body);
+    if (previous !== undefined && !beside && previous.body !== body) release(previous.body);
     // The options are copied only when the body differs: most attempts send the caller's options as they are. Why
     // `??`: no body is null here and undefined (or absent) in the options; a copy for that cost a spread per request,
     // and undici reads a spread copy's properties several times slower than the caller's own object.
@@ -928,6 +997,33 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
     }
   }
 
+  /**
+   * Whether an earlier attempt is kept when a new one starts: the policy still waits for it (it runs beside the new
+   * one), or, in a hedged call, it may still be the outcome (a failure the hedge answers with when all fail).
+   */
+  #keeps(attempt: Attempt): boolean {
+    return attempt.pending || (this.hedged && !attempt.dead);
+  }
+
+  /** Discards the kept earlier attempts the policy can no longer choose. */
+  #prune(): void {
+    const others = this.others as Attempt[];
+    let n = 0;
+    for (const a of others) {
+      if (this.#keeps(a)) others[n++] = a;
+      else a.discard();
+    }
+    others.length = n;
+    if (n === 0) this.others = undefined;
+  }
+
+  /** Discards every kept earlier attempt but `winner`. */
+  #dropOthers(winner: Attempt | undefined): void {
+    const others = this.others as Attempt[];
+    this.others = undefined;
+    for (const a of others) if (a !== winner) a.discard();
+  }
+
   #settle(outcome: unknown, failed = false): void {
     this.cfg.live?.delete(this);
     // Delivered already: a success streamed from the parser's callbacks (`direct`), final when it arrived.
@@ -935,24 +1031,23 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
     let value = outcome;
     if (failed && isRetryExhaustedError(value) && value.cause instanceof HttpStatusError) value = value.cause;
     const current = this.#current;
-    // A success is always the current attempt's: a new attempt discards the one before it, so a success the policy
-    // resolves with after that (a policy from elsewhere running the operation twice) has no response left.
-    const attempt =
-      value === SUCCEEDED
-        ? current?.succeeded === true
-          ? current
-          : undefined
-        : value instanceof HttpStatusError && value._attempt instanceof Attempt
-          ? value._attempt
-          : undefined;
+    // SUCCEEDED is the lone attempt's success: the current one (an attempt the policy resolves with after a new one
+    // replaced it has no response left). An attempt that may have run beside others names itself; a failed response
+    // names its attempt. Either is delivered unless it was discarded meanwhile.
+    let attempt: Attempt | undefined;
+    if (value === SUCCEEDED) attempt = current?.succeeded === true ? current : undefined;
+    else if (value instanceof Attempt) attempt = value.succeeded && value.call === this ? value : undefined;
+    else if (value instanceof HttpStatusError && value._attempt instanceof Attempt) attempt = value._attempt;
+    if (attempt?.discarded === true) attempt = undefined;
     if (current !== attempt) current?.discard();
+    if (this.others !== undefined) this.#dropOthers(attempt);
     if (attempt !== undefined) {
       this.deliverNow(attempt);
       return;
     }
     this.#releaseUnsent();
     let error = value instanceof Passed ? value.error : value;
-    if (value === SUCCEEDED && attempt === undefined) {
+    if (value === SUCCEEDED || value instanceof Attempt) {
       error = new TypeError(
         'bulwark/undici: the policy resolved with the success of an attempt it had already replaced by another one; its response was dropped.',
       );
@@ -1023,7 +1118,8 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
  * An undici interceptor that runs every request under a bulwark policy: `agent.compose(interceptor({ policy }))`.
  * Each attempt is a fresh dispatch. Failed responses (408, 429, 5xx by default) and network errors are failures;
  * other statuses are successes for the policy (a 404 never opens a breaker). Only idempotent methods, or requests
- * with an `Idempotency-Key`, are retried; a stream body is never sent twice. The caller gets the final response
+ * with an `Idempotency-Key`, are retried or hedged (a `hedge` in the policy: the winner's response is delivered, the
+ * other attempts aborted); a stream body is never sent twice. The caller gets the final response
  * streamed as it arrives, or bulwark's own error (an open circuit, a full bulkhead) when the policy refused it.
  *
  * @throws InvalidOptionsError listing every invalid option.
@@ -1100,15 +1196,12 @@ export function createInterceptor(
           policy = notAPolicy(
             `undici interceptor: the request's bulwark.policy is ${describe(policy)}, not a policy (a bulwark policy, or false to send the request without one)`,
           );
-        } else {
-          const found = hedgeIn(policy);
-          if (found !== undefined) policy = hedgeRefused(hedgeProblem('bulwark.policy', found, HEDGE_EXPECTED));
         }
       }
       if (policy === undefined) return dispatch(rest, handler);
       const body = rest.body != null ? fromFetch?.body : undefined;
-      const direct = deliversDirectly(policy);
-      const call = new HttpCall(cfg, dispatch, rest, handler, request, body, fromFetch?.source, method, direct);
+      const traits = policy === lastPolicy ? lastTraits : traitsOf(policy);
+      const call = new HttpCall(cfg, dispatch, rest, handler, request, body, fromFetch?.source, method, traits);
       // Once closed, a request is refused at once, unsent: no policy, so no retry of a refusal and no timer.
       if (refusal !== undefined) call.refuse(refusal);
       else call.start(policy, request?.operation ?? method);
@@ -1117,17 +1210,35 @@ export function createInterceptor(
   return { interceptor: make, closer };
 }
 
+/** A call's trait: see {@link deliversDirectly}. */
+const DIRECT = 1;
+/** A call's trait: its policy holds a hedge (see HttpCall.hedged). */
+const HEDGED = 2;
+
+/**
+ * What calls under `policy` are ({@link DIRECT}, {@link HEDGED}), remembered for the last policy seen (usually the
+ * only one): one comparison per request. Not remembered for a policy holding a `keyed` member: it may make a hedge
+ * for a key later, so it is looked at again on every request.
+ */
+function traitsOf(policy: Policy): number {
+  const traits = (deliversDirectly(policy) ? DIRECT : 0) | (hedgeIn(policy) !== undefined ? HEDGED : 0);
+  if (!(policy instanceof PolicyBase) || !policy._members().some((m) => m instanceof KeyedPolicy)) {
+    lastPolicy = policy;
+    lastTraits = traits;
+  }
+  return traits;
+}
+
 /**
  * Whether a success (a status that is not a failure) is final the moment its headers arrive under `policy`, so the
  * response can stream to the caller from the parser's callbacks instead of being held until the policy settles and
  * then replayed. True when no member can turn a success into anything else: a retry that classifies only errors, a
  * timeout, a bulkhead, a circuit breaker (it only records a success; a result classifier there sees bulwark's internal
- * value, not the response, see docs). Any other policy (a fallback, a retry judging results, a policy from elsewhere)
- * may decide after seeing the result: its calls hold the response. A member may answer for itself with
+ * value, not the response, see docs). Any other policy (a fallback, a hedge, a retry judging results, a policy from
+ * elsewhere) may decide after seeing the result: its calls hold the response. A member may answer for itself with
  * `_judgesResults()`.
  */
 function deliversDirectly(policy: Policy): boolean {
-  if (policy === lastPolicy) return lastDirect;
   let direct = policy instanceof PolicyBase;
   if (direct) {
     for (const m of (policy as PolicyBase)._members()) {
@@ -1138,14 +1249,24 @@ function deliversDirectly(policy: Policy): boolean {
       if (!direct) break;
     }
   }
-  lastPolicy = policy;
-  lastDirect = direct;
   return direct;
 }
 
-/** The answer for the last policy seen (usually the only one): one comparison per request. */
+/** The traits of the last policy seen (usually the only one): one comparison per request. */
 let lastPolicy: Policy | undefined;
-let lastDirect = false;
+let lastTraits = 0;
+
+/**
+ * The error an attempt started beside another one is refused with when its request must not be sent twice (see
+ * HttpCall#launch). Not retryable: nothing retries it.
+ */
+function notTwice(): Error {
+  const error = new Error(
+    'bulwark/undici: attempt not sent: this request must not be sent twice (a method that is not idempotent without an Idempotency-Key, or a one-shot body), and another attempt of it is already sent',
+  );
+  Object.defineProperty(error, 'retryable', { value: false, configurable: true });
+  return error;
+}
 
 /**
  * The method in upper case. Why not `toUpperCase()` alone: it showed in the profile per request, and nearly every
@@ -1159,14 +1280,6 @@ function upperMethod(method: string): string {
 
 /** What `policy` must be, for messages. */
 const POLICY_EXPECTED = 'a bulwark policy or a function of the origin returning one (required)';
-
-/**
- * Why a policy holding `hedge()` is refused, and what to do instead. Why refused: a call here runs one attempt at a
- * time (a new attempt discards the one before it, and the call is the caller's controller), so a hedge inside it
- * cancelled its primary attempt and waited for the hedge: a restart after the delay, slower than no hedge at all.
- */
-const HEDGE_EXPECTED =
-  'a policy without hedge(): hedging is not supported inside the bulwark/undici interceptor yet, because an HTTP call there runs one attempt at a time; hedge around request()/fetch instead, or use retry';
 
 /** An HTTP method token (RFC 9110 section 9.1: a method is a token; section 5.6.2: tchar). */
 const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -1250,10 +1363,6 @@ export function checkInterceptorOptions(
   const o = options as Partial<Record<keyof UndiciInterceptorOptions, unknown>>;
   const p = o.policy;
   if (typeof p !== 'function' && !isPolicyLike(p)) check.fail('policy', p, POLICY_EXPECTED);
-  else {
-    const found = hedgeIn(p);
-    if (found !== undefined) check.problems.push(hedgeProblem('policy', found, HEDGE_EXPECTED));
-  }
   check.number('maxOrigins', o.maxOrigins, { min: 1, integer: true });
   const methods = o.methods;
   if (methods !== undefined) {
@@ -1374,14 +1483,6 @@ function notAPolicy(message: string): Policy {
   return refusing(() => new TypeError(message));
 }
 
-/**
- * A stand-in for a policy holding `hedge()`, found when it is resolved (a request's own policy, or what a per-origin
- * function returned): every request under it fails at once, unsent, with an `InvalidOptionsError` saying why.
- */
-function hedgeRefused(problem: OptionProblem): Policy {
-  return refusing(() => new InvalidOptionsError('undici interceptor', [problem]));
-}
-
 /** A policy whose every call rejects at once with a new error of `make`, delivered as it is (see OWN_ERRORS). */
 function refusing(make: () => Error): Policy {
   return {
@@ -1427,15 +1528,12 @@ function perOrigin(
       return p;
     }
     p = make(origin);
-    // Not kept (nor one holding a hedge): the function is asked again on the next request to this origin.
+    // Not kept: the function is asked again on the next request to this origin.
     if (!isPolicyLike(p)) {
       return notAPolicy(
         `undici interceptor: the policy function returned ${describe(p)} for origin "${origin}", not a policy (a bulwark policy, such as pipeline(retry(), timeout(2_000)))`,
       );
     }
-    const found = hedgeIn(p);
-    if (found !== undefined)
-      return hedgeRefused(hedgeProblem(`policy(${JSON.stringify(origin)})`, found, HEDGE_EXPECTED));
     map.set(origin, p);
     if (map.size > max) map.delete(map.keys().next().value as string);
     return p;

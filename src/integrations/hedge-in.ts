@@ -1,10 +1,10 @@
 /**
- * The check that keeps `hedge()` out of the HTTP and gRPC interceptors until they support it (issue 14).
+ * Finds a `hedge()` inside a policy: the undici interceptor runs a call that may be hedged with several attempts
+ * kept in flight (and one attempt at a time otherwise).
  * @internal
  * @module
  */
 
-import type { OptionProblem } from '../errors/errors.js';
 import { HedgePolicy } from '../policies/hedge/hedge.js';
 import { KeyedPolicy } from '../policies/keyed/keyed.js';
 import { PolicyBase } from '../policies/policy-base.js';
@@ -27,12 +27,4 @@ export function hedgeIn(policy: unknown, depth = 0): HedgePolicy | undefined {
     }
   }
   return undefined;
-}
-
-/**
- * The problem to report for a policy holding `found`, under `option`, with `expected` saying why and what to do.
- * @internal
- */
-export function hedgeProblem(option: string, found: HedgePolicy, expected: string): OptionProblem {
-  return { option, received: `a policy containing hedge ${JSON.stringify(found.name)}`, expected };
 }
