@@ -113,53 +113,62 @@ const LIVE: unique symbol = Symbol('bulwark.live');
  */
 export abstract class CancelScope extends DeadlineEntry implements AbortListener {
   /** The abort reason, or {@link LIVE} while not aborted. One field for both: thousands of scopes may be pending. */
-  #reason: unknown = LIVE;
-  #ac: AbortController | undefined = undefined;
+  declare _sReason: unknown;
+  declare _sAc: AbortController | undefined;
   /**
    * Who listens to this scope's abort: usually one (the attempt or the queued call inside it), so one is held as
    * is and a Set is made only for a second.
    */
-  #listeners: AbortListener | Set<AbortListener> | undefined = undefined;
+  declare _sListeners: AbortListener | Set<AbortListener> | undefined;
+
+  // Fields assigned here, not by initialisers, and no private names: see DeadlineEntry. Subclasses made per call
+  // follow the same rule.
+  constructor() {
+    super();
+    this._sReason = LIVE;
+    this._sAc = undefined;
+    this._sListeners = undefined;
+  }
 
   /** Whether the scope has aborted. */
   get aborted(): boolean {
-    return this.#reason !== LIVE;
+    return this._sReason !== LIVE;
   }
 
   /** The abort reason (undefined while not aborted; an abort reason may be undefined too). */
   get reason(): unknown {
-    return this.#reason === LIVE ? undefined : this.#reason;
+    return this._sReason === LIVE ? undefined : this._sReason;
   }
 
   get signal(): AbortSignal {
-    if (this.#ac === undefined) {
-      this.#ac = new AbortController();
-      if (this.aborted) this.#ac.abort(this.reason);
+    if (this._sAc === undefined) {
+      this._sAc = new AbortController();
+      if (this.aborted) this._sAc.abort(this.reason);
     }
-    return this.#ac.signal;
+    return this._sAc.signal;
   }
 
   /** Aborts the scope: its signal (if created) and every listener, once. */
   abort(reason: unknown): void {
     // Called once: a timeout attempt abandons itself at most once.
-    this.#reason = reason;
-    this.#ac?.abort(reason);
-    const listeners = this.#listeners;
-    this.#listeners = undefined;
+    this._sReason = reason;
+    this._sAc?.abort(reason);
+    const listeners = this._sListeners;
+    this._sListeners = undefined;
     if (listeners instanceof Set) for (const l of listeners) l._onAbort(reason);
     else listeners?._onAbort(reason);
   }
 
   addListener(l: AbortListener): void {
-    const current = this.#listeners;
-    if (current === undefined || current === l) this.#listeners = l;
+    const current = this._sListeners;
+    if (current === undefined || current === l) this._sListeners = l;
     else if (current instanceof Set) current.add(l);
-    else this.#listeners = new Set([current, l]);
+    else this._sListeners = new Set([current, l]);
   }
 
   removeListener(l: AbortListener): void {
-    const current = this.#listeners;
-    if (current === l) this.#listeners = undefined;
+    const current = this._sListeners;
+    if (current === l) this._sListeners = undefined;
     else if (current instanceof Set) current.delete(l);
   }
 
@@ -188,17 +197,18 @@ keepShape(new CallExtras(undefined));
  * @internal
  */
 export class ExecutionContext implements Context {
-  readonly attempt: number;
-  readonly operation: string;
+  // `declare`: assigned by the constructor, with no per-instance initialiser (see DeadlineEntry).
+  declare readonly attempt: number;
+  declare readonly operation: string;
   /** The context this view was derived from (undefined for the root). */
-  readonly _parent: ExecutionContext | undefined;
-  readonly _caller: AbortSignal | undefined;
-  readonly _scope: CancelScope | undefined;
+  declare readonly _parent: ExecutionContext | undefined;
+  declare readonly _caller: AbortSignal | undefined;
+  declare readonly _scope: CancelScope | undefined;
   /**
    * Root only: per-call state most calls never need, allocated on first use. Why apart: every field of this
    * class is paid for by every context, root and view alike, on every call.
    */
-  _extra: CallExtras | undefined;
+  declare _extra: CallExtras | undefined;
 
   constructor(
     caller: AbortSignal | undefined,
@@ -309,24 +319,27 @@ export class ExecutionContext implements Context {
     const list = this._root._extra?.orphans;
     if (list === undefined) return false;
     let pending = 0;
-    for (let i = mark; i < list.length; i++) if (this.#owns(list[i] as Orphan)) pending++;
+    for (let i = mark; i < list.length; i++) if (owns(this, list[i] as Orphan)) pending++;
     if (pending === 0) return false;
     const onDone = (): void => {
       if (--pending === 0) fn();
     };
     for (let i = mark; i < list.length; i++) {
       const o = list[i] as Orphan;
-      if (this.#owns(o)) (o.waiters ??= []).push(onDone);
+      if (owns(this, o)) (o.waiters ??= []).push(onDone);
     }
     return true;
   }
+}
 
-  /** Whether `o` is pending work of a timeout inside this view. */
-  #owns(o: Orphan): boolean {
-    if (o.done) return false;
-    for (let c = o.ctx; c !== undefined; c = c._parent) if (c === this) return true;
-    return false;
-  }
+/**
+ * Whether `o` is pending work of a timeout inside `view`. A function, not a private method: a class with private
+ * methods stamps a brand on every instance it makes.
+ */
+function owns(view: ExecutionContext, o: Orphan): boolean {
+  if (o.done) return false;
+  for (let c = o.ctx; c !== undefined; c = c._parent) if (c === view) return true;
+  return false;
 }
 
 // The root and every derived view share this class's map: keep it alive (see shapes.ts).

@@ -25,9 +25,18 @@ function hookBeforeExit(): void {
  * @internal
  */
 export abstract class DeadlineEntry {
-  _deadline = 0;
-  _prev: DeadlineEntry | undefined = undefined;
-  _next: DeadlineEntry | undefined = undefined;
+  // Why `declare` and assignments in the constructor rather than field initialisers: an initialiser is a function
+  // of its own that each level of a class hierarchy runs per instance, and a subclass's `super()` through it was
+  // not inlined (callgrind: about 600 instructions per timeout call for the constructor chain alone).
+  declare _deadline: number;
+  declare _prev: DeadlineEntry | undefined;
+  declare _next: DeadlineEntry | undefined;
+
+  constructor() {
+    this._deadline = 0;
+    this._prev = undefined;
+    this._next = undefined;
+  }
   /** Called once when the entry's deadline passes while it is still queued. */
   abstract _expire(): void;
 }

@@ -1,3 +1,4 @@
+import { capturedPromise, capturedReject, capturedResolve } from '../core/captured-promise.js';
 import type { Clock } from '../core/clock.js';
 import { CancelScope, type ExecutionContext, type Orphan } from '../core/context.js';
 import { invoke, type Next, type Operation, type Reporter, type ReportingCaller } from '../core/policy.js';
@@ -81,9 +82,16 @@ export class FusedUnit {
   run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next, observed = false): Promise<T> {
     const gen = this.#fusedGen(ctx, next, observed);
     if (gen < 0) return this.#runLayered(ctx, op, next, observed);
-    return new Promise<T>((resolve, reject) => {
-      new FusedCall<T>(this, ctx, op, resolve, reject, gen, observed).start();
-    });
+    // No executor closure per call (see captured-promise.ts).
+    const promise = capturedPromise<T>();
+    const reject = capturedReject();
+    try {
+      new FusedCall<T>(this, ctx, op, capturedResolve<T>(), reject, gen, observed).start();
+    } catch (error) {
+      // What a throw in a promise executor did (no member's hook throws on this path).
+      reject(error);
+    }
+    return promise;
   }
 
   /**
@@ -174,23 +182,26 @@ const STARTING = 64;
  * breaker's tracking, in one object.
  */
 class FusedCall<T> extends CancelScope implements BulkheadEntry, Reporter {
-  _qPrev: BulkheadEntry | undefined = undefined;
-  _qNext: BulkheadEntry | undefined = undefined;
-  readonly #unit: FusedUnit;
+  // `declare` fields assigned in the constructor, no private names: see TimeoutAttempt (no per-instance
+  // initialiser or brand). The accessors below are public: V8 (Node 20) ran private accessors (`get #phase`)
+  // through a runtime call each time, about 250 instructions per call.
+  declare _qPrev: BulkheadEntry | undefined;
+  declare _qNext: BulkheadEntry | undefined;
+  declare readonly _unit: FusedUnit;
   /** The context the unit received (the retry's and the breaker's). */
-  readonly #ctx: ExecutionContext;
+  declare readonly _ctx: ExecutionContext;
   /** The context the operation receives: a view with this call as its scope when there is a timeout. */
-  #view: ExecutionContext;
-  readonly #op: Operation<T>;
-  /** The promise's resolve function, or (with no `#reject`) the reporting caller. One field: it is per call. */
-  readonly #resolve: ((value: T | PromiseLike<T>) => void) | ReportingCaller;
-  readonly #reject: ((reason: unknown) => void) | undefined;
-  readonly #gen: number;
+  declare _view: ExecutionContext;
+  declare readonly _op: Operation<T>;
+  /** The promise's resolve function, or (with no `_reject`) the reporting caller. One field: it is per call. */
+  declare readonly _resolve: ((value: T | PromiseLike<T>) => void) | ReportingCaller;
+  declare readonly _reject: ((reason: unknown) => void) | undefined;
+  declare readonly _gen: number;
   /** When the attempt started, read once if the breaker or someone timing attempts needs it; else 0. */
-  #start = 0;
+  declare _start: number;
   /** The phase (two low bits), {@link SLOT} and {@link SUBSCRIBED}: one field, since thousands may be queued. */
-  #bits = QUEUED;
-  #orphan: Orphan | undefined = undefined;
+  declare _bits: number;
+  declare _orphan: Orphan | undefined;
 
   constructor(
     unit: FusedUnit,
@@ -202,133 +213,137 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry, Reporter {
     observed: boolean,
   ) {
     super();
-    this.#unit = unit;
-    this.#ctx = ctx;
-    this.#view = ctx;
-    this.#op = op;
-    this.#resolve = resolve;
-    this.#reject = reject;
-    this.#gen = gen;
-    if (observed) this.#bits = OBSERVED;
+    this._qPrev = undefined;
+    this._qNext = undefined;
+    this._unit = unit;
+    this._ctx = ctx;
+    this._view = ctx;
+    this._op = op;
+    this._resolve = resolve;
+    this._reject = reject;
+    this._gen = gen;
+    this._start = 0;
+    this._bits = observed ? OBSERVED : QUEUED;
+    this._orphan = undefined;
   }
 
-  get #phase(): number {
-    return this.#bits & PHASE;
+  get _phase(): number {
+    return this._bits & PHASE;
   }
 
-  set #phase(phase: number) {
-    this.#bits = (this.#bits & ~PHASE) | phase;
+  set _phase(phase: number) {
+    this._bits = (this._bits & ~PHASE) | phase;
   }
 
   /** Whether it holds a bulkhead slot. */
-  get #slot(): boolean {
-    return (this.#bits & SLOT) !== 0;
+  get _slot(): boolean {
+    return (this._bits & SLOT) !== 0;
   }
 
-  set #slot(held: boolean) {
-    this.#bits = held ? this.#bits | SLOT : this.#bits & ~SLOT;
+  set _slot(held: boolean) {
+    this._bits = held ? this._bits | SLOT : this._bits & ~SLOT;
   }
 
   /** Whether it listens to its context's abort. */
-  get #subscribed(): boolean {
-    return (this.#bits & SUBSCRIBED) !== 0;
+  get _subscribed(): boolean {
+    return (this._bits & SUBSCRIBED) !== 0;
   }
 
-  set #subscribed(on: boolean) {
-    this.#bits = on ? this.#bits | SUBSCRIBED : this.#bits & ~SUBSCRIBED;
+  set _subscribed(on: boolean) {
+    this._bits = on ? this._bits | SUBSCRIBED : this._bits & ~SUBSCRIBED;
   }
 
   get _qCtx(): ExecutionContext {
-    return this.#view;
+    return this._view;
   }
 
   start(): void {
-    this.#bits |= STARTING;
-    this.#begin();
-    this.#bits &= ~STARTING;
+    this._bits |= STARTING;
+    this._begin();
+    this._bits &= ~STARTING;
   }
 
-  #begin(): void {
-    const { retry, breaker, timeout, bulkhead } = this.#unit;
-    const ctx = this.#ctx;
+  _begin(): void {
+    const { retry, breaker, timeout, bulkhead } = this._unit;
+    const ctx = this._ctx;
     // One clock read serves both (the unit runs layered when they have different clocks and both need one).
     const timesAttempts = retry?._timesAttempts() === true;
     const breakerTimed = breaker?._timed() === true;
-    const observed = (this.#bits & OBSERVED) !== 0;
-    const clock = this.#unit._clock;
+    const observed = (this._bits & OBSERVED) !== 0;
+    const clock = this._unit._clock;
     let now = -1;
     if (clock !== undefined && (observed || breakerTimed || timesAttempts)) {
       // One reading for every member and the observer (they share the clock; an observed call's unit always does).
       now = clock.now();
-      this.#start = now;
-    } else if (breakerTimed) this.#start = (breaker as CircuitBreakerPolicy)._startTime();
-    else if (timesAttempts) this.#start = (retry as RetryPolicy)._clock.now();
-    if (timesAttempts) this.#bits |= TIMES_ATTEMPT;
-    // Counted in flight until it settles: on success below (#succeed), after a failure by the retry loop.
+      this._start = now;
+    } else if (breakerTimed) this._start = (breaker as CircuitBreakerPolicy)._startTime();
+    else if (timesAttempts) this._start = (retry as RetryPolicy)._clock.now();
+    if (timesAttempts) this._bits |= TIMES_ATTEMPT;
+    // Counted in flight until it settles: on success below (_succeed), after a failure by the retry loop.
     retry?._budget?._enter();
     if (timeout !== undefined) {
-      this.#subscribed = ctx._subscribe(this);
+      this._subscribed = ctx._subscribe(this);
       if (now >= 0) timeout._queue.add(this, now);
       else timeout._queue.add(this);
-      this.#view = ctx._derive(ctx.attempt, this);
+      this._view = ctx._derive(ctx.attempt, this);
     }
     if (bulkhead === undefined || bulkhead._tryAcquire()) {
-      this.#slot = bulkhead !== undefined;
-      this.#run();
+      this._slot = bulkhead !== undefined;
+      this._run();
       return;
     }
-    const view = this.#view;
+    const view = this._view;
     const refusal = bulkhead._refusal(view);
     if (refusal !== undefined) {
-      this.#failBeforeRun(refusal);
+      this._failBeforeRun(refusal);
       return;
     }
     if (view._aborted) {
-      this.#failBeforeRun(view._reason);
+      this._failBeforeRun(view._reason);
       return;
     }
     bulkhead._enqueue(this);
     // Without a timeout, only a queued call listens to the caller (a running one leaves that to the operation).
-    if (timeout === undefined) this.#subscribed = ctx._subscribe(this);
+    if (timeout === undefined) this._subscribed = ctx._subscribe(this);
   }
 
-  #run(): void {
-    this.#phase = RUNNING;
-    if (this.#reject === undefined) {
-      (this.#resolve as ReportingCaller)._begin(this.#view, this);
+  _run(): void {
+    this._phase = RUNNING;
+    if (this._reject === undefined) {
+      (this._resolve as ReportingCaller)._begin(this._view, this);
       return;
     }
-    invoke(this.#view, this.#op).then(
-      (value) => this.#settled(true, value),
-      (error: unknown) => this.#settled(false, error),
+    invoke(this._view, this._op).then(
+      (value) => this._settled(true, value),
+      (error: unknown) => this._settled(false, error),
     );
   }
 
   /** A reporting caller's operation settled (see {@link ReportingCaller._begin}). */
   _report(ok: boolean, value: unknown): void {
-    this.#settled(ok, value);
+    this._settled(ok, value);
   }
 
   /** The outcome of the call, to its promise or its reporting caller. */
-  #out(ok: boolean, value: unknown): void {
-    const reject = this.#reject;
+  _out(ok: boolean, value: unknown): void {
+    const reject = this._reject;
     if (reject !== undefined) {
-      if (ok) (this.#resolve as (value: unknown) => void)(value);
+      if (ok) (this._resolve as (value: unknown) => void)(value);
       else reject(value);
       return;
     }
-    const caller = this.#resolve as ReportingCaller;
-    if ((this.#bits & STARTING) !== 0) queueMicrotask(() => caller._report(ok, value));
+    const caller = this._resolve as ReportingCaller;
+    if ((this._bits & STARTING) !== 0) queueMicrotask(() => caller._report(ok, value));
     else caller._report(ok, value);
   }
 
   /** The outcome is `promise`'s (the retry loop's). */
-  #outLater(promise: Promise<T>): void {
-    if (this.#reject !== undefined) {
-      (this.#resolve as (value: T | PromiseLike<T>) => void)(promise);
+  _outLater(promise: Promise<T>): void {
+    if (this._reject !== undefined) {
+      (this._resolve as (value: T | PromiseLike<T>) => void)(promise);
       return;
     }
-    const caller = this.#resolve as ReportingCaller;
+    const caller = this._resolve as ReportingCaller;
     promise.then(
       (value) => caller._report(true, value),
       (error: unknown) => caller._report(false, error),
@@ -336,107 +351,107 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry, Reporter {
   }
 
   /** The operation settled. */
-  #settled(ok: boolean, valueOrError: unknown): void {
-    if (this.#slot) {
-      this.#slot = false;
-      this.#unit.bulkhead?._releaseSlot();
+  _settled(ok: boolean, valueOrError: unknown): void {
+    if (this._slot) {
+      this._slot = false;
+      this._unit.bulkhead?._releaseSlot();
     }
-    if (this.#phase === ABANDONED) {
-      this.#late(ok, valueOrError);
+    if (this._phase === ABANDONED) {
+      this._late(ok, valueOrError);
       return;
     }
-    this.#phase = DONE;
-    this.#leaveTimeout();
-    if (ok) this.#succeed(valueOrError as T);
-    else this.#fail(valueOrError);
+    this._phase = DONE;
+    this._leaveTimeout();
+    if (ok) this._succeed(valueOrError as T);
+    else this._fail(valueOrError);
   }
 
   /** The bulkhead refused it, or the caller aborted it, before it ran. */
-  #failBeforeRun(reason: unknown): void {
-    this.#phase = DONE;
-    this.#leaveTimeout();
-    this.#fail(reason);
+  _failBeforeRun(reason: unknown): void {
+    this._phase = DONE;
+    this._leaveTimeout();
+    this._fail(reason);
   }
 
-  #leaveTimeout(): void {
-    const timeout = this.#unit.timeout;
+  _leaveTimeout(): void {
+    const timeout = this._unit.timeout;
     if (timeout !== undefined) timeout._queue.remove(this);
-    if (this.#subscribed) {
-      this.#subscribed = false;
-      this.#ctx._unsubscribe(this);
+    if (this._subscribed) {
+      this._subscribed = false;
+      this._ctx._unsubscribe(this);
     }
   }
 
   /** Success as the breaker and the retry see it. */
-  #succeed(value: T): void {
-    const breaker = this.#unit.breaker;
+  _succeed(value: T): void {
+    const breaker = this._unit.breaker;
     if (breaker !== undefined) {
       try {
-        breaker._succeeded(this.#ctx, this.#gen, this.#start, value);
+        breaker._succeeded(this._ctx, this._gen, this._start, value);
       } catch (predicateError) {
-        this.#retryOrReject(predicateError);
+        this._retryOrReject(predicateError);
         return;
       }
     }
-    const budget = this.#unit.retry?._budget;
+    const budget = this._unit.retry?._budget;
     if (budget !== undefined) {
       budget._succeeded();
       budget._leave();
     }
-    const observer = (this.#bits & OBSERVED) !== 0 ? this.#unit._observer : undefined;
-    const timesAttempt = (this.#bits & TIMES_ATTEMPT) !== 0;
+    const observer = (this._bits & OBSERVED) !== 0 ? this._unit._observer : undefined;
+    const timesAttempt = (this._bits & TIMES_ATTEMPT) !== 0;
     if (timesAttempt || observer !== undefined) {
       // One reading ends both the attempt and the call (they share the clock), else each reads its own.
-      const end = this.#unit._clock?.now() ?? -1;
-      if (timesAttempt) this.#unit.retry?._attemptCompleted(this.#ctx, this.#start, false, undefined, end);
+      const end = this._unit._clock?.now() ?? -1;
+      if (timesAttempt) this._unit.retry?._attemptCompleted(this._ctx, this._start, false, undefined, end);
       if (observer !== undefined) {
         // An observed call's unit shares one clock (run() goes layered otherwise), so `end` is on the observer's.
-        observer._executionCompleted(this.#ctx, this.#start, end, false, undefined);
+        observer._executionCompleted(this._ctx, this._start, end, false, undefined);
       }
     }
-    this.#out(true, value);
+    this._out(true, value);
   }
 
   /** Failure as the breaker and the retry see it. */
-  #fail(error: unknown): void {
-    const breaker = this.#unit.breaker;
+  _fail(error: unknown): void {
+    const breaker = this._unit.breaker;
     if (breaker !== undefined) {
       try {
-        breaker._failed(this.#ctx, this.#gen, this.#start, error);
+        breaker._failed(this._ctx, this._gen, this._start, error);
       } catch (predicateError) {
-        this.#retryOrReject(predicateError);
+        this._retryOrReject(predicateError);
         return;
       }
     }
-    this.#retryOrReject(error);
+    this._retryOrReject(error);
   }
 
-  #retryOrReject(error: unknown): void {
-    const unit = this.#unit;
-    if ((this.#bits & TIMES_ATTEMPT) !== 0) unit.retry?._attemptCompleted(this.#ctx, this.#start, true, error);
-    const observer = (this.#bits & OBSERVED) !== 0 ? unit._observer : undefined;
+  _retryOrReject(error: unknown): void {
+    const unit = this._unit;
+    if ((this._bits & TIMES_ATTEMPT) !== 0) unit.retry?._attemptCompleted(this._ctx, this._start, true, error);
+    const observer = (this._bits & OBSERVED) !== 0 ? unit._observer : undefined;
     if (unit.retry === undefined) {
-      observer?._executionCompleted(this.#ctx, this.#start, observer._clock.now(), true, error);
-      this.#out(false, error);
+      observer?._executionCompleted(this._ctx, this._start, observer._clock.now(), true, error);
+      this._out(false, error);
     } else {
-      const rest = unit.retry._afterFailure(this.#ctx, this.#op, unit._belowRetry, error);
-      this.#outLater(observer === undefined ? rest : observer._observe(this.#ctx, this.#start, rest));
+      const rest = unit.retry._afterFailure(this._ctx, this._op, unit._belowRetry, error);
+      this._outLater(observer === undefined ? rest : observer._observe(this._ctx, this._start, rest));
     }
   }
 
   // BulkheadEntry: a slot was taken for this queued call.
   _grant(): void {
-    this.#slot = true;
-    if (this.#unit.timeout === undefined && this.#subscribed) {
-      this.#subscribed = false;
-      this.#ctx._unsubscribe(this);
+    this._slot = true;
+    if (this._unit.timeout === undefined && this._subscribed) {
+      this._subscribed = false;
+      this._ctx._unsubscribe(this);
     }
-    this.#run();
+    this._run();
   }
 
   // BulkheadEntry: left the queue without a slot (the bulkhead was disposed).
   _refuse(reason: unknown): void {
-    this.#failBeforeRun(reason);
+    this._failBeforeRun(reason);
   }
 
   _dequeued(): void {
@@ -445,38 +460,38 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry, Reporter {
 
   /** The timeout's deadline passed (the deadline queue has already dropped this entry). */
   _expire(): void {
-    const timeout = this.#unit.timeout as TimeoutPolicy;
+    const timeout = this._unit.timeout as TimeoutPolicy;
     const error = new TimeoutError(timeout.name, timeout.ms);
-    this.#abandon(error);
-    timeout._fired(this.#ctx);
-    this.#fail(error);
+    this._abandon(error);
+    timeout._fired(this._ctx);
+    this._fail(error);
   }
 
   /** The caller (or an enclosing timeout) aborted: fail with its reason, not as a timeout. */
   _onAbort(reason: unknown): void {
-    if (this.#phase !== QUEUED && this.#phase !== RUNNING) return;
-    this.#abandon(reason);
-    this.#fail(reason);
+    if (this._phase !== QUEUED && this._phase !== RUNNING) return;
+    this._abandon(reason);
+    this._fail(reason);
   }
 
   /** Stops waiting for the operation: out of the queue, or left running as an orphan; aborts the scope. */
-  #abandon(reason: unknown): void {
-    const queued = this.#phase === QUEUED;
-    this.#phase = queued ? DONE : ABANDONED;
-    this.#leaveTimeout();
-    if (queued) this.#unit.bulkhead?._unlink(this);
+  _abandon(reason: unknown): void {
+    const queued = this._phase === QUEUED;
+    this._phase = queued ? DONE : ABANDONED;
+    this._leaveTimeout();
+    if (queued) this._unit.bulkhead?._unlink(this);
     // Record the still-running work before anyone sees the rejection, so a bulkhead around this call (in an
     // enclosing chain) keeps its slot until the work really ends. This unit's own bulkhead does so by itself.
-    else this.#orphan = this.#ctx._addOrphan();
-    if (this.#unit.timeout !== undefined) this.abort(reason);
+    else this._orphan = this._ctx._addOrphan();
+    if (this._unit.timeout !== undefined) this.abort(reason);
   }
 
   /** The operation settled after the timeout or the caller gave up on it. */
-  #late(ok: boolean, valueOrError: unknown): void {
-    this.#phase = DONE;
-    this.#orphan?.finish();
-    this.#unit.timeout?._lateOutcome(
-      this.#ctx,
+  _late(ok: boolean, valueOrError: unknown): void {
+    this._phase = DONE;
+    this._orphan?.finish();
+    this._unit.timeout?._lateOutcome(
+      this._ctx,
       ok ? { ok: true, value: valueOrError } : { ok: false, error: valueOrError },
     );
   }
