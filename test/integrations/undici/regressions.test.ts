@@ -102,7 +102,8 @@ describe('undici interceptor: requests that must not be sent twice', { timeout: 
         // never answers
       }),
     );
-    const agent = agentWith({ policy: pipeline(retry({ backoff: constant(0) }), timeout(50)) });
+    // 300 ms: on a loaded machine a 50 ms timeout could fire before the request reached the server (0 hits).
+    const agent = agentWith({ policy: pipeline(retry({ backoff: constant(0) }), timeout(300)) });
     const error = await rejectionOf(agent.request({ origin: server.origin, path: '/', method: 'POST', body: 'x' }));
     expect(error).toMatchObject({ code: 'ERR_TIMEOUT' });
     expect(server.hits).toHaveLength(1);
@@ -114,7 +115,8 @@ describe('undici interceptor: requests that must not be sent twice', { timeout: 
         // never answers
       }),
     );
-    const agent = agentWith({ policy: pipeline(retry({ backoff: constant(0) }), timeout(50)) });
+    // 300 ms: on a loaded machine a 50 ms timeout could fire before the request reached the server (0 hits).
+    const agent = agentWith({ policy: pipeline(retry({ backoff: constant(0) }), timeout(300)) });
     const body = Readable.from([Buffer.from('abc')]);
     const error = await rejectionOf(agent.request({ origin: server.origin, path: '/', method: 'PUT', body }));
     expect(error).toMatchObject({ code: 'ERR_TIMEOUT' });
