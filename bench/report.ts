@@ -17,6 +17,7 @@ import {
   type OverloadRow,
 } from './suites/overload.js';
 import { REDIS_TOKEN_BUCKET, type RedisRow } from './suites/redis.js';
+import type { RedisSharedRow } from './suites/redis-shared.js';
 
 export interface Target {
   readonly what: string;
@@ -52,6 +53,11 @@ export interface Results {
   readonly messaging?: MessagingRow[];
   /** The Redis-backed rate limiter on loopback (absent in runs saved before the suite existed, or without Redis). */
   readonly redis?: RedisRow[];
+  /**
+   * Every bulwark/redis policy on loopback: latency added and round trips per call (absent in runs saved before the
+   * suite existed; empty without Redis).
+   */
+  readonly redisShared?: RedisSharedRow[];
   /** The overload simulation (virtual time; absent in runs saved before the suite existed). */
   readonly overload?: OverloadResult;
   /** Process warnings seen during the run, with the first frame outside node:internal that raised them. */
@@ -187,6 +193,8 @@ function signedUs(v: number): string {
 }
 
 const pct = (v: number) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)} %` : 'n/a');
+/** A share that may be tiny (a breaker's round trips per call): two significant digits. */
+const sharePct = (v: number) => (Number.isFinite(v) ? `${(v * 100).toPrecision(2)} %` : 'n/a');
 
 /**
  * Issue #14's system goals, from the overload simulation: with retry and a budget, upstream load at 3C <= 1.2x the
@@ -322,6 +330,49 @@ export function evaluateTargets(r: Results): Target[] {
       met: redis.p99Ms <= 1,
       by: redis.p99Ms <= 1 ? '' : `${(redis.p99Ms - 1).toFixed(2)} ms over`,
     });
+  }
+  // Issue 15's goals for every bulwark/redis policy, on the ioredis rows measured one call at a time.
+  const shared = (policy: RedisSharedRow['policy']) =>
+    r.redisShared?.find((x) => x.policy === policy && x.client === 'ioredis' && x.concurrency === 1);
+  const rl = shared('rate limiter (token bucket)');
+  if (rl) {
+    const n = rl.roundTripsPerCall;
+    t.push({
+      what: 'Redis rate limiter (token bucket, ioredis): round trips per decision',
+      limit: '<= 1.00',
+      measured: n.toFixed(2),
+      met: n <= 1,
+      by: n <= 1 ? '' : `${(n - 1).toFixed(2)} over`,
+    });
+  }
+  for (const [policy, label] of [
+    ['concurrency limit', 'Redis concurrency limit (redisBulkhead, ioredis)'],
+    ['shared breaker (closed)', 'Redis shared breaker, closed (ioredis)'],
+  ] as const) {
+    const x = shared(policy);
+    if (!x) continue;
+    t.push({
+      what: `${label}: latency added to a call on loopback, p99`,
+      limit: '<= 1.00 ms',
+      measured: fmt.ms(x.addedP99Ms),
+      met: x.addedP99Ms <= 1,
+      by: x.addedP99Ms <= 1 ? '' : `${(x.addedP99Ms - 1).toFixed(2)} ms over`,
+    });
+  }
+  const cb = shared('shared breaker (closed)');
+  if (cb) {
+    t.push(
+      target(
+        'Redis shared breaker, closed (ioredis): share of calls with a Redis round trip',
+        cb.roundTripsPerCall,
+        0.5,
+        sharePct,
+        '%',
+        {
+          measured: sharePct(cb.roundTripsPerCall),
+        },
+      ),
+    );
   }
   const events = (what: string, name: string, limit: number) => {
     const x = r.events?.find((e) => e.case === name);
@@ -595,6 +646,23 @@ export function tables(r: Results): Tables {
         'Redis rate limiter (real Redis on loopback; one call at a time for latency, 64 in flight for decisions/s)',
       headers: ['contender', 'decisions/s', 'p50', 'p99'],
       rows: r.redis.map((x) => [x.contender, fmt.int(x.perSec), fmt.ms(x.p50Ms), fmt.ms(x.p99Ms)]),
+    });
+  }
+  if (r.redisShared && r.redisShared.length > 0) {
+    out.push({
+      title:
+        'bulwark/redis policies (real Redis on loopback; latency added to a no-op call, one call at a time; round trips counted per call)',
+      headers: ['policy', 'client', 'callers', 'calls/s', 'added p50', 'added p99', 'round trips per call'],
+      rows: r.redisShared.map((x) => [
+        x.policy,
+        x.client,
+        String(x.concurrency),
+        fmt.int(x.callsPerSec),
+        x.concurrency === 1 ? fmt.ms(x.addedP50Ms) : '',
+        x.concurrency === 1 ? fmt.ms(x.addedP99Ms) : '',
+        // The breaker's round trips are its batched exchanges: a share of calls, not a count per call.
+        x.policy === 'shared breaker (closed)' ? sharePct(x.roundTripsPerCall) : x.roundTripsPerCall.toFixed(2),
+      ]),
     });
   }
   if (r.overload) out.push(...overloadTables(r.overload));
@@ -1039,6 +1107,15 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
   delayed redelivery or a dead letter on failure), through \`wrapHandler\` with no policy, and with a retry, breaker
   and timeout pipeline. Every contender acks each message once. No broker is involved, so this is the wrapper's own
   cost per message.
+- **Redis**: against the real Redis on 127.0.0.1:6379, on ioredis and node-redis (without an answering Redis a
+  suite reports nothing and says so on stderr; keys live under a random prefix and are deleted afterwards, Redis is
+  never flushed). \`redis\`: the rate limiter's decisions per second (64 in flight) and the latency of one decision,
+  next to a bare \`PING\` on the same client (one round trip, the floor). \`redis-shared\`: every bulwark/redis
+  policy (the rate limiter's token bucket, \`redisBulkhead\`, \`redisCircuitBreaker\` closed) through a
+  \`RedisScripting\` that counts script calls: the latency it adds to a no-op call, one call at a time (p50 and p99,
+  over a bare no-op timed in the same loop), calls per second (also with 16 callers for the concurrency limit) and
+  Redis round trips per call (for the breaker, the share of calls that made one: it exchanges outcomes in batches,
+  one per \`syncIntervalMs\`).
 - **Overload (a simulation, in virtual time)**: not a timing of bulwark but of what its policies do to a system.
   bulwark's real policies run on a virtual clock (a binary heap of timers; at each instant with due timers it fires
   them, then lets promise continuations run, and repeats while timers are due at that instant), with seeded random

@@ -40,6 +40,7 @@ import { messagingSuite } from './suites/messaging.js';
 import { overheadSuite } from './suites/overhead.js';
 import { overloadSuite } from './suites/overload.js';
 import { redisSuite } from './suites/redis.js';
+import { redisSharedSuite } from './suites/redis-shared.js';
 
 /** The repository root: the nearest folder above this file (or its bundle in bench/.out) with bulwark's package.json. */
 function findRoot(): string {
@@ -78,6 +79,7 @@ const SUITES = [
   'grpc',
   'messaging',
   'redis',
+  'redis-shared',
   'overload',
 ] as const;
 type Suite = (typeof SUITES)[number];
@@ -175,6 +177,7 @@ const SUITE_KEYS: Record<Suite, keyof Results> = {
   grpc: 'grpc',
   messaging: 'messaging',
   redis: 'redis',
+  'redis-shared': 'redisShared',
   overload: 'overload',
 };
 const hasSuite = (r: Results, s: Suite) => r[SUITE_KEYS[s]] !== undefined;
@@ -209,6 +212,7 @@ async function runSuite(suite: Suite, s: Settings, step: string, peers: Peers): 
   if (suite === 'grpc') return grpcSuite(s, step, peers);
   if (suite === 'overload') return overloadSuite(s, step);
   if (suite === 'redis') return redisSuite(s, step);
+  if (suite === 'redis-shared') return redisSharedSuite(s, step);
   return messagingSuite(s, step);
 }
 

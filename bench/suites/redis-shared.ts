@@ -1,6 +1,10 @@
 /**
- * Redis suite (shared state): the fleet-wide concurrency limit (`redisBulkhead`) and the shared breaker
- * (`redisCircuitBreaker`) against the real Redis on 127.0.0.1:6379 (loopback), on ioredis and on node-redis.
+ * Suite 12 (`redis-shared`): what each bulwark/redis policy adds to a call and how many Redis round trips it makes,
+ * against the real Redis on 127.0.0.1:6379 (loopback), on ioredis and on node-redis. Every script call goes through
+ * a counting `RedisScripting`, so round trips are counted, not inferred.
+ *
+ * - Rate limiter (token bucket, admitting every call): the latency it adds (p50, p99) and its round trips per
+ *   decision (the goal: exactly one).
  *
  * - Concurrency limit: permits per second with 1 and 16 callers in a closed loop (each call takes a permit and gives
  *   it back: two script calls, one before the call and one after it), and the latency it adds to a call that
@@ -8,16 +12,18 @@
  * - Shared breaker, closed: the latency it adds (p50, p99) and the share of calls that made a Redis round trip
  *   (the goal: most calls none; outcomes go in batches every `syncIntervalMs`, 100 ms by default).
  *
- * Keys live under a random prefix and are deleted afterwards; Redis is never flushed.
+ * Keys live under a random prefix and are deleted afterwards; Redis is never flushed. Bounded in time: per client
+ * six phases of 0.8 s (0.4 s in quick mode) plus warm-ups, about 10 s in all (5 s quick). When Redis does not
+ * answer, the suite reports nothing (a note on stderr) rather than failing the bench.
  */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
-import { redisBulkhead, redisCircuitBreaker } from '../../src/integrations/redis/index.js';
+import { redisBulkhead, redisCircuitBreaker, redisRateLimit } from '../../src/integrations/redis/index.js';
 import { progress, quantile, type Settings } from '../harness.js';
 
 export interface RedisSharedRow {
-  readonly policy: 'concurrency limit' | 'shared breaker (closed)';
+  readonly policy: 'rate limiter (token bucket)' | 'concurrency limit' | 'shared breaker (closed)';
   readonly client: 'ioredis' | 'node-redis';
   /** Callers in a closed loop (permits per second), or 1 (latency). */
   readonly concurrency: number;
@@ -26,7 +32,10 @@ export interface RedisSharedRow {
   /** Latency added to a no-op call, p50 and p99, in ms (serial calls). */
   readonly addedP50Ms: number;
   readonly addedP99Ms: number;
-  /** Redis round trips per call (script calls, the release included). */
+  /**
+   * Redis round trips per call (script calls, the release included): for the breaker, the share of calls that made
+   * one (its exchanges go in batches, one per `syncIntervalMs`).
+   */
   readonly roundTripsPerCall: number;
 }
 
@@ -42,10 +51,15 @@ type AnyClient = Redis | NodeRedis;
 async function connect(kind: RedisSharedRow['client']): Promise<AnyClient> {
   if (kind === 'ioredis') {
     const c = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true, enableOfflineQueue: false });
-    await c.connect();
+    c.on('error', () => undefined);
+    await c.connect().catch((e: unknown) => {
+      c.disconnect();
+      throw e;
+    });
     return c;
   }
-  const c = createClient({ socket: { host: '127.0.0.1', port: 6379 } });
+  const c = createClient({ socket: { host: '127.0.0.1', port: 6379, reconnectStrategy: false } });
+  c.on('error', () => undefined);
   await c.connect();
   return c as unknown as NodeRedis;
 }
@@ -88,19 +102,14 @@ function counting(client: AnyClient): {
   return { scripting, calls: () => n };
 }
 
-async function deleteKeys(client: AnyClient, prefix: string): Promise<void> {
-  const admin = new Redis({ host: '127.0.0.1', port: 6379 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await admin.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    admin.disconnect();
-  }
-  void client;
+/** Deletes the run's keys (SCAN, never KEYS or FLUSH). */
+async function deleteKeys(admin: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await admin.del(...keys);
+  } while (cursor !== '0');
 }
 
 /** Serial calls for `ms`: per-call latencies in ms, of `call` and of a bare no-op (alternating batches). */
@@ -139,63 +148,101 @@ async function closedLoop(call: () => Promise<unknown>, workers: number, ms: num
   return calls / (ms / 1000);
 }
 
-export async function redisSharedSuite(s: Settings): Promise<RedisSharedRow[]> {
+/** The serial phase of one policy: its row, with the latency it adds and its round trips per call. */
+async function serialRow(
+  policy: RedisSharedRow['policy'],
+  client: RedisSharedRow['client'],
+  call: () => Promise<unknown>,
+  calls: () => number,
+  ms: number,
+): Promise<RedisSharedRow> {
+  await closedLoop(call, 1, WARM_UP_MS);
+  const before = calls();
+  let n = 0;
+  const counted = () => {
+    n++;
+    return call();
+  };
+  const t0 = performance.now();
+  const lat = await latencies(counted, ms);
+  const elapsed = performance.now() - t0;
+  return {
+    policy,
+    client,
+    concurrency: 1,
+    // Serial calls interleaved with the bare ones: the rate of this policy's calls over the whole phase.
+    callsPerSec: n / (elapsed / 1000),
+    addedP50Ms: quantile(lat.own, 0.5) - quantile(lat.bare, 0.5),
+    addedP99Ms: quantile(lat.own, 0.99) - quantile(lat.bare, 0.99),
+    roundTripsPerCall: (calls() - before) / n,
+  };
+}
+
+const WARM_UP_MS = 100;
+/** The call every policy wraps: nothing, so its latency is what the policy adds. */
+const nothing = (): undefined => undefined;
+
+export async function redisSharedSuite(s: Settings, step: string): Promise<RedisSharedRow[]> {
   const rows: RedisSharedRow[] = [];
-  const ms = s.quick ? 500 : 2_000;
+  const ms = s.quick ? 400 : 800;
   const prefix = `bulwark-bench:${randomUUID().slice(0, 8)}:`;
-  for (const kind of ['ioredis', 'node-redis'] as const) {
-    const client = await connect(kind);
-    try {
+  let admin: Redis;
+  try {
+    admin = (await connect('ioredis')) as Redis;
+  } catch (e) {
+    process.stderr.write(
+      `\nbench redis-shared: Redis is not answering on 127.0.0.1:6379 (${String(e)}); suite skipped\n`,
+    );
+    return [];
+  }
+  try {
+    for (const kind of ['ioredis', 'node-redis'] as const) {
+      const client = await connect(kind);
       const { scripting, calls } = counting(client);
-      progress(`redis shared: concurrency limit (${kind})`);
-      const limit = redisBulkhead({ client: scripting, keyPrefix: prefix, name: `bh-${kind}`, limit: 64 });
-      const op = () => limit.execute(() => undefined);
-      await closedLoop(op, 4, 200); // warm-up
-      const lat = await latencies(op, ms);
-      const p50 = quantile(lat.own, 0.5) - quantile(lat.bare, 0.5);
-      const p99 = quantile(lat.own, 0.99) - quantile(lat.bare, 0.99);
-      for (const concurrency of [1, 16]) {
+      // Fail-closed with a generous timeout: a fallback would show as an error, never as a fast local decision.
+      const store = { client: scripting, keyPrefix: prefix, storeTimeoutMs: 1_000 } as const;
+      const limiter = redisRateLimit({ ...store, onStoreError: 'fail-closed', name: `rl-${kind}`, rate: 1e9 });
+      const limit = redisBulkhead({ ...store, onStoreError: 'fail-closed', name: `bh-${kind}`, limit: 64 });
+      const breaker = redisCircuitBreaker({ ...store, name: `cb-${kind}` });
+      try {
+        progress(`${step} redis-shared: rate limiter (${kind})`);
+        rows.push(await serialRow('rate limiter (token bucket)', kind, () => limiter.execute(nothing), calls, ms));
+
+        progress(`${step} redis-shared: concurrency limit (${kind})`);
+        const op = () => limit.execute(nothing);
+        const serial = await serialRow('concurrency limit', kind, op, calls, ms);
+        rows.push(serial);
+        progress(`${step} redis-shared: concurrency limit, 16 callers (${kind})`);
         const before = calls();
         let n = 0;
-        const counted = () => {
-          n++;
-          return op();
-        };
-        const perSec = await closedLoop(counted, concurrency, ms);
+        const perSec = await closedLoop(
+          () => {
+            n++;
+            return op();
+          },
+          16,
+          ms,
+        );
         rows.push({
-          policy: 'concurrency limit',
-          client: kind,
-          concurrency,
+          ...serial,
+          concurrency: 16,
           callsPerSec: perSec,
-          addedP50Ms: p50,
-          addedP99Ms: p99,
+          addedP50Ms: Number.NaN,
+          addedP99Ms: Number.NaN,
           roundTripsPerCall: (calls() - before) / n,
         });
+
+        progress(`${step} redis-shared: shared breaker, closed (${kind})`);
+        rows.push(await serialRow('shared breaker (closed)', kind, () => breaker.execute(nothing), calls, ms));
+      } finally {
+        limiter.dispose();
+        limit.dispose();
+        await close(client);
       }
-      progress(`redis shared: shared breaker, closed (${kind})`);
-      const breaker = redisCircuitBreaker({ client: scripting, keyPrefix: prefix, name: `cb-${kind}` });
-      const call = () => breaker.execute(() => undefined);
-      await closedLoop(call, 1, 200); // warm-up
-      const before = calls();
-      let n = 0;
-      const counted = () => {
-        n++;
-        return call();
-      };
-      const blat = await latencies(counted, ms);
-      rows.push({
-        policy: 'shared breaker (closed)',
-        client: kind,
-        concurrency: 1,
-        callsPerSec: n / (ms / 1000),
-        addedP50Ms: quantile(blat.own, 0.5) - quantile(blat.bare, 0.5),
-        addedP99Ms: quantile(blat.own, 0.99) - quantile(blat.bare, 0.99),
-        roundTripsPerCall: (calls() - before) / n,
-      });
-    } finally {
-      await deleteKeys(client, prefix);
-      await close(client);
     }
+  } finally {
+    await deleteKeys(admin, prefix);
+    admin.disconnect();
   }
   return rows;
 }

@@ -98,6 +98,7 @@ function fixture(node: string, quick = false) {
     grpc: [],
     messaging: [],
     redis: [],
+    redisShared: [],
     overload: {
       model: {
         workers: 20,
