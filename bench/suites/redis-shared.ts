@@ -13,7 +13,7 @@
  *   (the goal: most calls none; outcomes go in batches every `syncIntervalMs`, 100 ms by default).
  *
  * Keys live under a random prefix and are deleted afterwards; Redis is never flushed. Bounded in time: per client
- * six phases of 0.8 s (0.4 s in quick mode) plus warm-ups, about 10 s in all (5 s quick). When Redis does not
+ * four phases of 0.8 s (0.4 s in quick mode) and three warm-ups of 0.25 s, about 10 s in all (6 s quick). When Redis does not
  * answer, the suite reports nothing (a note on stderr) rather than failing the bench.
  */
 import { randomUUID } from 'node:crypto';
@@ -178,7 +178,8 @@ async function serialRow(
   };
 }
 
-const WARM_UP_MS = 100;
+/** Each policy's warm-up, not recorded: loads its scripts into Redis and JIT-compiles its path before it is timed. */
+const WARM_UP_MS = 250;
 /** The call every policy wraps: nothing, so its latency is what the policy adds. */
 const nothing = (): undefined => undefined;
 
