@@ -33,11 +33,26 @@ const live: Set<InstanceEntry> = shared[KEY] ?? new Set<InstanceEntry>();
 shared[KEY] = live;
 const finalizer = new FinalizationRegistry<InstanceEntry>((entry) => live.delete(entry));
 
+/**
+ * The kind of every tracked object, for an adapter attached to some policies only: it finds what it reads among
+ * them by this, so a policy of another entry point (bulwark/redis's shared bulkhead, say) is read as its kind is.
+ */
+const KINDS = Symbol.for('bulwark.instance-kinds.v1');
+const sharedKinds = globalThis as { [KINDS]?: WeakMap<object, InstanceKind> };
+const kinds: WeakMap<object, InstanceKind> = sharedKinds[KINDS] ?? new WeakMap<object, InstanceKind>();
+sharedKinds[KINDS] = kinds;
+
 /** @internal Called by the constructor of each kind above (once per object). */
 export function trackInstance(kind: InstanceKind, policy: object): void {
   const entry: InstanceEntry = { kind, ref: new WeakRef(policy) };
   live.add(entry);
   finalizer.register(policy, entry);
+  kinds.set(policy, kind);
+}
+
+/** @internal The kind `policy` was tracked as, or undefined. */
+export function trackedKind(policy: object): InstanceKind | undefined {
+  return kinds.get(policy);
 }
 
 /** @internal The live entries (some may have just been collected: `ref.deref()` can be undefined). */

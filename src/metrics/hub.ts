@@ -2,7 +2,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { isHedgeCancelledError, isTimeoutError } from '../errors/errors.js';
 import { Checker } from '../errors/validate.js';
 import { channelName, messageOf, warnOnce } from '../events/emitter.js';
-import { type InstanceKind, liveInstances } from '../events/instances.js';
+import { type InstanceKind, liveInstances, trackedKind } from '../events/instances.js';
 import { EVENT_TYPES, type ResilienceEvent } from '../events/types.js';
 import { AdaptiveThrottlePolicy } from '../policies/adaptive-throttle/adaptive-throttle.js';
 import { BulkheadPolicy } from '../policies/bulkhead/bulkhead.js';
@@ -435,6 +435,11 @@ export class MetricsHub implements PolicyMetrics {
             const b: RetryBudget | undefined = p._budget;
             if (b instanceof RetryRatioBudget) once('retry_budget', b);
             else if (b instanceof RetryTokenBudget) once('retry_token_budget', b);
+          } else {
+            // A policy of another entry point with a gauge's state (bulwark/redis's limiters and breaker): read as
+            // the kind it registered as.
+            const kind = trackedKind(p);
+            if (kind !== undefined) once(kind, p);
           }
         }
       }

@@ -4,6 +4,7 @@ import type { Next, Operation } from '../../core/policy.js';
 import { RateLimitedError, type RateLimitRejectionReason } from '../../errors/errors.js';
 import { Checker, describe } from '../../errors/validate.js';
 import { EV } from '../../events/emitter.js';
+import { trackInstance } from '../../events/instances.js';
 import type { EventType, Listener } from '../../events/types.js';
 import { KeyedPolicy } from '../../policies/keyed/keyed.js';
 import { PolicyBase } from '../../policies/policy-base.js';
@@ -12,6 +13,7 @@ import { RATE_LIMIT_OPTION_NAMES } from '../../policies/rate-limit/options.js';
 import { checkRateLimitOptions, RateLimitPolicy } from '../../policies/rate-limit/rate-limit.js';
 import { toScripting } from './client.js';
 import { slotKey } from './keys.js';
+import { LazyLocal } from './local-fallback.js';
 import { TOKEN_BUCKET, WINDOW } from './rate-limit-scripts.js';
 import {
   isRedisStoreError,
@@ -116,7 +118,8 @@ export class RedisRateLimitPolicy extends PolicyBase {
   readonly #maxQueue: number;
   readonly #maxWaitMs: number;
   /** The local limiter (`onStoreError: 'local'`): one, or one per key. */
-  readonly #local: RateLimitPolicy | undefined;
+  /** Made on first use: an idle local limiter under this name would add a full bucket to the process's gauges. */
+  readonly #local: LazyLocal<RateLimitPolicy> | undefined;
   readonly #localKeyed: KeyedPolicy<RateLimitPolicy> | undefined;
   readonly #waiters = new Set<RedisWaiter>();
   /** Calls sent to Redis allowed to queue, not answered yet: they count against `queue` (see `_run`). */
@@ -165,7 +168,7 @@ export class RedisRateLimitPolicy extends PolicyBase {
     });
     if (this.onStoreError === 'local') {
       const local = localOptions(options);
-      if (this.#keyOf === undefined) this.#local = new RateLimitPolicy(local);
+      if (this.#keyOf === undefined) this.#local = new LazyLocal(() => new RateLimitPolicy(local));
       else {
         this.#localKeyed = new KeyedPolicy<RateLimitPolicy>(
           () => '',
@@ -174,6 +177,8 @@ export class RedisRateLimitPolicy extends PolicyBase {
         );
       }
     }
+    // The rate limiter gauges read it: `available` as of Redis's last answer, `queued` and `capacity` this process's.
+    trackInstance('rate_limit', this);
   }
 
   /**
@@ -211,7 +216,7 @@ export class RedisRateLimitPolicy extends PolicyBase {
       this.#unlink(w);
       w.reject(this.#rejection(w.ctx, 'disposed', Number.POSITIVE_INFINITY, w.cost));
     }
-    this.#local?.dispose();
+    this.#local?.current?.dispose();
     for (const p of this.#localKeyed?.values() ?? []) p.dispose();
   }
 
@@ -384,7 +389,7 @@ export class RedisRateLimitPolicy extends PolicyBase {
     if (mode === 'fail-closed') {
       return Promise.reject(this.#rejection(ctx, 'unavailable', Number.POSITIVE_INFINITY, cost));
     }
-    const local = this.#local ?? (this.#localKeyed as KeyedPolicy<RateLimitPolicy>).get(key ?? '');
+    const local = this.#local?.get() ?? (this.#localKeyed as KeyedPolicy<RateLimitPolicy>).get(key ?? '');
     return local._run(ctx, op, next);
   }
 
