@@ -82,6 +82,19 @@ class LongTimer {
 }
 
 /**
+ * The delay to give Node's timers so that at least `delayMs` has passed on `performance.now()` when they fire.
+ * Why: Node counts a timer from the event loop's time in whole milliseconds (the current time, truncated) and fires
+ * it once that count reaches the delay, so a timer can fire up to 1 ms early by `performance.now()`: a retry that
+ * waited a rate limiter's `retryAfterMs` of 399.64 ms was refused again, 0.35 ms too soon. Rounded up, plus the
+ * millisecond lost to truncation: a timer fires at most about 2 ms late (plus the event loop's own delay), never
+ * early.
+ */
+function notEarly(delayMs: number): number {
+  // Capped: one more than Node's largest delay would overflow, and Node would fire after 1 ms.
+  return delayMs > 0 ? Math.min(Math.ceil(delayMs) + 1, MAX_TIMER_DELAY_MS) : delayMs;
+}
+
+/**
  * The real clock: `performance.now()` and Node's timers. The default of every policy.
  *
  * @example
@@ -93,7 +106,7 @@ export const systemClock: Clock = Object.freeze({
   now: () => perf.now(),
   setTimeout(callback: () => void, delayMs: number, unref?: boolean): TimerHandle {
     if (delayMs > MAX_TIMER_DELAY_MS) return new LongTimer(callback, delayMs, unref === true);
-    const handle = setTimeout(callback, delayMs);
+    const handle = setTimeout(callback, notEarly(delayMs));
     if (unref === true) handle.unref();
     return handle;
   },

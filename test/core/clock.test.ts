@@ -2,6 +2,26 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MAX_TIMER_DELAY_MS, systemClock } from '../../src/index.js';
 
 describe('systemClock', () => {
+  it('never fires a timer before its delay has passed on its own now() (Node counts whole, truncated ms)', async () => {
+    // A retry that waited a rate limiter's retryAfterMs of 399.64 ms was refused again, 0.35 ms too soon.
+    const early: number[] = [];
+    const delays = Array.from({ length: 200 }, (_, i) => 0.1 + (i % 8) * 0.45 + (i % 3) * 0.3);
+    await Promise.all(
+      delays.map(
+        (delay) =>
+          new Promise<void>((resolve) => {
+            const start = systemClock.now();
+            systemClock.setTimeout(() => {
+              const waited = systemClock.now() - start;
+              if (waited < delay) early.push(delay - waited);
+              resolve();
+            }, delay);
+          }),
+      ),
+    );
+    expect(early).toEqual([]);
+  });
+
   afterEach(() => {
     vi.useRealTimers();
   });
