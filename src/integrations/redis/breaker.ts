@@ -23,11 +23,13 @@ import type { Backoff } from '../../policies/retry/backoff.js';
 import { toScripting } from './client.js';
 import { slotKey } from './keys.js';
 import { LazyLocal } from './local-fallback.js';
-import { isRedisStoreError, RedisScript, RedisStoreError, ScriptRunner, type StoreFailureReason } from './runner.js';
+import { RedisScript, RedisStoreError, ScriptRunner } from './runner.js';
 import {
   checkStoreOptions,
   DEFAULT_STORE_RECHECK_MS,
   DEFAULT_STORE_TIMEOUT_MS,
+  emitStoreFallback,
+  emitStoreRecovered,
   type OnStoreError,
   type RedisStoreOptions,
   STORE_OPTION_NAMES,
@@ -650,15 +652,7 @@ export class RedisCircuitBreakerPolicy extends PolicyBase {
     if (this.#recoveredMs >= 0) {
       const downMs = this.#recoveredMs;
       this.#recoveredMs = -1;
-      if (this._events.wants(EV.storeRecovered)) {
-        this._events.emit(EV.storeRecovered, {
-          type: 'store.recovered',
-          policy: this.name,
-          operation,
-          attempt,
-          downMs,
-        });
-      }
+      emitStoreRecovered(this, operation, attempt, downMs);
     }
     this.#opens = r.opens;
     this.#lastBreakMs = r.lastBreakMs;
@@ -797,19 +791,13 @@ export class RedisCircuitBreakerPolicy extends PolicyBase {
     // While Redis is skipped, the exchanges go on (one try per storeRecheckMs): they bring the calls back.
     this.#busy = true;
     if (this.#syncTimer === undefined) this.#arm();
-    if (this._events.wants(EV.storeFallback)) {
-      const e = error ?? new RedisStoreError('unavailable', 'Redis failed recently; it is skipped until it answers');
-      const reason: StoreFailureReason = isRedisStoreError(e) ? e.reason : 'error';
-      this._events.emit(EV.storeFallback, {
-        type: 'store.fallback',
-        policy: this.name,
-        operation: ctx.operation,
-        attempt: ctx.attempt,
-        reason,
-        fallback: mode,
-        error: e,
-      });
-    }
+    emitStoreFallback(
+      this,
+      ctx.operation,
+      ctx.attempt,
+      mode,
+      error ?? new RedisStoreError('unavailable', 'Redis failed recently; it is skipped until it answers'),
+    );
     if (ctx._aborted) return Promise.reject(ctx._reason);
     if (mode === 'fail-open') return next(ctx, op);
     if (mode === 'fail-closed') return Promise.reject(this.#reject(ctx, Number.POSITIVE_INFINITY, 'unavailable'));

@@ -18,11 +18,13 @@ import { PolicyBase } from '../../policies/policy-base.js';
 import { type RedisScripting, toScripting } from './client.js';
 import { slotKey } from './keys.js';
 import { LazyLocal } from './local-fallback.js';
-import { isRedisStoreError, RedisScript, RedisStoreError, ScriptRunner, type StoreFailureReason } from './runner.js';
+import { isRedisStoreError, RedisScript, RedisStoreError, ScriptRunner } from './runner.js';
 import {
   checkStoreOptions,
   DEFAULT_STORE_RECHECK_MS,
   DEFAULT_STORE_TIMEOUT_MS,
+  emitStoreFallback,
+  emitStoreRecovered,
   type OnStoreError,
   type RedisStoreOptions,
   STORE_OPTION_NAMES,
@@ -319,15 +321,7 @@ export class RedisBulkheadPolicy extends PolicyBase {
     if (this.#recoveredMs >= 0) {
       const downMs = this.#recoveredMs;
       this.#recoveredMs = -1;
-      if (this._events.wants(EV.storeRecovered)) {
-        this._events.emit(EV.storeRecovered, {
-          type: 'store.recovered',
-          policy: this.name,
-          operation: ctx.operation,
-          attempt: ctx.attempt,
-          downMs,
-        });
-      }
+      emitStoreRecovered(this, ctx.operation, ctx.attempt, downMs);
     }
   }
 
@@ -491,18 +485,7 @@ export class RedisBulkheadPolicy extends PolicyBase {
 
   #fallback<T>(error: unknown, ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
     const mode = this.onStoreError;
-    if (this._events.wants(EV.storeFallback)) {
-      const reason: StoreFailureReason = isRedisStoreError(error) ? error.reason : 'error';
-      this._events.emit(EV.storeFallback, {
-        type: 'store.fallback',
-        policy: this.name,
-        operation: ctx.operation,
-        attempt: ctx.attempt,
-        reason,
-        fallback: mode,
-        error,
-      });
-    }
+    emitStoreFallback(this, ctx.operation, ctx.attempt, mode, error);
     if (this.#disposed) return Promise.reject(this.#rejection(ctx, 'disposed'));
     if (ctx._aborted) return Promise.reject(ctx._reason);
     if (mode === 'fail-open') return next(ctx, op);

@@ -15,17 +15,13 @@ import { toScripting } from './client.js';
 import { slotKey } from './keys.js';
 import { LazyLocal } from './local-fallback.js';
 import { TOKEN_BUCKET, WINDOW } from './rate-limit-scripts.js';
-import {
-  isRedisStoreError,
-  type RedisScript,
-  RedisStoreError,
-  ScriptRunner,
-  type StoreFailureReason,
-} from './runner.js';
+import { type RedisScript, RedisStoreError, ScriptRunner } from './runner.js';
 import {
   checkStoreOptions,
   DEFAULT_STORE_RECHECK_MS,
   DEFAULT_STORE_TIMEOUT_MS,
+  emitStoreFallback,
+  emitStoreRecovered,
   type OnStoreError,
   type RedisStoreOptions,
   STORE_OPTION_NAMES,
@@ -372,18 +368,7 @@ export class RedisRateLimitPolicy extends PolicyBase {
     key: string | undefined,
   ): Promise<T> {
     const mode = this.onStoreError;
-    if (this._events.wants(EV.storeFallback)) {
-      const reason: StoreFailureReason = isRedisStoreError(error) ? error.reason : 'error';
-      this._events.emit(EV.storeFallback, {
-        type: 'store.fallback',
-        policy: this.name,
-        operation: ctx.operation,
-        attempt: ctx.attempt,
-        reason,
-        fallback: mode,
-        error,
-      });
-    }
+    emitStoreFallback(this, ctx.operation, ctx.attempt, mode, error);
     if (this.#disposed) return Promise.reject(this.#rejection(ctx, 'disposed', Number.POSITIVE_INFINITY, cost));
     if (mode === 'fail-open') return next(ctx, op);
     if (mode === 'fail-closed') {
@@ -396,15 +381,7 @@ export class RedisRateLimitPolicy extends PolicyBase {
   #recovered(ctx: ExecutionContext): void {
     const downMs = this.#recoveredMs;
     this.#recoveredMs = -1;
-    if (this._events.wants(EV.storeRecovered)) {
-      this._events.emit(EV.storeRecovered, {
-        type: 'store.recovered',
-        policy: this.name,
-        operation: ctx.operation,
-        attempt: ctx.attempt,
-        downMs,
-      });
-    }
+    emitStoreRecovered(this, ctx.operation, ctx.attempt, downMs);
   }
 
   /** The cost a cost function gives a call; anything but a finite number >= 0 is the caller's bug: a TypeError. */

@@ -4,7 +4,10 @@
  */
 
 import type { Checker } from '../../errors/validate.js';
+import { EV } from '../../events/emitter.js';
+import type { PolicyBase } from '../../policies/policy-base.js';
 import { CLIENT_EXPECTED, clientKind, type RedisClientLike } from './client.js';
+import { isRedisStoreError } from './runner.js';
 
 /**
  * What a bulwark/redis policy does with a call when Redis gives no answer (not connected, too slow, an error):
@@ -72,4 +75,34 @@ export function checkStoreOptions(check: Checker, o: Record<string, unknown>): v
   if (p !== undefined && (typeof p !== 'string' || p.length > MAX_KEY_PREFIX || /[{}]/.test(p))) {
     check.fail('keyPrefix', p, `a string of at most ${MAX_KEY_PREFIX} characters without '{' or '}'`);
   }
+}
+
+/**
+ * Emits `store.fallback` for a call of `policy` that took its fallback `mode` because of `error` (a
+ * RedisStoreError, whose reason the event carries; anything else is reason `'error'`). One place for the three
+ * bulwark/redis policies. @internal
+ */
+export function emitStoreFallback(
+  policy: PolicyBase,
+  operation: string,
+  attempt: number,
+  mode: OnStoreError,
+  error: unknown,
+): void {
+  if (!policy._events.wants(EV.storeFallback)) return;
+  policy._events.emit(EV.storeFallback, {
+    type: 'store.fallback',
+    policy: policy.name,
+    operation,
+    attempt,
+    reason: isRedisStoreError(error) ? error.reason : 'error',
+    fallback: mode,
+    error,
+  });
+}
+
+/** Emits `store.recovered`: Redis answered `policy` again after failing for `downMs`. @internal */
+export function emitStoreRecovered(policy: PolicyBase, operation: string, attempt: number, downMs: number): void {
+  if (!policy._events.wants(EV.storeRecovered)) return;
+  policy._events.emit(EV.storeRecovered, { type: 'store.recovered', policy: policy.name, operation, attempt, downMs });
 }
