@@ -364,10 +364,16 @@ class FusedCall<T> implements BulkheadEntry, Reporter, AbortListener, ScopeState
       (this._resolve as ReportingCaller)._begin(this._view, this);
       return;
     }
-    invoke(this._view, this._op).then(
-      (value) => this._settled(true, value),
-      (error: unknown) => this._settled(false, error),
-    );
+    // Bound methods, not arrow closures: see TimeoutAttempt.start.
+    invoke(this._view, this._op).then(this._onValue.bind(this), this._onError.bind(this));
+  }
+
+  _onValue(value: unknown): void {
+    this._settled(true, value);
+  }
+
+  _onError(error: unknown): void {
+    this._settled(false, error);
   }
 
   /** A reporting caller's operation settled (see {@link ReportingCaller._begin}). */
