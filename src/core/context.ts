@@ -103,7 +103,52 @@ export class Orphan {
 keepShape(new Orphan(undefined));
 
 /** The reason of a scope that has not aborted: a value no caller can pass. */
-const LIVE: unique symbol = Symbol('bulwark.live');
+export const LIVE: unique symbol = Symbol('bulwark.live');
+
+/**
+ * The state a cancel scope keeps: {@link CancelScope}'s fields, shared with the timeout's attempt (which is a
+ * context view as well as a scope, so it cannot extend CancelScope). The functions below are the scope's logic
+ * for both. @internal
+ */
+export interface ScopeState {
+  _sReason: unknown;
+  _sAc: AbortController | undefined;
+  _sListeners: AbortListener | Set<AbortListener> | undefined;
+}
+
+/** The signal of a scope, its AbortController created on first read. @internal */
+export function scopeSignal(s: ScopeState): AbortSignal {
+  if (s._sAc === undefined) {
+    s._sAc = new AbortController();
+    if (s._sReason !== LIVE) s._sAc.abort(s._sReason);
+  }
+  return s._sAc.signal;
+}
+
+/** Aborts a scope: its signal (if created) and every listener. Called once per scope. @internal */
+export function scopeAbort(s: ScopeState, reason: unknown): void {
+  s._sReason = reason;
+  s._sAc?.abort(reason);
+  const listeners = s._sListeners;
+  s._sListeners = undefined;
+  if (listeners instanceof Set) for (const l of listeners) l._onAbort(reason);
+  else listeners?._onAbort(reason);
+}
+
+/** @internal */
+export function scopeAddListener(s: ScopeState, l: AbortListener): void {
+  const current = s._sListeners;
+  if (current === undefined || current === l) s._sListeners = l;
+  else if (current instanceof Set) current.add(l);
+  else s._sListeners = new Set([current, l]);
+}
+
+/** @internal */
+export function scopeRemoveListener(s: ScopeState, l: AbortListener): void {
+  const current = s._sListeners;
+  if (current === l) s._sListeners = undefined;
+  else if (current instanceof Set) current.delete(l);
+}
 
 /**
  * The cancellation scope of one attempt under a timeout. It aborts when its own deadline passes or when its
@@ -111,7 +156,7 @@ const LIVE: unique symbol = Symbol('bulwark.live');
  * reads the signal.
  * @internal
  */
-export abstract class CancelScope extends DeadlineEntry implements AbortListener {
+export abstract class CancelScope extends DeadlineEntry implements AbortListener, ScopeState {
   /** The abort reason, or {@link LIVE} while not aborted. One field for both: thousands of scopes may be pending. */
   declare _sReason: unknown;
   declare _sAc: AbortController | undefined;
@@ -141,35 +186,21 @@ export abstract class CancelScope extends DeadlineEntry implements AbortListener
   }
 
   get signal(): AbortSignal {
-    if (this._sAc === undefined) {
-      this._sAc = new AbortController();
-      if (this.aborted) this._sAc.abort(this.reason);
-    }
-    return this._sAc.signal;
+    return scopeSignal(this);
   }
 
   /** Aborts the scope: its signal (if created) and every listener, once. */
   abort(reason: unknown): void {
     // Called once: a timeout attempt abandons itself at most once.
-    this._sReason = reason;
-    this._sAc?.abort(reason);
-    const listeners = this._sListeners;
-    this._sListeners = undefined;
-    if (listeners instanceof Set) for (const l of listeners) l._onAbort(reason);
-    else listeners?._onAbort(reason);
+    scopeAbort(this, reason);
   }
 
   addListener(l: AbortListener): void {
-    const current = this._sListeners;
-    if (current === undefined || current === l) this._sListeners = l;
-    else if (current instanceof Set) current.add(l);
-    else this._sListeners = new Set([current, l]);
+    scopeAddListener(this, l);
   }
 
   removeListener(l: AbortListener): void {
-    const current = this._sListeners;
-    if (current === l) this._sListeners = undefined;
-    else if (current instanceof Set) current.delete(l);
+    scopeRemoveListener(this, l);
   }
 
   abstract _onAbort(reason: unknown): void;
@@ -203,7 +234,7 @@ export class ExecutionContext implements Context {
   /** The context this view was derived from (undefined for the root). */
   declare readonly _parent: ExecutionContext | undefined;
   declare readonly _caller: AbortSignal | undefined;
-  declare readonly _scope: CancelScope | undefined;
+  declare _scope: CancelScope | undefined;
   /**
    * Root only: per-call state most calls never need, allocated on first use. Why apart: every field of this
    * class is paid for by every context, root and view alike, on every call.

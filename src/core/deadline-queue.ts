@@ -64,6 +64,12 @@ export abstract class DeadlineEntry {
 export class DeadlineQueue {
   readonly #clock: Clock;
   readonly #delayMs: number;
+  /**
+   * The first entry, but only once there have been two at a time: with one entry (or none) it may be undefined and
+   * the head is the tail (`#head ?? #tail`). Why: for a caller with one call in flight, the list goes from empty to
+   * one entry and back on every call, and each store of a new (young) entry into this long-lived (old) queue costs
+   * a write barrier call in V8; setting the head too cost a second one per call.
+   */
   #head: DeadlineEntry | undefined = undefined;
   #tail: DeadlineEntry | undefined = undefined;
   #timer: TimerHandle = undefined;
@@ -96,8 +102,11 @@ export class DeadlineQueue {
     entry._deadline = now + this.#delayMs;
     entry._prev = this.#tail;
     entry._next = undefined;
-    if (this.#tail === undefined) this.#head = entry;
-    else this.#tail._next = entry;
+    const tail = this.#tail;
+    if (tail !== undefined) {
+      if (this.#head === undefined) this.#head = tail;
+      tail._next = entry;
+    }
     this.#tail = entry;
     if (this.#size++ === 0 && this.#armed && !this.#reffed && !this.#lazy) this.#ref(true);
     if (!this.#armed) this.#arm(this.#delayMs);
@@ -105,9 +114,9 @@ export class DeadlineQueue {
 
   remove(entry: DeadlineEntry): void {
     const { _prev: prev, _next: next } = entry;
-    if (prev === undefined && this.#head !== entry) return; // not queued (settled, expired or cleared)
-    if (prev === undefined) this.#head = next;
-    else prev._next = next;
+    if (prev === undefined && (this.#head ?? this.#tail) !== entry) return; // not queued (settled, expired or cleared)
+    if (prev !== undefined) prev._next = next;
+    else if (this.#head !== undefined) this.#head = next;
     if (next === undefined) this.#tail = prev;
     else next._prev = prev;
     entry._prev = entry._next = undefined;
@@ -118,7 +127,7 @@ export class DeadlineQueue {
 
   /** Clears the timer and forgets every entry without expiring it. */
   clear(): void {
-    let e = this.#head;
+    let e = this.#head ?? this.#tail;
     while (e !== undefined) {
       const next = e._next;
       e._prev = e._next = undefined;
@@ -156,11 +165,11 @@ export class DeadlineQueue {
     this.#timer = undefined;
     if (this.#lazy) ARMED.delete(this);
     const now = this.#clock.now();
-    let head = this.#head;
+    let head = this.#head ?? this.#tail;
     while (head !== undefined && head._deadline <= now) {
       this.remove(head);
       head._expire();
-      head = this.#head;
+      head = this.#head ?? this.#tail;
     }
     if (head !== undefined && !this.#armed) this.#arm(Math.max(1, Math.ceil(head._deadline - now)));
   }

@@ -1,6 +1,18 @@
 import { capturedPromise, capturedReject, capturedResolve } from '../core/captured-promise.js';
 import type { Clock } from '../core/clock.js';
-import { CancelScope, type ExecutionContext, type Orphan } from '../core/context.js';
+import {
+  type AbortListener,
+  type CancelScope,
+  type ExecutionContext,
+  LIVE,
+  type Orphan,
+  type ScopeState,
+  scopeAbort,
+  scopeAddListener,
+  scopeRemoveListener,
+  scopeSignal,
+} from '../core/context.js';
+import type { DeadlineEntry } from '../core/deadline-queue.js';
 import { invoke, type Next, type Operation, type Reporter, type ReportingCaller } from '../core/policy.js';
 import { keepShape } from '../core/shapes.js';
 import { TimeoutError } from '../errors/errors.js';
@@ -181,10 +193,19 @@ const STARTING = 64;
  * One call through a fused unit: the timeout's cancel scope and deadline entry, the bulkhead's queue entry and the
  * breaker's tracking, in one object.
  */
-class FusedCall<T> extends CancelScope implements BulkheadEntry, Reporter {
+class FusedCall<T> implements BulkheadEntry, Reporter, AbortListener, ScopeState {
   // `declare` fields assigned in the constructor, no private names: see TimeoutAttempt (no per-instance
   // initialiser or brand). The accessors below are public: V8 (Node 20) ran private accessors (`get #phase`)
   // through a runtime call each time, about 250 instructions per call.
+  // Why not a subclass of CancelScope: as for TimeoutAttempt, V8 ran `new` of that derived chain through its
+  // generic construct stub on every call. It holds a DeadlineEntry's and a CancelScope's fields itself, shares the
+  // scope's logic through the `scope*` functions, and is structurally both.
+  declare _deadline: number;
+  declare _prev: DeadlineEntry | undefined;
+  declare _next: DeadlineEntry | undefined;
+  declare _sReason: unknown;
+  declare _sAc: AbortController | undefined;
+  declare _sListeners: AbortListener | Set<AbortListener> | undefined;
   declare _qPrev: BulkheadEntry | undefined;
   declare _qNext: BulkheadEntry | undefined;
   declare readonly _unit: FusedUnit;
@@ -212,7 +233,12 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry, Reporter {
     gen: number,
     observed: boolean,
   ) {
-    super();
+    this._deadline = 0;
+    this._prev = undefined;
+    this._next = undefined;
+    this._sReason = LIVE;
+    this._sAc = undefined;
+    this._sListeners = undefined;
     this._qPrev = undefined;
     this._qNext = undefined;
     this._unit = unit;
@@ -225,6 +251,31 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry, Reporter {
     this._start = 0;
     this._bits = observed ? OBSERVED : QUEUED;
     this._orphan = undefined;
+  }
+
+  // The scope (CancelScope's members).
+  get aborted(): boolean {
+    return this._sReason !== LIVE;
+  }
+
+  get reason(): unknown {
+    return this._sReason === LIVE ? undefined : this._sReason;
+  }
+
+  get signal(): AbortSignal {
+    return scopeSignal(this);
+  }
+
+  abort(reason: unknown): void {
+    scopeAbort(this, reason);
+  }
+
+  addListener(l: AbortListener): void {
+    scopeAddListener(this, l);
+  }
+
+  removeListener(l: AbortListener): void {
+    scopeRemoveListener(this, l);
   }
 
   get _phase(): number {
@@ -283,9 +334,9 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry, Reporter {
     retry?._budget?._enter();
     if (timeout !== undefined) {
       this._subscribed = ctx._subscribe(this);
-      if (now >= 0) timeout._queue.add(this, now);
-      else timeout._queue.add(this);
-      this._view = ctx._derive(ctx.attempt, this);
+      if (now >= 0) timeout._queue.add(this as unknown as DeadlineEntry, now);
+      else timeout._queue.add(this as unknown as DeadlineEntry);
+      this._view = ctx._derive(ctx.attempt, this as unknown as CancelScope);
     }
     if (bulkhead === undefined || bulkhead._tryAcquire()) {
       this._slot = bulkhead !== undefined;
@@ -313,10 +364,16 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry, Reporter {
       (this._resolve as ReportingCaller)._begin(this._view, this);
       return;
     }
-    invoke(this._view, this._op).then(
-      (value) => this._settled(true, value),
-      (error: unknown) => this._settled(false, error),
-    );
+    // Bound methods, not arrow closures: see TimeoutAttempt.start.
+    invoke(this._view, this._op).then(this._onValue.bind(this), this._onError.bind(this));
+  }
+
+  _onValue(value: unknown): void {
+    this._settled(true, value);
+  }
+
+  _onError(error: unknown): void {
+    this._settled(false, error);
   }
 
   /** A reporting caller's operation settled (see {@link ReportingCaller._begin}). */
@@ -375,7 +432,7 @@ class FusedCall<T> extends CancelScope implements BulkheadEntry, Reporter {
 
   _leaveTimeout(): void {
     const timeout = this._unit.timeout;
-    if (timeout !== undefined) timeout._queue.remove(this);
+    if (timeout !== undefined) timeout._queue.remove(this as unknown as DeadlineEntry);
     if (this._subscribed) {
       this._subscribed = false;
       this._ctx._unsubscribe(this);

@@ -57,6 +57,53 @@ describe('DeadlineQueue', () => {
     expect(log).toEqual(['b@']);
   });
 
+  it('keeps its order through every shrink and growth past one entry (the head is kept lazily)', async () => {
+    // One entry at a time, then two, back to one (either end removed), then growth again: the head must be right
+    // at each step, including a removed entry that is removed again (a no-op) once the list has another head.
+    const clock = new FakeClock();
+    const q = new DeadlineQueue(clock, 100);
+    const log: string[] = [];
+    const [a, b, c, d, e] = ['a', 'b', 'c', 'd', 'e'].map((id) => new Entry(id, log)) as [
+      Entry,
+      Entry,
+      Entry,
+      Entry,
+      Entry,
+    ];
+    q.add(a);
+    q.remove(a);
+    q.remove(a);
+    expect(q.size).toBe(0);
+    q.add(a); // t=0, alone
+    await clock.advance(10);
+    q.add(b); // t=10: two
+    q.remove(a); // the head goes: b alone
+    q.remove(a);
+    await clock.advance(10);
+    q.add(c); // t=20: b, c
+    q.remove(c); // the tail goes: b alone
+    q.remove(c);
+    await clock.advance(10);
+    q.add(d); // t=30: b, d
+    q.add(e); // t=30: b, d, e
+    q.remove(d); // the middle goes
+    expect(q.size).toBe(2);
+    await clock.advance(79); // t=109
+    expect(log).toEqual([]);
+    await clock.advance(1); // t=110
+    expect(log).toEqual(['b@']);
+    q.remove(b); // already expired: a no-op, e stays queued
+    expect(q.size).toBe(1);
+    await clock.advance(19); // t=129
+    expect(log).toEqual(['b@']);
+    await clock.advance(1); // t=130
+    expect(log).toEqual(['b@', 'e@']);
+    expect(q.size).toBe(0);
+    q.add(c); // reusable after expiring and being removed
+    await clock.advance(100);
+    expect(log).toEqual(['b@', 'e@', 'c@']);
+  });
+
   it('removes the head, the tail and a middle entry, and clear() forgets everything', async () => {
     const clock = new FakeClock();
     const q = new DeadlineQueue(clock, 10);
