@@ -147,6 +147,12 @@ export class AdaptiveThrottlePolicy extends PolicyBase {
         (error: unknown) => this.#failed(ctx, error),
       );
     }
+    // Nothing can abort a context with neither a caller's signal nor a timeout's scope (a plain `execute`): its
+    // failures are judged by a handler shared by every call, so the call makes no closure (counted: about 100
+    // instructions per call, allocation and GC included).
+    if (ctx._caller === undefined && ctx._scope === undefined) {
+      return promise.then(this.#accepted as (value: T) => T, this.#failedUnaborted);
+    }
     return promise.then(this.#accepted as (value: T) => T, (error: unknown) => this.#failed(ctx, error));
   }
 
@@ -189,11 +195,17 @@ export class AdaptiveThrottlePolicy extends PolicyBase {
   #failed(ctx: ExecutionContext, error: unknown): never {
     // The caller gave up, or bulwark refused the call before it reached the upstream (an inner bulkhead, breaker
     // or throttle): neither says anything about the upstream, so neither counts.
-    if (ctx._aborted || isLocalRejectionError(error)) throw error;
+    if (ctx._aborted) throw error;
+    return this.#failedUnaborted(error);
+  }
+
+  /** A failure of a call its caller did not abort. One function per policy: see `_run`. */
+  readonly #failedUnaborted = (error: unknown): never => {
+    if (isLocalRejectionError(error)) throw error;
     const refused = this.#handle({ ok: false, error });
     this.#record(!refused);
     throw error;
-  }
+  };
 }
 
 /**
