@@ -1,5 +1,5 @@
 import type { Clock } from '../core/clock.js';
-import { type ExecuteOptions, type ExecutionContext, rootContext } from '../core/context.js';
+import { type ExecuteOptions, ExecutionContext, rootContext } from '../core/context.js';
 import { invoke, type Next, type Operation, type Policy, type ReportingCaller } from '../core/policy.js';
 import { Emitter, EV } from '../events/emitter.js';
 import type { EventType, Listener } from '../events/types.js';
@@ -55,6 +55,14 @@ export abstract class PolicyBase implements ObservablePolicy {
   }
 
   execute<T>(op: Operation<T>, options?: ExecuteOptions): Promise<T> {
+    // `_execute`'s body written out, and no options read or signal checked when none were given: V8 inlines a
+    // limited amount of bytecode into one optimised function, and what the shared path spends of it is taken from
+    // the policy's own logic and the operation (measured: a call less, and the operation's own callees inlined).
+    if (options === undefined) {
+      const ctx = new ExecutionContext(undefined, 'default', undefined);
+      if (!this._events.wants(EV.executionCompleted)) return this._run(ctx, op, invoke);
+      return this._executeObserved(ctx, op);
+    }
     const ctx = rootContext(options);
     if (ctx._caller?.aborted) return Promise.reject(ctx._caller.reason);
     return this._execute(ctx, op);

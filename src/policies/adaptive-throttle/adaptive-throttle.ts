@@ -141,13 +141,26 @@ export class AdaptiveThrottlePolicy extends PolicyBase {
     // A draw only when there is something to decide: with p = 0 the random source is not called.
     if (p > 0 && this.#random() < p) return Promise.reject(this.#reject(ctx, p));
     const promise = next(ctx, op);
-    if (this.#classifyResults) {
-      return promise.then(
-        (value) => this.#judged(value),
-        (error: unknown) => this.#failed(ctx, error),
-      );
+    if (this.#classifyResults) return this.#judge(ctx, promise);
+    // Nothing can abort a context with neither a caller's signal nor a timeout's scope (a plain `execute`): its
+    // failures are judged by a handler shared by every call, so the call makes no closure. Why the closures live in
+    // `#judge` and `#onFailure` and not here: a closure in `_run` (capturing `ctx`, or just `this`) makes `_run`
+    // allocate a context for it on every call, whichever branch runs. Counted with callgrind, `async () => 1` op:
+    // 1,797 -> 1,657 instructions per call.
+    if (ctx._caller === undefined && ctx._scope === undefined) {
+      return promise.then(this.#accepted as (value: T) => T, this.#failedUnaborted);
     }
-    return promise.then(this.#accepted as (value: T) => T, (error: unknown) => this.#failed(ctx, error));
+    return promise.then(this.#accepted as (value: T) => T, this.#onFailure(ctx));
+  }
+
+  /** `promise` with its result judged by `handle` too. */
+  #judge<T>(ctx: ExecutionContext, promise: Promise<T>): Promise<T> {
+    return promise.then((value) => this.#judged(value), this.#onFailure(ctx));
+  }
+
+  /** The failure handler of one call that can be aborted (see `_run`). */
+  #onFailure(ctx: ExecutionContext): (error: unknown) => never {
+    return (error) => this.#failed(ctx, error);
   }
 
   /** A local rejection: it counts as a request (the SRE book counts what the application attempted). */
@@ -189,11 +202,17 @@ export class AdaptiveThrottlePolicy extends PolicyBase {
   #failed(ctx: ExecutionContext, error: unknown): never {
     // The caller gave up, or bulwark refused the call before it reached the upstream (an inner bulkhead, breaker
     // or throttle): neither says anything about the upstream, so neither counts.
-    if (ctx._aborted || isLocalRejectionError(error)) throw error;
+    if (ctx._aborted) throw error;
+    return this.#failedUnaborted(error);
+  }
+
+  /** A failure of a call its caller did not abort. One function per policy: see `_run`. */
+  readonly #failedUnaborted = (error: unknown): never => {
+    if (isLocalRejectionError(error)) throw error;
     const refused = this.#handle({ ok: false, error });
     this.#record(!refused);
     throw error;
-  }
+  };
 }
 
 /**

@@ -293,6 +293,28 @@ describe('adaptiveThrottle', () => {
     expect([t.requests, t.accepts]).toEqual([1, 1]);
   });
 
+  it('judges a failure alike with or without a signal or an enclosing timeout (shared and per-call handlers)', async () => {
+    const clock = new FakeClock();
+    const t = adaptiveThrottle({ clock, handle: (e) => (e as { status?: number }).status === 429 });
+    const ac = new AbortController();
+    const within = pipeline(timeout({ ms: 1_000, clock }), t);
+    // No signal, no scope: the shared handler. A signal that never aborts, or a timeout's scope: one per call.
+    // Served first, so that requests never exceed k x accepts and nothing is rejected locally.
+    await t.execute(fail(500)).catch(() => undefined);
+    await t.execute(fail(500), { signal: ac.signal }).catch(() => undefined);
+    await within.execute(fail(500)).catch(() => undefined);
+    await t.execute(fail(429)).catch(() => undefined);
+    await t.execute(fail(429), { signal: ac.signal }).catch(() => undefined);
+    await within.execute(fail(429)).catch(() => undefined);
+    expect([t.requests, t.accepts]).toEqual([6, 3]);
+    // Local rejections from inside count on neither path.
+    const local = () => Promise.reject(ThrottledError.fast('inner', 0.5));
+    await expect(t.execute(local)).rejects.toBeInstanceOf(ThrottledError);
+    await expect(t.execute(local, { signal: ac.signal })).rejects.toBeInstanceOf(ThrottledError);
+    await expect(within.execute(local)).rejects.toBeInstanceOf(ThrottledError);
+    expect([t.requests, t.accepts]).toEqual([6, 3]);
+  });
+
   it('holds back rejections until minRequests requests are in the window', async () => {
     const random = scriptedRandom();
     const t = adaptiveThrottle({ clock: new FakeClock(), random, minRequests: 5 });
