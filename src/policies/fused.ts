@@ -2,7 +2,7 @@ import { capturedPromise, capturedReject, capturedResolve } from '../core/captur
 import type { Clock } from '../core/clock.js';
 import { CancelScope, type ExecutionContext, type Orphan } from '../core/context.js';
 import { invoke, type Next, type Operation, type Reporter, type ReportingCaller } from '../core/policy.js';
-import { keepShape } from '../core/shapes.js';
+import { fastConstructor, keepShape } from '../core/shapes.js';
 import { TimeoutError } from '../errors/errors.js';
 import { type BulkheadEntry, BulkheadPolicy } from './bulkhead/bulkhead.js';
 import { CircuitBreakerPolicy } from './circuit-breaker/circuit-breaker.js';
@@ -509,6 +509,8 @@ keepShape(
     false,
   ),
 )._deadline = 0.5;
+// Its constructor in fast mode, so that V8 can keep an optimised compile of it (see fastConstructor).
+fastConstructor(FusedCall);
 
 /**
  * The fusable tail of a pipeline's members: the longest suffix made of `retry`, `circuitBreaker`, `timeout` and
