@@ -1,6 +1,7 @@
 /**
  * Suite 6: HTTP end to end. A node:http server in a child process on 127.0.0.1, an undici Pool with 64 requests in
- * flight, a fixed number of requests bounded in time. bulwark runs twice: as the undici interceptor composed on the
+ * flight, a fixed number of requests bounded in time. A floor row: the pool composed with an interceptor that only
+ * passes the dispatch through (what composing any interceptor costs in undici). bulwark runs twice: as the undici interceptor composed on the
  * pool (how users wire it), and as the core pipeline around `pool.request` passing `ctx.signal` (which shows what an
  * AbortSignal per request costs inside undici). The peers wrap the same `request()` call: cockatiel's four policies,
  * and opossum's CircuitBreaker around a function that calls `pool.request` (how opossum is used with undici).
@@ -34,6 +35,8 @@ export interface HttpRow {
 
 /** The contenders' names the targets look up. */
 export const HTTP_INTERCEPTOR = 'bulwark interceptor, pipeline(4)';
+/** The floor row: an interceptor that passes every dispatch through as it is. */
+export const HTTP_EMPTY_INTERCEPTOR = 'empty pass-through interceptor';
 /** The prefix of opossum's rows (one per major loaded): `opossum 9 around request()`. */
 export const OPOSSUM_AROUND_REQUEST = 'around request()';
 
@@ -47,6 +50,17 @@ const CONCURRENCY = 64;
 export function endToEndRounds(s: Settings): number {
   return Math.max(s.httpRounds, s.quick ? 8 : 20);
 }
+
+/**
+ * An interceptor that does nothing: it hands every dispatch on as it is. Why in the table: composing any interceptor
+ * on undici 7 costs something before it does anything: compose wraps the caller's handler in a WrapHandler (undici's
+ * legacy callbacks behind the newer API), and the pool, handed a handler of the newer API, wraps it again in an
+ * UnwrapHandler, so every request's headers and trailers are parsed into objects and turned back into buffers. On a
+ * 2-core machine shared with the server any CPU added per request lowers req/s. This row is that floor, measured in
+ * the same rounds as the bulwark interceptor (which speaks the legacy API to both sides and skips the conversion).
+ */
+const emptyInterceptor: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (opts, handler) =>
+  dispatch(opts, handler);
 
 type Request = (signal: AbortSignal | undefined, via?: Dispatcher) => Promise<void>;
 
@@ -65,8 +79,10 @@ function contenders(
 ): { name: string; run: () => Promise<void>; dispose?: () => void }[] {
   const bw = fullPipeline();
   const composed = pool.compose(interceptor({ policy: fullPipeline() }));
+  const passThrough = pool.compose(emptyInterceptor);
   return [
     { name: 'bare undici', run: () => request(undefined) },
+    { name: HTTP_EMPTY_INTERCEPTOR, run: () => request(undefined, passThrough) },
     { name: HTTP_INTERCEPTOR, run: () => request(undefined, composed) },
     { name: 'bulwark pipeline(4) around request()', run: () => bw.execute(({ signal }) => request(signal)) },
     ...peers.cockatiel.map(({ label, lib: c }) => {

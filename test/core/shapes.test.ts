@@ -81,6 +81,47 @@ describe('hidden classes kept across full GCs', () => {
     expect(names).toEqual(expect.arrayContaining(['ExecutionContext', 'TimeoutAttempt', 'Waiter', 'CircuitOpenError']));
   });
 
+  it('under the undici interceptor, V8 keeps its optimised compile of the fused call constructor', async () => {
+    expect(existsSync(DIST), `${DIST} exists (npm test builds it first)`).toBe(true);
+    const undici = fileURLToPath(new URL('../../dist/undici.js', import.meta.url));
+    // A dispatcher that answers every request on the next turn; the four-policy pipeline runs fused. Before
+    // fastConstructor, TurboFan compiled FusedCall's constructor again every few thousand requests and dropped it.
+    const { stdout } = await execFileP(
+      process.execPath,
+      [
+        '--single-threaded',
+        '--trace-opt',
+        '--input-type=module',
+        '--eval',
+        `const b = await import(${JSON.stringify(DIST)});
+       const { interceptor } = await import(${JSON.stringify(undici)});
+       const policy = b.pipeline(b.retry({ maxAttempts: 3 }), b.circuitBreaker({ window: { kind: 'count', size: 100 } }),
+         b.timeout(60000), b.bulkhead({ limit: 1000, queue: 1000 }));
+       const body = Buffer.from('ok');
+       const dispatch = interceptor({ policy })((opts, h) => {
+         setImmediate(() => {
+           const c = { abort() {}, pause() {}, resume() {}, aborted: false, paused: false, reason: null };
+           h.onRequestStart(c, {});
+           h.onResponseStart(c, 200, {}, 'OK');
+           h.onResponseData(c, body);
+           h.onResponseEnd(c, {});
+         });
+         return true;
+       });
+       for (let i = 0; i < 20000; i++) {
+         await new Promise((resolve) => dispatch({ origin: 'http://127.0.0.1', path: '/', method: 'GET' }, {
+           onRequestStart() {}, onResponseStart() {}, onResponseData() {}, onResponseEnd: resolve, onResponseError: resolve,
+         }));
+       }
+       console.log('done');`,
+      ],
+      { maxBuffer: 64 * 1024 * 1024 },
+    );
+    expect(stdout).toMatch(/^done$/m);
+    const aborted = stdout.split('\n').filter((l) => l.startsWith('[aborted optimizing') && l.includes('FusedCall'));
+    expect(aborted).toEqual([]);
+  }, 60_000);
+
   it('no bulwark function is deoptimised after warm-up across 30 batches that each follow a full GC', async () => {
     expect(existsSync(DIST), `${DIST} exists (npm test builds it first)`).toBe(true);
     const counts = await deoptsAfterWarmUp();
