@@ -1132,7 +1132,7 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
   over rounds).
 - **gRPC**: a grpc-js server in a child process on 127.0.0.1, one client channel per contender, 64 unary calls in
   flight, the same rounds and CPU columns as the HTTP suite: a bare client, one with an interceptor that does
-  nothing (grpc-js's own pass-through \`InterceptingCall\`: what any interceptor written the usual way costs), one
+  nothing (it returns the next call itself: the least any grpc-js interceptor costs, less than \`InterceptingCall\`), one
   whose method runs under the \`bulwark/grpc\` interceptor with the full pipeline, the same pipeline around the unary
   call, and opossum's \`CircuitBreaker\` around the unary call.
 - **Message handlers**: a handler that does nothing, acked by an in-memory delivery, 64 in flight, after a warm-up
