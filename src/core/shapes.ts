@@ -24,17 +24,29 @@ const KEPT: object[] = ((globalThis as Record<symbol, object[] | undefined>)[Sym
   []);
 
 /**
+ * The classes passed to {@link fastConstructor}: {@link keepShape} passes every kept subclass, so the rule holds for
+ * each per-call class without a call of its own (a test checks the hot ones).
+ */
+const FAST: unknown[] = [];
+
+/**
  * Holds `instance` for the life of the process and returns it. Cost: one small object per class, once.
  * @internal
  */
 export function keepShape<T extends object>(instance: T): T {
   KEPT.push(instance);
+  // A per-call subclass (its constructor calls super()) needs its constructor in fast mode too: see fastConstructor.
+  const ctor = instance.constructor;
+  if (typeof ctor === 'function' && Object.getPrototypeOf(ctor) !== Function.prototype && !FAST.includes(ctor)) {
+    fastConstructor(ctor as abstract new (...args: never[]) => unknown);
+  }
   return instance;
 }
 
 /**
- * Makes V8 keep a class constructor's properties in fast mode, once, when its module loads. Call it after a class
- * whose instances are made per call and whose constructor calls `super()`.
+ * Makes V8 keep a class constructor's properties in fast mode, once, when its module loads. {@link keepShape} calls it
+ * for every kept subclass; call it yourself after a per-call class whose constructor calls `super()` and that is not
+ * kept.
  *
  * Why: the bundle keeps class names (esbuild's keepNames), which redefines `name` on every class constructor in a
  * static block. The constructor then ended up as a dictionary-mode prototype map, and V8 (Node 20 and 24), which
@@ -48,6 +60,12 @@ export function keepShape<T extends object>(instance: T): T {
  */
 export function fastConstructor(ctor: abstract new (...args: never[]) => unknown): void {
   for (let i = 0; i < 64; i++) nameOf(ctor);
+  FAST.push(ctor);
+}
+
+/** @internal */
+export function fastConstructors(): readonly string[] {
+  return FAST.map((c) => (c as { name: string }).name);
 }
 
 function nameOf(f: { readonly name: string }): string {

@@ -14,7 +14,7 @@ import {
 } from '../core/context.js';
 import type { DeadlineEntry } from '../core/deadline-queue.js';
 import { invoke, type Next, type Operation, type Reporter, type ReportingCaller } from '../core/policy.js';
-import { fastConstructor, keepShape } from '../core/shapes.js';
+import { keepShape } from '../core/shapes.js';
 import { TimeoutError } from '../errors/errors.js';
 import { type BulkheadEntry, BulkheadPolicy } from './bulkhead/bulkhead.js';
 import { CircuitBreakerPolicy } from './circuit-breaker/circuit-breaker.js';
@@ -566,8 +566,6 @@ keepShape(
     false,
   ),
 )._deadline = 0.5;
-// Its constructor in fast mode, so that V8 can keep an optimised compile of it (see fastConstructor).
-fastConstructor(FusedCall);
 
 /**
  * The fusable tail of a pipeline's members: the longest suffix made of `retry`, `circuitBreaker`, `timeout` and

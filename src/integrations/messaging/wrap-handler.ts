@@ -4,7 +4,7 @@ import { DeadlineQueue } from '../../core/deadline-queue.js';
 import type { Policy } from '../../core/policy.js';
 import { Properties } from '../../core/properties.js';
 import { type Random, systemRandom } from '../../core/random.js';
-import { keepShape } from '../../core/shapes.js';
+import { fastConstructor, keepShape } from '../../core/shapes.js';
 import { type CircuitOpenError, isCircuitOpenError, TimeoutError } from '../../errors/errors.js';
 import { Checker } from '../../errors/validate.js';
 import { PolicyBase } from '../../policies/policy-base.js';
@@ -410,6 +410,9 @@ class MessageRun<M> extends CancelScope {
     this.abort(new TimeoutError('message handler', this.#consumer.timeoutMs));
   }
 }
+// Kept only on the first wrapHandler (see anchorMaps): its constructor in fast mode from load, as for every per-call
+// subclass (see shapes.ts).
+fastConstructor(MessageRun);
 
 /** Runs an adapter's settle method as a promise, a synchronous throw included. */
 function settle(how: () => void | Promise<void>): Promise<void> {

@@ -6,6 +6,7 @@ import { type AbortListener, CancelScope, type Context, ExecutionContext } from 
 import { describeMessage } from '../../core/describe.js';
 import { type Policy, PromiseReporter, type Reporter, type ReportingCaller } from '../../core/policy.js';
 import { RETRYABLE } from '../../core/properties.js';
+import { fastConstructor } from '../../core/shapes.js';
 import { isRetryExhaustedError } from '../../errors/errors.js';
 import { Checker, describe } from '../../errors/validate.js';
 import { warnOnce } from '../../events/emitter.js';
@@ -1113,6 +1114,8 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
     return this.#resumer;
   }
 }
+// Not kept (see shapes.ts): its constructor in fast mode all the same, as for every per-call subclass.
+fastConstructor(HttpCall);
 
 /**
  * An undici interceptor that runs every request under a bulwark policy: `agent.compose(interceptor({ policy }))`.
