@@ -2,17 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { evaluateTargets, type Results } from '../../bench/report.js';
 import { EVENTS_CASES } from '../../bench/suites/events.js';
+import { resultsWith } from './results-fixture.js';
 
-const run = (rows: [string, number][]): Results => ({
-  date: '2026-12-06T00:00:00.000Z',
-  quick: false,
-  durationSec: 1,
-  machine: {},
-  versions: {},
-  settings: {},
-  events: rows.map(([name, over]) => ({ case: name, ns: 1_000 + over, overNoListenerNs: over })),
-  targets: [],
-});
+const run = (rows: [string, number][]): Results =>
+  resultsWith({ events: rows.map(([name, over]) => ({ case: name, ns: 1_000 + over, overNoListenerNs: over })) });
 
 describe('events targets', () => {
   it('Prometheus <= +300 ns and OpenTelemetry <= +600 ns per call over no listener, attached and process-wide', () => {

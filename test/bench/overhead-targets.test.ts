@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { evaluateTargets, type Results } from '../../bench/report.js';
 import type { OverheadRow } from '../../bench/suites/overhead.js';
+import { resultsWith } from './results-fixture.js';
 
 const row = (contender: string, ratio: number): OverheadRow => ({
   contender,
@@ -13,16 +14,8 @@ const row = (contender: string, ratio: number): OverheadRow => ({
   overheadNs: 1_000 * (ratio - 1),
 });
 
-const run = (rows: OverheadRow[]): Results => ({
-  date: '2026-12-06T00:00:00.000Z',
-  quick: false,
-  durationSec: 1,
-  machine: {},
-  versions: {},
-  settings: {},
-  overhead: [{ op: 'cross the event loop (setImmediate)', rows }],
-  targets: [],
-});
+const run = (rows: OverheadRow[]): Results =>
+  resultsWith({ overhead: [{ op: 'cross the event loop (setImmediate)', rows }] });
 
 describe('overhead targets, setImmediate op', () => {
   it('shows the floors measured in the same mode beside each ratio, and judges the ratio alone', () => {

@@ -9,6 +9,7 @@ import {
   type OverloadRow,
   overloadModel,
 } from '../../bench/suites/overload.js';
+import { resultsWith } from './results-fixture.js';
 
 const row = (scenario: string, config: string, load: number, amplification: number, goodput: number): OverloadRow => ({
   scenario,
@@ -26,24 +27,18 @@ const row = (scenario: string, config: string, load: number, amplification: numb
   wasted: 0,
 });
 
-const run = (rows: OverloadRow[], hedge: [number, number, number]): Results => ({
-  date: '2026-12-06T00:00:00.000Z',
-  quick: false,
-  durationSec: 1,
-  machine: {},
-  versions: {},
-  settings: {},
-  overload: {
-    model: overloadModel({ quick: false } as never),
-    hedgeModel: hedgeModel({ quick: false } as never),
-    rows,
-    hedge: [
-      { config: HEDGE_CONFIG.none, calls: 100, p50Ms: 10, p99Ms: hedge[0], p999Ms: 500, extraCalls: 0 },
-      { config: HEDGE_CONFIG.p95, calls: 100, p50Ms: 10, p99Ms: hedge[1], p999Ms: 30, extraCalls: hedge[2] },
-    ],
-  },
-  targets: [],
-});
+const run = (rows: OverloadRow[], hedge: [number, number, number]): Results =>
+  resultsWith({
+    overload: {
+      model: overloadModel({ quick: false } as never),
+      hedgeModel: hedgeModel({ quick: false } as never),
+      rows,
+      hedge: [
+        { config: HEDGE_CONFIG.none, calls: 100, p50Ms: 10, p99Ms: hedge[0], p999Ms: 500, extraCalls: 0 },
+        { config: HEDGE_CONFIG.p95, calls: 100, p50Ms: 10, p99Ms: hedge[1], p999Ms: 30, extraCalls: hedge[2] },
+      ],
+    },
+  });
 
 describe('overload targets', () => {
   it('judges the budgets at the highest load on both upstreams, goodput on the fail-fast one, and hedging', () => {
