@@ -12,7 +12,7 @@ import {
 import { type Clock, systemClock, type TimerHandle, wallClockNow } from '../../core/clock.js';
 import { type AbortListener, CancelScope, type Context, ExecutionContext } from '../../core/context.js';
 import { describeMessage } from '../../core/describe.js';
-import { type Policy, PromiseReporter, type Reporter, type ReportingCaller } from '../../core/policy.js';
+import { type Policy, PromiseReporter, type Reporter } from '../../core/policy.js';
 import { RETRYABLE } from '../../core/properties.js';
 import { setPushback } from '../../core/pushback.js';
 import { keepShape } from '../../core/shapes.js';
@@ -440,7 +440,7 @@ class GrpcAttempt implements InterceptingListener, AbortListener {
  * InterceptingCall around it cost a requester object, four closures and three bound listener methods per call). It
  * forwards nothing: every attempt is a fresh call. Also the call's root cancel scope (caller cancel, deadline).
  */
-class GrpcCall extends CancelScope implements InterceptingCallInterface, ReportingCaller {
+class GrpcCall extends CancelScope implements InterceptingCallInterface {
   // `declare` fields and no private names, as in GrpcAttempt: no initialiser function and no brand per call.
   declare _listener: Partial<InterceptingListener> | undefined;
   declare _metadata: Metadata | undefined;
@@ -588,16 +588,6 @@ class GrpcCall extends CancelScope implements InterceptingCallInterface, Reporti
     return new Promise<GrpcAttempt>((resolve, reject) =>
       this._launch(given, new PromiseReporter(resolve as (value: unknown) => void, reject)),
     );
-  }
-
-  /** @internal The policy's outcome (see {@link ReportingCaller}). */
-  _report(ok: boolean, value: unknown): void {
-    this._finish(value, !ok);
-  }
-
-  /** @internal One attempt for a fused pipeline, reporting to it (see {@link ReportingCaller}). */
-  _begin(ctx: ExecutionContext, to: Reporter): void {
-    this._launch(ctx, to);
   }
 
   /** Sends one attempt, its outcome reported to `to` once, never before this returns. */

@@ -76,11 +76,6 @@ class TimeoutAttempt<T> implements AbortListener, ScopeState {
     this._orphan = undefined;
   }
 
-  /** The parent context (the one this timeout received). */
-  get _outer(): ExecutionContext {
-    return this._parent;
-  }
-
   // The scope (CancelScope's members).
   get aborted(): boolean {
     return this._sReason !== LIVE;
@@ -107,7 +102,7 @@ class TimeoutAttempt<T> implements AbortListener, ScopeState {
   }
 
   start(op: Operation<T>, next: Next): void {
-    const parent = this._outer;
+    const parent = this._parent;
     this._subscribed = parent._subscribe(this);
     this._policy._queue.add(this as unknown as DeadlineEntry);
     let inner: Promise<T>;
@@ -128,7 +123,7 @@ class TimeoutAttempt<T> implements AbortListener, ScopeState {
   _finish(): void {
     this._settled = true;
     this._policy._queue.remove(this as unknown as DeadlineEntry);
-    if (this._subscribed) this._outer._unsubscribe(this);
+    if (this._subscribed) this._parent._unsubscribe(this);
   }
 
   _onValue(value: T): void {
@@ -147,7 +142,7 @@ class TimeoutAttempt<T> implements AbortListener, ScopeState {
 
   _late(outcome: Outcome<unknown>): void {
     this._orphan?.finish();
-    this._policy._lateOutcome(this._outer, outcome);
+    this._policy._lateOutcome(this._parent, outcome);
   }
 
   /** The deadline passed: abort the attempt's signal with a TimeoutError and reject with the same error. */
@@ -156,7 +151,7 @@ class TimeoutAttempt<T> implements AbortListener, ScopeState {
     const policy = this._policy;
     const error = new TimeoutError(policy.name, policy.ms);
     this._abandon(error);
-    policy._fired(this._outer);
+    policy._fired(this._parent);
   }
 
   /** The caller (or an enclosing timeout) aborted: reject with its reason, not as a timeout. */
@@ -168,7 +163,7 @@ class TimeoutAttempt<T> implements AbortListener, ScopeState {
     this._finish();
     // Record the still-running work before anyone sees the rejection, so a bulkhead around this timeout keeps
     // its slot until the work really ends.
-    this._orphan = this._outer._addOrphan();
+    this._orphan = this._parent._addOrphan();
     this.abort(reason);
     this._reject(reason);
   }
