@@ -182,9 +182,16 @@ const rethrow = (error: unknown): never => {
  * Floors: not a library, the cheapest wrappers that can observe how a call ended, so the overhead tables show what ANY
  * policy must pay over a bare call in each mode (a policy has to see the outcome: count it, retry on it, release a
  * slot). One promise reaction (`.then` with two preallocated callbacks) and one `async` function that awaits the op
- * (a promise for the async function, a resume). Why here and not in a library: the same op crossing the event loop
- * inflates every wrapper's cost, and these rows separate that inflation from what a policy itself adds.
+ * (a promise for the async function, a resume). A third, for the policies that may settle a call before its operation
+ * does (a timeout, a hedge, and so any pipeline holding one): a promise of the wrapper's own, settled by one reaction
+ * on the op's (`new Promise((resolve, reject) => op().then(resolve, reject))`); such a policy cannot hand back the op's
+ * promise or a promise derived from it, since it must be able to reject before the op settles. Why here and not in a
+ * library: the same op crossing the event loop inflates every wrapper's cost, and these rows separate that inflation
+ * from what a policy itself adds.
  */
+/** The floor of a policy that may settle a call before its operation (see {@link FLOORS}). */
+export const FLOOR_OWN_PROMISE = 'floor: own promise';
+
 export const FLOORS: readonly Contender[] = [
   {
     name: 'floor: one .then',
@@ -198,6 +205,18 @@ export const FLOORS: readonly Contender[] = [
     limiter: false,
     make: (op) => ({
       call: async () => await op(),
+      dispose: noop,
+    }),
+  },
+  {
+    name: FLOOR_OWN_PROMISE,
+    library: 'floor',
+    limiter: false,
+    make: (op) => ({
+      call: () =>
+        new Promise((resolve, reject) => {
+          op().then(resolve, reject);
+        }),
       dispose: noop,
     }),
   },

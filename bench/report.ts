@@ -1,4 +1,5 @@
 /** Turns a results JSON into terminal tables, docs/benchmarks.md and an SVG chart. No hand edits in the output. */
+import { FLOOR_OWN_PROMISE } from './contenders.js';
 import { fmt, table } from './harness.js';
 import type { BreakersRow } from './suites/breakers.js';
 import type { DeoptRow } from './suites/deopt.js';
@@ -149,14 +150,16 @@ function overheadTargets(r: Results): Target[] {
     // Why the floors beside the figure: crossing the event loop inflates every wrapper's cost, and the floors (one
     // promise reaction; an async function that awaits) are what ANY wrapper that sees the outcome pays in the same
     // round. A ratio near them is as low as a promise-returning policy gets on this machine.
-    const floors = floorText(rows);
+    // A timeout (alone or in the pipeline) must be able to reject before its op settles, so it also pays for a
+    // promise of its own: that floor is shown beside those two.
     for (const [name, label] of POLICY_TARGETS) {
       const x = rows?.find((y) => y.contender === name);
       const limit = name === 'bulwark pipeline(4)' ? 1.3 : 1.1;
       if (x) {
+        const settles = name === 'bulwark timeout' || name === 'bulwark pipeline(4)';
         t.push(
           target(`${label}, setImmediate op, ${mode}: ratio to bare`, x.ratio, limit, fmt.ratio, 'x', {
-            measured: `${fmt.ratio(x.ratio)}${floors}`,
+            measured: `${fmt.ratio(x.ratio)}${floorText(rows, settles)}`,
           }),
         );
       }
@@ -166,12 +169,17 @@ function overheadTargets(r: Results): Target[] {
 }
 const signed = (v: number) => fmt.signedNs(v);
 
-/** The floors' ratios measured in the same mode, as a suffix for a target's figure (empty when absent). */
-function floorText(rows: readonly OverheadRow[] | undefined): string {
+/**
+ * The floors' ratios measured in the same mode, as a suffix for a target's figure (empty when absent); with
+ * `ownPromise`, the floor of a policy that settles its own promise too (when the run has it).
+ */
+function floorText(rows: readonly OverheadRow[] | undefined, ownPromise = false): string {
   const one = rows?.find((y) => y.contender === 'floor: one .then');
   const awaited = rows?.find((y) => y.contender === 'floor: async + await');
   if (one === undefined || awaited === undefined) return '';
-  return ` (floors: one .then ${fmt.ratio(one.ratio)}, async + await ${fmt.ratio(awaited.ratio)})`;
+  const own = ownPromise ? rows?.find((y) => y.contender === FLOOR_OWN_PROMISE) : undefined;
+  const ownText = own === undefined ? '' : `, own promise ${fmt.ratio(own.ratio)}`;
+  return ` (floors: one .then ${fmt.ratio(one.ratio)}, async + await ${fmt.ratio(awaited.ratio)}${ownText})`;
 }
 
 /** 10,000 calls in flight through the four-policy pipeline: <= 600 B per call over bare (stretch: 300 B). */
@@ -1070,7 +1078,9 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
 - **Floors**: the rows named \`floor: ...\` are no library. They are the cheapest wrappers that can see how a call
   ended, which every policy must: \`op().then(identity, rethrow)\` (one promise reaction) and \`async () => await
   op()\` (an async function's promise and one resume). What they cost over bare in a mode is what any policy pays
-  there before doing anything of its own. An op that crosses the event loop makes the same wrapper dearer in ns than
+  there before doing anything of its own. \`floor: own promise\` (\`new Promise((resolve, reject) =>
+  op().then(resolve, reject))\`) is the least a policy pays that may settle a call before its operation does (a
+  timeout, a hedge, a pipeline holding one): it cannot return the op's promise, so it makes one of its own. An op that crosses the event loop makes the same wrapper dearer in ns than
   in the tight loop, so compare a policy with the floors of the same table, not with its cost in another.
 - **Per-call overhead, GC-stressed**: the same contenders and operations in a process that collects garbage while it
   serves. Each batch starts with a full GC (\`gc()\` twice) and then makes serial awaited calls for about 30 ms; a

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { contenders, overheadContenders } from '../../bench/contenders.js';
+import { contenders, FLOORS, overheadContenders } from '../../bench/contenders.js';
 import { loadPeers } from '../../bench/peers.js';
 
 /**
@@ -25,6 +25,17 @@ describe('bench contenders', () => {
       const serial = c.make(async () => 1, 1);
       for (let i = 0; i < 100; i++) await serial.call();
       serial.dispose();
+    }
+  });
+
+  it('each floor hands the value and the error of its op through unchanged (it is a wrapper, not a shortcut)', async () => {
+    expect(FLOORS.map((f) => f.name)).toEqual(['floor: one .then', 'floor: async + await', 'floor: own promise']);
+    const boom = new Error('boom');
+    for (const f of FLOORS) {
+      const ok = f.make(async () => 42, 1);
+      await expect(ok.call(), f.name).resolves.toBe(42);
+      const failing = f.make(() => Promise.reject(boom), 1);
+      await expect(failing.call(), f.name).rejects.toBe(boom);
     }
   });
 });
