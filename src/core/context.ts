@@ -151,12 +151,26 @@ export function scopeRemoveListener(s: ScopeState, l: AbortListener): void {
 }
 
 /**
+ * What a context view needs of its cancel scope. {@link CancelScope} is the base class for it; the per-call objects
+ * that are a scope among other things (a timeout's attempt, a fused call) hold the same fields themselves and share
+ * the scope's logic through the `scope*` functions above.
+ * @internal
+ */
+export interface Scope {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  readonly signal: AbortSignal;
+  addListener(l: AbortListener): void;
+  removeListener(l: AbortListener): void;
+}
+
+/**
  * The cancellation scope of one attempt under a timeout. It aborts when its own deadline passes or when its
  * parent (the caller's signal or an enclosing scope) aborts. Its AbortController is created only when someone
  * reads the signal.
  * @internal
  */
-export abstract class CancelScope extends DeadlineEntry implements AbortListener, ScopeState {
+export abstract class CancelScope extends DeadlineEntry implements AbortListener, ScopeState, Scope {
   /** The abort reason, or {@link LIVE} while not aborted. One field for both: thousands of scopes may be pending. */
   declare _sReason: unknown;
   declare _sAc: AbortController | undefined;
@@ -234,7 +248,7 @@ export class ExecutionContext implements Context {
   /** The context this view was derived from (undefined for the root). */
   declare readonly _parent: ExecutionContext | undefined;
   declare readonly _caller: AbortSignal | undefined;
-  declare _scope: CancelScope | undefined;
+  declare _scope: Scope | undefined;
   /**
    * Root only: per-call state most calls never need, allocated on first use. Why apart: every field of this
    * class is paid for by every context, root and view alike, on every call.
@@ -246,7 +260,7 @@ export class ExecutionContext implements Context {
     operation: string,
     props: Properties | undefined,
     attempt = 1,
-    scope: CancelScope | undefined = undefined,
+    scope: Scope | undefined = undefined,
     parent?: ExecutionContext,
   ) {
     this._caller = caller;
@@ -302,7 +316,7 @@ export class ExecutionContext implements Context {
   }
 
   /** A view with another attempt number or scope; the root's per-call state is shared. */
-  _derive(attempt: number, scope: CancelScope | undefined): ExecutionContext {
+  _derive(attempt: number, scope: Scope | undefined): ExecutionContext {
     return new ExecutionContext(this._caller, this.operation, undefined, attempt, scope, this);
   }
 

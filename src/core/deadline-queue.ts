@@ -18,19 +18,33 @@ function hookBeforeExit(): void {
 }
 
 /**
+ * What a {@link DeadlineQueue} holds: intrusive links and the deadline, so adding and removing allocates nothing.
+ * {@link DeadlineEntry} is the base class for it; the per-call objects that are a deadline among other things (a
+ * timeout's attempt, a fused call) hold the same fields themselves.
+ * @internal
+ */
+export interface QueuedDeadline {
+  _deadline: number;
+  _prev: QueuedDeadline | undefined;
+  _next: QueuedDeadline | undefined;
+  /** Called once when the entry's deadline passes while it is still queued. */
+  _expire(): void;
+}
+
+/**
  * An entry of a {@link DeadlineQueue}: intrusive links, so adding and removing allocates nothing. An entry belongs to
  * one queue (its policy's) and is only ever added to and removed from that one; it is queued when it has a
  * predecessor or is the head. Why no back pointer to the queue: thousands of these may be pending, and every field
  * is paid for by each.
  * @internal
  */
-export abstract class DeadlineEntry {
+export abstract class DeadlineEntry implements QueuedDeadline {
   // Why `declare` and assignments in the constructor rather than field initialisers: an initialiser is a function
   // of its own that each level of a class hierarchy runs per instance, and a subclass's `super()` through it was
   // not inlined (callgrind: about 600 instructions per timeout call for the constructor chain alone).
   declare _deadline: number;
-  declare _prev: DeadlineEntry | undefined;
-  declare _next: DeadlineEntry | undefined;
+  declare _prev: QueuedDeadline | undefined;
+  declare _next: QueuedDeadline | undefined;
 
   constructor() {
     this._deadline = 0;
@@ -70,8 +84,8 @@ export class DeadlineQueue {
    * one entry and back on every call, and each store of a new (young) entry into this long-lived (old) queue costs
    * a write barrier call in V8; setting the head too cost a second one per call.
    */
-  #head: DeadlineEntry | undefined = undefined;
-  #tail: DeadlineEntry | undefined = undefined;
+  #head: QueuedDeadline | undefined = undefined;
+  #tail: QueuedDeadline | undefined = undefined;
   #timer: TimerHandle = undefined;
   #armed = false;
   #reffed = false;
@@ -98,7 +112,7 @@ export class DeadlineQueue {
   }
 
   /** `now`: a reading of this queue's clock taken just before, when the caller has one (saves a read). */
-  add(entry: DeadlineEntry, now = this.#clock.now()): void {
+  add(entry: QueuedDeadline, now = this.#clock.now()): void {
     entry._deadline = now + this.#delayMs;
     entry._prev = this.#tail;
     entry._next = undefined;
@@ -112,7 +126,7 @@ export class DeadlineQueue {
     if (!this.#armed) this.#arm(this.#delayMs);
   }
 
-  remove(entry: DeadlineEntry): void {
+  remove(entry: QueuedDeadline): void {
     const { _prev: prev, _next: next } = entry;
     if (prev === undefined && (this.#head ?? this.#tail) !== entry) return; // not queued (settled, expired or cleared)
     if (prev !== undefined) prev._next = next;

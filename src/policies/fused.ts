@@ -2,17 +2,17 @@ import { capturedPromise, capturedReject, capturedResolve } from '../core/captur
 import type { Clock } from '../core/clock.js';
 import {
   type AbortListener,
-  type CancelScope,
   type ExecutionContext,
   LIVE,
   type Orphan,
+  type Scope,
   type ScopeState,
   scopeAbort,
   scopeAddListener,
   scopeRemoveListener,
   scopeSignal,
 } from '../core/context.js';
-import type { DeadlineEntry } from '../core/deadline-queue.js';
+import type { QueuedDeadline } from '../core/deadline-queue.js';
 import { invoke, type Next, type Operation, type Reporter, type ReportingCaller } from '../core/policy.js';
 import { keepShape } from '../core/shapes.js';
 import { TimeoutError } from '../errors/errors.js';
@@ -193,16 +193,16 @@ const STARTING = 64;
  * One call through a fused unit: the timeout's cancel scope and deadline entry, the bulkhead's queue entry and the
  * breaker's tracking, in one object.
  */
-class FusedCall<T> implements BulkheadEntry, Reporter, AbortListener, ScopeState {
+class FusedCall<T> implements BulkheadEntry, Reporter, AbortListener, ScopeState, Scope, QueuedDeadline {
   // `declare` fields assigned in the constructor, no private names: see TimeoutAttempt (no per-instance
   // initialiser or brand). The accessors below are public: V8 (Node 20) ran private accessors (`get #phase`)
   // through a runtime call each time, about 250 instructions per call.
   // Why not a subclass of CancelScope: as for TimeoutAttempt, V8 ran `new` of that derived chain through its
   // generic construct stub on every call. It holds a DeadlineEntry's and a CancelScope's fields itself, shares the
-  // scope's logic through the `scope*` functions, and is structurally both.
+  // scope's logic through the `scope*` functions, and is both a `Scope` and a `QueuedDeadline`.
   declare _deadline: number;
-  declare _prev: DeadlineEntry | undefined;
-  declare _next: DeadlineEntry | undefined;
+  declare _prev: QueuedDeadline | undefined;
+  declare _next: QueuedDeadline | undefined;
   declare _sReason: unknown;
   declare _sAc: AbortController | undefined;
   declare _sListeners: AbortListener | Set<AbortListener> | undefined;
@@ -334,9 +334,9 @@ class FusedCall<T> implements BulkheadEntry, Reporter, AbortListener, ScopeState
     retry?._budget?._enter();
     if (timeout !== undefined) {
       this._subscribed = ctx._subscribe(this);
-      if (now >= 0) timeout._queue.add(this as unknown as DeadlineEntry, now);
-      else timeout._queue.add(this as unknown as DeadlineEntry);
-      this._view = ctx._derive(ctx.attempt, this as unknown as CancelScope);
+      if (now >= 0) timeout._queue.add(this, now);
+      else timeout._queue.add(this);
+      this._view = ctx._derive(ctx.attempt, this);
     }
     if (bulkhead === undefined || bulkhead._tryAcquire()) {
       this._slot = bulkhead !== undefined;
@@ -432,7 +432,7 @@ class FusedCall<T> implements BulkheadEntry, Reporter, AbortListener, ScopeState
 
   _leaveTimeout(): void {
     const timeout = this._unit.timeout;
-    if (timeout !== undefined) timeout._queue.remove(this as unknown as DeadlineEntry);
+    if (timeout !== undefined) timeout._queue.remove(this);
     if (this._subscribed) {
       this._subscribed = false;
       this._ctx._unsubscribe(this);
