@@ -76,19 +76,30 @@ function target(
   opts: { readonly atLeast?: boolean; readonly info?: boolean; readonly measured?: string } = {},
 ): Target {
   const met = Number.isFinite(value) && (opts.atLeast ? value >= limit : value <= limit);
-  const off = Math.abs(value - limit);
   // A share (unit '%') is stored as a fraction and missed by percentage points.
-  const offText = unit === '%' ? `${(off * 100).toFixed(1)} points` : undefined;
+  const off = Math.abs(value - limit) * (unit === '%' ? 100 : 1);
+  // A miss smaller than the table's precision is shown with the digits that reveal it: "1.2002x, 0.0002x over",
+  // never "1.20x, 0.00x over" (which reads as met).
+  const base = unit === 'x' ? 2 : unit === '%' ? 1 : 0;
+  const digits = met ? base : revealing(off, base);
+  const offText =
+    unit === '%' ? `${off.toFixed(digits)} points` : `${off.toFixed(digits)}${unit === 'x' ? 'x' : ` ${unit}`}`;
+  const finer = digits > base && unit === 'x' && opts.measured === undefined;
   return {
     what,
     limit: `${opts.atLeast ? '>=' : '<='} ${show(limit)}`,
-    measured: opts.measured ?? show(value),
+    measured: finer ? `${value.toFixed(digits)}x` : (opts.measured ?? show(value)),
     met,
-    by: met
-      ? ''
-      : `${offText ?? `${unit === 'x' ? off.toFixed(2) : off.toFixed(0)}${unit === 'x' ? 'x' : ` ${unit}`}`} ${opts.atLeast ? 'under' : 'over'}`,
+    by: met ? '' : `${offText} ${opts.atLeast ? 'under' : 'over'}`,
     ...(opts.info ? { info: true } : {}),
   };
+}
+
+/** The fewest decimals (from `base`, at most 6) at which `off` does not round to zero. */
+function revealing(off: number, base: number): number {
+  let d = base;
+  while (d < 6 && off > 0 && Number(off.toFixed(d)) === 0) d++;
+  return d;
 }
 
 /** The policies the overhead targets name: contender, label, limit over bare for `async () => 1` (ns). */
@@ -1080,8 +1091,9 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
   op()\` (an async function's promise and one resume). What they cost over bare in a mode is what any policy pays
   there before doing anything of its own. \`floor: own promise\` (\`new Promise((resolve, reject) =>
   op().then(resolve, reject))\`) is the least a policy pays that may settle a call before its operation does (a
-  timeout, a hedge, a pipeline holding one): it cannot return the op's promise, so it makes one of its own. An op that crosses the event loop makes the same wrapper dearer in ns than
-  in the tight loop, so compare a policy with the floors of the same table, not with its cost in another.
+  timeout, a hedge, a pipeline holding one): it cannot return the op's promise, so it makes one of its own. An op
+  that crosses the event loop makes the same wrapper dearer in ns than in the tight loop, so compare a policy with
+  the floors of the same table, not with its cost in another.
 - **Per-call overhead, GC-stressed**: the same contenders and operations in a process that collects garbage while it
   serves. Each batch starts with a full GC (\`gc()\` twice) and then makes serial awaited calls for about 30 ms; a
   pass runs bare, then each contender followed by bare again (bare, c1, bare, c2, ..., bare, the contenders in

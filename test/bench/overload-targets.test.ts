@@ -96,6 +96,19 @@ describe('overload targets', () => {
     ]);
   });
 
+  it('shows a miss smaller than the precision of the table with the digits that reveal it, never as 0.00x over', () => {
+    const { deepQueue } = OVERLOAD_SCENARIO;
+    const targets = evaluateTargets(
+      run([row(deepQueue, OVERLOAD_CONFIG.retryBudget, 3, 1.2002334, 0.2)], [500, 100, 0.01]),
+    );
+    const amplification = targets.find((t) => t.what.startsWith('overload, deep-queue upstream'));
+    expect([amplification?.measured, amplification?.met, amplification?.by]).toEqual([
+      '1.2002x',
+      false,
+      '0.0002x over',
+    ]);
+  });
+
   it('draws a line per configuration and upstream in the chart', () => {
     const svg = overloadSvg([
       run(
