@@ -1135,7 +1135,8 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
   none.
 - **HTTP**: a \`node:http\` server in a child process on 127.0.0.1, an undici \`Pool\` with 64 connections and 64
   requests in flight, a fixed number of requests per contender and round (bounded in time), many short rounds in
-  alternating order. Latency percentiles come from an HDR histogram (hdr-histogram-js). A floor row: the pool composed
+  alternating order, each measured run after 500 unmeasured requests of the same contender (so the garbage the
+  contender before it left is collected off the clock, not in this one's p99). Latency percentiles come from an HDR histogram (hdr-histogram-js). A floor row: the pool composed
   with an interceptor that does nothing (\`(dispatch) => (opts, handler) => dispatch(opts, handler)\`), what
   composing any interceptor costs on undici 7 before it does any work: \`compose\` wraps the caller's handler in a
   \`WrapHandler\` and the pool wraps that in an \`UnwrapHandler\`, so each response's headers and trailers are parsed

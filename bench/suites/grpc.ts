@@ -17,9 +17,9 @@ import {
 import { loadSync } from '@grpc/proto-loader';
 import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../../src/index.js';
 import { grpcInterceptor } from '../../src/integrations/grpc/index.js';
-import { closedLoop, loadRounds, type Settings, startChildServer } from '../harness.js';
+import { closedLoop, loadRounds, type Settings, startChildServer, withLeadIn } from '../harness.js';
 import { loadPeers, type Peers } from '../peers.js';
-import { cpuRecorder, cpuSummary, endToEndRounds } from './http.js';
+import { cpuRecorder, cpuSummary, endToEndRounds, LEAD_IN } from './http.js';
 
 export interface GrpcRow {
   readonly contender: string;
@@ -117,7 +117,7 @@ export async function grpcSuite(s: Settings, step: string, given?: Peers): Promi
       list,
       rounds,
       (r, i, c) => `${step} gRPC end to end: round ${r + 1}/${rounds}, ${i + 1}/${list.length} ${c.name}`,
-      cpu.load,
+      withLeadIn(cpu.load, (c) => closedLoop(c.run, Math.min(LEAD_IN, s.httpRequests), s.httpMaxMs, CONCURRENCY)),
     );
     const bare = (list[0] as (typeof list)[number]).name;
     return rows.map((x) => ({

@@ -14,7 +14,15 @@
 import { type Dispatcher, Pool } from 'undici';
 import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../../src/index.js';
 import { interceptor } from '../../src/integrations/undici/index.js';
-import { closedLoop, type LoadResult, loadRounds, median, type Settings, startChildServer } from '../harness.js';
+import {
+  closedLoop,
+  type LoadResult,
+  loadRounds,
+  median,
+  type Settings,
+  startChildServer,
+  withLeadIn,
+} from '../harness.js';
 import type { Peers } from '../peers.js';
 
 export interface HttpRow {
@@ -41,6 +49,8 @@ export const HTTP_EMPTY_INTERCEPTOR = 'empty pass-through interceptor';
 export const OPOSSUM_AROUND_REQUEST = 'around request()';
 
 const CONCURRENCY = 64;
+/** Unmeasured requests of a contender before each of its measured runs (see `withLeadIn`). */
+export const LEAD_IN = 500;
 
 /**
  * Rounds of the end-to-end suites: at least 8 (quick) or 20. Why more than the settings' default: throughput on a
@@ -169,7 +179,7 @@ export async function httpSuite(s: Settings, step: string, peers: Peers): Promis
       list,
       rounds,
       (r, i, c) => `${step} HTTP end to end: round ${r + 1}/${rounds}, ${i + 1}/${list.length} ${c.name}`,
-      cpu.load,
+      withLeadIn(cpu.load, (c) => closedLoop(c.run, Math.min(LEAD_IN, s.httpRequests), s.httpMaxMs, CONCURRENCY)),
     );
     const bare = (list[0] as (typeof list)[number]).name;
     return rows.map((x) => ({
