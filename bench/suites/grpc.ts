@@ -19,7 +19,7 @@ import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../../src/in
 import { grpcInterceptor } from '../../src/integrations/grpc/index.js';
 import { closedLoop, loadRounds, type Settings, startChildServer, withLeadIn } from '../harness.js';
 import { loadPeers, type Peers } from '../peers.js';
-import { cpuRecorder, cpuSummary, endToEndRounds, LEAD_IN } from './http.js';
+import { cpuRecorder, cpuSummary, endToEndRounds, leadIn } from './http.js';
 
 export interface GrpcRow {
   readonly contender: string;
@@ -110,14 +110,15 @@ export async function grpcSuite(s: Settings, step: string, given?: Peers): Promi
     }),
   ];
   try {
-    for (const c of list) await closedLoop(c.run, Math.min(500, s.httpRequests), s.httpMaxMs, CONCURRENCY);
+    const warm = leadIn(s, CONCURRENCY);
+    for (const c of list) await warm(c);
     const cpu = cpuRecorder((c: (typeof list)[number]) => closedLoop(c.run, s.httpRequests, s.httpMaxMs, CONCURRENCY));
     const rounds = endToEndRounds(s);
     const rows = await loadRounds(
       list,
       rounds,
       (r, i, c) => `${step} gRPC end to end: round ${r + 1}/${rounds}, ${i + 1}/${list.length} ${c.name}`,
-      withLeadIn(cpu.load, (c) => closedLoop(c.run, Math.min(LEAD_IN, s.httpRequests), s.httpMaxMs, CONCURRENCY)),
+      withLeadIn(cpu.load, warm),
     );
     const bare = (list[0] as (typeof list)[number]).name;
     return rows.map((x) => ({

@@ -49,8 +49,16 @@ export const HTTP_EMPTY_INTERCEPTOR = 'empty pass-through interceptor';
 export const OPOSSUM_AROUND_REQUEST = 'around request()';
 
 const CONCURRENCY = 64;
-/** Unmeasured requests of a contender before each of its measured runs (see `withLeadIn`). */
-export const LEAD_IN = 500;
+/** Unmeasured requests of a contender: its warm-up, and again before each of its measured runs (see `withLeadIn`). */
+const LEAD_IN = 500;
+
+/** The end-to-end suites' lead-in for contender `c`: its warm-up, and what `withLeadIn` runs before each round. */
+export function leadIn(
+  s: Settings,
+  concurrency: number,
+): (c: { readonly run: () => Promise<unknown> }) => Promise<LoadResult> {
+  return (c) => closedLoop(c.run, Math.min(LEAD_IN, s.httpRequests), s.httpMaxMs, concurrency);
+}
 
 /**
  * Rounds of the end-to-end suites: at least 8 (quick) or 20. Why more than the settings' default: throughput on a
@@ -172,14 +180,15 @@ export async function httpSuite(s: Settings, step: string, peers: Peers): Promis
   const list = contenders(pool, peers, request);
   try {
     // Warm the connections and the JIT.
-    for (const c of list) await closedLoop(c.run, Math.min(500, s.httpRequests), s.httpMaxMs, CONCURRENCY);
+    const warm = leadIn(s, CONCURRENCY);
+    for (const c of list) await warm(c);
     const cpu = cpuRecorder((c: (typeof list)[number]) => closedLoop(c.run, s.httpRequests, s.httpMaxMs, CONCURRENCY));
     const rounds = endToEndRounds(s);
     const rows = await loadRounds(
       list,
       rounds,
       (r, i, c) => `${step} HTTP end to end: round ${r + 1}/${rounds}, ${i + 1}/${list.length} ${c.name}`,
-      withLeadIn(cpu.load, (c) => closedLoop(c.run, Math.min(LEAD_IN, s.httpRequests), s.httpMaxMs, CONCURRENCY)),
+      withLeadIn(cpu.load, warm),
     );
     const bare = (list[0] as (typeof list)[number]).name;
     return rows.map((x) => ({
