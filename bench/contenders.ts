@@ -15,6 +15,7 @@ import {
   rateLimit,
   retry,
   retryBudget,
+  systemClock,
   timeout,
 } from '../src/index.js';
 import type { Cockatiel, Opossum, Peer, Peers } from './peers.js';
@@ -185,12 +186,16 @@ const rethrow = (error: unknown): never => {
  * (a promise for the async function, a resume). A third, for the policies that may settle a call before its operation
  * does (a timeout, a hedge, and so any pipeline holding one): a promise of the wrapper's own, settled by one reaction
  * on the op's (`new Promise((resolve, reject) => op().then(resolve, reject))`); such a policy cannot hand back the op's
- * promise or a promise derived from it, since it must be able to reject before the op settles. Why here and not in a
- * library: the same op crossing the event loop inflates every wrapper's cost, and these rows separate that inflation
- * from what a policy itself adds.
+ * promise or a promise derived from it, since it must be able to reject before the op settles. A fourth, for a policy
+ * with an exact deadline (a timeout, and so the pipeline): that promise and one reading of the monotonic clock the
+ * policies read (`systemClock.now()`), since the deadline is the moment the call started plus the limit. Why here and
+ * not in a library: the same op crossing the event loop inflates every wrapper's cost, and these rows separate that
+ * inflation from what a policy itself adds.
  */
 /** The floor of a policy that may settle a call before its operation (see {@link FLOORS}). */
 export const FLOOR_OWN_PROMISE = 'floor: own promise';
+/** The floor of a policy with an exact deadline: its own promise and one clock reading (see {@link FLOORS}). */
+export const FLOOR_DEADLINE = 'floor: own promise + clock';
 
 export const FLOORS: readonly Contender[] = [
   {
@@ -215,6 +220,21 @@ export const FLOORS: readonly Contender[] = [
     make: (op) => ({
       call: () =>
         new Promise((resolve, reject) => {
+          op().then(resolve, reject);
+        }),
+      dispose: noop,
+    }),
+  },
+  {
+    name: FLOOR_DEADLINE,
+    library: 'floor',
+    limiter: false,
+    make: (op) => ({
+      call: () =>
+        new Promise((resolve, reject) => {
+          // The reading is not used, as a timeout uses it only if the call outlives its deadline. V8 cannot drop it:
+          // the clock is a call into Node it knows nothing about.
+          systemClock.now();
           op().then(resolve, reject);
         }),
       dispose: noop,

@@ -1,0 +1,59 @@
+/** The HTTP and gRPC suites' CPU targets, shown beside what composing an interceptor that does nothing costs. */
+import { describe, expect, it } from 'vitest';
+import { evaluateTargets } from '../../bench/report.js';
+import { GRPC_EMPTY_INTERCEPTOR, GRPC_INTERCEPTOR, type GrpcRow } from '../../bench/suites/grpc.js';
+import { HTTP_EMPTY_INTERCEPTOR, HTTP_INTERCEPTOR, type HttpRow } from '../../bench/suites/http.js';
+import { resultsWith } from './results-fixture.js';
+
+const http = (contender: string, cpuUsOverBare?: number): HttpRow => ({
+  contender,
+  requests: 4_000,
+  reqPerSec: 50_000,
+  p50Ms: 1,
+  p99Ms: 2,
+  throughputRatio: 1,
+  p99Ratio: 1,
+  ...(cpuUsOverBare === undefined ? {} : { cpuUsPerReq: 20 + cpuUsOverBare, cpuUsOverBare }),
+});
+
+const grpc = (contender: string, cpuUsOverBare?: number): GrpcRow => ({
+  contender,
+  calls: 4_000,
+  callsPerSec: 9_000,
+  p50Ms: 5,
+  p99Ms: 20,
+  throughputRatio: 1,
+  p99Ratio: 1,
+  ...(cpuUsOverBare === undefined ? {} : { cpuUsPerReq: 100 + cpuUsOverBare, cpuUsOverBare }),
+});
+
+const cpuTargets = (targets: ReturnType<typeof evaluateTargets>) =>
+  targets.filter((t) => t.what.includes('client CPU per')).map((t) => [t.what.split(':')[0], t.measured, t.met, t.by]);
+
+describe('end-to-end CPU targets', () => {
+  it('show the empty interceptor of the same rounds beside the figure, and judge the figure alone', () => {
+    const targets = evaluateTargets(
+      resultsWith({
+        http: [http('bare undici', 0), http(HTTP_EMPTY_INTERCEPTOR, 1.25), http(HTTP_INTERCEPTOR, 1.5)],
+        grpc: [grpc('bare grpc-js', 0), grpc(GRPC_EMPTY_INTERCEPTOR, 4), grpc(GRPC_INTERCEPTOR, 5.4)],
+      }),
+    );
+    expect(cpuTargets(targets)).toEqual([
+      ['HTTP', '+1.5 µs (floor: empty interceptor +1.3 µs)', true, ''],
+      ['gRPC', '+5.4 µs (floor: empty interceptor +4.0 µs)', false, '3.4 µs over'],
+    ]);
+  });
+
+  it('without an empty interceptor row (or its CPU), the figure alone', () => {
+    const targets = evaluateTargets(
+      resultsWith({
+        http: [http('bare undici', 0), http(HTTP_INTERCEPTOR, 2.5)],
+        grpc: [grpc('bare grpc-js', 0), grpc(GRPC_EMPTY_INTERCEPTOR), grpc(GRPC_INTERCEPTOR, -0.4)],
+      }),
+    );
+    expect(cpuTargets(targets)).toEqual([
+      ['HTTP', '+2.5 µs', false, '0.5 µs over'],
+      ['gRPC', '-0.4 µs', true, ''],
+    ]);
+  });
+});
