@@ -202,6 +202,15 @@ function floorText(rows: readonly OverheadRow[] | undefined, ownPromise = false)
 }
 
 /**
+ * The throughput ratio to bare of the interceptor that does nothing, measured in the same rounds, as a suffix for the
+ * interceptor's figure (empty when the run has no such row): see {@link cpuFloorText}.
+ */
+function ratioFloorText(rows: readonly { contender: string; throughputRatio: number }[] | undefined, name: string) {
+  const floor = rows?.find((x) => x.contender === name)?.throughputRatio;
+  return floor === undefined || !Number.isFinite(floor) ? '' : ` (floor: empty interceptor ${floor.toFixed(3)})`;
+}
+
+/**
  * The CPU per request over bare of the interceptor that does nothing, measured in the same rounds, as a suffix for the
  * interceptor's figure (empty when the run has no such row). Why: it is what the client library charges for composing
  * any interceptor at all, before bulwark's does anything.
@@ -319,17 +328,22 @@ export function evaluateTargets(r: Results): Target[] {
     });
   }
   t.push(...inFlightTargets(r), ...deoptTargets(r));
-  const ratioAtLeast = (what: string, measured: number, limit: number) =>
+  const ratioAtLeast = (what: string, measured: number, limit: number, floor = '') =>
     t.push({
       what,
       limit: `>= ${limit.toFixed(2)}`,
-      measured: measured.toFixed(3),
+      measured: `${measured.toFixed(3)}${floor}`,
       met: measured >= limit,
       by: measured >= limit ? '' : `${(limit - measured).toFixed(3)} under`,
     });
   const http = r.http?.find((x) => x.contender === HTTP_INTERCEPTOR);
   if (http) {
-    ratioAtLeast('HTTP: interceptor with the full pipeline, req/s ratio to bare undici', http.throughputRatio, 0.95);
+    ratioAtLeast(
+      'HTTP: interceptor with the full pipeline, req/s ratio to bare undici',
+      http.throughputRatio,
+      0.95,
+      ratioFloorText(r.http, HTTP_EMPTY_INTERCEPTOR),
+    );
     t.push({
       what: 'HTTP: interceptor with the full pipeline, p99 ratio to bare undici',
       limit: '<= 1.10',
@@ -357,7 +371,12 @@ export function evaluateTargets(r: Results): Target[] {
   }
   const grpc = r.grpc?.find((x) => x.contender === GRPC_INTERCEPTOR);
   if (grpc) {
-    ratioAtLeast('gRPC: interceptor with the full pipeline, calls/s ratio to bare grpc-js', grpc.throughputRatio, 0.95);
+    ratioAtLeast(
+      'gRPC: interceptor with the full pipeline, calls/s ratio to bare grpc-js',
+      grpc.throughputRatio,
+      0.95,
+      ratioFloorText(r.grpc, GRPC_EMPTY_INTERCEPTOR),
+    );
     const cpu = grpc.cpuUsOverBare;
     if (cpu !== undefined && Number.isFinite(cpu)) {
       t.push({

@@ -1,28 +1,28 @@
-/** The HTTP and gRPC suites' CPU targets, shown beside what composing an interceptor that does nothing costs. */
+/** The HTTP and gRPC suites' targets, shown beside what composing an interceptor that does nothing costs. */
 import { describe, expect, it } from 'vitest';
 import { evaluateTargets } from '../../bench/report.js';
 import { GRPC_EMPTY_INTERCEPTOR, GRPC_INTERCEPTOR, type GrpcRow } from '../../bench/suites/grpc.js';
 import { HTTP_EMPTY_INTERCEPTOR, HTTP_INTERCEPTOR, type HttpRow } from '../../bench/suites/http.js';
 import { resultsWith } from './results-fixture.js';
 
-const http = (contender: string, cpuUsOverBare?: number): HttpRow => ({
+const http = (contender: string, cpuUsOverBare?: number, throughputRatio = 1): HttpRow => ({
   contender,
   requests: 4_000,
-  reqPerSec: 50_000,
+  reqPerSec: 50_000 * throughputRatio,
   p50Ms: 1,
   p99Ms: 2,
-  throughputRatio: 1,
+  throughputRatio,
   p99Ratio: 1,
   ...(cpuUsOverBare === undefined ? {} : { cpuUsPerReq: 20 + cpuUsOverBare, cpuUsOverBare }),
 });
 
-const grpc = (contender: string, cpuUsOverBare?: number): GrpcRow => ({
+const grpc = (contender: string, cpuUsOverBare?: number, throughputRatio = 1): GrpcRow => ({
   contender,
   calls: 4_000,
-  callsPerSec: 9_000,
+  callsPerSec: 9_000 * throughputRatio,
   p50Ms: 5,
   p99Ms: 20,
-  throughputRatio: 1,
+  throughputRatio,
   p99Ratio: 1,
   ...(cpuUsOverBare === undefined ? {} : { cpuUsPerReq: 100 + cpuUsOverBare, cpuUsOverBare }),
 });
@@ -30,7 +30,25 @@ const grpc = (contender: string, cpuUsOverBare?: number): GrpcRow => ({
 const cpuTargets = (targets: ReturnType<typeof evaluateTargets>) =>
   targets.filter((t) => t.what.includes('client CPU per')).map((t) => [t.what.split(':')[0], t.measured, t.met, t.by]);
 
-describe('end-to-end CPU targets', () => {
+const throughputTargets = (targets: ReturnType<typeof evaluateTargets>) =>
+  targets
+    .filter((t) => /(req|calls)\/s ratio to bare/.test(t.what))
+    .map((t) => [t.what.split(':')[0], t.measured, t.met]);
+
+describe('end-to-end targets', () => {
+  it('show the throughput of the empty interceptor of the same rounds beside the figure, and judge the figure alone', () => {
+    const targets = evaluateTargets(
+      resultsWith({
+        http: [http('bare undici', 0), http(HTTP_EMPTY_INTERCEPTOR, 3, 0.85), http(HTTP_INTERCEPTOR, 1, 0.97)],
+        grpc: [grpc('bare grpc-js', 0), grpc(GRPC_EMPTY_INTERCEPTOR, 8, 0.93), grpc(GRPC_INTERCEPTOR, 9, 0.911)],
+      }),
+    );
+    expect(throughputTargets(targets)).toEqual([
+      ['HTTP', '0.970 (floor: empty interceptor 0.850)', true],
+      ['gRPC', '0.911 (floor: empty interceptor 0.930)', false],
+    ]);
+  });
+
   it('show the empty interceptor of the same rounds beside the figure, and judge the figure alone', () => {
     const targets = evaluateTargets(
       resultsWith({
