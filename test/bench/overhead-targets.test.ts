@@ -17,14 +17,19 @@ const row = (contender: string, ratio: number): OverheadRow => ({
 const run = (rows: OverheadRow[]): Results =>
   resultsWith({ overhead: [{ op: 'cross the event loop (setImmediate)', rows }] });
 
+/** bare and the floors a run saved before the clock floor existed has. */
+const earlier = (): OverheadRow[] => [
+  row('bare', 1),
+  row('floor: one .then', 1.06),
+  row('floor: async + await', 1.12),
+  row('floor: own promise', 1.15),
+];
+
 describe('overhead targets, setImmediate op', () => {
   it('shows the floors measured in the same mode beside each ratio (a promise of its own, and with a clock reading, beside the timeout and the pipeline, which may settle a call before its op and keep a deadline), and judges the ratio alone', () => {
     const targets = evaluateTargets(
       run([
-        row('bare', 1),
-        row('floor: one .then', 1.06),
-        row('floor: async + await', 1.12),
-        row('floor: own promise', 1.15),
+        ...earlier(),
         row('floor: own promise + clock', 1.19),
         row('bulwark retry', 1.1),
         row('bulwark timeout', 1.3),
@@ -50,15 +55,7 @@ describe('overhead targets, setImmediate op', () => {
   });
 
   it('a run saved before the clock floor existed shows the floors it has', () => {
-    const targets = evaluateTargets(
-      run([
-        row('bare', 1),
-        row('floor: one .then', 1.06),
-        row('floor: async + await', 1.12),
-        row('floor: own promise', 1.15),
-        row('bulwark timeout', 1.3),
-      ]),
-    );
+    const targets = evaluateTargets(run([...earlier(), row('bulwark timeout', 1.3)]));
     const timeout = targets.find((t) => t.what.startsWith('timeout alone, setImmediate op'));
     expect(timeout?.measured).toBe('1.30x (floors: one .then 1.06x, async + await 1.12x, own promise 1.15x)');
   });
