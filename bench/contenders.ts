@@ -232,8 +232,8 @@ export const FLOORS: readonly Contender[] = [
     make: (op) => ({
       call: () =>
         new Promise((resolve, reject) => {
-          // The reading is not used, as a timeout uses it only if the call outlives its deadline. V8 cannot drop it:
-          // the clock is a call into Node it knows nothing about.
+          // The reading is dropped: the floor pays for taking it; keeping a deadline with it is the timeout's own
+          // cost. V8 cannot drop the call: the clock calls into Node, which it knows nothing about.
           systemClock.now();
           op().then(resolve, reject);
         }),

@@ -205,7 +205,10 @@ function floorText(rows: readonly OverheadRow[] | undefined, ownPromise = false)
  * The throughput ratio to bare of the interceptor that does nothing, measured in the same rounds, as a suffix for the
  * interceptor's figure (empty when the run has no such row): see {@link cpuFloorText}.
  */
-function ratioFloorText(rows: readonly { contender: string; throughputRatio: number }[] | undefined, name: string) {
+function ratioFloorText(
+  rows: readonly { contender: string; throughputRatio: number }[] | undefined,
+  name: string,
+): string {
   const floor = rows?.find((x) => x.contender === name)?.throughputRatio;
   return floor === undefined || !Number.isFinite(floor) ? '' : ` (floor: empty interceptor ${floor.toFixed(3)})`;
 }
