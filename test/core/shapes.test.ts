@@ -45,7 +45,8 @@ function deoptsAfterWarmUp(): Promise<Map<string, number>> {
 }
 
 describe('hidden classes kept across full GCs', () => {
-  it('keeps one instance of every class bulwark allocates per call', () => {
+  it('keeps one instance of every class bulwark allocates per call', async () => {
+    await import('../../src/integrations/grpc/index.js');
     const names = new Set(keptShapes().map((o) => o.constructor.name));
     for (const name of [
       'ExecutionContext',
@@ -62,6 +63,9 @@ describe('hidden classes kept across full GCs', () => {
       'CircuitOpenError',
       'BulkheadRejectedError',
       'Error',
+      // A flat class now (it holds its scope's fields), so not among the subclasses below, but still kept.
+      'GrpcCall',
+      'GrpcAttempt',
     ]) {
       expect(names, name).toContain(name);
     }
@@ -72,7 +76,7 @@ describe('hidden classes kept across full GCs', () => {
     await import('../../src/integrations/grpc/index.js');
     await import('../../src/integrations/messaging/index.js');
     const fast = fastConstructors();
-    for (const name of ['HedgeCall', 'HedgeAttempt', 'Waiter', 'GrpcCall', 'MessageRun', 'HttpCall']) {
+    for (const name of ['HedgeCall', 'HedgeAttempt', 'Waiter', 'MessageRun', 'HttpCall']) {
       expect(fast, name).toContain(name);
     }
   });
