@@ -10,18 +10,7 @@ import {
   type StatusObject,
 } from '@grpc/grpc-js';
 import { type Clock, systemClock, type TimerHandle, wallClockNow } from '../../core/clock.js';
-import {
-  type AbortListener,
-  type Context,
-  ExecutionContext,
-  LIVE,
-  type Scope,
-  type ScopeState,
-  scopeAbort,
-  scopeAddListener,
-  scopeRemoveListener,
-  scopeSignal,
-} from '../../core/context.js';
+import { type AbortListener, CancelScope, type Context, ExecutionContext } from '../../core/context.js';
 import { describeMessage } from '../../core/describe.js';
 import { type Policy, PromiseReporter, type Reporter } from '../../core/policy.js';
 import { RETRYABLE } from '../../core/properties.js';
@@ -450,18 +439,9 @@ class GrpcAttempt implements InterceptingListener, AbortListener {
  * One unary call through the policy, and the call grpc-js sees: it implements grpc-js's call interface itself (an
  * InterceptingCall around it cost a requester object, four closures and three bound listener methods per call). It
  * forwards nothing: every attempt is a fresh call. Also the call's root cancel scope (caller cancel, deadline).
- *
- * Why it holds a scope's fields itself (sharing the scope's logic through the `scope*` functions) instead of
- * extending CancelScope: `new` of a class derived from that two-level chain ran through V8's generic construct stub
- * on every call (see TimeoutAttempt), and a CancelScope carries a deadline entry's three fields, which a call that
- * is never queued for a deadline does not need.
  */
-class GrpcCall implements InterceptingCallInterface, Scope, ScopeState {
+class GrpcCall extends CancelScope implements InterceptingCallInterface {
   // `declare` fields and no private names, as in GrpcAttempt: no initialiser function and no brand per call.
-  // The scope's fields (see ScopeState).
-  declare _sReason: unknown;
-  declare _sAc: AbortController | undefined;
-  declare _sListeners: AbortListener | Set<AbortListener> | undefined;
   declare _listener: Partial<InterceptingListener> | undefined;
   declare _metadata: Metadata | undefined;
   declare _message: unknown;
@@ -490,9 +470,7 @@ class GrpcCall implements InterceptingCallInterface, Scope, ScopeState {
     hedged: boolean,
     shared: Shared,
   ) {
-    this._sReason = LIVE;
-    this._sAc = undefined;
-    this._sListeners = undefined;
+    super();
     this._listener = undefined;
     this._metadata = undefined;
     this._message = undefined;
@@ -516,31 +494,6 @@ class GrpcCall implements InterceptingCallInterface, Scope, ScopeState {
    */
   static readonly _op = (ctx: Context): Promise<GrpcAttempt> =>
     ((ctx as ExecutionContext)._root._scope as GrpcCall)._attempt(ctx);
-
-  // The scope (CancelScope's members).
-  get aborted(): boolean {
-    return this._sReason !== LIVE;
-  }
-
-  get reason(): unknown {
-    return this._sReason === LIVE ? undefined : this._sReason;
-  }
-
-  get signal(): AbortSignal {
-    return scopeSignal(this);
-  }
-
-  abort(reason: unknown): void {
-    scopeAbort(this, reason);
-  }
-
-  addListener(l: AbortListener): void {
-    scopeAddListener(this, l);
-  }
-
-  removeListener(l: AbortListener): void {
-    scopeRemoveListener(this, l);
-  }
 
   start(metadata: Metadata, listener: Partial<InterceptingListener> | undefined): void {
     this._metadata = metadata;
@@ -621,6 +574,9 @@ class GrpcCall implements InterceptingCallInterface, Scope, ScopeState {
         ),
       );
   }
+
+  _onAbort(): void {}
+  _expire(): void {}
 
   /**
    * One attempt. `ctx` is bulwark's own context, or (under a policy written outside bulwark) the public one: the
