@@ -12,7 +12,7 @@ import {
 import { type Clock, systemClock, type TimerHandle, wallClockNow } from '../../core/clock.js';
 import { type AbortListener, CancelScope, type Context, ExecutionContext } from '../../core/context.js';
 import { describeMessage } from '../../core/describe.js';
-import { type Policy, PromiseReporter, type Reporter } from '../../core/policy.js';
+import { type Policy, PromiseReporter, type Reporter, type ReportingCaller } from '../../core/policy.js';
 import { RETRYABLE } from '../../core/properties.js';
 import { setPushback } from '../../core/pushback.js';
 import { keepShape } from '../../core/shapes.js';
@@ -440,7 +440,7 @@ class GrpcAttempt implements InterceptingListener, AbortListener {
  * InterceptingCall around it cost a requester object, four closures and three bound listener methods per call). It
  * forwards nothing: every attempt is a fresh call. Also the call's root cancel scope (caller cancel, deadline).
  */
-class GrpcCall extends CancelScope implements InterceptingCallInterface {
+class GrpcCall extends CancelScope implements InterceptingCallInterface, ReportingCaller {
   // `declare` fields and no private names, as in GrpcAttempt: no initialiser function and no brand per call.
   declare _listener: Partial<InterceptingListener> | undefined;
   declare _metadata: Metadata | undefined;
@@ -539,24 +539,25 @@ class GrpcCall extends CancelScope implements InterceptingCallInterface {
       this._timer = this.shared.clock.setTimeout(() => this.abort(new DeadlinePassed()), ms);
     }
     const operation = this.options.method_definition.path;
-    let result: Promise<GrpcAttempt>;
     if (this.policy instanceof PolicyBase) {
-      // Why the promise form and not `_executeReporting` (a fused pipeline reporting by callback): with a pipeline of
-      // two or more members, the reporting form measured slower per call through grpc-js (a fake in-process channel,
-      // 64 in flight, --stack-trace-limit=0: bare 3.4 us, reporting 8.4-11.5 us, promise form 4.4-5.3 us); single
-      // policies already took this path. Root cause not yet found (no deopt loop in --trace-deopt).
-      result = this.policy._execute(new ExecutionContext(undefined, operation, undefined, 1, this), GrpcCall._op);
-    } else {
-      const op = (ctx: Context) => this._attempt(ctx);
-      const ac = new AbortController();
-      this.addListener({ _onAbort: (reason) => ac.abort(reason) });
-      // A policy written elsewhere may break its contract (throw, or return a value that is not a promise): the
-      // call must still end, with a status, instead of throwing inside grpc-js and leaving the deadline timer.
-      try {
-        result = Promise.resolve(this.policy.execute(op, { signal: ac.signal, operation }));
-      } catch (error) {
-        result = Promise.reject(error);
-      }
+      // The reporting form: a fused pipeline begins each attempt through `_begin` and reports the call's outcome to
+      // `_report`, with no promise for the attempt or the call, no PromiseReporter and no reaction closures (other
+      // policies run as a promise inside `_executeReporting`). Measured on an in-process fake channel driven as
+      // grpc-js's client drives a call, 64 in flight, the four-policy pipeline (Node 20): 2,650 instructions and
+      // about 910 B in flight less per call than the promise form, and 0.4-0.7 µs less time per call.
+      this.policy._executeReporting(new ExecutionContext(undefined, operation, undefined, 1, this), GrpcCall._op, this);
+      return;
+    }
+    const op = (ctx: Context) => this._attempt(ctx);
+    const ac = new AbortController();
+    this.addListener({ _onAbort: (reason) => ac.abort(reason) });
+    // A policy written elsewhere may break its contract (throw, or return a value that is not a promise): the
+    // call must still end, with a status, instead of throwing inside grpc-js and leaving the deadline timer.
+    let result: Promise<GrpcAttempt>;
+    try {
+      result = Promise.resolve(this.policy.execute(op, { signal: ac.signal, operation }));
+    } catch (error) {
+      result = Promise.reject(error);
     }
     result.then(
       (reply) => this._finish(reply),
@@ -577,6 +578,16 @@ class GrpcCall extends CancelScope implements InterceptingCallInterface {
 
   _onAbort(): void {}
   _expire(): void {}
+
+  /** ReportingCaller: starts one attempt under `ctx` (a fused pipeline's attempt), reporting to `to`. */
+  _begin(ctx: ExecutionContext, to: Reporter): void {
+    this._launch(ctx, to);
+  }
+
+  /** ReportingCaller: the policy's outcome, an attempt that was not a failure or the error the call ends with. */
+  _report(ok: boolean, value: unknown): void {
+    this._finish(value, !ok);
+  }
 
   /**
    * One attempt. `ctx` is bulwark's own context, or (under a policy written outside bulwark) the public one: the

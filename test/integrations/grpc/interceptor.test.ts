@@ -6,7 +6,7 @@ import {
   type StatusObject,
   status,
 } from '@grpc/grpc-js';
-import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import {
   BulkheadRejectedError,
   bulkhead,
@@ -31,6 +31,7 @@ import {
   pushbackOf,
   statusOf,
 } from '../../../src/integrations/grpc/index.js';
+import { FusedUnit } from '../../../src/policies/fused.js';
 import { FakeClock } from '../../../src/testing/index.js';
 import {
   type Action,
@@ -649,6 +650,138 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
       await waitFor(() => server.hits[0]?.cancelled === true, 'the server to see the cancel');
       await waitFor(() => openCalls(client) === 0, 'the channel to have no call left');
       expect(clock.pendingTimers).toBe(0);
+      await clock.advance(10_000);
+      expect(server.hits.length).toBe(1);
+    });
+  });
+
+  describe('the four-policy pipeline (run fused: attempts begun and reported by callback)', () => {
+    /** retry > circuitBreaker > timeout > bulkhead on one fake clock, as the README composes them. */
+    function four(clock: FakeClock, bulkheadLimit = 10) {
+      const r = recordedRetry(clock, 1_000);
+      const policy = pipeline(
+        r.policy,
+        circuitBreaker({ clock, name: 'greeter-breaker' }),
+        timeout({ ms: 5_000, clock, name: 'greeter-timeout' }),
+        bulkhead({ limit: bulkheadLimit, name: 'greeter-bulkhead' }),
+      );
+      // The interceptor must take the fused reporting path (no promise per attempt), not a layered fallback.
+      const fused = vi.spyOn(FusedUnit.prototype, 'runReporting');
+      onTestFinished(() => fused.mockRestore());
+      return { ...r, policy, fused };
+    }
+
+    it('retries UNAVAILABLE and delivers the reply, headers and trailers of the attempt that succeeded', async () => {
+      const clock = new FakeClock();
+      const { policy, attempts, fused } = four(clock);
+      const { server, client } = await setup(
+        {
+          SayHello: (hit) =>
+            hit.n < 3
+              ? down(hit)
+              : {
+                  ok: { message: 'hello ada', attempt: hit.n },
+                  initial: { 'x-served-by': `attempt-${hit.n}` },
+                  trailers: { 'x-trailer': `t${hit.n}` },
+                },
+        },
+        { methods: { [PATH.SayHello]: policy } },
+      );
+
+      const pending = unary(client, 'SayHello', { name: 'ada' });
+      await advanceUntil(clock, 1_000, () => pending.settled !== undefined, 'the call to end');
+
+      expect(fused).toHaveBeenCalledTimes(1);
+      expect(pending.settled).toEqual({ error: null, value: { message: 'hello ada', attempt: 3 } });
+      expect(pending.headers?.get('x-served-by')).toEqual(['attempt-3']);
+      expect(pending.status?.metadata.get('x-trailer')).toEqual(['t3']);
+      expect(server.hits.map((h) => h.metadata.get(PREVIOUS))).toEqual([[], ['1'], ['2']]);
+      expect(attempts.map((e) => e.attempt)).toEqual([1, 2]);
+      // The timeout's shared timer stays armed by design; nothing else is left.
+      await clock.advance(10_000);
+      expect(clock.pendingTimers).toBe(0);
+      expect(openCalls(client)).toBe(0);
+    });
+
+    it('a full bulkhead: RESOURCE_EXHAUSTED without a server call (refused while the call starts)', async () => {
+      const clock = new FakeClock();
+      const { policy, attempts } = four(clock, 1);
+      const { server, client } = await setup(
+        { SayHello: (hit) => (hit.n === 1 ? 'hang' : hello(hit)) },
+        { methods: { [PATH.SayHello]: policy } },
+      );
+
+      const first = unary(client, 'SayHello', { name: 'ada' });
+      await waitFor(() => server.hits.length === 1, 'the first call to reach the server');
+      const second = unary(client, 'SayHello', { name: 'bob' });
+      // The retry's defaults retry the refusal too (twice, 1 s apart), each refused before reaching the channel.
+      await advanceUntil(clock, 1_000, () => second.settled !== undefined, 'the second call to end');
+
+      expect(summary(second.settled?.error ?? null)).toEqual({
+        code: status.RESOURCE_EXHAUSTED,
+        details: 'bulkhead "greeter-bulkhead" is full (1 running, 0 queued): call rejected',
+        metadata: {},
+      });
+      expect(server.hits.length).toBe(1);
+      server.hits[0]?.respond({ ok: { message: 'late', attempt: 1 } });
+      expect(await first.result).toEqual({ error: null, value: { message: 'late', attempt: 1 } });
+      expect(attempts.map((e) => (e.outcome.ok ? 'ok' : (e.outcome.error as Error).name))).toEqual([
+        'BulkheadRejectedError',
+        'BulkheadRejectedError',
+      ]);
+    });
+
+    it("the pipeline's timeout: DEADLINE_EXCEEDED, the attempt cancelled on the wire, then retried", async () => {
+      const clock = new FakeClock();
+      const { policy, attempts } = four(clock);
+      const { server, client } = await setup(
+        { SayHello: (hit) => (hit.n === 1 ? 'hang' : hello(hit)) },
+        { methods: { [PATH.SayHello]: policy } },
+      );
+
+      const pending = unary(client, 'SayHello', { name: 'ada' });
+      await waitFor(() => server.hits.length === 1, 'the call to reach the server');
+      await clock.advance(5_000);
+      await waitFor(() => server.hits[0]?.cancelled === true, 'the server to see the cancel');
+      await advanceUntil(clock, 1_000, () => pending.settled !== undefined, 'the retry to succeed');
+
+      expect(pending.settled).toEqual({ error: null, value: { message: 'hello ada', attempt: 2 } });
+      expect(attempts.map((e) => [e.attempt, e.outcome.ok ? 'ok' : (e.outcome.error as Error).name])).toEqual([
+        [1, 'TimeoutError'],
+      ]);
+      await waitFor(() => openCalls(client) === 0, 'the channel to have no call left');
+    });
+
+    it('call.cancel() during an attempt: CANCELLED, the server sees the cancel, no retry', async () => {
+      const clock = new FakeClock();
+      const { policy, attempts } = four(clock);
+      const { server, client } = await setup({ SayHello: () => 'hang' }, { methods: { [PATH.SayHello]: policy } });
+
+      const pending = unary(client, 'SayHello', { name: 'ada' });
+      await waitFor(() => server.hits.length === 1, 'the call to reach the server');
+      pending.call.cancel();
+      const { error } = await pending.result;
+
+      expect(summary(error)).toEqual({ code: status.CANCELLED, details: 'Cancelled on client', metadata: {} });
+      await waitFor(() => server.hits[0]?.cancelled === true, 'the server to see the cancel');
+      await waitFor(() => openCalls(client) === 0, 'the channel to have no call left');
+      await clock.advance(10_000);
+      expect(server.hits.length).toBe(1);
+      expect(attempts).toEqual([]);
+    });
+
+    it('a non-idempotent method: its UNAVAILABLE is final, one server call', async () => {
+      const clock = new FakeClock();
+      const { policy, attempts } = four(clock);
+      const { server, client } = await setup(
+        { CreateOrder: down },
+        { methods: { [PATH.CreateOrder]: { policy, idempotent: false } } },
+      );
+
+      const { error } = await unary(client, 'CreateOrder', { name: 'order-1' }).result;
+
+      expect(summary(error)).toEqual({ code: status.UNAVAILABLE, details: 'down #1', metadata: {} });
+      expect(attempts).toEqual([]);
       await clock.advance(10_000);
       expect(server.hits.length).toBe(1);
     });
