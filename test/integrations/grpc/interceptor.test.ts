@@ -922,6 +922,60 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
       expect(attempts.map((e) => e.operation)).toEqual([PATH.SayHello]);
     });
 
+    it('as a map: read once, when the interceptor is created (a getter runs once, a later entry is not seen)', async () => {
+      const clock = new FakeClock();
+      const { policy, attempts } = recordedRetry(clock, 100);
+      let reads = 0;
+      const methods: Record<string, Policy> = {
+        get [PATH.SayHello]() {
+          reads++;
+          return policy;
+        },
+      };
+      const { server, client } = await setup(
+        { SayHello: (hit) => (hit.n % 2 === 1 ? down(hit) : hello(hit)), CreateOrder: down },
+        { methods },
+      );
+      // Added after creation: never checked, so never used (the call passes through untouched).
+      methods[PATH.CreateOrder] = policy;
+      const readsAtCreation = reads;
+
+      for (const name of ['ada', 'bob']) {
+        const hi = unary(client, 'SayHello', { name });
+        await advanceUntil(clock, 100, () => hi.settled !== undefined, 'SayHello to end');
+        expect(hi.settled?.error).toBeNull();
+      }
+      const order = await unary(client, 'CreateOrder', { name: 'order-1' }).result;
+
+      expect(reads).toBe(readsAtCreation);
+      expect(reads).toBe(1);
+      expect(summary(order.error)).toEqual({ code: status.UNAVAILABLE, details: 'down #5', metadata: {} });
+      expect(attempts.map((e) => e.operation)).toEqual([PATH.SayHello, PATH.SayHello]);
+      expect(server.hits.map((h) => h.method)).toEqual(['SayHello', 'SayHello', 'SayHello', 'SayHello', 'CreateOrder']);
+    });
+
+    it('as a function: the same policy returned bare and in a non-idempotent config is run as each says', async () => {
+      const clock = new FakeClock();
+      const { policy, attempts } = recordedRetry(clock, 100);
+      let call = 0;
+      const { server, client } = await setup(
+        { CreateOrder: (hit) => (hit.n === 3 ? hello(hit) : down(hit)) },
+        // Odd calls: a config saying not idempotent; even calls: the policy itself (idempotent).
+        { methods: () => (++call % 2 === 1 ? { policy, idempotent: false } : policy) },
+      );
+
+      const first = await unary(client, 'CreateOrder', { name: 'order-1' }).result;
+      expect(summary(first.error)).toEqual({ code: status.UNAVAILABLE, details: 'down #1', metadata: {} });
+      const second = unary(client, 'CreateOrder', { name: 'order-2' });
+      await advanceUntil(clock, 100, () => second.settled !== undefined, 'the second call to end');
+      expect(second.settled).toEqual({ error: null, value: { message: 'hello order-2', attempt: 3 } });
+      const third = await unary(client, 'CreateOrder', { name: 'order-3' }).result;
+      expect(summary(third.error)).toEqual({ code: status.UNAVAILABLE, details: 'down #4', metadata: {} });
+
+      expect(server.hits.length).toBe(4);
+      expect(attempts.map((e) => e.attempt)).toEqual([1]);
+    });
+
     it('a Policy that is not a bulwark policy object (a delegate) runs the call and can be cancelled', async () => {
       const clock = new FakeClock();
       const { policy: inner, attempts } = recordedRetry(clock, 1_000);
