@@ -61,6 +61,16 @@ const hello = (hit: Hit): Action => ({
   ok: { message: `hello ${(hit.request as { name: string }).name}`, attempt: hit.n },
 });
 
+/** UNAVAILABLE twice, then a reply with headers and trailers that name the attempt. */
+const thirdTimeLucky = (hit: Hit): Action =>
+  hit.n < 3
+    ? down(hit)
+    : {
+        ok: { message: 'hello ada', attempt: hit.n },
+        initial: { 'x-served-by': `attempt-${hit.n}` },
+        trailers: { 'x-trailer': `t${hit.n}` },
+      };
+
 /** A retry on a fake clock with a constant backoff, recording its events. */
 function recordedRetry(clock: FakeClock, backoffMs: number, extra: RetryOptions = {}) {
   const policy = retry({ clock, backoff: constant(backoffMs), maxAttempts: 3, ...extra });
@@ -118,14 +128,7 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
       const { policy, attempts } = recordedRetry(clock, 1_000);
       const { server, client } = await setup(
         {
-          SayHello: (hit) =>
-            hit.n < 3
-              ? down(hit)
-              : {
-                  ok: { message: 'hello ada', attempt: hit.n },
-                  initial: { 'x-served-by': `attempt-${hit.n}` },
-                  trailers: { 'x-trailer': `t${hit.n}` },
-                },
+          SayHello: thirdTimeLucky,
         },
         { methods: { [PATH.SayHello]: policy } },
       );
@@ -676,14 +679,7 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
       const { policy, attempts, fused } = four(clock);
       const { server, client } = await setup(
         {
-          SayHello: (hit) =>
-            hit.n < 3
-              ? down(hit)
-              : {
-                  ok: { message: 'hello ada', attempt: hit.n },
-                  initial: { 'x-served-by': `attempt-${hit.n}` },
-                  trailers: { 'x-trailer': `t${hit.n}` },
-                },
+          SayHello: thirdTimeLucky,
         },
         { methods: { [PATH.SayHello]: policy } },
       );
