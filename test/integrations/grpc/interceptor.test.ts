@@ -32,6 +32,7 @@ import {
   statusOf,
 } from '../../../src/integrations/grpc/index.js';
 import { FusedUnit } from '../../../src/policies/fused.js';
+import { TimeoutPolicy } from '../../../src/policies/timeout/timeout.js';
 import { FakeClock } from '../../../src/testing/index.js';
 import {
   type Action,
@@ -668,15 +669,20 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
         timeout({ ms: 5_000, clock, name: 'greeter-timeout' }),
         bulkhead({ limit: bulkheadLimit, name: 'greeter-bulkhead' }),
       );
-      // The interceptor must take the fused reporting path (no promise per attempt), not a layered fallback.
+      // The interceptor must take the fused reporting path (no promise per attempt), and every attempt must run
+      // fused: the layered path would run the timeout's own `_run`, which a fused call never does.
       const fused = vi.spyOn(FusedUnit.prototype, 'runReporting');
-      onTestFinished(() => fused.mockRestore());
-      return { ...r, policy, fused };
+      const layered = vi.spyOn(TimeoutPolicy.prototype, '_run');
+      onTestFinished(() => {
+        fused.mockRestore();
+        layered.mockRestore();
+      });
+      return { ...r, policy, fused, layered };
     }
 
     it('retries UNAVAILABLE and delivers the reply, headers and trailers of the attempt that succeeded', async () => {
       const clock = new FakeClock();
-      const { policy, attempts, fused } = four(clock);
+      const { policy, attempts, fused, layered } = four(clock);
       const { server, client } = await setup(
         {
           SayHello: thirdTimeLucky,
@@ -688,6 +694,7 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
       await advanceUntil(clock, 1_000, () => pending.settled !== undefined, 'the call to end');
 
       expect(fused).toHaveBeenCalledTimes(1);
+      expect(layered).not.toHaveBeenCalled();
       expect(pending.settled).toEqual({ error: null, value: { message: 'hello ada', attempt: 3 } });
       expect(pending.headers?.get('x-served-by')).toEqual(['attempt-3']);
       expect(pending.status?.metadata.get('x-trailer')).toEqual(['t3']);
@@ -727,7 +734,7 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
       ]);
     });
 
-    it("the pipeline's timeout: DEADLINE_EXCEEDED, the attempt cancelled on the wire, then retried", async () => {
+    it("the pipeline's timeout ends attempt 1 (cancelled on the wire) and the retry's attempt 2 succeeds", async () => {
       const clock = new FakeClock();
       const { policy, attempts } = four(clock);
       const { server, client } = await setup(
@@ -746,6 +753,30 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
         [1, 'TimeoutError'],
       ]);
       await waitFor(() => openCalls(client) === 0, 'the channel to have no call left');
+    });
+
+    it('without a retry: a full bulkhead refused while the call starts still ends the call after halfClose', async () => {
+      const fused = vi.spyOn(FusedUnit.prototype, 'runReporting');
+      onTestFinished(() => fused.mockRestore());
+      const policy = pipeline(circuitBreaker(), bulkhead({ limit: 1, name: 'greeter-bulkhead' }));
+      const { server, client } = await setup(
+        { SayHello: (hit) => (hit.n === 1 ? 'hang' : hello(hit)) },
+        { methods: { [PATH.SayHello]: policy } },
+      );
+
+      const first = unary(client, 'SayHello', { name: 'ada' });
+      await waitFor(() => server.hits.length === 1, 'the first call to reach the server');
+      const second = await unary(client, 'SayHello', { name: 'bob' }).result;
+
+      expect(fused).toHaveBeenCalledTimes(2);
+      expect(summary(second.error)).toEqual({
+        code: status.RESOURCE_EXHAUSTED,
+        details: 'bulkhead "greeter-bulkhead" is full (1 running, 0 queued): call rejected',
+        metadata: {},
+      });
+      expect(server.hits.length).toBe(1);
+      server.hits[0]?.respond({ ok: { message: 'late', attempt: 1 } });
+      expect(await first.result).toEqual({ error: null, value: { message: 'late', attempt: 1 } });
     });
 
     it('call.cancel() during an attempt: CANCELLED, the server sees the cancel, no retry', async () => {

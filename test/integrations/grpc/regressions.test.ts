@@ -184,6 +184,38 @@ describe('grpc interceptor: a fallback inside the policy', () => {
     expect(error?.details).toMatch(/not a gRPC reply \(a fallback inside the interceptor's policy\?\)/);
   });
 
+  it('a hostile fallback value (a getter that throws, a proxy that throws on every read): UNKNOWN, never hangs', async () => {
+    const getter = Object.defineProperty({}, '_owner', {
+      get() {
+        throw new Error('hostile getter');
+      },
+    });
+    const proxy = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error('hostile proxy');
+        },
+        getPrototypeOf() {
+          throw new Error('hostile proxy');
+        },
+      },
+    );
+    // The proxy fails earlier: resolving a promise with it reads its `then`, which throws, so the policy rejects.
+    for (const [value, details] of [
+      [getter, /not a gRPC reply/],
+      [proxy, /^bulwark: hostile proxy$/],
+    ] as const) {
+      const { client } = await setup(
+        { SayHello: () => ({ code: status.UNAVAILABLE, details: 'down' }) },
+        { methods: { [PATH.SayHello]: fallback({ value }) } },
+      );
+      const { error } = await unary(client, 'SayHello', { name: 'ada' }).result;
+      expect(error?.code).toBe(status.UNKNOWN);
+      expect(error?.details).toMatch(details);
+    }
+  });
+
   it('GrpcStatusError is recognised across copies by its brand', () => {
     expect(Object.assign(new Error('x'), { [Symbol.for('bulwark.grpc-status-error')]: true })).toBeInstanceOf(
       GrpcStatusError,
