@@ -295,7 +295,7 @@ interface Shared {
 
 /**
  * How the calls of one method run, worked out once: per map entry when the interceptor is made, per policy a
- * `methods` function returns. Why one object: a call holds one field for it instead of four, and asks nothing of the
+ * `methods` function returns. Why one object: a call holds one field for it instead of three, and asks nothing of the
  * policy per call (no `instanceof`, no member walk).
  */
 type MethodRun = (
