@@ -99,6 +99,72 @@ async function setup(
   return { server, client };
 }
 
+/**
+ * Two calls of a method whose policy holds a bulkhead of one named greeter-bulkhead: the first hangs on the server; the
+ * second must end with RESOURCE_EXHAUSTED without reaching it, and the first then completes when released. `settle`
+ * waits for the second to end (a fake clock may have to run a retry's backoff).
+ */
+async function expectBulkheadRefusal(
+  policy: Policy,
+  settle: (second: ReturnType<typeof unary>) => Promise<unknown> = (second) => second.result,
+): Promise<void> {
+  const { server, client } = await setup(
+    { SayHello: (hit) => (hit.n === 1 ? 'hang' : hello(hit)) },
+    { methods: { [PATH.SayHello]: policy } },
+  );
+  const first = unary(client, 'SayHello', { name: 'ada' });
+  await waitFor(() => server.hits.length === 1, 'the first call to reach the server');
+  const second = unary(client, 'SayHello', { name: 'bob' });
+  await settle(second);
+
+  expect(summary(second.settled?.error ?? null)).toEqual({
+    code: status.RESOURCE_EXHAUSTED,
+    details: 'bulkhead "greeter-bulkhead" is full (1 running, 0 queued): call rejected',
+    metadata: {},
+  });
+  expect(server.hits.length).toBe(1);
+  server.hits[0]?.respond({ ok: { message: 'late', attempt: 1 } });
+  expect(await first.result).toEqual({ error: null, value: { message: 'late', attempt: 1 } });
+}
+
+/**
+ * A call whose method hangs on the server, cancelled by the caller mid-attempt: CANCELLED at once, the server sees the
+ * cancel, no call is left on the channel, `timersLeft` timers are pending on the fake clock (a timeout policy's shared
+ * timer stays armed by design), and nothing is sent again (the fake clock then runs 10 s).
+ */
+async function expectCancelMidAttempt(policy: Policy, clock: FakeClock, timersLeft: number): Promise<void> {
+  const { server, client } = await setup({ SayHello: () => 'hang' }, { methods: { [PATH.SayHello]: policy } });
+
+  const pending = unary(client, 'SayHello', { name: 'ada' });
+  await waitFor(() => server.hits.length === 1, 'the call to reach the server');
+  pending.call.cancel();
+  const { error } = await pending.result;
+
+  expect(summary(error)).toEqual({ code: status.CANCELLED, details: 'Cancelled on client', metadata: {} });
+  await waitFor(() => server.hits[0]?.cancelled === true, 'the server to see the cancel');
+  await waitFor(() => openCalls(client) === 0, 'the channel to have no call left');
+  expect(clock.pendingTimers).toBe(timersLeft);
+  await clock.advance(10_000);
+  expect(server.hits.length).toBe(1);
+}
+
+/**
+ * A non-idempotent method (CreateOrder) whose server answers UNAVAILABLE: the caller gets that status from the one
+ * attempt sent, `timersLeft` timers are pending on the fake clock, and nothing is sent again (the clock then runs 10 s).
+ */
+async function expectSentOnce(policy: Policy, clock: FakeClock, timersLeft: number): Promise<void> {
+  const { server, client } = await setup(
+    { CreateOrder: down },
+    { methods: { [PATH.CreateOrder]: { policy, idempotent: false } } },
+  );
+  const { error } = await unary(client, 'CreateOrder', { name: 'order-1' }).result;
+
+  expect(summary(error)).toEqual({ code: status.UNAVAILABLE, details: 'down #1', metadata: {} });
+  expect(clock.pendingTimers).toBe(timersLeft);
+  await clock.advance(10_000);
+  expect(server.hits.length).toBe(1);
+}
+
 describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, () => {
   describe('classification and retries', () => {
     it('surfaces INTERNAL after one attempt, with its details and trailers', async () => {
@@ -454,18 +520,8 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
     it('a non-idempotent method is not retried on UNAVAILABLE', async () => {
       const clock = new FakeClock();
       const { policy, attempts } = recordedRetry(clock, 100);
-      const { server, client } = await setup(
-        { CreateOrder: down },
-        { methods: { [PATH.CreateOrder]: { policy, idempotent: false } } },
-      );
-
-      const { error } = await unary(client, 'CreateOrder', { name: 'order-1' }).result;
-
-      expect(summary(error)).toEqual({ code: status.UNAVAILABLE, details: 'down #1', metadata: {} });
+      await expectSentOnce(policy, clock, 0);
       expect(attempts).toEqual([]);
-      expect(clock.pendingTimers).toBe(0);
-      await clock.advance(10_000);
-      expect(server.hits.length).toBe(1);
     });
 
     it('a non-idempotent method is not retried after a bulwark timeout either', async () => {
@@ -560,25 +616,7 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
     });
 
     it('a full bulkhead: RESOURCE_EXHAUSTED, without a server call', async () => {
-      const full = bulkhead({ name: 'greeter-bulkhead', limit: 1 });
-      const { server, client } = await setup(
-        { SayHello: (hit) => (hit.n === 1 ? 'hang' : hello(hit)) },
-        { methods: { [PATH.SayHello]: full } },
-      );
-
-      const first = unary(client, 'SayHello', { name: 'ada' });
-      await waitFor(() => server.hits.length === 1, 'the first call to reach the server');
-      const second = await unary(client, 'SayHello', { name: 'bob' }).result;
-
-      expect(summary(second.error)).toEqual({
-        code: status.RESOURCE_EXHAUSTED,
-        details: 'bulkhead "greeter-bulkhead" is full (1 running, 0 queued): call rejected',
-        metadata: {},
-      });
-      expect(server.hits.length).toBe(1);
-
-      server.hits[0]?.respond({ ok: { message: 'late', attempt: 1 } });
-      expect(await first.result).toEqual({ error: null, value: { message: 'late', attempt: 1 } });
+      await expectBulkheadRefusal(bulkhead({ name: 'greeter-bulkhead', limit: 1 }));
     });
 
     it('a bulwark timeout: DEADLINE_EXCEEDED, and the attempt is cancelled on the wire', async () => {
@@ -643,19 +681,7 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
     it('call.cancel() during an attempt: CANCELLED, the server sees the cancel, nothing is left', async () => {
       const clock = new FakeClock();
       const { policy } = recordedRetry(clock, 1_000);
-      const { server, client } = await setup({ SayHello: () => 'hang' }, { methods: { [PATH.SayHello]: policy } });
-
-      const pending = unary(client, 'SayHello', { name: 'ada' });
-      await waitFor(() => server.hits.length === 1, 'the call to reach the server');
-      pending.call.cancel();
-      const { error } = await pending.result;
-
-      expect(summary(error)).toEqual({ code: status.CANCELLED, details: 'Cancelled on client', metadata: {} });
-      await waitFor(() => server.hits[0]?.cancelled === true, 'the server to see the cancel');
-      await waitFor(() => openCalls(client) === 0, 'the channel to have no call left');
-      expect(clock.pendingTimers).toBe(0);
-      await clock.advance(10_000);
-      expect(server.hits.length).toBe(1);
+      await expectCancelMidAttempt(policy, clock, 0);
     });
   });
 
@@ -709,25 +735,10 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
     it('a full bulkhead: RESOURCE_EXHAUSTED without a server call (refused while the call starts)', async () => {
       const clock = new FakeClock();
       const { policy, attempts } = four(clock, 1);
-      const { server, client } = await setup(
-        { SayHello: (hit) => (hit.n === 1 ? 'hang' : hello(hit)) },
-        { methods: { [PATH.SayHello]: policy } },
-      );
-
-      const first = unary(client, 'SayHello', { name: 'ada' });
-      await waitFor(() => server.hits.length === 1, 'the first call to reach the server');
-      const second = unary(client, 'SayHello', { name: 'bob' });
       // The retry's defaults retry the refusal too (twice, 1 s apart), each refused before reaching the channel.
-      await advanceUntil(clock, 1_000, () => second.settled !== undefined, 'the second call to end');
-
-      expect(summary(second.settled?.error ?? null)).toEqual({
-        code: status.RESOURCE_EXHAUSTED,
-        details: 'bulkhead "greeter-bulkhead" is full (1 running, 0 queued): call rejected',
-        metadata: {},
-      });
-      expect(server.hits.length).toBe(1);
-      server.hits[0]?.respond({ ok: { message: 'late', attempt: 1 } });
-      expect(await first.result).toEqual({ error: null, value: { message: 'late', attempt: 1 } });
+      await expectBulkheadRefusal(policy, (second) =>
+        advanceUntil(clock, 1_000, () => second.settled !== undefined, 'the second call to end'),
+      );
       expect(attempts.map((e) => (e.outcome.ok ? 'ok' : (e.outcome.error as Error).name))).toEqual([
         'BulkheadRejectedError',
         'BulkheadRejectedError',
@@ -758,59 +769,22 @@ describe('grpcInterceptor against a real grpc-js server', { timeout: 5_000 }, ()
     it('without a retry: a full bulkhead refused while the call starts still ends the call after halfClose', async () => {
       const fused = vi.spyOn(FusedUnit.prototype, 'runReporting');
       onTestFinished(() => fused.mockRestore());
-      const policy = pipeline(circuitBreaker(), bulkhead({ limit: 1, name: 'greeter-bulkhead' }));
-      const { server, client } = await setup(
-        { SayHello: (hit) => (hit.n === 1 ? 'hang' : hello(hit)) },
-        { methods: { [PATH.SayHello]: policy } },
-      );
-
-      const first = unary(client, 'SayHello', { name: 'ada' });
-      await waitFor(() => server.hits.length === 1, 'the first call to reach the server');
-      const second = await unary(client, 'SayHello', { name: 'bob' }).result;
-
+      await expectBulkheadRefusal(pipeline(circuitBreaker(), bulkhead({ limit: 1, name: 'greeter-bulkhead' })));
       expect(fused).toHaveBeenCalledTimes(2);
-      expect(summary(second.error)).toEqual({
-        code: status.RESOURCE_EXHAUSTED,
-        details: 'bulkhead "greeter-bulkhead" is full (1 running, 0 queued): call rejected',
-        metadata: {},
-      });
-      expect(server.hits.length).toBe(1);
-      server.hits[0]?.respond({ ok: { message: 'late', attempt: 1 } });
-      expect(await first.result).toEqual({ error: null, value: { message: 'late', attempt: 1 } });
     });
 
     it('call.cancel() during an attempt: CANCELLED, the server sees the cancel, no retry', async () => {
       const clock = new FakeClock();
       const { policy, attempts } = four(clock);
-      const { server, client } = await setup({ SayHello: () => 'hang' }, { methods: { [PATH.SayHello]: policy } });
-
-      const pending = unary(client, 'SayHello', { name: 'ada' });
-      await waitFor(() => server.hits.length === 1, 'the call to reach the server');
-      pending.call.cancel();
-      const { error } = await pending.result;
-
-      expect(summary(error)).toEqual({ code: status.CANCELLED, details: 'Cancelled on client', metadata: {} });
-      await waitFor(() => server.hits[0]?.cancelled === true, 'the server to see the cancel');
-      await waitFor(() => openCalls(client) === 0, 'the channel to have no call left');
-      await clock.advance(10_000);
-      expect(server.hits.length).toBe(1);
+      await expectCancelMidAttempt(policy, clock, 1);
       expect(attempts).toEqual([]);
     });
 
     it('a non-idempotent method: its UNAVAILABLE is final, one server call', async () => {
       const clock = new FakeClock();
       const { policy, attempts } = four(clock);
-      const { server, client } = await setup(
-        { CreateOrder: down },
-        { methods: { [PATH.CreateOrder]: { policy, idempotent: false } } },
-      );
-
-      const { error } = await unary(client, 'CreateOrder', { name: 'order-1' }).result;
-
-      expect(summary(error)).toEqual({ code: status.UNAVAILABLE, details: 'down #1', metadata: {} });
+      await expectSentOnce(policy, clock, 1);
       expect(attempts).toEqual([]);
-      await clock.advance(10_000);
-      expect(server.hits.length).toBe(1);
     });
   });
 
