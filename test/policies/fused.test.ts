@@ -11,6 +11,7 @@ import {
   type TimeoutLateOutcomeEvent,
   timeout,
 } from '../../src/index.js';
+import { keptShapes } from '../../src/core/shapes.js';
 import { fuseTail } from '../../src/policies/fused.js';
 import type { PolicyBase } from '../../src/policies/policy-base.js';
 import { FakeClock } from '../../src/testing/index.js';
@@ -128,6 +129,51 @@ describe('fused pipelines (retry > circuitBreaker > timeout > bulkhead as one st
       );
     expect(await make(true).execute(() => 42)).toBe(42);
     expect(await make(false).execute(() => 42)).toBe(42);
+  });
+
+  it('a call that runs at once and succeeds never goes through the state accessors (V8 left them as calls there)', async () => {
+    // The fused call's prototype, through its instance kept across GCs (the class is not exported).
+    const proto = Object.getPrototypeOf(keptShapes().find((o) => o.constructor.name === 'FusedCall')) as object;
+    const used: string[] = [];
+    const saved = (['_phase', '_slot', '_subscribed'] as const).map((name) => {
+      const d = Object.getOwnPropertyDescriptor(proto, name) as PropertyDescriptor;
+      Object.defineProperty(proto, name, {
+        configurable: true,
+        get(this: unknown) {
+          used.push(`get ${name}`);
+          return d.get?.call(this);
+        },
+        set(this: unknown, v: unknown) {
+          used.push(`set ${name}`);
+          d.set?.call(this, v);
+        },
+      });
+      return [name, d] as const;
+    });
+    try {
+      const clock = new FakeClock();
+      const bh = bulkhead({ limit: 1, queue: 1, clock });
+      const p = pipeline(retry({ clock }), circuitBreaker({ clock }), timeout({ ms: 10, clock }), bh);
+      const gate = deferred<string>();
+      // Subscribed (the caller's signal), holding a slot, running, then settled: the whole common path.
+      const caller = new AbortController();
+      const first = p.execute(() => gate.promise, { signal: caller.signal });
+      expect(bh.active).toBe(1);
+      gate.resolve('ok');
+      expect(await first).toBe('ok');
+      expect(await p.execute(async () => 7)).toBe(7);
+      expect(bh.active).toBe(0);
+      expect(used).toEqual([]);
+      // The cold paths still use them: a queued call granted a slot.
+      const held = deferred<string>();
+      const running = p.execute(() => held.promise);
+      const queued = p.execute(async () => 'queued');
+      held.resolve('held');
+      expect([await running, await queued]).toEqual(['held', 'queued']);
+      expect(used).toContain('set _slot');
+    } finally {
+      for (const [name, d] of saved) Object.defineProperty(proto, name, d);
+    }
   });
 });
 
