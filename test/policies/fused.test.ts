@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { keptShapes } from '../../src/core/shapes.js';
 import {
   bulkhead,
   circuitBreaker,
@@ -11,7 +12,6 @@ import {
   type TimeoutLateOutcomeEvent,
   timeout,
 } from '../../src/index.js';
-import { keptShapes } from '../../src/core/shapes.js';
 import { fuseTail } from '../../src/policies/fused.js';
 import type { PolicyBase } from '../../src/policies/policy-base.js';
 import { FakeClock } from '../../src/testing/index.js';
