@@ -33,7 +33,7 @@ import { breakersSuite } from './suites/breakers.js';
 import { deoptChild, deoptSuite } from './suites/deopt.js';
 import { eventsSuite } from './suites/events.js';
 import { failFastSuite } from './suites/fail-fast.js';
-import { grpcSuite } from './suites/grpc.js';
+import { GRPC_IN_PROCESS_CHILD, grpcInProcessChild, grpcSuite } from './suites/grpc.js';
 import { httpSuite } from './suites/http.js';
 import { inFlightSuite } from './suites/in-flight.js';
 import { messagingSuite } from './suites/messaging.js';
@@ -292,6 +292,8 @@ function runChild(suite: Suite, quick: boolean, step: string): Promise<ChildRepo
 async function main(): Promise<void> {
   // The deopt suite's child process: this bundle again, under --trace-deopt (see bench/suites/deopt.ts).
   if (process.argv[2] === '--deopt-child') return deoptChild(process.argv.slice(3));
+  // The gRPC suite's in-process part (see bench/suites/grpc.ts).
+  if (process.argv[2] === GRPC_IN_PROCESS_CHILD) return grpcInProcessChild(process.argv.slice(3));
   // A suite's own process (see runChild).
   if (process.argv[2]?.startsWith(CHILD_SUITE)) return childMain(process.argv.slice(2));
   const args = parseArgs(process.argv.slice(2));

@@ -4,20 +4,40 @@
  * nothing (the floor any interceptor pays in grpc-js), the bulwark interceptor with the full pipeline on the
  * method, the same pipeline around the unary call, and opossum's CircuitBreaker around the unary call (one row per
  * major loaded). Client CPU per call is recorded as in the HTTP suite.
+ *
+ * Then the same contenders in process: each client on a fake channel that answers every call on the next turn of
+ * the event loop, with no socket, no HTTP/2 and no server, so the client's CPU per call is grpc-js's call machinery
+ * plus the contender's own work. Why: end to end, a call costs the client about 120 µs (HTTP/2 in JS, sockets) and
+ * that figure moves by about 10 µs between runs of the same code (the empty interceptor measured -13.6 to +10.5 µs
+ * over bare), with how many frames each read and write batches; the interceptor's own cost, about 0.7 µs, is lost in
+ * it. In process, the same-round difference to bare holds still to a few tenths of a µs between runs.
  */
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
+  type ChannelInterface,
   type Client,
   credentials,
   type InterceptingCall,
   type Interceptor,
   loadPackageDefinition,
+  Metadata,
   type ServiceError,
+  status,
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../../src/index.js';
 import { grpcInterceptor } from '../../src/integrations/grpc/index.js';
-import { closedLoop, loadRounds, type Settings, startChildServer, withLeadIn } from '../harness.js';
+import {
+  closedLoop,
+  loadRounds,
+  median,
+  progress,
+  roundOrder,
+  type Settings,
+  startChildServer,
+  withLeadIn,
+} from '../harness.js';
 import { loadPeers, type Peers } from '../peers.js';
 import { cpuRecorder, cpuSummary, endToEndRounds, leadIn } from './http.js';
 
@@ -33,6 +53,10 @@ export interface GrpcRow {
   readonly cpuUsPerReq?: number;
   /** Median over rounds of (contender CPU per call - bare CPU per call) in the same round, in µs. */
   readonly cpuUsOverBare?: number;
+  /** In process, on a fake channel (see the module's comment): median over rounds of the CPU per call, in µs. */
+  readonly ownUsPerCall?: number;
+  /** In process, on a fake channel: median over rounds of (contender - bare) CPU per call in the same round, in µs. */
+  readonly ownUsOverBare?: number;
 }
 
 /** The interceptor's row, as the targets look it up. */
@@ -62,46 +86,29 @@ const sayHello = (client: Greeter) => () =>
 const fullPipeline = () =>
   pipeline(retry(), circuitBreaker(), timeout(60_000), bulkhead({ limit: 1_000, queue: 1_000 }));
 
-export async function grpcSuite(s: Settings, step: string, given?: Peers): Promise<GrpcRow[]> {
-  const peers = given ?? (await loadPeers());
-  const { port, child } = await startChildServer(new URL('../grpc-server.mjs', import.meta.url));
-  const address = `127.0.0.1:${port}`;
-  const proto = fileURLToPath(new URL('../../test/fixtures/greeter.proto', import.meta.url));
-  const def = loadPackageDefinition(loadSync(proto)) as unknown as {
-    bulwark: { test: { Greeter: new (address: string, creds: unknown, options?: object) => Greeter } };
-  };
-  const Ctor = def.bulwark.test.Greeter;
-  const client = (options?: object) => new Ctor(address, credentials.createInsecure(), options);
-  const clients: Greeter[] = [];
-  const own = (c: Greeter) => {
-    clients.push(c);
-    return c;
-  };
+export interface Contender {
+  readonly name: string;
+  readonly run: () => Promise<void>;
+  readonly dispose?: () => void;
+}
+
+/** The suite's contenders, their clients made by `client` (on the real channel, or on the fake one). */
+function contenders(client: (options?: object) => Greeter, peers: Peers): Contender[] {
   const bw = fullPipeline();
-  const aroundClient = own(client());
-  const list: { name: string; run: () => Promise<void>; dispose?: () => void }[] = [
-    { name: 'bare grpc-js', run: sayHello(own(client())) },
-    { name: GRPC_EMPTY_INTERCEPTOR, run: sayHello(own(client({ interceptors: [emptyInterceptor] }))) },
+  const aroundCall = sayHello(client());
+  return [
+    { name: 'bare grpc-js', run: sayHello(client()) },
+    { name: GRPC_EMPTY_INTERCEPTOR, run: sayHello(client({ interceptors: [emptyInterceptor] })) },
     {
       name: GRPC_INTERCEPTOR,
       run: sayHello(
-        own(
-          client({
-            interceptors: [grpcInterceptor({ methods: { '/bulwark.test.Greeter/SayHello': fullPipeline() } })],
-          }),
-        ),
+        client({ interceptors: [grpcInterceptor({ methods: { '/bulwark.test.Greeter/SayHello': fullPipeline() } })] }),
       ),
     },
-    {
-      name: 'bulwark pipeline(4) around the call',
-      run: (
-        (call) => () =>
-          bw.execute(call)
-      )(sayHello(aroundClient)),
-    },
+    { name: 'bulwark pipeline(4) around the call', run: () => bw.execute(aroundCall) },
     ...peers.opossum.map(({ label, lib: CircuitBreaker }) => {
       // opossum as it is used with grpc-js: the breaker wraps the function that makes the unary call (defaults).
-      const breaker = new CircuitBreaker(sayHello(own(client())));
+      const breaker = new CircuitBreaker(sayHello(client()));
       return {
         name: `${label} around the call`,
         run: () => breaker.fire() as Promise<void>,
@@ -109,19 +116,142 @@ export async function grpcSuite(s: Settings, step: string, given?: Peers): Promi
       };
     }),
   ];
+}
+
+type Call = ReturnType<ChannelInterface['createCall']>;
+type CallListener = Parameters<Call['start']>[1];
+
+/**
+ * A call on the fake channel: it answers once the client half-closes, on the next turn of the event loop (as a
+ * reply read from a socket would arrive), with response headers, one message and an OK status.
+ */
+class FakeCall implements Call {
+  #listener: CallListener | undefined;
+  readonly #reply: Buffer;
+
+  constructor(reply: Buffer) {
+    this.#reply = reply;
+  }
+
+  start(_metadata: Metadata, listener: CallListener): void {
+    this.#listener = listener;
+  }
+
+  sendMessageWithContext(context: { callback?: (error?: Error | null) => void }): void {
+    context.callback?.();
+  }
+
+  startRead(): void {}
+
+  halfClose(): void {
+    setImmediate(() => {
+      const listener = this.#listener as CallListener;
+      listener.onReceiveMetadata(new Metadata());
+      listener.onReceiveMessage(this.#reply);
+      listener.onReceiveStatus({ code: status.OK, details: 'OK', metadata: new Metadata() });
+    });
+  }
+
+  cancelWithStatus(): void {}
+
+  getPeer(): string {
+    return 'in-process';
+  }
+
+  getCallNumber(): number {
+    return 0;
+  }
+
+  setCredentials(): void {}
+
+  getAuthContext(): null {
+    return null;
+  }
+}
+
+/** A channel whose every call is a {@link FakeCall} answering with `reply`. */
+export function fakeChannel(reply: Buffer): ChannelInterface {
+  return {
+    close: () => undefined,
+    getTarget: () => 'in-process',
+    getConnectivityState: () => 2, // READY
+    watchConnectivityState: () => undefined,
+    // grpc-js's channelz kinds are a const enum its declarations do not export as a value.
+    getChannelzRef: () =>
+      ({ kind: 'channel', id: 0, name: 'in-process' }) as unknown as ReturnType<ChannelInterface['getChannelzRef']>,
+    createCall: () => new FakeCall(reply),
+  };
+}
+
+/**
+ * The contenders in process: rounds in alternating order, each a closed loop of `calls` calls with 64 in flight,
+ * timed by the process's CPU. Returns, per contender, the median CPU per call and the median of its same-round
+ * differences to the first contender, in µs.
+ */
+export async function inProcessRounds(
+  list: readonly Contender[],
+  rounds: number,
+  calls: number,
+  label: (round: number, index: number, c: Contender) => string,
+): Promise<Map<string, { ownUsPerCall: number; ownUsOverBare: number }>> {
+  const loop = async (run: () => Promise<void>, n: number) => {
+    let left = n;
+    const worker = async () => {
+      while (left-- > 0) await run();
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  };
+  // Warm-up: four rounds' worth each, so every contender's code is optimised before the first measured round.
+  for (const c of list) await loop(c.run, 4 * calls);
+  const perRound = new Map<string, number[]>(list.map((c) => [c.name, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, c] of roundOrder(list, r).entries()) {
+      progress(label(r, i, c));
+      const before = process.cpuUsage();
+      await loop(c.run, calls);
+      const used = process.cpuUsage(before);
+      perRound.get(c.name)?.push((used.user + used.system) / calls);
+    }
+  }
+  const bare = perRound.get((list[0] as Contender).name) ?? [];
+  return new Map(
+    list.map((c) => {
+      const mine = perRound.get(c.name) ?? [];
+      return [
+        c.name,
+        { ownUsPerCall: median(mine), ownUsOverBare: median(mine.map((x, i) => x - (bare[i] as number))) },
+      ];
+    }),
+  );
+}
+
+export async function grpcSuite(s: Settings, step: string, given?: Peers): Promise<GrpcRow[]> {
+  const peers = given ?? (await loadPeers());
+  const own = await inProcessInChild(s, step);
+  const { port, child } = await startChildServer(new URL('../grpc-server.mjs', import.meta.url));
+  const address = `127.0.0.1:${port}`;
+  const Ctor = greeter();
+  const clients: Greeter[] = [];
+  const client = (options?: object) => {
+    const c = new Ctor(address, credentials.createInsecure(), options);
+    clients.push(c);
+    return c;
+  };
+  const list = contenders(client, peers);
+  let rows: GrpcRow[];
   try {
     const warm = leadIn(s, CONCURRENCY);
     for (const c of list) await warm(c);
-    const cpu = cpuRecorder((c: (typeof list)[number]) => closedLoop(c.run, s.httpRequests, s.httpMaxMs, CONCURRENCY));
+    const cpu = cpuRecorder((c: Contender) => closedLoop(c.run, s.httpRequests, s.httpMaxMs, CONCURRENCY));
     const rounds = endToEndRounds(s);
-    const rows = await loadRounds(
+    const e2e = await loadRounds(
       list,
       rounds,
       (r, i, c) => `${step} gRPC end to end: round ${r + 1}/${rounds}, ${i + 1}/${list.length} ${c.name}`,
       withLeadIn(cpu.load, warm),
     );
-    const bare = (list[0] as (typeof list)[number]).name;
-    return rows.map((x) => ({
+    const bare = (list[0] as Contender).name;
+    rows = e2e.map((x) => ({
       contender: x.contender,
       calls: x.done,
       callsPerSec: x.perSec,
@@ -137,4 +267,91 @@ export async function grpcSuite(s: Settings, step: string, given?: Peers): Promi
     child.stdin?.end();
     child.kill();
   }
+  return rows.map((x) => ({ ...x, ...own.get(x.contender) }));
+}
+
+/** The argument that makes the bench bundle run {@link grpcInProcessChild}. */
+export const GRPC_IN_PROCESS_CHILD = '--grpc-in-process-child';
+
+/** The greeter's client constructor and its reply serialiser, from the test fixture's proto. */
+function greeter(): (new (
+  address: string,
+  creds: unknown,
+  options?: object,
+) => Greeter) & {
+  service: { SayHello: { responseSerialize: (reply: object) => Buffer } };
+} {
+  const proto = fileURLToPath(new URL('../../test/fixtures/greeter.proto', import.meta.url));
+  const def = loadPackageDefinition(loadSync(proto)) as unknown as {
+    bulwark: { test: { Greeter: ReturnType<typeof greeter> } };
+  };
+  return def.bulwark.test.Greeter;
+}
+
+/** The suite's contenders, every client on one {@link fakeChannel} answering the greeter's reply. */
+export function inProcessContenders(peers: Peers): Contender[] {
+  const Ctor = greeter();
+  const channel = fakeChannel(Ctor.service.SayHello.responseSerialize({ message: 'hi bench', attempt: 1 }));
+  return contenders(
+    (options) => new Ctor('in-process', credentials.createInsecure(), { ...options, channelOverride: channel }),
+    peers,
+  );
+}
+
+/**
+ * The in-process part's own process (`run.mjs --grpc-in-process-child <step> [--quick]`): every contender's client
+ * on the fake channel; prints the result as JSON on stdout. Why a process of its own: run in the suite's process
+ * after the end-to-end part, grpc-js's and bulwark's call sites had seen two kinds of call (the real one and the
+ * fake one) and ran slower for it, the interceptor most (+3.5 µs over bare instead of +0.8 µs).
+ */
+export async function grpcInProcessChild(argv: readonly string[]): Promise<void> {
+  const [step = '[1/1]'] = argv;
+  const quick = argv.includes('--quick');
+  const list = inProcessContenders(await loadPeers());
+  try {
+    const rounds = quick ? 7 : 21;
+    const own = await inProcessRounds(
+      list,
+      rounds,
+      quick ? 2_000 : 5_000,
+      (r, i, c) => `${step} gRPC in process: round ${r + 1}/${rounds}, ${i + 1}/${list.length} ${c.name}`,
+    );
+    process.stdout.write(`${JSON.stringify([...own])}\n`);
+  } finally {
+    for (const c of list) c.dispose?.();
+  }
+}
+
+/**
+ * Runs {@link grpcInProcessChild} in a fresh process of this bundle and returns what it measured. Why without V8's
+ * allocation-site pretenuring: in some builds of the bench bundle (the same code, laid out differently: one more
+ * suite imported, say) V8 decided early in the process to allocate the objects of one allocation site in grpc-js's
+ * call path straight into the old generation, although they die young; from then on every scavenge scanned them
+ * and every call cost about twice as much, the bare client's alone included (7 -> 13 µs per call, same code). Which
+ * build tips over is chance, and so was the figure; without pretenuring every build measures the same. bulwark's
+ * contenders run in the same process as bare, so what is compared is their own work.
+ */
+function inProcessInChild(
+  s: Settings,
+  step: string,
+): Promise<Map<string, { ownUsPerCall: number; ownUsOverBare: number }>> {
+  const args = [fileURLToPath(import.meta.url), GRPC_IN_PROCESS_CHILD, step, ...(s.quick ? ['--quick'] : [])];
+  return new Promise((resolve, reject) => {
+    const flags = [...process.execArgv, '--no-allocation-site-pretenuring'];
+    const child = spawn(process.execPath, [...flags, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => chunks.push(d));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      if (code !== 0) {
+        reject(new Error(`gRPC suite: its in-process child exited with code ${code}`));
+        return;
+      }
+      try {
+        resolve(new Map(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+      } catch (error) {
+        reject(new Error('gRPC suite: its in-process child printed no result', { cause: error }));
+      }
+    });
+  });
 }

@@ -1,6 +1,6 @@
 /** The HTTP and gRPC suites' targets, shown beside what composing an interceptor that does nothing costs. */
 import { describe, expect, it } from 'vitest';
-import { evaluateTargets } from '../../bench/report.js';
+import { evaluateTargets, terminalReport } from '../../bench/report.js';
 import { GRPC_EMPTY_INTERCEPTOR, GRPC_INTERCEPTOR, type GrpcRow } from '../../bench/suites/grpc.js';
 import { HTTP_EMPTY_INTERCEPTOR, HTTP_INTERCEPTOR, type HttpRow } from '../../bench/suites/http.js';
 import { resultsWith } from './results-fixture.js';
@@ -16,7 +16,7 @@ const http = (contender: string, cpuUsOverBare?: number, throughputRatio = 1): H
   ...(cpuUsOverBare === undefined ? {} : { cpuUsPerReq: 20 + cpuUsOverBare, cpuUsOverBare }),
 });
 
-const grpc = (contender: string, cpuUsOverBare?: number, throughputRatio = 1): GrpcRow => ({
+const grpc = (contender: string, cpuUsOverBare?: number, throughputRatio = 1, ownUsOverBare?: number): GrpcRow => ({
   contender,
   calls: 4_000,
   callsPerSec: 9_000 * throughputRatio,
@@ -25,6 +25,7 @@ const grpc = (contender: string, cpuUsOverBare?: number, throughputRatio = 1): G
   throughputRatio,
   p99Ratio: 1,
   ...(cpuUsOverBare === undefined ? {} : { cpuUsPerReq: 100 + cpuUsOverBare, cpuUsOverBare }),
+  ...(ownUsOverBare === undefined ? {} : { ownUsPerCall: 7 + ownUsOverBare, ownUsOverBare }),
 });
 
 const cpuTargets = (targets: ReturnType<typeof evaluateTargets>) =>
@@ -73,5 +74,36 @@ describe('end-to-end targets', () => {
       ['HTTP', '+2.5 µs', false, '0.5 µs over'],
       ['gRPC', '-0.4 µs', true, ''],
     ]);
+  });
+
+  it('judge the gRPC CPU in process when the run measured it there, beside the empty interceptor in process', () => {
+    const targets = evaluateTargets(
+      resultsWith({
+        grpc: [
+          grpc('bare grpc-js', 0, 1, 0),
+          grpc(GRPC_EMPTY_INTERCEPTOR, -13.6, 1, 0.1),
+          grpc(GRPC_INTERCEPTOR, 11.5, 0.97, 0.62),
+        ],
+      }),
+    );
+    expect(cpuTargets(targets)).toEqual([['gRPC', '+0.6 µs (floor: empty interceptor +0.1 µs)', true, '']]);
+    expect(targets.find((t) => t.what.startsWith('gRPC') && t.what.includes('CPU'))?.what).toBe(
+      'gRPC: interceptor with the full pipeline, client CPU per call over bare grpc-js, in process (fake channel)',
+    );
+    const over = evaluateTargets(
+      resultsWith({ grpc: [grpc('bare grpc-js', 0, 1, 0), grpc(GRPC_INTERCEPTOR, 0.5, 1, 2.4)] }),
+    );
+    expect(cpuTargets(over)).toEqual([['gRPC', '+2.4 µs', false, '0.4 µs over']]);
+  });
+
+  it('show the in-process columns in the gRPC table only for runs that measured them', () => {
+    const withOwn = terminalReport(
+      resultsWith({ grpc: [grpc('bare grpc-js', 0, 1, 0), grpc(GRPC_INTERCEPTOR, 11.5, 0.97, 0.62)] }),
+    );
+    expect(withOwn).toMatch(/in process: CPU\/call\s+over bare/);
+    expect(withOwn).toMatch(/bulwark interceptor, pipeline\(4\).*7\.6 µs\s+\+0\.6 µs/);
+    const without = terminalReport(resultsWith({ grpc: [grpc('bare grpc-js', 0), grpc(GRPC_INTERCEPTOR, 1.5)] }));
+    expect(without).toContain('CPU over bare');
+    expect(without).not.toContain('in process');
   });
 });
