@@ -322,3 +322,98 @@ export async function closedLoop(
   histogram.destroy();
   return result;
 }
+
+/** What the in-process part of an end-to-end suite measured of one contender, in µs of CPU per call. */
+export interface InProcessResult {
+  /** Median over rounds of the contender's CPU per call. */
+  readonly ownUsPerCall: number;
+  /** Median over rounds of (contender - first contender) CPU per call in the same round. */
+  readonly ownUsOverBare: number;
+}
+
+/** Rounds and calls per contender and round of an in-process part. */
+export function inProcessSize(quick: boolean): { rounds: number; calls: number } {
+  return quick ? { rounds: 7, calls: 2_000 } : { rounds: 21, calls: 5_000 };
+}
+
+/**
+ * The in-process part of an end-to-end suite: its contenders on a fake transport that answers on the next turn of
+ * the event loop, in rounds of alternating order, each a closed loop of `calls` calls with `concurrency` in flight,
+ * timed by the process's CPU (`process.cpuUsage`). Returns, per contender, the median CPU per call and the median
+ * of its same-round differences to the first contender, in µs.
+ */
+export async function inProcessRounds<C extends { readonly name: string; readonly run: () => Promise<unknown> }>(
+  list: readonly C[],
+  rounds: number,
+  calls: number,
+  concurrency: number,
+  label: (round: number, index: number, c: C) => string,
+): Promise<Map<string, InProcessResult>> {
+  const loop = async (run: () => Promise<unknown>, n: number) => {
+    let left = n;
+    const worker = async () => {
+      while (left-- > 0) await run();
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  };
+  // Warm-up: four rounds' worth each, so every contender's code is optimised before the first measured round.
+  for (const c of list) await loop(c.run, 4 * calls);
+  const perRound = new Map<string, number[]>(list.map((c) => [c.name, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, c] of roundOrder(list, r).entries()) {
+      progress(label(r, i, c));
+      const before = process.cpuUsage();
+      await loop(c.run, calls);
+      const used = process.cpuUsage(before);
+      perRound.get(c.name)?.push((used.user + used.system) / calls);
+    }
+  }
+  const bare = perRound.get((list[0] as C).name) ?? [];
+  return new Map(
+    list.map((c) => {
+      const mine = perRound.get(c.name) ?? [];
+      return [
+        c.name,
+        { ownUsPerCall: median(mine), ownUsOverBare: median(mine.map((x, i) => x - (bare[i] as number))) },
+      ];
+    }),
+  );
+}
+
+/** The argument that makes the bench bundle run an end-to-end suite's in-process part (see {@link inProcessInChild}). */
+export const IN_PROCESS_CHILD = '--in-process-child';
+
+/**
+ * Runs the in-process part of `suite` in a fresh process of this bundle (`run.mjs --in-process-child <suite> <step>
+ * [--quick]`, which prints its result as JSON on stdout) and returns what it measured.
+ *
+ * Why a process of its own: the part's call sites (the client library's and bulwark's) must see only the fake
+ * transport, as a service's see only the real one. Why without V8's allocation-site pretenuring: in some builds of
+ * the bench bundle (the same code laid out differently: one more suite imported, say) V8 decided early in the process
+ * to allocate the objects of one allocation site on grpc-js's call path straight into the old generation, although
+ * they die young; from then on every scavenge scanned them and every call cost about twice as much, the bare
+ * client's included (7 -> 13 µs per call, same code). Which build tips over is chance, and so was the figure;
+ * without pretenuring every build measures the same. bulwark runs in the same process as bare, so what is compared
+ * is each contender's own work.
+ */
+export function inProcessInChild(suite: string, s: Settings, step: string): Promise<Map<string, InProcessResult>> {
+  const args = [fileURLToPath(import.meta.url), IN_PROCESS_CHILD, suite, step, ...(s.quick ? ['--quick'] : [])];
+  return new Promise((resolve, reject) => {
+    const flags = [...process.execArgv, '--no-allocation-site-pretenuring'];
+    const child = spawn(process.execPath, [...flags, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const chunks: Buffer[] = [];
+    child.stdout?.on('data', (d: Buffer) => chunks.push(d));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      if (code !== 0) {
+        reject(new Error(`${suite} suite: its in-process child exited with code ${code}`));
+        return;
+      }
+      try {
+        resolve(new Map(JSON.parse(Buffer.concat(chunks).toString('utf8')) as [string, InProcessResult][]));
+      } catch (error) {
+        reject(new Error(`${suite} suite: its in-process child printed no result`, { cause: error }));
+      }
+    });
+  });
+}

@@ -17,7 +17,15 @@ import { createRequire } from 'node:module';
 import { cpus, release, totalmem, type } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { contenders, overheadContenders } from './contenders.js';
-import { endProgress, progress, type Settings, settings } from './harness.js';
+import {
+  endProgress,
+  IN_PROCESS_CHILD,
+  inProcessRounds,
+  inProcessSize,
+  progress,
+  type Settings,
+  settings,
+} from './harness.js';
 import { loadPeers, type Peers } from './peers.js';
 import {
   evaluateTargets,
@@ -33,8 +41,8 @@ import { breakersSuite } from './suites/breakers.js';
 import { deoptChild, deoptSuite } from './suites/deopt.js';
 import { eventsSuite } from './suites/events.js';
 import { failFastSuite } from './suites/fail-fast.js';
-import { GRPC_IN_PROCESS_CHILD, grpcInProcessChild, grpcSuite } from './suites/grpc.js';
-import { httpSuite } from './suites/http.js';
+import { grpcInProcessContenders, grpcSuite } from './suites/grpc.js';
+import { httpInProcessContenders, httpSuite } from './suites/http.js';
 import { inFlightSuite } from './suites/in-flight.js';
 import { messagingSuite } from './suites/messaging.js';
 import { overheadSuite } from './suites/overhead.js';
@@ -289,11 +297,44 @@ function runChild(suite: Suite, quick: boolean, step: string): Promise<ChildRepo
   });
 }
 
+/** End-to-end suites whose contenders also run in process, on a fake transport (see inProcessInChild). */
+const IN_PROCESS: Readonly<
+  Record<string, (peers: Peers) => { name: string; run: () => Promise<unknown>; dispose?: () => void }[]>
+> = {
+  http: httpInProcessContenders,
+  grpc: grpcInProcessContenders,
+};
+
+/**
+ * An in-process part's own process (`run.mjs --in-process-child <suite> <step> [--quick]`): runs the suite's
+ * contenders on their fake transport and prints what {@link inProcessRounds} measured as JSON on stdout.
+ */
+async function inProcessChild(argv: readonly string[]): Promise<void> {
+  const [suite = '', step = '[1/1]'] = argv;
+  const make = IN_PROCESS[suite];
+  if (make === undefined) throw new UsageError(`${IN_PROCESS_CHILD}: no in-process part for suite "${suite}"`);
+  const { rounds, calls } = inProcessSize(argv.includes('--quick'));
+  const list = make(await loadPeers());
+  try {
+    const own = await inProcessRounds(
+      list,
+      rounds,
+      calls,
+      64,
+      (r, i, c) => `${step} ${suite} in process: round ${r + 1}/${rounds}, ${i + 1}/${list.length} ${c.name}`,
+    );
+    endProgress();
+    process.stdout.write(`${JSON.stringify([...own])}\n`);
+  } finally {
+    for (const c of list) c.dispose?.();
+  }
+}
+
 async function main(): Promise<void> {
   // The deopt suite's child process: this bundle again, under --trace-deopt (see bench/suites/deopt.ts).
   if (process.argv[2] === '--deopt-child') return deoptChild(process.argv.slice(3));
-  // The gRPC suite's in-process part (see bench/suites/grpc.ts).
-  if (process.argv[2] === GRPC_IN_PROCESS_CHILD) return grpcInProcessChild(process.argv.slice(3));
+  // An end-to-end suite's in-process part (see inProcessInChild in bench/harness.ts).
+  if (process.argv[2] === IN_PROCESS_CHILD) return inProcessChild(process.argv.slice(3));
   // A suite's own process (see runChild).
   if (process.argv[2]?.startsWith(CHILD_SUITE)) return childMain(process.argv.slice(2));
   const args = parseArgs(process.argv.slice(2));

@@ -12,7 +12,6 @@
  * over bare), with how many frames each read and write batches; the interceptor's own cost, about 0.7 µs, is lost in
  * it. In process, the same-round difference to bare holds still to a few tenths of a µs between runs.
  */
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
   type ChannelInterface,
@@ -28,16 +27,7 @@ import {
 import { loadSync } from '@grpc/proto-loader';
 import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../../src/index.js';
 import { grpcInterceptor } from '../../src/integrations/grpc/index.js';
-import {
-  closedLoop,
-  loadRounds,
-  median,
-  progress,
-  roundOrder,
-  type Settings,
-  startChildServer,
-  withLeadIn,
-} from '../harness.js';
+import { closedLoop, inProcessInChild, loadRounds, type Settings, startChildServer, withLeadIn } from '../harness.js';
 import { loadPeers, type Peers } from '../peers.js';
 import { cpuRecorder, cpuSummary, endToEndRounds, leadIn } from './http.js';
 
@@ -183,51 +173,9 @@ export function fakeChannel(reply: Buffer): ChannelInterface {
   };
 }
 
-/**
- * The contenders in process: rounds in alternating order, each a closed loop of `calls` calls with 64 in flight,
- * timed by the process's CPU. Returns, per contender, the median CPU per call and the median of its same-round
- * differences to the first contender, in µs.
- */
-export async function inProcessRounds(
-  list: readonly Contender[],
-  rounds: number,
-  calls: number,
-  label: (round: number, index: number, c: Contender) => string,
-): Promise<Map<string, { ownUsPerCall: number; ownUsOverBare: number }>> {
-  const loop = async (run: () => Promise<void>, n: number) => {
-    let left = n;
-    const worker = async () => {
-      while (left-- > 0) await run();
-    };
-    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  };
-  // Warm-up: four rounds' worth each, so every contender's code is optimised before the first measured round.
-  for (const c of list) await loop(c.run, 4 * calls);
-  const perRound = new Map<string, number[]>(list.map((c) => [c.name, []]));
-  for (let r = 0; r < rounds; r++) {
-    for (const [i, c] of roundOrder(list, r).entries()) {
-      progress(label(r, i, c));
-      const before = process.cpuUsage();
-      await loop(c.run, calls);
-      const used = process.cpuUsage(before);
-      perRound.get(c.name)?.push((used.user + used.system) / calls);
-    }
-  }
-  const bare = perRound.get((list[0] as Contender).name) ?? [];
-  return new Map(
-    list.map((c) => {
-      const mine = perRound.get(c.name) ?? [];
-      return [
-        c.name,
-        { ownUsPerCall: median(mine), ownUsOverBare: median(mine.map((x, i) => x - (bare[i] as number))) },
-      ];
-    }),
-  );
-}
-
 export async function grpcSuite(s: Settings, step: string, given?: Peers): Promise<GrpcRow[]> {
   const peers = given ?? (await loadPeers());
-  const own = await inProcessInChild(s, step);
+  const own = await inProcessInChild('grpc', s, step);
   const { port, child } = await startChildServer(new URL('../grpc-server.mjs', import.meta.url));
   const address = `127.0.0.1:${port}`;
   const Ctor = greeter();
@@ -270,9 +218,6 @@ export async function grpcSuite(s: Settings, step: string, given?: Peers): Promi
   return rows.map((x) => ({ ...x, ...own.get(x.contender) }));
 }
 
-/** The argument that makes the bench bundle run {@link grpcInProcessChild}. */
-export const GRPC_IN_PROCESS_CHILD = '--grpc-in-process-child';
-
 /** The greeter's client constructor and its reply serialiser, from the test fixture's proto. */
 function greeter(): (new (
   address: string,
@@ -289,69 +234,11 @@ function greeter(): (new (
 }
 
 /** The suite's contenders, every client on one {@link fakeChannel} answering the greeter's reply. */
-export function inProcessContenders(peers: Peers): Contender[] {
+export function grpcInProcessContenders(peers: Peers): Contender[] {
   const Ctor = greeter();
   const channel = fakeChannel(Ctor.service.SayHello.responseSerialize({ message: 'hi bench', attempt: 1 }));
   return contenders(
     (options) => new Ctor('in-process', credentials.createInsecure(), { ...options, channelOverride: channel }),
     peers,
   );
-}
-
-/**
- * The in-process part's own process (`run.mjs --grpc-in-process-child <step> [--quick]`): every contender's client
- * on the fake channel; prints the result as JSON on stdout. Why a process of its own: run in the suite's process
- * after the end-to-end part, grpc-js's and bulwark's call sites had seen two kinds of call (the real one and the
- * fake one) and ran slower for it, the interceptor most (+3.5 µs over bare instead of +0.8 µs).
- */
-export async function grpcInProcessChild(argv: readonly string[]): Promise<void> {
-  const [step = '[1/1]'] = argv;
-  const quick = argv.includes('--quick');
-  const list = inProcessContenders(await loadPeers());
-  try {
-    const rounds = quick ? 7 : 21;
-    const own = await inProcessRounds(
-      list,
-      rounds,
-      quick ? 2_000 : 5_000,
-      (r, i, c) => `${step} gRPC in process: round ${r + 1}/${rounds}, ${i + 1}/${list.length} ${c.name}`,
-    );
-    process.stdout.write(`${JSON.stringify([...own])}\n`);
-  } finally {
-    for (const c of list) c.dispose?.();
-  }
-}
-
-/**
- * Runs {@link grpcInProcessChild} in a fresh process of this bundle and returns what it measured. Why without V8's
- * allocation-site pretenuring: in some builds of the bench bundle (the same code, laid out differently: one more
- * suite imported, say) V8 decided early in the process to allocate the objects of one allocation site in grpc-js's
- * call path straight into the old generation, although they die young; from then on every scavenge scanned them
- * and every call cost about twice as much, the bare client's alone included (7 -> 13 µs per call, same code). Which
- * build tips over is chance, and so was the figure; without pretenuring every build measures the same. bulwark's
- * contenders run in the same process as bare, so what is compared is their own work.
- */
-function inProcessInChild(
-  s: Settings,
-  step: string,
-): Promise<Map<string, { ownUsPerCall: number; ownUsOverBare: number }>> {
-  const args = [fileURLToPath(import.meta.url), GRPC_IN_PROCESS_CHILD, step, ...(s.quick ? ['--quick'] : [])];
-  return new Promise((resolve, reject) => {
-    const flags = [...process.execArgv, '--no-allocation-site-pretenuring'];
-    const child = spawn(process.execPath, [...flags, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const chunks: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => chunks.push(d));
-    child.once('error', reject);
-    child.once('close', (code) => {
-      if (code !== 0) {
-        reject(new Error(`gRPC suite: its in-process child exited with code ${code}`));
-        return;
-      }
-      try {
-        resolve(new Map(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
-      } catch (error) {
-        reject(new Error('gRPC suite: its in-process child printed no result', { cause: error }));
-      }
-    });
-  });
 }
