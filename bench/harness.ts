@@ -380,7 +380,7 @@ export async function inProcessRounds<C extends { readonly name: string; readonl
   );
 }
 
-/** The argument that makes the bench bundle run an end-to-end suite's in-process part (see {@link inProcessInChild}). */
+/** The argument that makes the bench bundle run an end-to-end suite's in-process part ({@link inProcessInChild}). */
 export const IN_PROCESS_CHILD = '--in-process-child';
 
 /**
@@ -388,13 +388,13 @@ export const IN_PROCESS_CHILD = '--in-process-child';
  * [--quick]`, which prints its result as JSON on stdout) and returns what it measured.
  *
  * Why a process of its own: the part's call sites (the client library's and bulwark's) must see only the fake
- * transport, as a service's see only the real one. Why without V8's allocation-site pretenuring: in some builds of
- * the bench bundle (the same code laid out differently: one more suite imported, say) V8 decided early in the process
- * to allocate the objects of one allocation site on grpc-js's call path straight into the old generation, although
- * they die young; from then on every scavenge scanned them and every call cost about twice as much, the bare
- * client's included (7 -> 13 µs per call, same code). Which build tips over is chance, and so was the figure;
- * without pretenuring every build measures the same. bulwark runs in the same process as bare, so what is compared
- * is each contender's own work.
+ * transport, as a service's see only the real one. Why without V8's allocation-site pretenuring: in some builds of the
+ * bench bundle (the same code laid out differently: one more suite imported, say) V8 decided early in the process to
+ * allocate the objects of one allocation site on the bare gRPC call's path (in grpc-js or the bench's own code)
+ * straight into the old generation, although they die young; from then on every scavenge scanned them and every call
+ * cost about twice as much, the bare client's included (7 -> 13 µs per call, same code). Which build tips over is
+ * chance, and so was the figure; without pretenuring every build measures the same. bulwark runs in the same process
+ * as bare, so what is compared is each contender's own work.
  */
 export function inProcessInChild(suite: string, s: Settings, step: string): Promise<Map<string, InProcessResult>> {
   const args = [fileURLToPath(import.meta.url), IN_PROCESS_CHILD, suite, step, ...(s.quick ? ['--quick'] : [])];

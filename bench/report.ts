@@ -1229,15 +1229,15 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
   requests done ("client CPU/req"), and its difference to bare undici in the same round ("CPU over bare", the median
   over rounds). Even that moves between runs of the same code by about as much as an interceptor costs, so the same
   contenders also run **in process**, in a process of their own, on a dispatcher that answers every request on the
-  next turn of the event loop with the server's response (no socket, no parser): 20,000 requests of warm-up each,
-  then 21 rounds of 5,000 in alternating order, 64 in flight, timed by \`process.cpuUsage()\`. Their CPU per request
-  is undici's API plus the contender's own work ("in process: CPU/call"), and its same-round difference to bare
-  undici ("over bare", the median over rounds) holds still to a few tenths of a µs from run to run: the HTTP CPU
-  target is judged on it. That process runs without V8's allocation-site pretenuring
-  (\`--no-allocation-site-pretenuring\`): with it, some builds of the bench bundle (the same code laid out
-  differently) had V8 allocate the objects of one allocation site on grpc-js's call path straight into the old
-  generation although they die young, and every call, the bare client's included, cost about twice as much and moved
-  with it (7 µs per gRPC call became 13 µs); which build tips over is chance.
+  next turn of the event loop with the server's response (no socket, no parser): 20,000 requests of warm-up each, then
+  21 rounds of 5,000 in alternating order, 64 in flight, timed by \`process.cpuUsage()\`. Their CPU per request is
+  undici's API plus the contender's own work ("in process: CPU/call"), and its same-round difference to bare undici
+  ("over bare", the median over rounds) holds still to a few tenths of a µs from run to run: the HTTP CPU target is
+  judged on it. That process runs without V8's allocation-site pretenuring (\`--no-allocation-site-pretenuring\`):
+  with it, some builds of the bench bundle (the same code laid out differently) had V8 allocate the objects of one
+  allocation site on the bare gRPC call's path (in grpc-js or the bench's own code) straight into the old generation
+  although they die young, and every call, the bare client's included, cost about twice as much and moved with
+  it (7 µs per gRPC call became 13 µs); which build tips over is chance.
 - **gRPC**: a grpc-js server in a child process on 127.0.0.1, one client channel per contender, 64 unary calls in
   flight, the same rounds and CPU columns as the HTTP suite: a bare client, one with an interceptor that does
   nothing (it returns the next call itself: the least any grpc-js interceptor costs, less than \`InterceptingCall\`), one

@@ -5,7 +5,7 @@
  * method, the same pipeline around the unary call, and opossum's CircuitBreaker around the unary call (one row per
  * major loaded). Client CPU per call is recorded as in the HTTP suite.
  *
- * Then the same contenders in process: each client on a fake channel that answers every call on the next turn of
+ * The same contenders also run in process (see `inProcessInChild`): each client on a fake channel that answers every call on the next turn of
  * the event loop, with no socket, no HTTP/2 and no server, so the client's CPU per call is grpc-js's call machinery
  * plus the contender's own work. Why: end to end, a call costs the client about 120 µs (HTTP/2 in JS, sockets) and
  * that figure moves by about 10 µs between runs of the same code (the empty interceptor measured -13.6 to +10.5 µs

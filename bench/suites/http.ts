@@ -9,7 +9,9 @@
  * Besides req/s and latency, each run records the client's CPU time (process.cpuUsage, user + system) divided by the
  * requests done. The server runs in another process, so this is the client's own cost per request: on a 2-core
  * machine shared with the server, the cleanest of the signals (req/s depends on how the two processes share the
- * cores). "CPU over bare" is the median over rounds of (contender - bare) in the same round.
+ * cores). "CPU over bare" is the median over rounds of (contender - bare) in the same round. It still moves between
+ * runs by about as much as an interceptor costs, so the same contenders also run in process, on a dispatcher that
+ * answers on the next turn of the event loop (see `httpInProcessContenders` and `inProcessInChild`).
  */
 import { Dispatcher, Pool } from 'undici';
 import { bulkhead, circuitBreaker, pipeline, retry, timeout } from '../../src/index.js';
