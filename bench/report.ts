@@ -720,7 +720,7 @@ export function tables(r: Results): Tables {
         `${unit}/s ratio`,
         'p99 ratio',
         ...(cpu ? [`client CPU/${unit === 'calls' ? 'call' : unit}`, 'CPU over bare'] : []),
-        ...(own ? ['in process: CPU/call', 'over bare'] : []),
+        ...(own ? [`in process: CPU/${unit === 'calls' ? 'call' : unit}`, 'over bare'] : []),
       ],
       rows: rows.map((x) => [
         x.contender,
@@ -1231,7 +1231,7 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
   contenders also run **in process**, in a process of their own, on a dispatcher that answers every request on the
   next turn of the event loop with the server's response (no socket, no parser): 20,000 requests of warm-up each, then
   21 rounds of 5,000 in alternating order, 64 in flight, timed by \`process.cpuUsage()\`. Their CPU per request is
-  undici's API plus the contender's own work ("in process: CPU/call"), and its same-round difference to bare undici
+  undici's API plus the contender's own work ("in process: CPU/req"), and its same-round difference to bare undici
   ("over bare", the median over rounds) holds still to a few tenths of a µs from run to run: the HTTP CPU target is
   judged on it. That process runs without V8's allocation-site pretenuring (\`--no-allocation-site-pretenuring\`):
   with it, some builds of the bench bundle (the same code laid out differently) had V8 allocate the objects of one

@@ -112,6 +112,10 @@ describe('end-to-end targets', () => {
       resultsWith({ grpc: [grpc('bare grpc-js', 0, 1, 0), grpc(GRPC_INTERCEPTOR, 11.5, 0.97, 0.62)] }),
     );
     expect(withOwn).toMatch(/in process: CPU\/call\s+over bare/);
+    const http0 = terminalReport(
+      resultsWith({ http: [http('bare undici', 0, 1, 0), http(HTTP_INTERCEPTOR, 0.6, 0.95, 1.18)] }),
+    );
+    expect(http0).toMatch(/client CPU\/req\s+CPU over bare\s+in process: CPU\/req\s+over bare/);
     expect(withOwn).toMatch(/bulwark interceptor, pipeline\(4\).*7\.6 µs\s+\+0\.6 µs/);
     const without = terminalReport(resultsWith({ grpc: [grpc('bare grpc-js', 0), grpc(GRPC_INTERCEPTOR, 1.5)] }));
     expect(without).toContain('CPU over bare');
