@@ -14,11 +14,14 @@ import {
 } from './harness.js';
 
 /**
+ * The store timeout of the tests that are not about an outage: generous, the machine may be loaded. Why 5 s, as in
+ * breaker.test.ts: with 1 s, a test worker stalled for a second by the rest of the suite took the fallback there.
+ */
+const SLOW_OK = 5_000;
+/**
  * What a call may take beyond the store timeout and its own time, on a loaded machine (scheduling, the event loop).
  * A call waiting for a reconnect would take seconds (the clients retry every 20 ms, but the proxy refuses them).
  */
-/** The store timeout of the tests that are not about an outage: generous, the machine may be loaded. */
-const SLOW_OK = 1_000;
 const SLACK_MS = 250;
 const prefix = uniquePrefix('bh');
 afterAll(() => deleteKeys(prefix));
