@@ -22,7 +22,7 @@ describe('bulwark/redis policies in the metrics gauges', () => {
       await deleteKeys(prefix);
       await disconnect(client);
     });
-    const store = { client, keyPrefix: prefix, storeTimeoutMs: 2_000 };
+    const store = { client, keyPrefix: prefix, storeTimeoutMs: 5_000 };
     const limiter = redisRateLimit({ ...store, name: 'orders-rate', rate: 10, periodMs: 60_000, burst: 10 });
     const permits = redisBulkhead({ ...store, name: 'orders-permits', limit: 4 });
     const breaker = redisCircuitBreaker({ ...store, name: 'orders-breaker' });

@@ -51,7 +51,7 @@ describe.each(CLIENTS)('redisRateLimit with %s', (name) => {
       client,
       keyPrefix: prefix,
       name: `${name}-${Math.random()}`,
-      storeTimeoutMs: 2_000,
+      storeTimeoutMs: 5_000,
       onStoreError: 'fail-closed',
       ...options,
     } as never);
