@@ -219,7 +219,7 @@ export async function grpcSuite(s: Settings, step: string, given?: Peers): Promi
 }
 
 /** The greeter's client constructor and its reply serialiser, from the test fixture's proto. */
-function greeter(): (new (
+export function greeter(): (new (
   address: string,
   creds: unknown,
   options?: object,

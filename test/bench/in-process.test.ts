@@ -3,36 +3,20 @@
  * transport complete each call with the reply, through an interceptor and a bulwark pipeline as without, so what
  * the parts time is whole calls.
  */
-import { fileURLToPath } from 'node:url';
-import { type Client, credentials, loadPackageDefinition, type ServiceError } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { credentials } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { inProcessRounds } from '../../bench/harness.js';
-import { fakeChannel, grpcInProcessContenders } from '../../bench/suites/grpc.js';
+import { fakeChannel, greeter, grpcInProcessContenders } from '../../bench/suites/grpc.js';
 import { FakeDispatcher, httpInProcessContenders } from '../../bench/suites/http.js';
 import { pipeline, retry, timeout } from '../../src/index.js';
 import { grpcInterceptor } from '../../src/integrations/grpc/index.js';
 import { interceptor } from '../../src/integrations/undici/index.js';
 
-type Greeter = Client & {
-  SayHello(req: { name: string }, cb: (e: ServiceError | null, v?: { message: string; attempt: number }) => void): void;
-};
-type GreeterCtor = (new (
-  address: string,
-  creds: unknown,
-  options?: object,
-) => Greeter) & {
-  service: { SayHello: { responseSerialize: (reply: object) => Buffer } };
-};
+// The bench's own client constructor for the fixture's greeter: the one the suite's contenders use.
+const Greeter = greeter();
 
-const proto = fileURLToPath(new URL('../fixtures/greeter.proto', import.meta.url));
-const Greeter = (loadPackageDefinition(loadSync(proto)) as unknown as { bulwark: { test: { Greeter: GreeterCtor } } })
-  .bulwark.test.Greeter;
-
-const say = (client: Greeter) =>
-  new Promise<{ message: string; attempt: number } | undefined>((resolve, reject) =>
-    client.SayHello({ name: 'test' }, (e, v) => (e ? reject(e) : resolve(v))),
-  );
+const say = (client: InstanceType<typeof Greeter>) =>
+  new Promise<unknown>((resolve, reject) => client.SayHello({ name: 'test' }, (e, v) => (e ? reject(e) : resolve(v))));
 
 describe('the end-to-end suites in process', () => {
   it('a client on the fake channel gets the reply, bare and through the bulwark interceptor', async () => {
