@@ -232,6 +232,34 @@ describe('abandoned work holds only its own bulkhead slot (layered and fused ali
       expect(done).toEqual([{ durationMs: 15, result: 'success', attempt: 1 }]);
     });
 
+    it('with the retry and a timed breaker on different clocks, times attempts on the one and calls on the other', async () => {
+      const a = new FakeClock();
+      const b = new FakeClock();
+      const breaker = circuitBreaker({
+        clock: b,
+        window: { kind: 'count', size: 2 },
+        minimumCalls: 1,
+        failureRate: 1,
+        slowCallMs: 5,
+        slowCallRate: 0.5,
+      });
+      const p = pipeline(retry({ clock: a }), breaker, timeout({ ms: 100, clock: b }));
+      const attempts: number[] = [];
+      p.on('attempt.completed', (e) => attempts.push(e.durationMs));
+      // 10 ms on the retry's clock, 0 on the breaker's: the attempt is timed at 10 ms, and the breaker sees no slow call.
+      const quick = p.execute(() => new Promise<number>((r) => a.setTimeout(() => r(1), 10)));
+      await a.advance(10);
+      await expect(quick).resolves.toBe(1);
+      expect(attempts).toEqual([10]);
+      expect(breaker.state).toBe('closed');
+      // 6 ms on the breaker's clock: a slow call, which opens it (one slow call in two).
+      const slow = p.execute(() => new Promise<number>((r) => b.setTimeout(() => r(2), 6)));
+      await b.advance(6);
+      await expect(slow).resolves.toBe(2);
+      expect(attempts).toEqual([10, 0]);
+      expect(breaker.state).toBe('open');
+    });
+
     it('with members on different clocks, times the call on the pipeline clock (layered timing)', async () => {
       const a = new FakeClock();
       const b = new FakeClock();
