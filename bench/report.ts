@@ -1114,7 +1114,8 @@ npm run bench -- --suites=overhead,fail-fast   # some suites only
 \`\`\`
 
 \`npm run bench\` builds nothing in \`dist/\`: it bundles \`bench/run.ts\` with esbuild into \`bench/.out/run.mjs\` (bulwark
-from \`src/\`, the contenders from \`node_modules\`) and runs it with \`node --expose-gc\` on the \`node\` in your PATH.
+from \`src/\`, the contenders from \`node_modules\`; beside it \`instructions-child.mjs\`, see
+[Instructions per call](#instructions-per-call-comparing-builds-on-a-noisy-machine)) and runs it with \`node --expose-gc\` on the \`node\` in your PATH.
 Progress goes to stderr, the tables (each labelled with the Node version it ran on) to stdout, and the raw numbers to
 \`bench/results/<date>T<time>Z-node<major>.json\` (\`-quick.json\` in quick mode), which git ignores. It never rewrites a
 tracked file. Each suite runs in its own node process (see [How to read the numbers](#how-to-read-the-numbers)), and
@@ -1143,6 +1144,27 @@ npm run bench -- --update-docs         # measure every suite on this Node, then 
 npm run bench -- --report bench/results/<node20 run>.json --report bench/results/<node24 run>.json --update-docs
 npm run bench -- --report bench/results/published.json --update-docs   # re-render after changing bench/report.ts
 \`\`\`
+
+### Instructions per call: comparing builds on a noisy machine
+
+\`\`\`sh
+npm run bench -- --instructions [--quick] [--contenders=<name>,<name>]   # needs valgrind (apt install valgrind)
+\`\`\`
+
+On a shared 2-core machine the timed ratios above move between runs of the same code by more than a change to the hot
+path is worth, so a change cannot be judged before and after by timing it. \`--instructions\` counts instead: each
+contender (by default bare, the floors and bulwark's; \`--contenders\` picks others by their table name, cockatiel's and
+opossum's too) runs its serial calls in a process of its own under valgrind's callgrind, with V8 made deterministic
+(\`node --single-threaded --predictable\`), for both operations the targets judge a policy on (\`async () => 1\` and one that
+awaits a setImmediate). Each is counted twice, after 50,000 calls of warm-up and after 100,000 more, and the difference
+over 100,000 is its instructions per call: start-up, compilation and warm-up cancel out, and everything the call costs
+any thread (the JIT's code, Node's, the promise machinery, the GC's share) is in it. The same build counts the same
+figure to within 0.1% from run to run, whatever else the machine is doing. The tables print with the ratio to bare,
+and the counts are saved to \`bench/results/<date>T<time>Z-node<major>-instructions.json\`. Counts are not times (a cache
+miss costs more than a hundred instructions), so the targets stay timed: use the counts to compare builds and
+contenders on one Node. A full count took about 14 minutes on the 2-core machine (two counts at a time); \`--quick\`
+(20,000 and 20,000 calls) is rougher. The counted process is \`bench/.out/instructions-child.mjs\`, which
+\`npm run bench\` builds beside \`run.mjs\`; on another Node, run \`npx -y node@24 bench/.out/run.mjs --instructions\`.
 
 ## How to read the numbers
 

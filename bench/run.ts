@@ -1,6 +1,7 @@
 /**
  * The bench runner: `npm run bench [-- --quick] [-- --suites=a,b] [-- --update-docs] [-- --report file.json ...]`.
- * Runs the suites, prints tables and saves JSON under bench/results/. It never writes a tracked file unless asked:
+ * Runs the suites, prints tables and saves JSON under bench/results/. `--instructions [--contenders=a,b]` counts
+ * instructions per call under callgrind instead (see bench/instructions.ts). It never writes a tracked file unless asked:
  * `--update-docs` (maintainers) regenerates docs/benchmarks.md, its SVG and bench/results/published.json.
  * Missed targets are reported, not failed: the exit code is 0 unless the bench itself broke (a suite that fails,
  * in its child process or otherwise, is a broken bench: exit code 1).
@@ -12,11 +13,11 @@
  * it (wrapHandler measured 0.29x of a bare handler as the last suite on Node 20 and 0.77-1.08x alone).
  */
 import { fork } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, release, totalmem, type } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { contenders, overheadContenders } from './contenders.js';
+import { type Contender, contenders, overheadContenders } from './contenders.js';
 import {
   endProgress,
   IN_PROCESS_CHILD,
@@ -26,6 +27,13 @@ import {
   type Settings,
   settings,
 } from './harness.js';
+import {
+  countInstructions,
+  type InstructionsResults,
+  instructionsReport,
+  instructionsSize,
+  valgrindVersion,
+} from './instructions.js';
 import { loadPeers, type Peers } from './peers.js';
 import {
   evaluateTargets,
@@ -111,26 +119,37 @@ interface Args {
   /** Saved results to print (and, with --update-docs, publish) instead of measuring. */
   readonly reports: string[];
   readonly updateDocs: boolean;
+  /** Count instructions per call under callgrind instead of running the suites (see bench/instructions.ts). */
+  readonly instructions: boolean;
+  /** With `instructions`: the contenders to count (bare is always counted); default: bare, the floors, bulwark's. */
+  readonly contenders: string[] | undefined;
 }
 
 const USAGE = `usage: npm run bench [-- --quick] [-- --suites=${SUITES.join(',')}] [-- --update-docs]
-       npm run bench -- --report <results.json> [--report <results.json> ...] [--update-docs]`;
+       npm run bench -- --report <results.json> [--report <results.json> ...] [--update-docs]
+       npm run bench -- --instructions [--quick] [--contenders=<name>,<name>]   (needs valgrind)`;
 
 function parseArgs(argv: readonly string[]): Args {
   let quick = false;
   let suites: Suite[] = [...SUITES];
   const reports: string[] = [];
   let updateDocs = false;
+  let instructions = false;
+  let picked: string[] | undefined;
+  let suitesGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a === '--quick') quick = true;
     else if (a === '--update-docs') updateDocs = true;
+    else if (a === '--instructions') instructions = true;
+    else if (a.startsWith('--contenders=')) picked = a.slice('--contenders='.length).split(',').filter(Boolean);
     else if (a.startsWith('--suites=')) {
       const wanted = a.slice('--suites='.length).split(',');
       const unknown = wanted.filter((w) => !(SUITES as readonly string[]).includes(w));
       if (unknown.length > 0)
         throw new UsageError(`unknown suite(s): ${unknown.join(', ')}; known: ${SUITES.join(', ')}`);
       suites = wanted as Suite[];
+      suitesGiven = true;
     } else if (a === '--report') {
       const file = argv[++i];
       if (file === undefined) throw new UsageError(`--report needs a results file\n${USAGE}`);
@@ -140,12 +159,18 @@ function parseArgs(argv: readonly string[]): Args {
       process.exit(0);
     } else throw new UsageError(`unknown argument ${a}\n${USAGE}`);
   }
+  if (instructions && (updateDocs || reports.length > 0 || suitesGiven)) {
+    throw new UsageError(
+      `--instructions counts instructions instead of running suites: drop --update-docs, --report and --suites\n${USAGE}`,
+    );
+  }
+  if (picked !== undefined && !instructions) throw new UsageError(`--contenders goes with --instructions\n${USAGE}`);
   if (updateDocs && reports.length === 0 && (quick || suites.length !== SUITES.length)) {
     throw new UsageError(
       '--update-docs publishes a full run of every suite; drop --quick and --suites (or pass --report <results.json>)',
     );
   }
-  return { quick, suites, reports, updateDocs };
+  return { quick, suites, reports, updateDocs, instructions, contenders: picked };
 }
 
 /**
@@ -330,6 +355,53 @@ async function inProcessChild(argv: readonly string[]): Promise<void> {
   }
 }
 
+/** The contenders `--instructions` counts: those named, or bare, the floors and bulwark's; bare always first. */
+function instructionContenders(all: readonly Contender[], names: readonly string[] | undefined): Contender[] {
+  if (names === undefined)
+    return all.filter((c) => c.library === 'baseline' || c.library === 'floor' || c.library === 'bulwark');
+  const unknown = names.filter((n) => !all.some((c) => c.name === n));
+  if (unknown.length > 0) {
+    throw new UsageError(
+      `--contenders: unknown ${unknown.map((n) => `"${n}"`).join(', ')}; known: ${all.map((c) => c.name).join(', ')}`,
+    );
+  }
+  return all.filter((c) => c.name === 'bare' || names.includes(c.name));
+}
+
+/** `--instructions`: counts each contender under callgrind, prints the tables and saves them under bench/results/. */
+async function instructionsMain(args: Args): Promise<void> {
+  // Built next to this bundle by `npm run bench` (a second entry point: the counted process loads only contenders).
+  const child = fileURLToPath(new URL('./instructions-child.mjs', import.meta.url));
+  if (!existsSync(child)) {
+    throw new UsageError(`--instructions runs ${child}, which is missing: \`npm run bench\` builds it`);
+  }
+  const list = instructionContenders(overheadContenders(await loadPeers()), args.contenders);
+  const valgrind = valgrindVersion();
+  if (valgrind === undefined) {
+    throw new UsageError('--instructions needs valgrind (callgrind) on the PATH: install it (apt install valgrind)');
+  }
+  const size = instructionsSize(args.quick);
+  // Two counts per contender and op, each a whole process under callgrind (tens of seconds): one per core at a time.
+  const rows = await countInstructions(child, list, size, Math.max(1, cpus().length), (d, n, what) =>
+    progress(`instructions: ${d}/${n} counted (${what})`),
+  );
+  endProgress();
+  const r: InstructionsResults = {
+    date: new Date().toISOString(),
+    node: process.versions.node,
+    valgrind,
+    quick: args.quick,
+    size,
+    rows,
+  };
+  console.log(instructionsReport(r));
+  mkdirSync(`${ROOT}bench/results`, { recursive: true });
+  const stamp = r.date.slice(0, 19).replace(/:/g, '-');
+  const file = `${ROOT}bench/results/${stamp}Z-node${process.versions.node.split('.')[0]}-instructions${args.quick ? '-quick' : ''}.json`;
+  writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
+  console.log(`\nsaved ${file.slice(ROOT.length)}`);
+}
+
 async function main(): Promise<void> {
   // The deopt suite's child process: this bundle again, under --trace-deopt (see bench/suites/deopt.ts).
   if (process.argv[2] === '--deopt-child') return deoptChild(process.argv.slice(3));
@@ -338,6 +410,7 @@ async function main(): Promise<void> {
   // A suite's own process (see runChild).
   if (process.argv[2]?.startsWith(CHILD_SUITE)) return childMain(process.argv.slice(2));
   const args = parseArgs(process.argv.slice(2));
+  if (args.instructions) return instructionsMain(args);
   if (args.reports.length > 0) {
     const runs = args.reports.flatMap(readRuns);
     for (const r of runs) console.log(`${terminalReport(r)}\n\n${missedTargetsReport(r)}`);
