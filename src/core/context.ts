@@ -322,13 +322,6 @@ export class ExecutionContext implements Context {
 
   /** Subscribes to this view's abort. Returns whether it subscribed (false when nothing can abort it). */
   _subscribe(l: AbortListener): boolean {
-    // Why the work in a method of its own: this is inlined into every policy's start, where V8's inlining budget is
-    // shared with the operation's own callees, and most calls have nothing to subscribe to (see PolicyBase.execute).
-    return (this._scope !== undefined || this._caller !== undefined) && this._subscribeTo(l);
-  }
-
-  /** `_subscribe` when there is a scope or a caller's signal. */
-  _subscribeTo(l: AbortListener): boolean {
     if (this._scope !== undefined) {
       this._scope.addListener(l);
       return true;

@@ -92,8 +92,6 @@ export class DeadlineQueue {
   #size = 0;
   /** Whether the timer is ref'd only at `beforeExit` (main thread, a clock with `setRef`). */
   readonly #lazy: boolean;
-  /** `!#lazy`: the timer is ref'd while an entry is pending. */
-  readonly #eager: boolean;
   readonly #onTimer = (): void => this.#fire();
 
   /** `lazyKeepAlive` is for tests; by default it is lazy on the main thread with a clock that has `setRef`. */
@@ -101,7 +99,6 @@ export class DeadlineQueue {
     this.#clock = clock;
     this.#delayMs = delayMs;
     this.#lazy = lazyKeepAlive;
-    this.#eager = !lazyKeepAlive;
   }
 
   /** @internal `beforeExit`: hold the process for a pending deadline. */
@@ -114,31 +111,19 @@ export class DeadlineQueue {
     return this.#size;
   }
 
-  /**
-   * `now`: a reading of this queue's clock taken just before, when the caller has one (saves a read).
-   *
-   * Why the timer's part in a method of its own, entered only when the timer is disarmed or when eager keep-alive
-   * must ref it: this is inlined into each policy's start, where V8's inlining budget is shared with the operation's
-   * own callees (see PolicyBase.execute), and with the timer armed and keep-alive lazy (the main thread) there is
-   * nothing to do.
-   */
+  /** `now`: a reading of this queue's clock taken just before, when the caller has one (saves a read). */
   add(entry: QueuedDeadline, now = this.#clock.now()): void {
     entry._deadline = now + this.#delayMs;
-    const tail = this.#tail;
-    entry._prev = tail;
+    entry._prev = this.#tail;
     entry._next = undefined;
+    const tail = this.#tail;
     if (tail !== undefined) {
       if (this.#head === undefined) this.#head = tail;
       tail._next = entry;
     }
     this.#tail = entry;
-    if (this.#size++ === 0 ? this.#eager || !this.#armed : !this.#armed) this._timerOnAdd();
-  }
-
-  /** @internal `add`'s part for the timer: arm it, or (eager keep-alive) ref it for the first pending entry. */
-  _timerOnAdd(): void {
+    if (this.#size++ === 0 && this.#armed && !this.#reffed && !this.#lazy) this.#ref(true);
     if (!this.#armed) this.#arm(this.#delayMs);
-    else if (this.#size === 1 && !this.#reffed && !this.#lazy) this.#ref(true);
   }
 
   remove(entry: QueuedDeadline): void {
