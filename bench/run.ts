@@ -355,6 +355,18 @@ async function inProcessChild(argv: readonly string[]): Promise<void> {
   }
 }
 
+/**
+ * Saves `data` as bench/results/<date>T<time>Z-node<major><suffix>.json and returns the path. One file per run (time
+ * of day and Node major in the name), so runs on several Nodes never overwrite each other.
+ */
+function saveResults(date: string, suffix: string, data: unknown): string {
+  mkdirSync(`${ROOT}bench/results`, { recursive: true });
+  const stamp = date.slice(0, 19).replace(/:/g, '-');
+  const file = `${ROOT}bench/results/${stamp}Z-node${process.versions.node.split('.')[0]}${suffix}.json`;
+  writeFileSync(file, `${JSON.stringify(data, null, 2)}\n`);
+  return file;
+}
+
 /** The contenders `--instructions` counts: those named, or bare, the floors and bulwark's; bare always first. */
 function instructionContenders(all: readonly Contender[], names: readonly string[] | undefined): Contender[] {
   if (names === undefined)
@@ -395,10 +407,7 @@ async function instructionsMain(args: Args): Promise<void> {
     rows,
   };
   console.log(instructionsReport(r));
-  mkdirSync(`${ROOT}bench/results`, { recursive: true });
-  const stamp = r.date.slice(0, 19).replace(/:/g, '-');
-  const file = `${ROOT}bench/results/${stamp}Z-node${process.versions.node.split('.')[0]}-instructions${args.quick ? '-quick' : ''}.json`;
-  writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
+  const file = saveResults(r.date, `-instructions${args.quick ? '-quick' : ''}`, r);
   console.log(`\nsaved ${file.slice(ROOT.length)}`);
 }
 
@@ -484,11 +493,7 @@ async function main(): Promise<void> {
   if (warnings.size > 0)
     console.log(`\nwarnings seen during the run:\n${[...warnings].map((w) => `- ${w}`).join('\n')}`);
   console.log(terminalReport(r));
-  mkdirSync(`${ROOT}bench/results`, { recursive: true });
-  // One file per run (time of day and Node major in the name), so runs on several Nodes never overwrite each other.
-  const stamp = r.date.slice(0, 19).replace(/:/g, '-');
-  const file = `${ROOT}bench/results/${stamp}Z-node${process.versions.node.split('.')[0]}${s.quick ? '-quick' : ''}.json`;
-  writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
+  const file = saveResults(r.date, s.quick ? '-quick' : '', r);
   console.log(`\nsaved ${file.slice(ROOT.length)} (${results.durationSec.toFixed(0)} s, Node ${r.node})`);
   if (failures.length === 0 && args.updateDocs) writeDocs([r]);
   // Missed targets are information about this machine and run, not a failure of the bench: the exit code stays 0.
