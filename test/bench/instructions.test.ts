@@ -169,7 +169,9 @@ describe.runIf(VALGRIND !== undefined || process.env.CI !== undefined)('counting
     const bareOnly = list.filter((c) => c.name === 'bare');
     // Small, the setImmediate op only and one count at a time: each count is a whole node process under callgrind,
     // and the rest of the suite runs beside it.
-    const size = { warm: 3_000, calls: 6_000 };
+    // 30,000 counted: with 6,000 two counts differed by 1.3% (half a million instructions of start-up noise over too
+    // few calls); the full size (100,000) differs by 0.1%.
+    const size = { warm: 10_000, calls: 30_000 };
     const imm = 1;
     const done: string[] = [];
     const rows = await countInstructions(child, list, size, 1, (d, n, what) => done.push(`${d}/${n} ${what}`), [imm]);
