@@ -20,6 +20,8 @@
  * @module
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Contender } from './contenders.js';
 import { table } from './harness.js';
 import { INSTRUCTION_OPS } from './instruction-ops.js';
@@ -56,13 +58,87 @@ export interface InstructionsRow {
   readonly ratio: number;
 }
 
+/**
+ * Which bulwark a count runs: `bench`, bundled from src/ with the contenders (what `npm run bench` times, and the
+ * layout a user's own bundler makes), or `dist`, the package's tsup build imported as `bulwark` (what `npm install`
+ * gives).
+ */
+export type InstructionsBuild = 'bench' | 'dist';
+
 export interface InstructionsResults {
   readonly date: string;
+  /** Absent in counts saved before `--dist` existed: those are `bench`. */
+  readonly build?: InstructionsBuild;
   readonly node: string;
   readonly valgrind: string;
   readonly quick: boolean;
   readonly size: InstructionsSize;
   readonly rows: readonly InstructionsRow[];
+}
+
+/** What the `--dist` child's build must turn into an import of the package: the contenders' import of src/. */
+const SRC_ENTRY = /(^|[\\/])src[\\/]index\.js$/;
+
+/**
+ * Builds the counted process of `--dist` (`entry` is bench/instructions-child.ts) into `outfile`: bundled as
+ * `npm run bench` bundles it, except that bulwark is imported as the package itself, `bulwark`, which Node resolves
+ * through package.json's `exports` to this repository's dist/ (a package may import itself by name). Throws when any
+ * file of src/ still ended up in the bundle (a contender that imports a module of src/ other than its index), rather
+ * than count a mix of the two builds.
+ *
+ * Why a second layout: V8 inlines by bytecode size within a budget per optimised function, and which functions fit
+ * depends on how the build lays the code out. The same source change has counted 366 more instructions per call in
+ * the bench's bundle and 51 fewer in dist/, so a hot-path change is judged in both.
+ */
+export async function buildDistChild(entry: string, outfile: string): Promise<void> {
+  // Loaded here, not at the top: only `--dist` needs the bundler at run time.
+  const { build } = await import('esbuild');
+  const result = await build({
+    entryPoints: [entry],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    outfile,
+    logLevel: 'warning',
+    metafile: true,
+    plugins: [
+      {
+        name: 'bulwark-from-dist',
+        setup(b) {
+          b.onResolve({ filter: SRC_ENTRY }, () => ({ path: 'bulwark', external: true }));
+        },
+      },
+    ],
+  });
+  const fromSrc = Object.keys(result.metafile.inputs).filter((f) => /(^|[\\/])src[\\/]/.test(f));
+  if (fromSrc.length > 0) {
+    throw new Error(
+      `--dist: the counted process still bundles bulwark's source (${fromSrc.join(', ')}); the contenders must import bulwark from '../src/index.js' only`,
+    );
+  }
+}
+
+/**
+ * Why `--dist` cannot count dist/ as it is under `root` (missing, or built before the newest change to src/), or
+ * undefined when it can.
+ */
+export function distProblem(root: string): string | undefined {
+  const built = join(root, 'dist/index.js');
+  if (!existsSync(built))
+    return '--dist counts the package build in dist/, which is missing: run `npm run build` first';
+  const builtAt = statSync(built).mtimeMs;
+  const src = join(root, 'src');
+  let newest: { file: string; at: number } | undefined;
+  for (const f of readdirSync(src, { recursive: true, encoding: 'utf8' })) {
+    const stat = statSync(join(src, f));
+    if (stat.isFile() && (newest === undefined || stat.mtimeMs > newest.at)) newest = { file: f, at: stat.mtimeMs };
+  }
+  if (newest !== undefined && newest.at > builtAt) {
+    return `--dist counts dist/, which is older than src/ (src/${newest.file} changed after the last build): run \`npm run build\` first`;
+  }
+  return undefined;
 }
 
 /** Valgrind's version line (`valgrind-3.19.0`), or undefined when it is not installed. */
@@ -181,5 +257,9 @@ export function instructionsReport(r: InstructionsResults): string {
       ]),
     )}`;
   });
-  return `${parts.join('\n\n')}\n\n${r.valgrind}, node ${DETERMINISTIC_FLAGS.join(' ')}; ${r.size.warm.toLocaleString('en-US')} calls of warm-up, ${r.size.calls.toLocaleString('en-US')} counted. Counts, not times: compare builds and contenders on one Node.`;
+  const build =
+    r.build === 'dist'
+      ? 'bulwark from dist/ (the package build, imported as `bulwark`)'
+      : 'bulwark bundled from src/ with the bench';
+  return `${parts.join('\n\n')}\n\n${build}; ${r.valgrind}, node ${DETERMINISTIC_FLAGS.join(' ')}; ${r.size.warm.toLocaleString('en-US')} calls of warm-up, ${r.size.calls.toLocaleString('en-US')} counted. Counts, not times: compare builds and contenders on one Node.`;
 }

@@ -1148,7 +1148,7 @@ npm run bench -- --report bench/results/published.json --update-docs   # re-rend
 ### Instructions per call: comparing builds on a noisy machine
 
 \`\`\`sh
-npm run bench -- --instructions [--quick] [--contenders=<name>,<name>]   # needs valgrind (apt install valgrind)
+npm run bench -- --instructions [--quick] [--dist] [--contenders=<name>,<name>]   # needs valgrind (apt install valgrind)
 \`\`\`
 
 On a shared 2-core machine the timed ratios above move between runs of the same code by more than a change to the hot
@@ -1165,6 +1165,13 @@ miss costs more than a hundred instructions), so the targets stay timed: use the
 contenders on one Node. A full count took about 14 minutes on the 2-core machine (two counts at a time); \`--quick\`
 (20,000 and 20,000 calls) is rougher. The counted process is \`bench/.out/instructions-child.mjs\`, which
 \`npm run bench\` builds beside \`run.mjs\`; on another Node, run \`npx -y node@24 bench/.out/run.mjs --instructions\`.
+
+\`--dist\` counts bulwark as \`npm install\` gives it: the package build in \`dist/\` (\`npm run build\`), which the counted
+process imports by name, instead of the bench's own bundle of \`src/\` (the layout a user's bundler makes). Why both: V8
+inlines by bytecode size, within a budget per optimised function, so which functions fit depends on how a build lays
+the code out; one source change has counted 366 more instructions per call in the bench's bundle and 51 fewer in
+\`dist/\`. Judge a hot-path change in both. It refuses a \`dist/\` that is missing or older than \`src/\`, and saves its
+counts with \`-dist\` in the file name.
 
 ## How to read the numbers
 

@@ -28,7 +28,9 @@ import {
   settings,
 } from './harness.js';
 import {
+  buildDistChild,
   countInstructions,
+  distProblem,
   type InstructionsResults,
   instructionsReport,
   instructionsSize,
@@ -123,11 +125,13 @@ interface Args {
   readonly instructions: boolean;
   /** With `instructions`: the contenders to count (bare is always counted); default: bare, the floors, bulwark's. */
   readonly contenders: string[] | undefined;
+  /** With `instructions`: count bulwark as built in dist/ instead of bundled from src/ (see buildDistChild). */
+  readonly dist: boolean;
 }
 
 const USAGE = `usage: npm run bench [-- --quick] [-- --suites=${SUITES.join(',')}] [-- --update-docs]
        npm run bench -- --report <results.json> [--report <results.json> ...] [--update-docs]
-       npm run bench -- --instructions [--quick] [--contenders=<name>,<name>]   (needs valgrind)`;
+       npm run bench -- --instructions [--quick] [--dist] [--contenders=<name>,<name>]   (needs valgrind)`;
 
 function parseArgs(argv: readonly string[]): Args {
   let quick = false;
@@ -137,11 +141,13 @@ function parseArgs(argv: readonly string[]): Args {
   let instructions = false;
   let picked: string[] | undefined;
   let suitesGiven = false;
+  let dist = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a === '--quick') quick = true;
     else if (a === '--update-docs') updateDocs = true;
     else if (a === '--instructions') instructions = true;
+    else if (a === '--dist') dist = true;
     else if (a.startsWith('--contenders=')) picked = a.slice('--contenders='.length).split(',').filter(Boolean);
     else if (a.startsWith('--suites=')) {
       const wanted = a.slice('--suites='.length).split(',');
@@ -165,12 +171,13 @@ function parseArgs(argv: readonly string[]): Args {
     );
   }
   if (picked !== undefined && !instructions) throw new UsageError(`--contenders goes with --instructions\n${USAGE}`);
+  if (dist && !instructions) throw new UsageError(`--dist goes with --instructions\n${USAGE}`);
   if (updateDocs && reports.length === 0 && (quick || suites.length !== SUITES.length)) {
     throw new UsageError(
       '--update-docs publishes a full run of every suite; drop --quick and --suites (or pass --report <results.json>)',
     );
   }
-  return { quick, suites, reports, updateDocs, instructions, contenders: picked };
+  return { quick, suites, reports, updateDocs, instructions, contenders: picked, dist };
 }
 
 /**
@@ -392,14 +399,23 @@ async function instructionsMain(args: Args): Promise<void> {
   if (valgrind === undefined) {
     throw new UsageError('--instructions needs valgrind (callgrind) on the PATH: install it (apt install valgrind)');
   }
+  let script = child;
+  if (args.dist) {
+    const problem = distProblem(ROOT);
+    if (problem !== undefined) throw new UsageError(problem);
+    // Built here rather than by `npm run bench`: it needs a bundler plugin, and only --dist uses it.
+    script = fileURLToPath(new URL('./instructions-child-dist.mjs', import.meta.url));
+    await buildDistChild(`${ROOT}bench/instructions-child.ts`, script);
+  }
   const size = instructionsSize(args.quick);
   // Two counts per contender and op, each a whole process under callgrind (tens of seconds): one per core at a time.
-  const rows = await countInstructions(child, list, size, Math.max(1, cpus().length), (d, n, what) =>
+  const rows = await countInstructions(script, list, size, Math.max(1, cpus().length), (d, n, what) =>
     progress(`instructions: ${d}/${n} counted (${what})`),
   );
   endProgress();
   const r: InstructionsResults = {
     date: new Date().toISOString(),
+    build: args.dist ? 'dist' : 'bench',
     node: process.versions.node,
     valgrind,
     quick: args.quick,
@@ -407,7 +423,7 @@ async function instructionsMain(args: Args): Promise<void> {
     rows,
   };
   console.log(instructionsReport(r));
-  const file = saveResults(r.date, `-instructions${args.quick ? '-quick' : ''}`, r);
+  const file = saveResults(r.date, `-instructions${args.dist ? '-dist' : ''}${args.quick ? '-quick' : ''}`, r);
   console.log(`\nsaved ${file.slice(ROOT.length)}`);
 }
 

@@ -5,7 +5,7 @@
  * which this machine and CI have: under CI its absence fails the test rather than skipping it.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,8 +15,10 @@ import type { Contender } from '../../bench/contenders.js';
 import { FLOOR_OWN_PROMISE, overheadContenders } from '../../bench/contenders.js';
 import { INSTRUCTION_OPS, runInstructionsChild } from '../../bench/instruction-ops.js';
 import {
+  buildDistChild,
   collected,
   countInstructions,
+  distProblem,
   instructionsReport,
   instructionsSize,
   valgrindVersion,
@@ -130,7 +132,87 @@ describe('reading callgrind', () => {
     expect(text).toContain('Instructions per call (callgrind), cross the event loop (setImmediate) [Node 20.99.0]');
     expect(text).toMatch(/bulwark retry +1,250 +\+250 +1\.250x/);
     expect(text).toContain('valgrind-3.19.0, node --single-threaded --predictable; 50,000 calls of warm-up');
+    // Which bulwark was counted: the bench's bundle unless the run says dist (counts saved before --dist say neither).
+    expect(text).toContain('bulwark bundled from src/ with the bench; valgrind-3.19.0');
+    const dist = instructionsReport({
+      date: '2026-12-07T00:00:00.000Z',
+      build: 'dist',
+      node: '20.99.0',
+      valgrind: 'valgrind-3.19.0',
+      quick: false,
+      size: instructionsSize(false),
+      rows,
+    });
+    expect(dist).toContain('bulwark from dist/ (the package build, imported as `bulwark`); valgrind-3.19.0');
   });
+});
+
+describe('--dist: counting the package build', () => {
+  it('refuses a dist/ that is missing or older than src/, naming the newest change', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bulwark-dist-state-'));
+    try {
+      mkdirSync(join(dir, 'src/policies'), { recursive: true });
+      writeFileSync(join(dir, 'src/index.ts'), '');
+      writeFileSync(join(dir, 'src/policies/retry.ts'), '');
+      expect(distProblem(dir)).toBe(
+        '--dist counts the package build in dist/, which is missing: run `npm run build` first',
+      );
+      mkdirSync(join(dir, 'dist'));
+      writeFileSync(join(dir, 'dist/index.js'), '');
+      const t = Date.now() / 1000;
+      utimesSync(join(dir, 'src/index.ts'), t - 60, t - 60);
+      utimesSync(join(dir, 'src/policies/retry.ts'), t - 30, t - 30);
+      utimesSync(join(dir, 'dist/index.js'), t - 10, t - 10);
+      expect(distProblem(dir)).toBeUndefined();
+      // A file, not the folder that holds it, is named (a folder's time changes when a file is added or removed).
+      utimesSync(join(dir, 'src/policies/retry.ts'), t, t);
+      expect(distProblem(dir)).toBe(
+        '--dist counts dist/, which is older than src/ (src/policies/retry.ts changed after the last build): run `npm run build` first',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('builds the counted process around the package itself, and it runs its calls through dist/', async () => {
+    // The scratch repository imports itself by name, as this one does: package.json's exports lead to dist/.
+    const dir = mkdtempSync(join(tmpdir(), 'bulwark-dist-child-'));
+    try {
+      writeFileSync(
+        join(dir, 'package.json'),
+        JSON.stringify({ name: 'bulwark', type: 'module', exports: { '.': './dist/index.js' } }),
+      );
+      symlinkSync(join(REPO, 'dist'), join(dir, 'dist'), 'dir');
+      symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'), 'dir');
+      const out = join(dir, 'bench/.out/instructions-child-dist.mjs');
+      await buildDistChild(join(REPO, 'bench/instructions-child.ts'), out);
+      const text = readFileSync(out, 'utf8');
+      expect(text).toMatch(/from "bulwark"/);
+      // None of bulwark's own code is in the bundle: the policies come from dist/.
+      expect(text).not.toMatch(/class (RetryPolicy|FusedUnit|DeadlineQueue)\b/);
+      const run = spawnSync(process.execPath, [out, 'bulwark pipeline(4)', '1', '200'], { cwd: dir, encoding: 'utf8' });
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('refuses to build a counted process that would still bundle part of src/', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bulwark-dist-mixed-'));
+    try {
+      const entry = join(dir, 'entry.ts');
+      writeFileSync(
+        entry,
+        `import { systemClock } from '${join(REPO, 'src/core/clock.js')}';\nconsole.log(systemClock);\n`,
+      );
+      await expect(buildDistChild(entry, join(dir, 'out.mjs'))).rejects.toThrow(
+        /^--dist: the counted process still bundles bulwark's source \(.*src\/core\/clock\.ts\); the contenders must import bulwark from '\.\.\/src\/index\.js' only$/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe('npm run bench -- --instructions', { timeout: 60_000 }, () => {
@@ -141,7 +223,22 @@ describe('npm run bench -- --instructions', { timeout: 60_000 }, () => {
     const alone = bench(['--contenders=bare']);
     expect(alone.status).toBe(1);
     expect(alone.stderr).toContain('bench: --contenders goes with --instructions');
+    const dist = bench(['--dist']);
+    expect(dist.status).toBe(1);
+    expect(dist.stderr).toContain('bench: --dist goes with --instructions');
   });
+
+  // The scratch repository has no dist/. Valgrind is looked for first, so this needs it (CI has it: never skipped there).
+  it.runIf(VALGRIND !== undefined || process.env.CI !== undefined)(
+    'with --dist, says to build the package first when dist/ is missing',
+    () => {
+      const run = bench(['--instructions', '--dist', '--contenders=bare']);
+      expect(run.status).toBe(1);
+      expect(run.stderr).toBe(
+        'bench: --dist counts the package build in dist/, which is missing: run `npm run build` first\n',
+      );
+    },
+  );
 
   it('names an unknown contender and lists the known ones', () => {
     // Checked before valgrind is looked for: a typo is reported on any machine.
