@@ -16,7 +16,8 @@
  * (the tight loop) and one that awaits a setImmediate (a call that crosses the event loop).
  *
  * What it does not measure: time. An instruction is not a nanosecond (a cache miss costs more than a hundred), so this
- * is for comparing builds and contenders on one Node, not for the targets, which stay timed.
+ * is for comparing builds and contenders on one Node. The targets table stays timed; counts published with the docs
+ * (bench/results/published-instructions.json) judge the setImmediate ratio targets on counted ratios beside it.
  * @module
  */
 import { spawn, spawnSync } from 'node:child_process';

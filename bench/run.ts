@@ -184,21 +184,55 @@ function parseArgs(argv: readonly string[]): Args {
  * A results file holds one run or, for bench/results/published.json, the runs the docs page shows. The targets are
  * evaluated again from the measurements, so a re-rendered page states the targets of the current bench/report.ts.
  */
-function readRuns(file: string): Results[] {
-  const parsed = JSON.parse(readFileSync(file, 'utf8')) as Results | Results[];
-  return (Array.isArray(parsed) ? parsed : [parsed]).map((r) => ({ ...r, targets: evaluateTargets(r) }));
+/** What a saved results file holds: timed runs, instruction counts (`--instructions`), or a list of either. */
+function readReports(file: string): { runs: Results[]; counts: InstructionsResults[] } {
+  const parsed = JSON.parse(readFileSync(file, 'utf8')) as
+    | Results
+    | InstructionsResults
+    | (Results | InstructionsResults)[];
+  const all = Array.isArray(parsed) ? parsed : [parsed];
+  const isCount = (x: Results | InstructionsResults): x is InstructionsResults => 'valgrind' in x;
+  return {
+    runs: all.filter((x): x is Results => !isCount(x)).map((r) => ({ ...r, targets: evaluateTargets(r) })),
+    counts: all.filter(isCount),
+  };
 }
 
-/** Regenerates the docs page, its chart and bench/results/published.json (the runs they show); maintainers only. */
-function writeDocs(runs: readonly Results[]): void {
+const PUBLISHED_COUNTS = 'bench/results/published-instructions.json';
+
+/** The instruction counts the docs show now (none before any was published). */
+function publishedCounts(): InstructionsResults[] {
+  const file = `${ROOT}${PUBLISHED_COUNTS}`;
+  return existsSync(file) ? readReports(file).counts : [];
+}
+
+/**
+ * Regenerates the docs page, its charts, bench/results/published.json (the runs they show) and, when counts are given,
+ * bench/results/published-instructions.json (the instruction counts they show); maintainers only. Without counts, the
+ * published ones stay.
+ */
+function writeDocs(runs: readonly Results[], given: readonly InstructionsResults[]): void {
+  if (runs.length === 0) {
+    throw new UsageError(
+      '--update-docs needs at least one timed run (--report <results.json>), not instruction counts alone',
+    );
+  }
   const unfit = runs.filter((r) => r.quick || SUITES.some((k) => !hasSuite(r, k)));
   if (unfit.length > 0) {
     throw new UsageError(
       `--update-docs publishes full runs of every suite only; not: ${unfit.map((r) => `${r.date} (Node ${nodeOf(r)}${r.quick ? ', quick' : ', some suites'})`).join(', ')}`,
     );
   }
+  const quickCounts = given.filter((c) => c.quick);
+  if (quickCounts.length > 0) {
+    throw new UsageError(
+      `--update-docs publishes full instruction counts only; not: ${quickCounts.map((c) => `${c.date} (Node ${c.node}, quick)`).join(', ')}`,
+    );
+  }
+  const counts = given.length > 0 ? given : publishedCounts();
   writeFileSync(`${ROOT}bench/results/published.json`, `${JSON.stringify(runs, null, 2)}\n`);
-  writeFileSync(`${ROOT}docs/benchmarks.md`, markdown(runs));
+  if (given.length > 0) writeFileSync(`${ROOT}${PUBLISHED_COUNTS}`, `${JSON.stringify(given, null, 2)}\n`);
+  writeFileSync(`${ROOT}docs/benchmarks.md`, markdown(runs, counts));
   writeFileSync(`${ROOT}docs/benchmarks-overhead.svg`, overheadSvg(runs));
   writeFileSync(`${ROOT}docs/benchmarks-overload.svg`, overloadSvg(runs));
   console.log(
@@ -437,9 +471,12 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.instructions) return instructionsMain(args);
   if (args.reports.length > 0) {
-    const runs = args.reports.flatMap(readRuns);
+    const read = args.reports.map(readReports);
+    const runs = read.flatMap((x) => x.runs);
+    const counts = read.flatMap((x) => x.counts);
     for (const r of runs) console.log(`${terminalReport(r)}\n\n${missedTargetsReport(r)}`);
-    if (args.updateDocs) writeDocs(runs);
+    for (const c of counts) console.log(`\n${instructionsReport(c)}`);
+    if (args.updateDocs) writeDocs(runs, counts);
     return;
   }
   // Checked here, before any child starts: each would fail on its first gc() otherwise.
@@ -511,7 +548,7 @@ async function main(): Promise<void> {
   console.log(terminalReport(r));
   const file = saveResults(r.date, s.quick ? '-quick' : '', r);
   console.log(`\nsaved ${file.slice(ROOT.length)} (${results.durationSec.toFixed(0)} s, Node ${r.node})`);
-  if (failures.length === 0 && args.updateDocs) writeDocs([r]);
+  if (failures.length === 0 && args.updateDocs) writeDocs([r], []);
   // Missed targets are information about this machine and run, not a failure of the bench: the exit code stays 0.
   console.log(`\n${missedTargetsReport(r)}`);
   if (failures.length > 0) {

@@ -227,6 +227,90 @@ describe('npm run bench', { timeout: 60_000 }, () => {
     expect(readFileSync(join(root, 'docs/benchmarks-overload.svg'), 'utf8')).toContain('retry + retryBudget()');
   });
 
+  it('publishes instruction counts given with --report beside the runs, judging the setImmediate targets on them', () => {
+    const row = (contender: string, library: string, op: string, perCall: number, bare: number) => ({
+      contender,
+      library,
+      op,
+      perCall,
+      overBare: perCall - bare,
+      ratio: perCall / bare,
+    });
+    const imm = 'cross the event loop (setImmediate)';
+    const counts = (quick: boolean) => ({
+      date: '2026-12-02T10:00:00.000Z',
+      build: 'bench',
+      node: '20.99.0',
+      valgrind: 'valgrind-3.19.0',
+      quick,
+      size: quick ? { warm: 20_000, calls: 20_000 } : { warm: 50_000, calls: 100_000 },
+      rows: [
+        row('bare', 'baseline', 'async () => 1', 700, 700),
+        row('floor: own promise + clock', 'floor', 'async () => 1', 1_464, 700),
+        row('bulwark retry', 'bulwark', 'async () => 1', 1_267, 700),
+        row('bulwark timeout', 'bulwark', 'async () => 1', 2_255, 700),
+        row('bulwark pipeline(4)', 'bulwark', 'async () => 1', 2_981, 700),
+        row('bare', 'baseline', imm, 6_600, 6_600),
+        row('floor: own promise + clock', 'floor', imm, 7_392, 6_600),
+        row('bulwark retry', 'bulwark', imm, 7_128, 6_600),
+        row('bulwark timeout', 'bulwark', imm, 8_250, 6_600),
+        row('bulwark pipeline(4)', 'bulwark', imm, 8_910, 6_600),
+      ],
+    });
+    writeFileSync(join(root, 'counts.json'), JSON.stringify(counts(false)));
+    writeFileSync(join(root, 'counts-quick.json'), JSON.stringify(counts(true)));
+    writeFileSync(join(root, 'docs/benchmarks.md'), SENTINEL);
+
+    // Printed like any saved result.
+    const shown = bench('--report', 'counts.json');
+    expect(shown.status).toBe(0);
+    expect(shown.stdout).toContain(
+      'Instructions per call (callgrind), cross the event loop (setImmediate) [Node 20.99.0]',
+    );
+    expect(docs()).toBe(SENTINEL);
+
+    const run = bench('--report', 'node20.json', '--report', 'counts.json', '--update-docs');
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    const page = docs();
+    expect(page).toContain('#### Published counts');
+    expect(page).toContain(
+      "**Node 20.99.0, bulwark bundled from src/ with the bench's code** (2026-12-02; valgrind-3.19.0",
+    );
+    expect(page).toMatch(/\| bulwark retry +\| +1,267 \| +1\.810x \| +7,128 \| +1\.080x \| +<= 1\.10x: yes \|/);
+    expect(page).toMatch(
+      /\| bulwark timeout +\| +2,255 \| +3\.221x \| +8,250 \| +1\.250x \| +<= 1\.10x: NO \(0\.15x over\) \|/,
+    );
+    expect(page).toMatch(/\| bulwark pipeline\(4\) +\| .* \| +1\.350x \| +<= 1\.30x: NO \(0\.05x over\) \|/);
+    // Floors and bare have no target of their own.
+    expect(page).toMatch(/\| floor: own promise \+ clock +\| .* \| +1\.120x \| +\|/);
+    expect(page).toContain(
+      "counts 1.120x with the setImmediate op on this Node, above the timeout's 1.10x: no timeout with an exact deadline meets that target here",
+    );
+    expect(JSON.parse(readFileSync(join(root, 'bench/results/published-instructions.json'), 'utf8'))).toEqual([
+      counts(false),
+    ]);
+
+    // Re-rendered from the runs alone, the page keeps the published counts.
+    const again = bench('--report', 'node20.json', '--update-docs');
+    expect(again.status).toBe(0);
+    expect(docs()).toBe(page);
+
+    // Counts alone are not a page, and quick counts are not published.
+    writeFileSync(join(root, 'docs/benchmarks.md'), SENTINEL);
+    const alone = bench('--report', 'counts.json', '--update-docs');
+    expect(alone.status).toBe(1);
+    expect(alone.stderr).toBe(
+      'bench: --update-docs needs at least one timed run (--report <results.json>), not instruction counts alone\n',
+    );
+    const quick = bench('--report', 'node20.json', '--report', 'counts-quick.json', '--update-docs');
+    expect(quick.status).toBe(1);
+    expect(quick.stderr).toBe(
+      'bench: --update-docs publishes full instruction counts only; not: 2026-12-02T10:00:00.000Z (Node 20.99.0, quick)\n',
+    );
+    expect(docs()).toBe(SENTINEL);
+  });
+
   it('refuses to publish a quick run or a measuring run that is not full, before measuring anything', () => {
     writeFileSync(join(root, 'docs/benchmarks.md'), SENTINEL);
     const fromQuick = bench('--report', 'quick.json', '--update-docs');
