@@ -255,17 +255,22 @@ export class ExecutionContext implements Context {
    */
   declare _extra: CallExtras | undefined;
 
+  /**
+   * Every argument given, none defaulted, and the extras made by the caller: V8 counts a constructor's whole bytecode
+   * against its inlining budget wherever it is inlined (a root per call in `execute`, a view per attempt), and default
+   * parameters and a conditional `new` there took as much again as the six stores.
+   */
   constructor(
     caller: AbortSignal | undefined,
     operation: string,
-    props: Properties | undefined,
-    attempt = 1,
-    scope: Scope | undefined = undefined,
-    parent?: ExecutionContext,
+    extra: CallExtras | undefined,
+    attempt: number,
+    scope: Scope | undefined,
+    parent: ExecutionContext | undefined,
   ) {
     this._caller = caller;
     this.operation = operation;
-    this._extra = props === undefined ? undefined : new CallExtras(props);
+    this._extra = extra;
     this.attempt = attempt;
     this._scope = scope;
     this._parent = parent;
@@ -388,7 +393,7 @@ function owns(view: ExecutionContext, o: Orphan): boolean {
 }
 
 // The root and every derived view share this class's map: keep it alive (see shapes.ts).
-keepShape(new ExecutionContext(undefined, 'default', undefined));
+keepShape(new ExecutionContext(undefined, 'default', undefined, 1, undefined, undefined));
 
 /** Options of one `execute` call. */
 export interface ExecuteOptions {
@@ -405,6 +410,8 @@ export interface ExecuteOptions {
 
 /** @internal */
 export function rootContext(options: ExecuteOptions | undefined | null): ExecutionContext {
-  if (options == null) return new ExecutionContext(undefined, 'default', undefined);
-  return new ExecutionContext(options.signal, options.operation ?? 'default', options.properties);
+  if (options == null) return new ExecutionContext(undefined, 'default', undefined, 1, undefined, undefined);
+  const props = options.properties;
+  const extra = props === undefined ? undefined : new CallExtras(props);
+  return new ExecutionContext(options.signal, options.operation ?? 'default', extra, 1, undefined, undefined);
 }

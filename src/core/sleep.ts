@@ -37,7 +37,7 @@ class Sleep implements AbortListener {
 keepShape(
   new Sleep(
     { now: () => 0, setTimeout: () => undefined, clearTimeout: () => undefined },
-    new ExecutionContext(undefined, 'default', undefined),
+    new ExecutionContext(undefined, 'default', undefined, 1, undefined, undefined),
     1,
     () => undefined,
     () => undefined,

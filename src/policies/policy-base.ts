@@ -59,7 +59,7 @@ export abstract class PolicyBase implements ObservablePolicy {
     // limited amount of bytecode into one optimised function, and what the shared path spends of it is taken from
     // the policy's own logic and the operation (measured: a call less, and the operation's own callees inlined).
     if (options === undefined) {
-      const ctx = new ExecutionContext(undefined, 'default', undefined);
+      const ctx = new ExecutionContext(undefined, 'default', undefined, 1, undefined, undefined);
       if (!this._events.wants(EV.executionCompleted)) return this._run(ctx, op, invoke);
       return this._executeObserved(ctx, op);
     }

@@ -29,7 +29,7 @@ class Caller implements ReportingCaller {
 }
 
 const run = (p: PolicyBase, c: Caller) => {
-  p._executeReporting(new ExecutionContext(undefined, 'op', undefined), c.op, c);
+  p._executeReporting(new ExecutionContext(undefined, 'op', undefined, 1, undefined, undefined), c.op, c);
   expect(c.outcomes).toEqual([]); // never reported from within the call that started it
 };
 const settle = () => new Promise((r) => setTimeout(r, 5));

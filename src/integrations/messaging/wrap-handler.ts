@@ -451,7 +451,7 @@ function anchorMaps(): readonly object[] {
   return [
     run,
     new DirectContext(run),
-    new MessageContext(new ExecutionContext(undefined, 'message', undefined), delivery),
+    new MessageContext(new ExecutionContext(undefined, 'message', undefined, 1, undefined, undefined), delivery),
   ];
 }
 
@@ -591,7 +591,7 @@ export function wrapHandler<M>(handler: MessageHandler<M>, options: WrapHandlerO
       let r: unknown;
       if (policy === undefined) r = handler(delivery.body, new DirectContext(run));
       else if (policy instanceof PolicyBase) {
-        r = policy._execute(new ExecutionContext(undefined, 'message', undefined, 1, run), call);
+        r = policy._execute(new ExecutionContext(undefined, 'message', undefined, 1, run, undefined), call);
       } else {
         // A policy written outside bulwark only has the public API: give it a signal that follows this delivery.
         const ac = new AbortController();

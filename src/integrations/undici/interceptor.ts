@@ -839,7 +839,7 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
     }
     this.cfg.live?.add(this);
     if (policy instanceof PolicyBase) {
-      const root = new ExecutionContext(undefined, operation, undefined, 1, this);
+      const root = new ExecutionContext(undefined, operation, undefined, 1, this, undefined);
       this.#propsOf = root;
       // Reported to `_report`: through a fused pipeline, with no promise per call or per attempt.
       policy._executeReporting(root, HttpCall.#op, this);
@@ -930,7 +930,7 @@ class HttpCall extends CancelScope implements Dispatcher.DispatchController, Rep
     let attempt: Attempt | undefined;
     if (given instanceof ExecutionContext) ctx = given;
     else {
-      ctx = new ExecutionContext(undefined, given.operation, undefined, given.attempt, this);
+      ctx = new ExecutionContext(undefined, given.operation, undefined, given.attempt, this, undefined);
       const signal = given.signal;
       if (signal.aborted) {
         reportLater(to, signal.reason);

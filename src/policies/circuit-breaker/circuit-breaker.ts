@@ -148,7 +148,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
   #share(ctx: ExecutionContext): SharedTrack {
     const gen = this.#gen;
     // A context of our own, not the call's: holding the call's would keep its properties alive.
-    const standIn = new ExecutionContext(undefined, ctx.operation, undefined, ctx.attempt);
+    const standIn = new ExecutionContext(undefined, ctx.operation, undefined, ctx.attempt, undefined, undefined);
     this.#shared = new SharedTrack(
       gen,
       ctx.operation,

@@ -226,7 +226,7 @@ export class TimeoutPolicy extends PolicyBase {
 keepShape(
   new TimeoutAttempt<unknown>(
     undefined as unknown as TimeoutPolicy,
-    new ExecutionContext(undefined, 'default', undefined),
+    new ExecutionContext(undefined, 'default', undefined, 1, undefined, undefined),
     () => undefined,
     () => undefined,
   ),
