@@ -70,6 +70,8 @@ export interface InstructionsResults {
   readonly date: string;
   /** Absent in counts saved before `--dist` existed: those are `bench`. */
   readonly build?: InstructionsBuild;
+  /** The CPU model and its cores (absent in counts saved before it was recorded). */
+  readonly machine?: string;
   readonly node: string;
   readonly valgrind: string;
   readonly quick: boolean;
@@ -262,5 +264,5 @@ export function instructionsReport(r: InstructionsResults): string {
     r.build === 'dist'
       ? 'bulwark from dist/ (the package build, imported as `bulwark`)'
       : 'bulwark bundled from src/ with the bench';
-  return `${parts.join('\n\n')}\n\n${build}; ${r.valgrind}, node ${DETERMINISTIC_FLAGS.join(' ')}; ${r.size.warm.toLocaleString('en-US')} calls of warm-up, ${r.size.calls.toLocaleString('en-US')} counted. Counts, not times: compare builds and contenders on one Node.`;
+  return `${parts.join('\n\n')}\n\n${build}; ${r.machine === undefined ? '' : `${r.machine}; `}${r.valgrind}, node ${DETERMINISTIC_FLAGS.join(' ')}; ${r.size.warm.toLocaleString('en-US')} calls of warm-up, ${r.size.calls.toLocaleString('en-US')} counted. Counts, not times: compare builds and contenders on one Node.`;
 }

@@ -1127,9 +1127,9 @@ const SET_IMMEDIATE_OP = 'cross the event loop (setImmediate)';
 export function countsSection(counts: readonly InstructionsResults[]): string {
   const md: string[] = ['#### Published counts', ''];
   md.push(
-    'Counted with `--instructions` (full size) on the machine of the runs above. They do not depend on what else the ' +
-      'machine did, so the setImmediate targets are judged on them here too: the target column applies the timed ' +
-      "targets' limits to the counted ratio.",
+    'Counted with `--instructions` (full size). A count does not depend on what else the machine did, so the ' +
+      "setImmediate targets are judged on them here too: the target column applies the timed targets' limits to the " +
+      'counted ratio.',
   );
   md.push('');
   const ops = ['async () => 1', SET_IMMEDIATE_OP];
@@ -1137,7 +1137,7 @@ export function countsSection(counts: readonly InstructionsResults[]): string {
     const build =
       c.build === 'dist' ? 'bulwark from dist/ (the package build)' : "bulwark bundled from src/ with the bench's code";
     md.push(
-      `**Node ${c.node}, ${build}** (${c.date.slice(0, 10)}; ${c.valgrind}, node ${DETERMINISTIC_FLAGS.join(' ')}; ` +
+      `**Node ${c.node}, ${build}** (${c.date.slice(0, 10)}; ${c.machine === undefined ? '' : `${c.machine}; `}${c.valgrind}, node ${DETERMINISTIC_FLAGS.join(' ')}; ` +
         `${c.size.warm.toLocaleString('en-US')} calls of warm-up, ${c.size.calls.toLocaleString('en-US')} counted${c.quick ? ', quick' : ''})`,
     );
     md.push('');

@@ -450,6 +450,7 @@ async function instructionsMain(args: Args): Promise<void> {
   const r: InstructionsResults = {
     date: new Date().toISOString(),
     build: args.dist ? 'dist' : 'bench',
+    machine: `${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${cpus().length} cores`,
     node: process.versions.node,
     valgrind,
     quick: args.quick,

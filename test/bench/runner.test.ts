@@ -240,6 +240,7 @@ describe('npm run bench', { timeout: 60_000 }, () => {
     const counts = (quick: boolean) => ({
       date: '2026-12-02T10:00:00.000Z',
       build: 'bench',
+      machine: 'test cpu, 2 cores',
       node: '20.99.0',
       valgrind: 'valgrind-3.19.0',
       quick,
@@ -275,7 +276,7 @@ describe('npm run bench', { timeout: 60_000 }, () => {
     const page = docs();
     expect(page).toContain('#### Published counts');
     expect(page).toContain(
-      "**Node 20.99.0, bulwark bundled from src/ with the bench's code** (2026-12-02; valgrind-3.19.0",
+      "**Node 20.99.0, bulwark bundled from src/ with the bench's code** (2026-12-02; test cpu, 2 cores; valgrind-3.19.0",
     );
     expect(page).toMatch(/\| bulwark retry +\| +1,267 \| +1\.810x \| +7,128 \| +1\.080x \| +<= 1\.10x: yes \|/);
     expect(page).toMatch(
