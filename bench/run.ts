@@ -181,10 +181,10 @@ function parseArgs(argv: readonly string[]): Args {
 }
 
 /**
- * A results file holds one run or, for bench/results/published.json, the runs the docs page shows. The targets are
- * evaluated again from the measurements, so a re-rendered page states the targets of the current bench/report.ts.
+ * What a saved results file holds: one timed run, one instruction count (`--instructions`) or, for the published
+ * files, a list of either. The targets are evaluated again from the measurements, so a re-rendered page states the
+ * targets of the current bench/report.ts.
  */
-/** What a saved results file holds: timed runs, instruction counts (`--instructions`), or a list of either. */
 function readReports(file: string): { runs: Results[]; counts: InstructionsResults[] } {
   const parsed = JSON.parse(readFileSync(file, 'utf8')) as
     | Results
