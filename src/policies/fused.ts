@@ -229,8 +229,6 @@ class FusedCall<T> implements BulkheadEntry, Reporter, AbortListener, ScopeState
   declare readonly _unit: FusedUnit;
   /** The context the unit received (the retry's and the breaker's). */
   declare readonly _ctx: ExecutionContext;
-  /** The context the operation receives: a view with this call as its scope when there is a timeout. */
-  declare _view: ExecutionContext;
   declare readonly _op: Operation<T>;
   /** The promise's resolve function, or (with no `_reject`) the reporting caller. One field: it is per call. */
   declare readonly _resolve: ((value: T | PromiseLike<T>) => void) | ReportingCaller;
@@ -261,7 +259,6 @@ class FusedCall<T> implements BulkheadEntry, Reporter, AbortListener, ScopeState
     this._qNext = undefined;
     this._unit = unit;
     this._ctx = ctx;
-    this._view = ctx;
     this._op = op;
     this._resolve = resolve;
     this._reject = reject;
@@ -323,7 +320,7 @@ class FusedCall<T> implements BulkheadEntry, Reporter, AbortListener, ScopeState
   }
 
   get _qCtx(): ExecutionContext {
-    return this._view;
+    return this._ctx;
   }
 
   start(): void {
@@ -354,21 +351,21 @@ class FusedCall<T> implements BulkheadEntry, Reporter, AbortListener, ScopeState
       if (ctx._subscribe(this)) this._bits |= SUBSCRIBED;
       if (now >= 0) timeout._queue.add(this, now);
       else timeout._queue.add(this);
-      this._view = ctx._derive(ctx.attempt, this);
     }
     if (bulkhead === undefined || bulkhead._tryAcquire()) {
       if (bulkhead !== undefined) this._bits |= SLOT;
       this._run();
       return;
     }
-    const view = this._view;
-    const refusal = bulkhead._refusal(view);
+    // Refused or queued: the context is the caller's (the view, made when the operation runs, differs only by this
+    // call's own scope, which nothing has aborted yet).
+    const refusal = bulkhead._refusal(ctx);
     if (refusal !== undefined) {
       this._failBeforeRun(refusal);
       return;
     }
-    if (view._aborted) {
-      this._failBeforeRun(view._reason);
+    if (ctx._aborted) {
+      this._failBeforeRun(ctx._reason);
       return;
     }
     bulkhead._enqueue(this);
@@ -378,12 +375,17 @@ class FusedCall<T> implements BulkheadEntry, Reporter, AbortListener, ScopeState
 
   _run(): void {
     this._bits = (this._bits & ~PHASE) | RUNNING;
+    // The operation's context: with a timeout, a view with this call as its scope. Made here, not at the start, and
+    // not kept: a call waiting in the bulkhead's queue does not need it, and thousands may wait (72 bytes each, and a
+    // field of 8 more).
+    const ctx = this._ctx;
+    const view = this._unit.timeout === undefined ? ctx : ctx._derive(ctx.attempt, this);
     if (this._reject === undefined) {
-      (this._resolve as ReportingCaller)._begin(this._view, this);
+      (this._resolve as ReportingCaller)._begin(view, this);
       return;
     }
     // Bound methods, not arrow closures: see TimeoutAttempt.start.
-    invoke(this._view, this._op).then(this._onValue.bind(this), this._onError.bind(this));
+    invoke(view, this._op).then(this._onValue.bind(this), this._onError.bind(this));
   }
 
   _onValue(value: unknown): void {

@@ -57,6 +57,7 @@ describe('hidden classes kept across full GCs', () => {
       'Sleep',
       'TimeoutAttempt',
       'Waiter',
+      'TimedWaiter',
       'HedgeCall',
       'HedgeAttempt',
       'PromiseReporter',
@@ -75,7 +76,7 @@ describe('hidden classes kept across full GCs', () => {
     await import('../../src/integrations/grpc/index.js');
     await import('../../src/integrations/messaging/index.js');
     const fast = fastConstructors();
-    for (const name of ['HedgeCall', 'HedgeAttempt', 'Waiter', 'GrpcCall', 'MessageRun', 'HttpCall']) {
+    for (const name of ['HedgeCall', 'HedgeAttempt', 'TimedWaiter', 'GrpcCall', 'MessageRun', 'HttpCall']) {
       expect(fast, name).toContain(name);
     }
   });

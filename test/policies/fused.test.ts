@@ -86,6 +86,40 @@ describe('fused pipelines (retry > circuitBreaker > timeout > bulkhead as one st
     expect(late.map((e) => e.outcome)).toEqual([{ ok: true, value: 'done' }]);
   });
 
+  it('a call that waited in the queue runs under its own deadline, counted from the call, and its signal aborts then', async () => {
+    const clock = new FakeClock();
+    const bh = bulkhead({ limit: 1, queue: 1, clock });
+    const p = pipeline(timeout({ ms: 10, clock }), bh);
+    const rejected: string[] = [];
+    p.on('bulkhead.rejected', (e) => rejected.push(`${e.operation}:${e.reason}`));
+    const first = deferred<string>();
+    const running = p.execute(() => first.promise);
+    let seen: AbortSignal | undefined;
+    const queued = rejectionOf(
+      p.execute(
+        ({ signal }) => {
+          seen = signal;
+          return new Promise<never>(() => undefined);
+        },
+        { operation: 'queued' },
+      ),
+    );
+    // The queue is full: the refusal names the refused call's operation.
+    expect(await rejectionOf(p.execute(() => 'never', { operation: 'third' }))).toMatchObject({ reason: 'full' });
+    expect(rejected).toEqual(['third:full']);
+    await clock.advance(4);
+    first.resolve('ok');
+    expect(await running).toBe('ok');
+    expect(seen?.aborted).toBe(false); // granted, running, its deadline not yet passed
+    await clock.advance(5);
+    expect(seen?.aborted).toBe(false);
+    await clock.advance(1); // 10 ms after the call began, queue time included
+    const error = await queued;
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(seen?.aborted).toBe(true);
+    expect(seen?.reason).toBe(error);
+  });
+
   it("a caller's abort while queued rejects with the caller's reason and removes every listener", async () => {
     const clock = new FakeClock();
     const bh = bulkhead({ limit: 1, queue: 1, clock });

@@ -1,6 +1,6 @@
 import { systemClock } from '../../core/clock.js';
 import type { AbortListener, ExecutionContext } from '../../core/context.js';
-import { DeadlineEntry, DeadlineQueue } from '../../core/deadline-queue.js';
+import { DeadlineQueue, type QueuedDeadline } from '../../core/deadline-queue.js';
 import { invoke, type Next, type Operation } from '../../core/policy.js';
 import { keepShape } from '../../core/shapes.js';
 import { BulkheadRejectedError, type BulkheadRejectionReason } from '../../errors/errors.js';
@@ -28,20 +28,22 @@ export interface BulkheadEntry {
 }
 
 /**
- * A call waiting for a slot: a node of the FIFO list, an abort listener, a queue-timeout entry and the call's
- * continuation at once. Why one object: a bulkhead under load holds thousands of these, so each queued call costs
- * one allocation and one promise, and no async frame.
+ * A call waiting for a slot: a node of the FIFO list, an abort listener and the call's continuation at once. Why
+ * one object: a bulkhead under load holds thousands of these, so each queued call costs one allocation and one
+ * promise, and no async frame. With `queueTimeoutMs` it is a {@link TimedWaiter}, which is a deadline entry too.
+ *
+ * Why `declare` fields assigned in the constructor: see DeadlineEntry (no per-instance initialiser).
  */
-class Waiter extends DeadlineEntry implements AbortListener, BulkheadEntry {
-  _qPrev: BulkheadEntry | undefined = undefined;
-  _qNext: BulkheadEntry | undefined = undefined;
-  subscribed = false;
-  readonly ctx: ExecutionContext;
-  readonly op: Operation<unknown>;
-  readonly cont: Next;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (reason: unknown) => void;
-  readonly #owner: BulkheadPolicy;
+class Waiter implements AbortListener, BulkheadEntry {
+  declare _qPrev: BulkheadEntry | undefined;
+  declare _qNext: BulkheadEntry | undefined;
+  declare subscribed: boolean;
+  declare readonly ctx: ExecutionContext;
+  declare readonly op: Operation<unknown>;
+  declare readonly cont: Next;
+  declare readonly resolve: (value: unknown) => void;
+  declare readonly reject: (reason: unknown) => void;
+  declare readonly _owner: BulkheadPolicy;
 
   constructor(
     owner: BulkheadPolicy,
@@ -51,8 +53,10 @@ class Waiter extends DeadlineEntry implements AbortListener, BulkheadEntry {
     resolve: (value: unknown) => void,
     reject: (reason: unknown) => void,
   ) {
-    super();
-    this.#owner = owner;
+    this._qPrev = undefined;
+    this._qNext = undefined;
+    this.subscribed = false;
+    this._owner = owner;
     this.ctx = ctx;
     this.op = op;
     this.cont = cont;
@@ -65,7 +69,7 @@ class Waiter extends DeadlineEntry implements AbortListener, BulkheadEntry {
   }
 
   _grant(): void {
-    this.#owner._hold(this.ctx, this.op, this.cont).then(this.resolve, this.reject);
+    this._owner._hold(this.ctx, this.op, this.cont).then(this.resolve, this.reject);
   }
 
   _refuse(reason: unknown): void {
@@ -73,25 +77,64 @@ class Waiter extends DeadlineEntry implements AbortListener, BulkheadEntry {
   }
 
   _dequeued(): void {
-    this.#owner._timeouts?.remove(this);
     if (this.subscribed) {
       this.subscribed = false;
       this.ctx._unsubscribe(this);
     }
   }
 
-  _expire(): void {
-    this.#owner._leave(this, 'queue_timeout', undefined);
-  }
-
   _onAbort(reason: unknown): void {
-    this.#owner._leave(this, undefined, reason);
+    this._owner._leave(this, undefined, reason);
   }
 }
 
-// Keep the waiter's map alive across full GCs (see shapes.ts); a deadline holds a fraction of a ms per call.
+/**
+ * A {@link Waiter} with a queue-wait limit: also an entry of the bulkhead's deadline queue. Why a class of its own:
+ * the deadline's three fields (and the boxed number a deadline is) would cost every queued call of every bulkhead,
+ * about 40 bytes each, when most bulkheads have no queue timeout.
+ */
+class TimedWaiter extends Waiter implements QueuedDeadline {
+  declare _deadline: number;
+  declare _prev: QueuedDeadline | undefined;
+  declare _next: QueuedDeadline | undefined;
+
+  constructor(
+    owner: BulkheadPolicy,
+    ctx: ExecutionContext,
+    op: Operation<unknown>,
+    cont: Next,
+    resolve: (value: unknown) => void,
+    reject: (reason: unknown) => void,
+  ) {
+    super(owner, ctx, op, cont, resolve, reject);
+    this._deadline = 0;
+    this._prev = undefined;
+    this._next = undefined;
+  }
+
+  override _dequeued(): void {
+    this._owner._timeouts?.remove(this);
+    super._dequeued();
+  }
+
+  _expire(): void {
+    this._owner._leave(this, 'queue_timeout', undefined);
+  }
+}
+
+// Keep the waiters' maps alive across full GCs (see shapes.ts); a deadline holds a fraction of a ms per call.
 keepShape(
   new Waiter(
+    undefined as unknown as BulkheadPolicy,
+    undefined as unknown as ExecutionContext,
+    () => undefined,
+    () => Promise.resolve(undefined) as never,
+    () => undefined,
+    () => undefined,
+  ),
+);
+keepShape(
+  new TimedWaiter(
     undefined as unknown as BulkheadPolicy,
     undefined as unknown as ExecutionContext,
     () => undefined,
@@ -199,10 +242,17 @@ export class BulkheadPolicy extends PolicyBase {
   #queue<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       // The waiter is untyped inside: it hands the value of `op` straight to this promise's resolve.
-      const w = new Waiter(this, ctx, op, next, resolve as (value: unknown) => void, reject);
-      this._enqueue(w);
-      w.subscribed = ctx._subscribe(w);
-      this._timeouts?.add(w);
+      const timeouts = this._timeouts;
+      if (timeouts === undefined) {
+        const w = new Waiter(this, ctx, op, next, resolve as (value: unknown) => void, reject);
+        this._enqueue(w);
+        w.subscribed = ctx._subscribe(w);
+      } else {
+        const w = new TimedWaiter(this, ctx, op, next, resolve as (value: unknown) => void, reject);
+        this._enqueue(w);
+        w.subscribed = ctx._subscribe(w);
+        timeouts.add(w);
+      }
     });
   }
 
