@@ -248,6 +248,19 @@ export function overheadContenders(peers: Peers): readonly Contender[] {
   return [bare as Contender, ...FLOORS, ...rest];
 }
 
+/**
+ * The in-flight suite's contenders: every contender, and after bare the floor `floor: own promise`. Why that floor:
+ * a call that may be settled before its operation (a timeout) or that waits for a slot (a bulkhead's queue) must hand
+ * its caller a promise of its own, and while pending that promise holds its two resolving functions, their context
+ * and a reaction on the operation's promise; so the floor is the least any such policy holds per call in flight,
+ * before any state of its own.
+ */
+export function inFlightContenders(peers: Peers): readonly Contender[] {
+  const [bare, ...rest] = contenders(peers);
+  const floor = FLOORS.find((f) => f.name === FLOOR_OWN_PROMISE) as Contender;
+  return [bare as Contender, floor, ...rest];
+}
+
 /** Every contender, bare first (the suites compare with it); cockatiel and opossum once per major loaded. */
 export function contenders(peers: Peers): readonly Contender[] {
   return [

@@ -17,7 +17,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, release, totalmem, type } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { type Contender, contenders, overheadContenders } from './contenders.js';
+import { type Contender, inFlightContenders, overheadContenders } from './contenders.js';
 import {
   endProgress,
   IN_PROCESS_CHILD,
@@ -277,7 +277,7 @@ function watchWarnings(): Set<string> {
 /** Runs one suite in this process and returns its rows (what goes under its key in {@link Results}). */
 async function runSuite(suite: Suite, s: Settings, step: string, peers: Peers): Promise<unknown> {
   if (suite === 'overhead') return overheadSuite(s, step, overheadContenders(peers));
-  if (suite === 'in-flight') return inFlightSuite(s, step, contenders(peers));
+  if (suite === 'in-flight') return inFlightSuite(s, step, inFlightContenders(peers));
   if (suite === 'deopt') return deoptSuite(s, step);
   if (suite === 'fail-fast') return failFastSuite(s, step, peers);
   if (suite === 'events') return eventsSuite(s, step);
