@@ -98,15 +98,8 @@ class TimedWaiter extends Waiter implements QueuedDeadline {
   declare _prev: QueuedDeadline | undefined;
   declare _next: QueuedDeadline | undefined;
 
-  constructor(
-    owner: BulkheadPolicy,
-    ctx: ExecutionContext,
-    op: Operation<unknown>,
-    cont: Next,
-    resolve: (value: unknown) => void,
-    reject: (reason: unknown) => void,
-  ) {
-    super(owner, ctx, op, cont, resolve, reject);
+  constructor(...args: ConstructorParameters<typeof Waiter>) {
+    super(...args);
     this._deadline = 0;
     this._prev = undefined;
     this._next = undefined;
@@ -123,26 +116,16 @@ class TimedWaiter extends Waiter implements QueuedDeadline {
 }
 
 // Keep the waiters' maps alive across full GCs (see shapes.ts); a deadline holds a fraction of a ms per call.
-keepShape(
-  new Waiter(
-    undefined as unknown as BulkheadPolicy,
-    undefined as unknown as ExecutionContext,
-    () => undefined,
-    () => Promise.resolve(undefined) as never,
-    () => undefined,
-    () => undefined,
-  ),
-);
-keepShape(
-  new TimedWaiter(
-    undefined as unknown as BulkheadPolicy,
-    undefined as unknown as ExecutionContext,
-    () => undefined,
-    () => Promise.resolve(undefined) as never,
-    () => undefined,
-    () => undefined,
-  ),
-)._deadline = 0.5;
+const keptWaiterArgs: ConstructorParameters<typeof Waiter> = [
+  undefined as unknown as BulkheadPolicy,
+  undefined as unknown as ExecutionContext,
+  () => undefined,
+  () => Promise.resolve(undefined) as never,
+  () => undefined,
+  () => undefined,
+];
+keepShape(new Waiter(...keptWaiterArgs));
+keepShape(new TimedWaiter(...keptWaiterArgs))._deadline = 0.5;
 
 /**
  * A bulkhead policy. See {@link bulkhead}.
