@@ -15,6 +15,14 @@ const DIST = fileURLToPath(new URL('../../../dist/redis.js', import.meta.url));
 const prefix = uniquePrefix('fleet');
 afterAll(() => deleteKeys(prefix));
 
+/**
+ * The fewest calls each process must start in the window: proof that it competed. Why not near a fair share (75): the
+ * limit is exact for the fleet, not fair between processes (whoever asks Redis first when a token frees gets it), and
+ * on a loaded 2-core machine a process of the four, starved of CPU by the test run around it, started 20 of 300. A
+ * process whose windows or clock were wrong would start none (or push the total past 303).
+ */
+const MIN_SHARE = 5;
+
 interface ChildReport {
   starts: number[];
   rejected: number;
@@ -78,7 +86,7 @@ describe('a rate limit shared by 4 processes on Redis', () => {
     // Within 1% of 300, the fleet together; every process got a share (they all competed) and none fell back.
     expect(total).toBeGreaterThanOrEqual(297);
     expect(total).toBeLessThanOrEqual(303);
-    for (const n of inWindow) expect(n).toBeGreaterThan(20);
+    for (const n of inWindow) expect(n).toBeGreaterThanOrEqual(MIN_SHARE);
     for (const r of reports) expect(r.fallbacks).toBe(0);
   }, 30_000);
 
@@ -90,7 +98,7 @@ describe('a rate limit shared by 4 processes on Redis', () => {
     );
     expect(total).toBeGreaterThanOrEqual(297);
     expect(total).toBeLessThanOrEqual(303);
-    for (const n of inWindow) expect(n).toBeGreaterThan(20);
+    for (const n of inWindow) expect(n).toBeGreaterThanOrEqual(MIN_SHARE);
     for (const r of reports) expect(r.fallbacks).toBe(0);
   }, 30_000);
 });
