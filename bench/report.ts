@@ -242,11 +242,10 @@ function inFlightTargets(r: Results): Target[] {
   const inf = r.inFlight?.find((x) => x.contender === 'bulwark pipeline(4)');
   if (!inf) return [];
   const floor = r.inFlight?.find((x) => x.contender === FLOOR_OWN_PROMISE)?.bytesOverBare;
-  const measured =
+  const opts =
     floor === undefined || !Number.isFinite(floor)
-      ? undefined
-      : `${fmt.bytes(inf.bytesOverBare)} (floor: own promise ${fmt.bytes(floor)})`;
-  const opts = measured === undefined ? {} : { measured };
+      ? {}
+      : { measured: `${fmt.bytes(inf.bytesOverBare)} (floor: own promise ${fmt.bytes(floor)})` };
   const what = '10,000 in flight through the full pipeline, heap per call over bare';
   return [
     target(what, inf.bytesOverBare, 600, fmt.bytes, 'B', opts),

@@ -226,16 +226,17 @@ export class BulkheadPolicy extends PolicyBase {
     return new Promise<T>((resolve, reject) => {
       // The waiter is untyped inside: it hands the value of `op` straight to this promise's resolve.
       const timeouts = this._timeouts;
-      if (timeouts === undefined) {
-        const w = new Waiter(this, ctx, op, next, resolve as (value: unknown) => void, reject);
-        this._enqueue(w);
-        w.subscribed = ctx._subscribe(w);
-      } else {
-        const w = new TimedWaiter(this, ctx, op, next, resolve as (value: unknown) => void, reject);
-        this._enqueue(w);
-        w.subscribed = ctx._subscribe(w);
-        timeouts.add(w);
-      }
+      const w = new (timeouts === undefined ? Waiter : TimedWaiter)(
+        this,
+        ctx,
+        op,
+        next,
+        resolve as (value: unknown) => void,
+        reject,
+      );
+      this._enqueue(w);
+      w.subscribed = ctx._subscribe(w);
+      timeouts?.add(w as TimedWaiter); // with a queue timeout, the waiter made above is a TimedWaiter
     });
   }
 
