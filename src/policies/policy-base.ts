@@ -58,11 +58,14 @@ export abstract class PolicyBase implements ObservablePolicy {
     // `_execute`'s body written out, and no options read or signal checked when none were given: V8 inlines a
     // limited amount of bytecode into one optimised function, and what the shared path spends of it is taken from
     // the policy's own logic and the operation (measured: a call less, and the operation's own callees inlined).
-    if (options === undefined) {
-      const ctx = new ExecutionContext(undefined, 'default', undefined, 1, undefined, undefined);
-      if (!this._events.wants(EV.executionCompleted)) return this._run(ctx, op, invoke);
-      return this._executeObserved(ctx, op);
-    }
+    if (options !== undefined) return this._executeWith(op, options);
+    const ctx = new ExecutionContext(undefined, 'default', undefined, 1, undefined, undefined);
+    if (!this._events.wants(EV.executionCompleted)) return this._run(ctx, op, invoke);
+    return this._executeObserved(ctx, op);
+  }
+
+  /** @internal `execute` with options. */
+  _executeWith<T>(op: Operation<T>, options: ExecuteOptions): Promise<T> {
     const ctx = rootContext(options);
     if (ctx._caller?.aborted) return Promise.reject(ctx._caller.reason);
     return this._execute(ctx, op);

@@ -151,6 +151,13 @@ describe('DeadlineQueue keeps the process alive only while a deadline is pending
     expect(refs).toEqual([false, true, false]);
     await clock.advance(100); // fires on an empty list: not re-armed
     expect(clock.pendingTimers).toBe(0);
+    q.add(a); // disarmed: arms a new timer, which holds the process from the start (no setRef call needed)
+    q.add(b);
+    expect(clock.pendingTimers).toBe(1);
+    expect(refs).toEqual([false, true, false]);
+    await clock.advance(100);
+    expect(log).toEqual(['a@', 'b@']);
+    expect(q.size).toBe(0);
   });
 });
 
@@ -188,6 +195,11 @@ describe('DeadlineQueue keeps the process alive lazily on the main thread', () =
     expect(refs).toEqual([true, false]);
     await clock.advance(100);
     expect(clock.pendingTimers).toBe(0);
+    q.add(a); // disarmed: arms again, still not holding the process, and expires it on time
+    expect(unrefArms).toEqual([true, true]);
+    expect(refs).toEqual([true, false]);
+    await clock.advance(100);
+    expect(log).toEqual(['a@']);
   });
 });
 

@@ -72,6 +72,35 @@ describe('events', () => {
     expect(got).toEqual(['a', 'b', 'b']);
   });
 
+  it('wants a type while this emitter has a listener for it or its channel has a subscriber, and not after', () => {
+    const e = new Emitter();
+    const other = new Emitter();
+    const onMessage = () => undefined;
+    const offA = e.on('fallback.used', () => undefined);
+    const offB = e.on('fallback.used', () => undefined);
+    expect(e.wants(EV.fallbackUsed)).toBe(true);
+    // Per type and per emitter.
+    expect(e.wants(EV.retryAttempt)).toBe(false);
+    expect(other.wants(EV.fallbackUsed)).toBe(false);
+    offA();
+    expect(e.wants(EV.fallbackUsed)).toBe(true);
+    subscribe(channelName('fallback.used'), onMessage);
+    try {
+      offB();
+      // No listener left, but the channel has a subscriber.
+      expect(e.wants(EV.fallbackUsed)).toBe(true);
+      expect(other.wants(EV.fallbackUsed)).toBe(true);
+    } finally {
+      unsubscribe(channelName('fallback.used'), onMessage);
+    }
+    expect(e.wants(EV.fallbackUsed)).toBe(false);
+    // A listener added again after the last one left is heard again.
+    const offC = e.on('fallback.used', () => undefined);
+    expect(e.wants(EV.fallbackUsed)).toBe(true);
+    offC();
+    expect(e.wants(EV.fallbackUsed)).toBe(false);
+  });
+
   it('a throwing listener never changes the outcome and is reported once as a warning', async () => {
     const captured = captureWarnings();
     const warnings = captured.warnings;

@@ -113,6 +113,25 @@ export class CircuitBreakerPolicy extends PolicyBase {
 
   /** @internal */
   _run<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
+    // The common call first, in as little bytecode as it takes: V8 inlines a limited amount of bytecode into one
+    // optimised function, and what this method spends is taken from the operation's own callees. Shared handlers of
+    // the current generation exist only while closed (every state change bumps the generation) and lean.
+    const s = this.#shared;
+    if (
+      s !== undefined &&
+      s.gen === this.#gen &&
+      ctx._caller === undefined &&
+      ctx._scope === undefined &&
+      s.operation === ctx.operation &&
+      s.attempt === ctx.attempt
+    ) {
+      return next(ctx, op).then(s.onValue, s.onError);
+    }
+    return this.#runOther(ctx, op, next);
+  }
+
+  /** `_run` for every call but the common one. */
+  #runOther<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): Promise<T> {
     if (this.#state !== CLOSED) {
       const rejection = this.#admit(ctx);
       if (rejection !== undefined) return Promise.reject(rejection);

@@ -73,9 +73,14 @@ export class RetryPolicy extends PolicyBase {
     // here, a retry around an op that awaits a setImmediate left Node's setImmediate internals as calls; 7,557
     // instructions per call, 7,439 without).
     if (this.#lean && !this._events.wants(EV.attemptCompleted)) {
-      return next(ctx, op).then(undefined, (error: unknown) => this.#loop<T>(ctx, op, next, this.#failure(ctx, error)));
+      return next(ctx, op).then(undefined, this.#retryOnFailure<T>(ctx, op, next));
     }
     return this.#runFull(ctx, op, next);
+  }
+
+  /** The first attempt's failure handler: enters the retry loop. */
+  #retryOnFailure<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): (error: unknown) => Promise<T> {
+    return (error) => this.#loop<T>(ctx, op, next, this.#failure(ctx, error));
   }
 
   /** `_run` with a budget, with results to classify, or with someone timing attempts. */

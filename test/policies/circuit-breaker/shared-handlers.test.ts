@@ -138,6 +138,24 @@ describe('circuitBreaker: the shared closed-state handlers', () => {
     expect(opened).toMatchObject([{ operation: 'default', attempt: 2 }]);
   });
 
+  it('stops using them the moment the state changes: isolated, opened, then closed again', async () => {
+    const cb = circuitBreaker({ window: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 60_000 });
+    expect(await cb.execute(ok)).toBe('ok'); // makes this closed generation's handlers
+    const release = cb.isolate();
+    // The handlers are still held, but they belong to the closed generation: the next call must be refused.
+    const refused = await rejectionOf(cb.execute(ok));
+    expect(isCircuitOpenError(refused)).toBe(true);
+    release();
+    expect(cb.state).toBe('closed');
+    expect(await cb.execute(ok)).toBe('ok'); // a new closed generation, new handlers
+    await rejectionOf(cb.execute(fail)); // through them: opens at the first failure
+    expect(cb.state).toBe('open');
+    expect(isCircuitOpenError(await rejectionOf(cb.execute(ok)))).toBe(true);
+    cb.reset();
+    expect(await cb.execute(ok)).toBe('ok');
+    expect(cb.state).toBe('closed');
+  });
+
   it('settles many concurrent calls of one generation through the shared handlers', async () => {
     const cb = circuitBreaker({ window: { kind: 'count', size: 10 }, failureRate: 0.5, minimumCalls: 10 });
     const gates = Array.from({ length: 10 }, () => deferred<number>());
