@@ -7,7 +7,8 @@
  * and GC-stressed), so a change could not be judged before and after. Counted instructions do not depend on what else
  * runs: with V8 made deterministic (`--single-threaded --predictable`: no concurrent compiler or GC threads, tasks in
  * a fixed order) the same build counts the same figure to within 0.1% from run to run, and every thread's work (the
- * JIT's, the GC's, Node's) is in it.
+ * JIT's, the GC's, Node's) is in it. Not so for a contender whose state follows the wall clock (adaptiveThrottle's
+ * time buckets, adaptiveLimit's measured latencies): its count moves with the machine's load (see docs/benchmarks.md).
  *
  * How: a contender runs in a child process of its own (bench/instructions-child.ts, which loads the contenders and
  * nothing else of the bench) under callgrind twice: `warm` calls and exit, then `warm + calls` calls

@@ -1253,7 +1253,11 @@ opossum's too) runs its serial calls in a process of its own under valgrind's ca
 awaits a setImmediate). Each is counted twice, after 50,000 calls of warm-up and after 100,000 more, and the difference
 over 100,000 is its instructions per call: start-up, compilation and warm-up cancel out, and everything the call costs
 any thread (the JIT's code, Node's, the promise machinery, the GC's share) is in it. The same build counts the same
-figure to within 0.1% from run to run, whatever else the machine is doing. The tables print with the ratio to bare,
+figure to within 0.1% from run to run, whatever else the machine is doing, but for the two policies whose state follows
+the wall clock (adaptiveThrottle's time buckets, adaptiveLimit's measured latencies): under callgrind a call takes tens
+of times as long, and their counts move with the machine's load (adaptiveThrottle with \`async () => 1\`: from 1,397
+to 1,965 instructions per call for the same code, a quiet run and a loaded one), so compare those within one run and
+on one machine only. The tables print with the ratio to bare,
 and the counts are saved to \`bench/results/<date>T<time>Z-node<major>-instructions.json\`. Counts are not times (a cache
 miss costs more than a hundred instructions), so the targets table stays timed: use the counts to compare builds and
 contenders on one Node. The setImmediate targets are ratios a few hundredths from their limits, which a timed run on
