@@ -1,5 +1,6 @@
 import { type Channel, channel } from 'node:diagnostics_channel';
 import { describeMessage } from '../core/describe.js';
+import { keepShape } from '../core/shapes.js';
 import { describe } from '../errors/validate.js';
 import { EVENT_TYPES, type EventOf, type EventType, type Listener, type ResilienceEvent } from './types.js';
 
@@ -64,12 +65,14 @@ function idOf(type: EventType): EventId {
 /** The diagnostics channel of each event type, by id. */
 const CHANNELS: readonly Channel[] = EVENT_TYPES.map((t) => channel(channelName(t)));
 
-/** What {@link Emitter.wants} reads per event type: a channel, or {@link HEARD}. */
-interface Gate {
-  readonly hasSubscribers: boolean;
+/** The listeners an emitter has for one event type (one or more): an event of that type is always wanted. */
+class Heard {
+  readonly hasSubscribers = true;
+  constructor(readonly list: readonly Listener<EventType>[]) {}
 }
-/** The gate of an event type an emitter has a listener for: always wanted. */
-const HEARD: Gate = Object.freeze({ hasSubscribers: true });
+// Keep its map alive (see shapes.ts): `wants`, inlined into every policy's call path, has seen it once any emitter
+// had a listener, and its optimised code would be thrown away when the last listener goes and a full GC frees it.
+keepShape(new Heard([]));
 
 const warned = new WeakSet<object>();
 
@@ -112,28 +115,27 @@ function reportListenerError(listener: object, type: EventType, error: unknown):
  * @internal
  */
 export class Emitter {
-  /** Listeners per event id (undefined: none). Why an array: see {@link EV}. */
-  readonly #listeners: (Listener<EventType>[] | undefined)[] = EVENT_TYPES.map(() => undefined);
   /**
-   * What `wants` asks, per event id: the type's channel while this emitter has no listener for it, {@link HEARD}
-   * while it has one. Why not both checks in `wants`: it is inlined into every policy's per-call path, and V8 inlines
-   * a limited amount of bytecode into one optimised function; one load and one `hasSubscribers` read is half the
-   * bytecode of two checks, and what it saves goes to the operation's own callees (callgrind, Node 20).
+   * Per event id (why an array: see {@link EV}): the type's diagnostics channel while this emitter has no listener
+   * for it, its listeners ({@link Heard}) while it has some. Either answers `hasSubscribers`, so `wants` is one load
+   * and one read. Why not a listener check and a channel check: `wants` is inlined into every policy's per-call path,
+   * and V8 inlines a limited amount of bytecode into one optimised function; the two checks took twice the bytecode,
+   * taken from the operation's own callees (callgrind, Node 20).
    */
-  readonly #gates: Gate[] = CHANNELS.slice();
+  readonly #gates: (Channel | Heard)[] = CHANNELS.slice();
   /** How many subscriptions hold each listener, per type (made on the first `on`). */
   #counts: Map<EventType, Map<Listener<EventType>, number>> | undefined;
 
   /** Whether an event of this id would reach anyone: a listener of this emitter or a channel subscriber. */
   wants(id: EventId): boolean {
-    return (this.#gates[id] as Gate).hasSubscribers;
+    return (this.#gates[id] as Channel | Heard).hasSubscribers;
   }
 
   /** Emits `event`, whose type has the id `id` (the one just passed to {@link wants}). */
   emit(id: EventId, event: ResilienceEvent): void {
-    const list = this.#listeners[id];
-    if (list !== undefined) {
-      for (const fn of list) {
+    const gate = this.#gates[id];
+    if (gate instanceof Heard) {
+      for (const fn of gate.list) {
         try {
           (fn as (e: ResilienceEvent) => void)(event);
         } catch (error) {
@@ -171,9 +173,8 @@ export class Emitter {
     const n = byType.get(fn) ?? 0;
     byType.set(fn, n + 1);
     if (n === 0) {
-      const list = this.#listeners[id];
-      this.#listeners[id] = list === undefined ? [fn] : [...list, fn];
-      this.#gates[id] = HEARD;
+      const gate = this.#gates[id];
+      this.#gates[id] = new Heard(gate instanceof Heard ? [...gate.list, fn] : [fn]);
     }
     let done = false;
     return () => {
@@ -185,13 +186,10 @@ export class Emitter {
         return;
       }
       byType.delete(fn);
-      const current = this.#listeners[id];
-      if (current === undefined) return;
-      const next = current.filter((f) => f !== fn);
-      if (next.length === 0) {
-        this.#listeners[id] = undefined;
-        this.#gates[id] = CHANNELS[id] as Channel;
-      } else this.#listeners[id] = next;
+      const gate = this.#gates[id];
+      if (!(gate instanceof Heard)) return;
+      const next = gate.list.filter((f) => f !== fn);
+      this.#gates[id] = next.length === 0 ? (CHANNELS[id] as Channel) : new Heard(next);
     };
   }
 }
