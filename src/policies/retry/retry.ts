@@ -78,7 +78,11 @@ export class RetryPolicy extends PolicyBase {
     return this.#runFull(ctx, op, next);
   }
 
-  /** The first attempt's failure handler: enters the retry loop. */
+  /**
+   * The first attempt's failure handler: enters the retry loop. A method of its own, not an arrow in `_run`: there,
+   * the closure made `_run` copy its arguments into a context of their own on every call, in bytecode V8 counts
+   * against its inlining budget wherever `_run` is inlined.
+   */
   #retryOnFailure<T>(ctx: ExecutionContext, op: Operation<T>, next: Next): (error: unknown) => Promise<T> {
     return (error) => this.#loop<T>(ctx, op, next, this.#failure(ctx, error));
   }
